@@ -1,0 +1,354 @@
+//! Tasks and their lifecycle.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{AgentId, Error, TaskId, TenantId};
+
+/// Where a task is in its lifecycle. The names are the wire statuses of the protocol.
+///
+/// ```text
+/// pending → assigned → accepted → in_progress → completed | failed
+///    ↑_________|___________|___________|   (rejected, agent lost, retry)
+/// any non-terminal status → cancelled | timed_out
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TaskStatus {
+    /// Waiting for an agent.
+    Pending,
+    /// Sent to an agent that has not answered yet.
+    Assigned,
+    /// The agent took it.
+    Accepted,
+    /// The agent reported progress.
+    InProgress,
+    /// Finished with an output.
+    Completed,
+    /// Finished with an error, retries used up or not retryable.
+    Failed,
+    /// Cancelled by a client.
+    Cancelled,
+    /// Its deadline passed, or it timed out on its last attempt.
+    TimedOut,
+}
+
+impl TaskStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [TaskStatus; 8] = [
+        Self::Pending,
+        Self::Assigned,
+        Self::Accepted,
+        Self::InProgress,
+        Self::Completed,
+        Self::Failed,
+        Self::Cancelled,
+        Self::TimedOut,
+    ];
+
+    /// The statuses this one may move to.
+    ///
+    /// `pending` is reachable again from every in-flight status: that is how a rejection,
+    /// a lost agent or a retryable failure puts a task back for reassignment. An agent may
+    /// complete or fail an accepted task without reporting progress first.
+    pub const fn successors(self) -> &'static [TaskStatus] {
+        use TaskStatus::*;
+        match self {
+            Pending => &[Assigned, Failed, Cancelled, TimedOut],
+            Assigned => &[Accepted, Pending, Cancelled, TimedOut],
+            Accepted => &[InProgress, Completed, Failed, Pending, Cancelled, TimedOut],
+            InProgress => &[Completed, Failed, Pending, Cancelled, TimedOut],
+            Completed | Failed | Cancelled | TimedOut => &[],
+        }
+    }
+
+    /// Whether the lifecycle allows moving from `self` to `to`.
+    pub fn can_transition_to(self, to: TaskStatus) -> bool {
+        self.successors().contains(&to)
+    }
+
+    /// Whether the task is finished for good.
+    pub const fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Self::Completed | Self::Failed | Self::Cancelled | Self::TimedOut
+        )
+    }
+
+    /// Whether an agent currently holds the task.
+    pub const fn is_in_flight(self) -> bool {
+        matches!(self, Self::Assigned | Self::Accepted | Self::InProgress)
+    }
+
+    /// The snake_case name used on the wire and in JSON.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Assigned => "assigned",
+            Self::Accepted => "accepted",
+            Self::InProgress => "in_progress",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+            Self::TimedOut => "timed_out",
+        }
+    }
+}
+
+impl fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How urgent a task is; routing favours speed for `high` and `critical`.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Priority {
+    /// Background work.
+    Low,
+    /// The default.
+    #[default]
+    Normal,
+    /// Should run soon.
+    High,
+    /// Should run now.
+    Critical,
+}
+
+/// Which routing strategy picks the agent for a task.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RoutingPreference {
+    /// Let the default policy choose from the task's priority and cost sensitivity.
+    #[default]
+    Auto,
+    /// Rotate through eligible agents.
+    RoundRobin,
+    /// The eligible agent with the most spare capacity.
+    LeastLoaded,
+    /// The agent whose capabilities fit the task best.
+    CapabilityMatch,
+    /// The cheapest expected cost.
+    CostOptimized,
+    /// The best observed success and speed.
+    Performance,
+    /// A bandit that learns per task kind.
+    Learning,
+}
+
+/// A unit of work routed to one agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Task {
+    /// The task's id.
+    pub id: TaskId,
+    /// The tenant that owns the task.
+    pub tenant_id: TenantId,
+    /// The task's type; an eligible agent has it among its capabilities.
+    pub kind: String,
+    /// Input handed to the agent as is.
+    pub input: serde_json::Value,
+    /// How urgent it is.
+    pub priority: Priority,
+    /// Capabilities the agent needs besides `kind`.
+    pub required_capabilities: BTreeSet<String>,
+    /// Which routing strategy to use.
+    pub routing: RoutingPreference,
+    /// Where the task is; change it with [`Task::transition`].
+    status: TaskStatus,
+    /// The agent holding the task, if any.
+    pub agent_id: Option<AgentId>,
+    /// How many times it has been assigned.
+    pub attempts: u32,
+    /// How many assignments it gets before it fails for good.
+    pub max_attempts: u32,
+    /// When it must be finished by, if ever.
+    pub deadline: Option<DateTime<Utc>>,
+    /// The task that delegated this one, if any.
+    pub parent: Option<TaskId>,
+    /// Tasks this one delegated.
+    pub children: Vec<TaskId>,
+    /// The agent's output, once completed.
+    pub output: Option<serde_json::Value>,
+    /// Why it failed, once failed.
+    pub error: Option<String>,
+    /// When it was submitted.
+    pub created_at: DateTime<Utc>,
+    /// When its status last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Task {
+    /// The default for `max_attempts`.
+    pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+
+    /// A new pending task of `kind` with `input`, normal priority and default routing.
+    pub fn new(tenant_id: TenantId, kind: impl Into<String>, input: serde_json::Value) -> Self {
+        let now = Utc::now();
+        Self {
+            id: TaskId::new(),
+            tenant_id,
+            kind: kind.into(),
+            input,
+            priority: Priority::default(),
+            required_capabilities: BTreeSet::new(),
+            routing: RoutingPreference::default(),
+            status: TaskStatus::Pending,
+            agent_id: None,
+            attempts: 0,
+            max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
+            deadline: None,
+            parent: None,
+            children: Vec::new(),
+            output: None,
+            error: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The task's current status.
+    pub fn status(&self) -> TaskStatus {
+        self.status
+    }
+
+    /// Moves the task to `to`, or explains why the lifecycle forbids it.
+    ///
+    /// This checks and records the status only; the engine sets `agent_id`, `output`
+    /// and `error` alongside.
+    pub fn transition(&mut self, to: TaskStatus) -> Result<(), Error> {
+        if !self.status.can_transition_to(to) {
+            return Err(Error::InvalidTaskTransition {
+                from: self.status,
+                to,
+            });
+        }
+        self.status = to;
+        self.updated_at = Utc::now();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use TaskStatus::*;
+
+    /// The lifecycle written out independently of `successors`.
+    const ALLOWED: &[(TaskStatus, TaskStatus)] = &[
+        (Pending, Assigned),
+        (Pending, Failed),
+        (Pending, Cancelled),
+        (Pending, TimedOut),
+        (Assigned, Accepted),
+        (Assigned, Pending),
+        (Assigned, Cancelled),
+        (Assigned, TimedOut),
+        (Accepted, InProgress),
+        (Accepted, Completed),
+        (Accepted, Failed),
+        (Accepted, Pending),
+        (Accepted, Cancelled),
+        (Accepted, TimedOut),
+        (InProgress, Completed),
+        (InProgress, Failed),
+        (InProgress, Pending),
+        (InProgress, Cancelled),
+        (InProgress, TimedOut),
+    ];
+
+    fn task_in(status: TaskStatus) -> Task {
+        let mut task = Task::new(TenantId::new(), "summarize", serde_json::json!({}));
+        task.status = status;
+        task
+    }
+
+    #[test]
+    fn every_pair_of_statuses_is_allowed_or_refused_as_specified() {
+        let mut allowed = 0;
+        for from in TaskStatus::ALL {
+            for to in TaskStatus::ALL {
+                let mut task = task_in(from);
+                let result = task.transition(to);
+                if ALLOWED.contains(&(from, to)) {
+                    allowed += 1;
+                    assert_eq!(result, Ok(()), "{from} → {to} should be allowed");
+                    assert_eq!(task.status(), to);
+                } else {
+                    assert_eq!(
+                        result,
+                        Err(Error::InvalidTaskTransition { from, to }),
+                        "{from} → {to} should be refused"
+                    );
+                    assert_eq!(task.status(), from, "a refused transition changes nothing");
+                }
+            }
+        }
+        assert_eq!(allowed, ALLOWED.len());
+    }
+
+    #[test]
+    fn cancellation_is_possible_from_every_non_terminal_status() {
+        for from in TaskStatus::ALL {
+            assert_eq!(from.can_transition_to(Cancelled), !from.is_terminal());
+        }
+    }
+
+    #[test]
+    fn a_rejected_task_goes_back_to_pending_and_can_be_reassigned() {
+        let mut task = task_in(Pending);
+        for to in [Assigned, Pending, Assigned, Accepted, InProgress, Completed] {
+            task.transition(to).unwrap();
+        }
+        assert!(task.status().is_terminal());
+    }
+
+    #[test]
+    fn statuses_serialize_as_the_wire_names() {
+        let names: Vec<_> = TaskStatus::ALL
+            .iter()
+            .map(|s| serde_json::to_value(s).unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "pending",
+                "assigned",
+                "accepted",
+                "in_progress",
+                "completed",
+                "failed",
+                "cancelled",
+                "timed_out"
+            ]
+        );
+        for status in TaskStatus::ALL {
+            assert_eq!(status.to_string(), status.as_str());
+        }
+    }
+
+    #[test]
+    fn a_task_round_trips_through_json() {
+        let mut task = Task::new(
+            TenantId::new(),
+            "translate",
+            serde_json::json!({"text": "hi"}),
+        );
+        task.priority = Priority::Critical;
+        task.required_capabilities.insert("french".into());
+        task.transition(Assigned).unwrap();
+        let json = serde_json::to_string(&task).unwrap();
+        let back: Task = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, task);
+        assert_eq!(back.status(), Assigned);
+    }
+}

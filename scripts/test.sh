@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The one test command: provisions the real services the tests need (on loopback,
+# under the git-ignored .mesh-test/), then runs the format check, clippy with warnings
+# denied, every test and doctest of the workspace and the docs build, and stops what it
+# started. Safe to run again; works as root and as a normal user.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+step() { printf '\n==> %s\n' "$*"; }
+
+# shellcheck source=scripts/services.sh
+source scripts/services.sh
+trap services_stop EXIT
+step "services"
+services_start
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (warnings denied)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo doc (warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+
+step "doctests"
+cargo test --workspace --doc --locked
+
+step "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --locked --no-fail-fast
+else
+    cargo test --workspace --locked --lib --bins --tests --examples
+fi
