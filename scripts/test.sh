@@ -19,17 +19,17 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy (warnings denied)"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 step "cargo doc (warnings denied)"
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked
 
 step "doctests"
-cargo test --workspace --doc --locked
+cargo test --workspace --doc --all-features --locked
 
 step "tests"
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --locked --no-fail-fast
+    cargo nextest run --workspace --all-features --locked --no-fail-fast
 else
-    cargo test --workspace --locked --lib --bins --tests --examples
+    cargo test --workspace --all-features --locked --lib --bins --tests --examples
 fi

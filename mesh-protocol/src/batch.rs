@@ -20,14 +20,22 @@ pub struct BatchConfig {
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        Self { max_frames: 64, max_bytes: 64 * 1024, max_delay: Duration::from_millis(1) }
+        Self {
+            max_frames: 64,
+            max_bytes: 64 * 1024,
+            max_delay: Duration::from_millis(1),
+        }
     }
 }
 
 impl BatchConfig {
     /// A config with these three limits.
     pub fn new(max_frames: usize, max_bytes: usize, max_delay: Duration) -> Self {
-        Self { max_frames: max_frames.max(1), max_bytes, max_delay }
+        Self {
+            max_frames: max_frames.max(1),
+            max_bytes,
+            max_delay,
+        }
     }
 }
 
@@ -47,7 +55,12 @@ pub struct Coalescer {
 impl Coalescer {
     /// An empty coalescer.
     pub fn new(config: BatchConfig) -> Self {
-        Self { config, frames: Vec::new(), bytes: 0, oldest: None }
+        Self {
+            config,
+            frames: Vec::new(),
+            bytes: 0,
+            oldest: None,
+        }
     }
 
     /// Holds `frame`, which arrived at `now`; returns true when the batch is full and
@@ -79,6 +92,13 @@ impl Coalescer {
         self.frames.is_empty()
     }
 
+    /// Drops what is held.
+    pub fn clear(&mut self) {
+        self.frames.clear();
+        self.bytes = 0;
+        self.oldest = None;
+    }
+
     /// Encodes what is held into `dst` (one frame, or one batch frame) and empties the
     /// coalescer; returns how many frames went out.
     pub fn flush(&mut self, codec: &mut FrameCodec, dst: &mut BytesMut) -> Result<usize, Error> {
@@ -88,9 +108,7 @@ impl Coalescer {
             [one] => codec.encode_frame(one.msg_type(), one.payload(), dst),
             many => codec.encode_batch(many, dst),
         };
-        self.frames.clear();
-        self.bytes = 0;
-        self.oldest = None;
+        self.clear();
         result.map(|()| n)
     }
 }

@@ -197,7 +197,10 @@ impl FrameCodec {
         }
         if dst.len() - body > self.limits.compression_threshold {
             self.scratch.clear();
-            if self.gzip.compress_if_smaller(&dst[body..], &mut self.scratch) {
+            if self
+                .gzip
+                .compress_if_smaller(&dst[body..], &mut self.scratch)
+            {
                 dst.truncate(body);
                 dst.extend_from_slice(&self.scratch);
                 frame_flags |= flags::COMPRESSED;
@@ -206,7 +209,10 @@ impl FrameCodec {
         let len = dst.len() - body;
         if len > self.limits.max_wire_payload {
             dst.truncate(start);
-            return Err(Error::TooLarge { len, max: self.limits.max_wire_payload });
+            return Err(Error::TooLarge {
+                len,
+                max: self.limits.max_wire_payload,
+            });
         }
         // max_wire_payload is at most u32::MAX (the builder clamps it).
         let header = Header::write(frame_flags, msg_type, len as u32);
@@ -220,12 +226,18 @@ impl FrameCodec {
     /// A batch is all or nothing: when one of its frames is malformed, none is returned.
     pub fn decode_message(&mut self, message: Bytes) -> Result<Drain<'_, Frame>, Error> {
         if message.len() < HEADER_LEN {
-            return Err(Error::SizeMismatch { declared: HEADER_LEN, actual: message.len() });
+            return Err(Error::SizeMismatch {
+                declared: HEADER_LEN,
+                actual: message.len(),
+            });
         }
         let header = Header::parse(&message[..HEADER_LEN], self.limits.max_wire_payload)?;
         let actual = message.len() - HEADER_LEN;
         if actual != header.payload_len {
-            return Err(Error::SizeMismatch { declared: header.payload_len, actual });
+            return Err(Error::SizeMismatch {
+                declared: header.payload_len,
+                actual,
+            });
         }
         let start = self.pending.len();
         let mut budget = self.limits.max_decompressed;
@@ -247,7 +259,9 @@ impl FrameCodec {
             wire
         };
         if payload.len() > *budget {
-            return Err(Error::DecompressedTooLarge { max: self.limits.max_decompressed });
+            return Err(Error::DecompressedTooLarge {
+                max: self.limits.max_decompressed,
+            });
         }
         *budget -= payload.len();
         if header.flags & flags::BATCH == 0 {
@@ -268,7 +282,9 @@ impl FrameCodec {
     fn decode_batch(&mut self, mut payload: Bytes, budget: &mut usize) -> Result<(), Error> {
         while !payload.is_empty() {
             if payload.len() < HEADER_LEN {
-                return Err(Error::BadBatch { reason: "truncated frame header inside batch" });
+                return Err(Error::BadBatch {
+                    reason: "truncated frame header inside batch",
+                });
             }
             if payload[1] & flags::BATCH != 0 {
                 return Err(Error::NestedBatch);
@@ -276,7 +292,9 @@ impl FrameCodec {
             let header = Header::parse(&payload[..HEADER_LEN], self.limits.max_wire_payload)?;
             let total = HEADER_LEN + header.payload_len;
             if payload.len() < total {
-                return Err(Error::BadBatch { reason: "truncated frame inside batch" });
+                return Err(Error::BadBatch {
+                    reason: "truncated frame inside batch",
+                });
             }
             let frame = payload.split_to(total);
             self.decode_body(header, frame.slice(HEADER_LEN..), true, budget)?;
@@ -287,7 +305,9 @@ impl FrameCodec {
 
 fn check_not_batch(msg_type: MessageType) -> Result<(), Error> {
     if msg_type == MessageType::BATCH {
-        return Err(Error::BadBatch { reason: "type 0 is only for batch frames" });
+        return Err(Error::BadBatch {
+            reason: "type 0 is only for batch frames",
+        });
     }
     Ok(())
 }

@@ -173,7 +173,11 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Self::Io(_) | Self::Closed | Self::WebSocket(_) | Self::IdleTimeout | Self::SlowPeer { .. }
+            Self::Io(_)
+                | Self::Closed
+                | Self::WebSocket(_)
+                | Self::IdleTimeout
+                | Self::SlowPeer { .. }
         ) || matches!(self, Self::HandshakeRefused { status } if *status >= 500)
     }
 }

@@ -129,7 +129,10 @@ pub struct Frame {
 impl Frame {
     /// A frame of `msg_type` carrying `payload` (uncompressed; the encoder decides).
     pub fn new(msg_type: MessageType, payload: impl Into<Bytes>) -> Self {
-        Self { msg_type, payload: payload.into() }
+        Self {
+            msg_type,
+            payload: payload.into(),
+        }
     }
 
     /// The message type.
@@ -182,7 +185,10 @@ impl Header {
         let msg_type = MessageType(u16::from_be_bytes([buf[2], buf[3]]));
         let payload_len = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]) as usize;
         if payload_len > max_wire_payload {
-            return Err(crate::Error::TooLarge { len: payload_len, max: max_wire_payload });
+            return Err(crate::Error::TooLarge {
+                len: payload_len,
+                max: max_wire_payload,
+            });
         }
         let is_batch = flags & flags::BATCH != 0;
         if is_batch != (msg_type == MessageType::BATCH) {
@@ -190,13 +196,19 @@ impl Header {
                 reason: "the BATCH flag and message type 0 go together",
             });
         }
-        Ok(Self { flags, msg_type, payload_len })
+        Ok(Self {
+            flags,
+            msg_type,
+            payload_len,
+        })
     }
 
     /// Writes a header for a payload of `payload_len` bytes.
     pub(crate) fn write(flags: u8, msg_type: MessageType, payload_len: u32) -> [u8; HEADER_LEN] {
         let t = msg_type.0.to_be_bytes();
         let l = payload_len.to_be_bytes();
-        [VERSION, flags, t[0], t[1], l[0], l[1], l[2], l[3], 0, 0, 0, 0]
+        [
+            VERSION, flags, t[0], t[1], l[0], l[1], l[2], l[3], 0, 0, 0, 0,
+        ]
     }
 }

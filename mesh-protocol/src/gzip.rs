@@ -31,7 +31,11 @@ pub(crate) struct Gzip {
 
 impl Gzip {
     pub(crate) fn new(level: u32) -> Self {
-        Self { level: Compression::new(level), deflate: None, inflate: None }
+        Self {
+            level: Compression::new(level),
+            deflate: None,
+            inflate: None,
+        }
     }
 
     /// Appends a gzip member of `input` to `out` if it comes out smaller than `input`;
@@ -47,7 +51,9 @@ impl Gzip {
         out.reserve_exact(input.len());
         out.extend_from_slice(&HEADER);
         let level = self.level;
-        let deflate = self.deflate.get_or_insert_with(|| Compress::new(level, false));
+        let deflate = self
+            .deflate
+            .get_or_insert_with(|| Compress::new(level, false));
         deflate.reset();
         if !compress_bounded(deflate, input, out, deflate_end) {
             out.truncate(start);
@@ -68,13 +74,16 @@ impl Gzip {
         inflate.reset(false);
         // Start near the likely size; grow by doubling, never past max + 1.
         let ceiling = max.saturating_add(1);
-        let mut out: Vec<u8> = Vec::with_capacity(ceiling.min(input.len().saturating_mul(4).max(256)));
+        let mut out: Vec<u8> =
+            Vec::with_capacity(ceiling.min(input.len().saturating_mul(4).max(256)));
         loop {
             let consumed = inflate.total_in() as usize;
             let before_out = out.len();
             let status = inflate
                 .decompress_vec(&body[consumed..], &mut out, FlushDecompress::None)
-                .map_err(|_| Error::BadGzip { reason: "corrupt deflate stream" })?;
+                .map_err(|_| Error::BadGzip {
+                    reason: "corrupt deflate stream",
+                })?;
             if out.len() > max {
                 return Err(Error::DecompressedTooLarge { max });
             }
@@ -88,24 +97,32 @@ impl Gzip {
                         let target = out.capacity().saturating_mul(2).min(ceiling);
                         out.reserve_exact(target - out.len());
                     } else if inflate.total_in() as usize == consumed && out.len() == before_out {
-                        return Err(Error::BadGzip { reason: "truncated deflate stream" });
+                        return Err(Error::BadGzip {
+                            reason: "truncated deflate stream",
+                        });
                     }
                 }
             }
         }
         let trailer = &body[inflate.total_in() as usize..];
         if trailer.len() < TRAILER_LEN {
-            return Err(Error::BadGzip { reason: "missing trailer" });
+            return Err(Error::BadGzip {
+                reason: "missing trailer",
+            });
         }
         let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
         let size = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
         let mut hasher = crc32fast::Hasher::new();
         hasher.update(&out);
         if hasher.finalize() != crc {
-            return Err(Error::BadGzip { reason: "CRC-32 mismatch" });
+            return Err(Error::BadGzip {
+                reason: "CRC-32 mismatch",
+            });
         }
         if size != out.len() as u32 {
-            return Err(Error::BadGzip { reason: "size mismatch in trailer" });
+            return Err(Error::BadGzip {
+                reason: "size mismatch in trailer",
+            });
         }
         Ok(out)
     }
@@ -132,19 +149,27 @@ fn compress_bounded(deflate: &mut Compress, input: &[u8], out: &mut Vec<u8>, end
 
 /// Checks the gzip header and returns what follows it.
 fn skip_header(input: &[u8]) -> Result<&[u8], Error> {
-    let short = Error::BadGzip { reason: "truncated header" };
+    let short = Error::BadGzip {
+        reason: "truncated header",
+    };
     if input.len() < HEADER.len() {
         return Err(short);
     }
     if input[..2] != MAGIC {
-        return Err(Error::BadGzip { reason: "not a gzip member (bad magic)" });
+        return Err(Error::BadGzip {
+            reason: "not a gzip member (bad magic)",
+        });
     }
     if input[2] != METHOD_DEFLATE {
-        return Err(Error::BadGzip { reason: "compression method is not deflate" });
+        return Err(Error::BadGzip {
+            reason: "compression method is not deflate",
+        });
     }
     let flg = input[3];
     if flg & FRESERVED != 0 {
-        return Err(Error::BadGzip { reason: "reserved header flags set" });
+        return Err(Error::BadGzip {
+            reason: "reserved header flags set",
+        });
     }
     let mut rest = &input[HEADER.len()..];
     if flg & FEXTRA != 0 {
@@ -152,19 +177,22 @@ fn skip_header(input: &[u8]) -> Result<&[u8], Error> {
             return Err(short);
         }
         let xlen = u16::from_le_bytes([rest[0], rest[1]]) as usize;
-        rest = rest.get(2 + xlen..).ok_or(Error::BadGzip { reason: "truncated header" })?;
+        rest = rest.get(2 + xlen..).ok_or(Error::BadGzip {
+            reason: "truncated header",
+        })?;
     }
     for flag in [FNAME, FCOMMENT] {
         if flg & flag != 0 {
-            let end = rest
-                .iter()
-                .position(|&b| b == 0)
-                .ok_or(Error::BadGzip { reason: "truncated header" })?;
+            let end = rest.iter().position(|&b| b == 0).ok_or(Error::BadGzip {
+                reason: "truncated header",
+            })?;
             rest = &rest[end + 1..];
         }
     }
     if flg & FHCRC != 0 {
-        rest = rest.get(2..).ok_or(Error::BadGzip { reason: "truncated header" })?;
+        rest = rest.get(2..).ok_or(Error::BadGzip {
+            reason: "truncated header",
+        })?;
     }
     Ok(rest)
 }
@@ -176,7 +204,9 @@ mod tests {
     use super::*;
 
     fn sample(len: usize) -> Vec<u8> {
-        (0..len).map(|i| b"mesh agents route tasks "[i % 24]).collect()
+        (0..len)
+            .map(|i| b"mesh agents route tasks "[i % 24])
+            .collect()
     }
 
     #[test]
@@ -186,7 +216,9 @@ mod tests {
         let mut out = Vec::new();
         assert!(gz.compress_if_smaller(&input, &mut out));
         let mut standard = Vec::new();
-        flate2::read::GzDecoder::new(&out[..]).read_to_end(&mut standard).unwrap();
+        flate2::read::GzDecoder::new(&out[..])
+            .read_to_end(&mut standard)
+            .unwrap();
         assert_eq!(standard, input);
         assert_eq!(gz.decompress(&out, 1 << 20).unwrap(), input);
     }
@@ -254,8 +286,17 @@ mod tests {
         let mut bad_crc = good.clone();
         let n = bad_crc.len();
         bad_crc[n - 8] ^= 1;
-        for bad in [&good[..5], &good[..good.len() - 3], &bad_crc[..], b"\x1f\x8b\x07rest", &good[..20]] {
-            assert!(matches!(gz.decompress(bad, 1 << 20), Err(Error::BadGzip { .. })), "{bad:?}");
+        for bad in [
+            &good[..5],
+            &good[..good.len() - 3],
+            &bad_crc[..],
+            b"\x1f\x8b\x07rest",
+            &good[..20],
+        ] {
+            assert!(
+                matches!(gz.decompress(bad, 1 << 20), Err(Error::BadGzip { .. })),
+                "{bad:?}"
+            );
         }
     }
 }

@@ -41,7 +41,11 @@ impl JsonRpcError {
 
     /// An error with `code` and `message`.
     pub fn new(code: i64, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), data: None }
+        Self {
+            code,
+            message: message.into(),
+            data: None,
+        }
     }
 }
 
@@ -85,8 +89,10 @@ pub enum JsonRpcMessage {
 impl JsonRpcMessage {
     /// Parses a JSON-RPC message from JSON text or bytes.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, crate::Error> {
-        serde_json::from_slice(bytes)
-            .map_err(|source| crate::Error::BadPayload { name: "jsonrpc", source })
+        serde_json::from_slice(bytes).map_err(|source| crate::Error::BadPayload {
+            name: "jsonrpc",
+            source,
+        })
     }
 }
 
@@ -126,13 +132,22 @@ impl TryFrom<RawMessage> for JsonRpcMessage {
         let id = match raw.id {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(RequestId::String(s)),
-            Some(Value::Number(n)) => Some(RequestId::Number(n.as_i64().ok_or("id must be an integer")?)),
+            Some(Value::Number(n)) => Some(RequestId::Number(
+                n.as_i64().ok_or("id must be an integer")?,
+            )),
             Some(_) => return Err("id must be a number or a string"),
         };
         match (raw.method, raw.result, raw.error) {
             (Some(method), None, None) => Ok(match id {
-                Some(id) => Self::Request { id, method, params: raw.params },
-                None => Self::Notification { method, params: raw.params },
+                Some(id) => Self::Request {
+                    id,
+                    method,
+                    params: raw.params,
+                },
+                None => Self::Notification {
+                    method,
+                    params: raw.params,
+                },
             }),
             (None, Some(result), None) => match id {
                 Some(id) => Ok(Self::Response { id, result }),
@@ -186,10 +201,19 @@ mod tests {
     #[test]
     fn classifies_the_four_kinds() {
         let cases = [
-            (json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}), "request"),
-            (json!({"jsonrpc":"2.0","method":"notifications/initialized"}), "notification"),
+            (
+                json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}),
+                "request",
+            ),
+            (
+                json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+                "notification",
+            ),
             (json!({"jsonrpc":"2.0","id":"a","result":{}}), "response"),
-            (json!({"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x"}}), "error"),
+            (
+                json!({"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x"}}),
+                "error",
+            ),
         ];
         for (value, kind) in cases {
             let msg: JsonRpcMessage = serde_json::from_value(value.clone()).unwrap();

@@ -37,7 +37,10 @@ pub struct Hello {
 
 impl Hello {
     /// A `hello` with a name and capabilities; set the other fields directly.
-    pub fn new(name: impl Into<String>, capabilities: impl IntoIterator<Item = impl Into<String>>) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        capabilities: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
         Self {
             name: name.into(),
             capabilities: capabilities.into_iter().map(Into::into).collect(),
@@ -61,7 +64,11 @@ pub struct Welcome {
 impl Welcome {
     /// A `welcome`.
     pub fn new(agent_id: Uuid, session_id: Uuid, heartbeat_ms: u64) -> Self {
-        Self { agent_id, session_id, heartbeat_ms }
+        Self {
+            agent_id,
+            session_id,
+            heartbeat_ms,
+        }
     }
 }
 
@@ -100,7 +107,11 @@ pub struct ErrorMessage {
 impl ErrorMessage {
     /// An `error` with a code and a message.
     pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { code: code.into(), message: message.into(), reference: None }
+        Self {
+            code: code.into(),
+            message: message.into(),
+            reference: None,
+        }
     }
 }
 
@@ -139,7 +150,13 @@ pub struct TaskAssign {
 impl TaskAssign {
     /// A `task_assign`.
     pub fn new(task_id: Uuid, kind: impl Into<String>, input: Value, attempt: u32) -> Self {
-        Self { task_id, kind: kind.into(), input, attempt, deadline_ms: None }
+        Self {
+            task_id,
+            kind: kind.into(),
+            input,
+            attempt,
+            deadline_ms: None,
+        }
     }
 }
 
@@ -171,7 +188,10 @@ pub struct TaskReject {
 impl TaskReject {
     /// A `task_reject`.
     pub fn new(task_id: Uuid, reason: impl Into<String>) -> Self {
-        Self { task_id, reason: reason.into() }
+        Self {
+            task_id,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -191,7 +211,11 @@ pub struct TaskProgress {
 impl TaskProgress {
     /// A `task_progress`.
     pub fn new(task_id: Uuid, progress: f64) -> Self {
-        Self { task_id, progress, message: None }
+        Self {
+            task_id,
+            progress,
+            message: None,
+        }
     }
 }
 
@@ -227,7 +251,11 @@ pub struct TaskFail {
 impl TaskFail {
     /// A `task_fail`.
     pub fn new(task_id: Uuid, error: impl Into<String>, retryable: bool) -> Self {
-        Self { task_id, error: error.into(), retryable }
+        Self {
+            task_id,
+            error: error.into(),
+            retryable,
+        }
     }
 }
 
@@ -245,7 +273,10 @@ pub struct TaskCancel {
 impl TaskCancel {
     /// A `task_cancel`.
     pub fn new(task_id: Uuid) -> Self {
-        Self { task_id, reason: None }
+        Self {
+            task_id,
+            reason: None,
+        }
     }
 }
 
@@ -293,7 +324,10 @@ pub struct TaskSubmitted {
 impl TaskSubmitted {
     /// A `task_submitted`.
     pub fn new(request_id: impl Into<String>, task_id: Uuid) -> Self {
-        Self { request_id: request_id.into(), task_id }
+        Self {
+            request_id: request_id.into(),
+            task_id,
+        }
     }
 }
 
@@ -339,7 +373,12 @@ pub struct TaskUpdate {
 impl TaskUpdate {
     /// A `task_update`.
     pub fn new(task_id: Uuid, status: TaskStatus) -> Self {
-        Self { task_id, status, output: None, error: None }
+        Self {
+            task_id,
+            status,
+            output: None,
+            error: None,
+        }
     }
 }
 
@@ -353,7 +392,10 @@ pub struct Extension {
 impl Extension {
     /// An extension message; `None` when `msg_type` is below the extension range.
     pub fn new(msg_type: MessageType, payload: impl Into<Bytes>) -> Option<Self> {
-        msg_type.is_extension().then(|| Self { msg_type, payload: payload.into() })
+        msg_type.is_extension().then(|| Self {
+            msg_type,
+            payload: payload.into(),
+        })
     }
 
     /// Its type.
@@ -466,17 +508,26 @@ impl Message {
     fn validate(&self) -> Result<(), Error> {
         match self {
             Self::TaskProgress(p) if !(0.0..=1.0).contains(&p.progress) => {
-                Err(Error::InvalidValue { name: "task_progress", reason: "progress must be within 0..=1" })
+                Err(Error::InvalidValue {
+                    name: "task_progress",
+                    reason: "progress must be within 0..=1",
+                })
             }
-            Self::Heartbeat(Heartbeat { load: Some(load), .. }) if !load.is_finite() || *load < 0.0 => {
-                Err(Error::InvalidValue { name: "heartbeat", reason: "load must be a non-negative number" })
-            }
+            Self::Heartbeat(Heartbeat {
+                load: Some(load), ..
+            }) if !load.is_finite() || *load < 0.0 => Err(Error::InvalidValue {
+                name: "heartbeat",
+                reason: "load must be a non-negative number",
+            }),
             _ => Ok(()),
         }
     }
 }
 
-fn parse<T: serde::de::DeserializeOwned>(msg_type: MessageType, payload: &[u8]) -> Result<T, Error> {
+fn parse<T: serde::de::DeserializeOwned>(
+    msg_type: MessageType,
+    payload: &[u8],
+) -> Result<T, Error> {
     if payload.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(Error::BadPayload {
             name: msg_type.name().unwrap_or("message"),

@@ -1,10 +1,12 @@
 //! Property tests: arbitrary frames and messages survive encode → decode, whatever the
 //! chunking, and arbitrary bytes never panic the decoder.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use bytes::{Bytes, BytesMut};
 use mesh_protocol::{
-    Frame, FrameCodec, Heartbeat, Hello, Message, MessageType, TaskAssign, TaskFail,
-    TaskProgress, TaskSubmit,
+    Frame, FrameCodec, Heartbeat, Hello, Message, MessageType, TaskAssign, TaskFail, TaskProgress,
+    TaskSubmit,
 };
 use proptest::prelude::*;
 use serde_json::json;
@@ -136,17 +138,30 @@ fn fraction() -> impl Strategy<Value = f64> {
 fn any_message() -> impl Strategy<Value = Message> {
     let text = "[a-zA-Z0-9 _ü漢-]{0,40}";
     prop_oneof![
-        (text, proptest::collection::vec(text, 0..5), proptest::option::of(1u32..64), proptest::option::of(uuid()))
+        (
+            text,
+            proptest::collection::vec(text, 0..5),
+            proptest::option::of(1u32..64),
+            proptest::option::of(uuid())
+        )
             .prop_map(|(name, caps, max, id)| {
                 let mut h = Hello::new(name, caps);
                 h.max_concurrency = max;
                 h.agent_id = id;
                 Message::from(h)
             }),
-        (proptest::option::of(0u32..1000), proptest::option::of(fraction()))
+        (
+            proptest::option::of(0u32..1000),
+            proptest::option::of(fraction())
+        )
             .prop_map(|(a, l)| Message::from(Heartbeat::new(a, l))),
         (uuid(), text, 1u32..10, text).prop_map(|(id, kind, attempt, s)| {
-            Message::from(TaskAssign::new(id, kind, json!({"text": s, "n": attempt}), attempt))
+            Message::from(TaskAssign::new(
+                id,
+                kind,
+                json!({"text": s, "n": attempt}),
+                attempt,
+            ))
         }),
         (uuid(), fraction()).prop_map(|(id, p)| Message::from(TaskProgress::new(id, p))),
         (uuid(), text, any::<bool>()).prop_map(|(id, e, r)| Message::from(TaskFail::new(id, e, r))),

@@ -1,0 +1,174 @@
+//! Client side: dialing a mesh with an API key, retrying with backoff.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper::header::{AUTHORIZATION, CONNECTION, HOST, SEC_WEBSOCKET_PROTOCOL, UPGRADE};
+use hyper::{Request, Uri};
+use rand::Rng;
+use tokio::net::TcpStream;
+
+use super::{Backoff, Connection, ConnectionConfig, Role, Subprotocol};
+use crate::Error;
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// `ws://host:port/path`.
+    pub url: String,
+    /// Sent as `Authorization: Bearer <key>`.
+    pub api_key: Option<String>,
+    /// Offered in `Sec-WebSocket-Protocol`. Default `mesh.v1`.
+    pub subprotocols: Vec<Subprotocol>,
+    /// How the connection behaves once open.
+    pub connection: ConnectionConfig,
+    /// Delays between attempts.
+    pub backoff: Backoff,
+    /// Attempts before giving up (at least 1). Default 10.
+    pub max_attempts: u32,
+    /// Limit on one attempt (TCP connect plus handshake). Default 10 s.
+    pub connect_timeout: Duration,
+}
+
+impl ClientConfig {
+    /// Defaults for `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            api_key: None,
+            subprotocols: vec![Subprotocol::MeshV1],
+            connection: ConnectionConfig::default(),
+            backoff: Backoff::default(),
+            max_attempts: 10,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Sets the API key.
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(key.into());
+        self
+    }
+
+    /// Sets the connection behaviour.
+    pub fn connection(mut self, connection: ConnectionConfig) -> Self {
+        self.connection = connection;
+        self
+    }
+
+    /// Sets the backoff and how many attempts to make.
+    pub fn retry(mut self, backoff: Backoff, max_attempts: u32) -> Self {
+        self.backoff = backoff;
+        self.max_attempts = max_attempts.max(1);
+        self
+    }
+
+    /// Sets the offered subprotocols.
+    pub fn subprotocols(mut self, protocols: impl IntoIterator<Item = Subprotocol>) -> Self {
+        self.subprotocols = protocols.into_iter().collect();
+        self
+    }
+}
+
+/// Connects, retrying errors that may pass (refused connections, 5xx, timeouts) with
+/// exponential backoff and jitter; a 4xx answer (such as 401) is returned at once.
+pub async fn connect(config: &ClientConfig) -> Result<Connection, Error> {
+    let mut attempt = 0;
+    loop {
+        match connect_once(config).await {
+            Ok(connection) => return Ok(connection),
+            Err(e) if e.is_retryable() && attempt + 1 < config.max_attempts => {
+                let delay = config.backoff.delay(attempt, rand::rng().random::<f64>());
+                tracing::debug!(error = %e, attempt, ?delay, "connect failed; retrying");
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// One connection attempt.
+pub async fn connect_once(config: &ClientConfig) -> Result<Connection, Error> {
+    tokio::time::timeout(config.connect_timeout, handshake(config))
+        .await
+        .map_err(|_| {
+            Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connect timed out",
+            ))
+        })?
+}
+
+async fn handshake(config: &ClientConfig) -> Result<Connection, Error> {
+    let uri: Uri = config
+        .url
+        .parse()
+        .map_err(|e| Error::WebSocket(Box::new(e)))?;
+    if uri.scheme_str() != Some("ws") {
+        return Err(Error::WebSocket("only ws:// URLs are supported".into()));
+    }
+    let host = uri
+        .host()
+        .ok_or_else(|| Error::WebSocket("URL has no host".into()))?;
+    let port = uri.port_u16().unwrap_or(80);
+    let stream = TcpStream::connect((host, port)).await?;
+    stream.set_nodelay(true)?;
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut request = Request::builder()
+        .method("GET")
+        .uri(path)
+        .header(HOST, format!("{host}:{port}"))
+        .header(UPGRADE, "websocket")
+        .header(CONNECTION, "upgrade")
+        .header(
+            "Sec-WebSocket-Key",
+            fastwebsockets::handshake::generate_key(),
+        )
+        .header("Sec-WebSocket-Version", "13");
+    if let Some(key) = &config.api_key {
+        request = request.header(AUTHORIZATION, format!("Bearer {key}"));
+    }
+    if !config.subprotocols.is_empty() {
+        let offered: Vec<&str> = config.subprotocols.iter().map(|p| p.as_str()).collect();
+        request = request.header(SEC_WEBSOCKET_PROTOCOL, offered.join(", "));
+    }
+    let request = request
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| Error::WebSocket(Box::new(e)))?;
+    let (ws, response) = fastwebsockets::handshake::client(&SpawnExecutor, request, stream)
+        .await
+        .map_err(|e| match e {
+            fastwebsockets::WebSocketError::InvalidStatusCode(status) => {
+                Error::HandshakeRefused { status }
+            }
+            fastwebsockets::WebSocketError::IoError(e) => Error::Io(e),
+            other => Error::WebSocket(Box::new(other)),
+        })?;
+    let subprotocol = response
+        .headers()
+        .get(SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Subprotocol::from_token);
+    Ok(Connection::new(
+        ws.into_inner(),
+        Role::Client,
+        subprotocol,
+        config.connection,
+    ))
+}
+
+/// Runs hyper's connection future on tokio.
+struct SpawnExecutor;
+
+impl<F> hyper::rt::Executor<F> for SpawnExecutor
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, fut: F) {
+        tokio::spawn(fut);
+    }
+}

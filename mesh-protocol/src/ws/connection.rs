@@ -1,0 +1,590 @@
+//! One WebSocket connection carrying mesh frames and JSON-RPC text.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use fastwebsockets::{Frame as WsFrame, OpCode, Payload, Role, WebSocket, WebSocketError};
+use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
+use tokio::sync::{Notify, mpsc};
+
+use crate::{BatchConfig, Coalescer, Error, ErrorMessage, Frame, FrameCodec, Limits, Message};
+
+use super::Subprotocol;
+
+/// Any byte stream a WebSocket can run over.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+type BoxedIo = Box<dyn Io>;
+
+/// How a [`Connection`] behaves.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct ConnectionConfig {
+    /// Frame codec limits (also caps a WebSocket message at the wire limit plus header).
+    pub limits: Limits,
+    /// Messages queued for sending before the peer counts as too slow. Default 1024.
+    pub send_queue: usize,
+    /// How outgoing messages that queue up together are packed into batch frames (the
+    /// writer packs what is already queued; `max_delay` is not waited for).
+    pub batch: BatchConfig,
+    /// Send a WebSocket ping this often. Default 20 s; `None` for never.
+    pub ping_interval: Option<Duration>,
+    /// Close the connection when the peer sends nothing (not even a pong) for this long.
+    /// Default 60 s; `None` for never.
+    pub idle_timeout: Option<Duration>,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            send_queue: 1024,
+            batch: BatchConfig::new(64, 64 * 1024, Duration::ZERO),
+            ping_interval: Some(Duration::from_secs(20)),
+            idle_timeout: Some(Duration::from_secs(60)),
+        }
+    }
+}
+
+impl ConnectionConfig {
+    /// Sets [`send_queue`](Self::send_queue).
+    pub fn send_queue(mut self, messages: usize) -> Self {
+        self.send_queue = messages.max(1);
+        self
+    }
+
+    /// Sets [`limits`](Self::limits).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Sets [`batch`](Self::batch).
+    pub fn batch(mut self, batch: BatchConfig) -> Self {
+        self.batch = batch;
+        self
+    }
+
+    /// Sets [`ping_interval`](Self::ping_interval).
+    pub fn ping_interval(mut self, every: Option<Duration>) -> Self {
+        self.ping_interval = every;
+        self
+    }
+
+    /// Sets [`idle_timeout`](Self::idle_timeout).
+    pub fn idle_timeout(mut self, after: Option<Duration>) -> Self {
+        self.idle_timeout = after;
+        self
+    }
+}
+
+/// What a peer sent.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Incoming {
+    /// A mesh message from a binary WebSocket message.
+    Message(Message),
+    /// A text WebSocket message (JSON-RPC / MCP); answer with [`Sender::try_send_text`].
+    Text(String),
+}
+
+enum Outgoing {
+    Message(Message),
+    Text(String),
+    Control(OpCode, Vec<u8>),
+    Close(u16, String),
+}
+
+/// The sending side of a [`Connection`]; cheap to clone and share between tasks.
+#[derive(Clone)]
+pub struct Sender {
+    tx: mpsc::Sender<Outgoing>,
+    capacity: usize,
+    slow: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender")
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+impl Sender {
+    /// Queues `message` without waiting. A full queue means the peer does not keep up:
+    /// the connection is closed (1008) and [`Error::SlowPeer`] returned.
+    pub fn try_send(&self, message: impl Into<Message>) -> Result<(), Error> {
+        self.try_push(Outgoing::Message(message.into()))
+    }
+
+    /// Queues `message`, waiting for room when the queue is full.
+    pub async fn send(&self, message: impl Into<Message>) -> Result<(), Error> {
+        self.tx
+            .send(Outgoing::Message(message.into()))
+            .await
+            .map_err(|_| Error::Closed)
+    }
+
+    /// Queues a text message (a JSON-RPC reply) without waiting.
+    pub fn try_send_text(&self, text: impl Into<String>) -> Result<(), Error> {
+        self.try_push(Outgoing::Text(text.into()))
+    }
+
+    /// Asks the writer to send a close frame with `code` and end the connection.
+    pub fn close(&self, code: u16, reason: &str) {
+        let _ = self.tx.try_send(Outgoing::Close(code, reason.to_owned()));
+    }
+
+    /// Whether the writer has stopped (the connection is closed).
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    fn try_push(&self, item: Outgoing) -> Result<(), Error> {
+        match self.tx.try_send(item) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.slow.notify_one();
+                Err(Error::SlowPeer {
+                    capacity: self.capacity,
+                })
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(Error::Closed),
+        }
+    }
+}
+
+/// A WebSocket connection speaking the mesh protocol.
+///
+/// Reading happens in [`recv`](Self::recv), on the caller's task; writing happens on a
+/// task of the connection's own, fed by a bounded queue through [`Sender`]s. The writer
+/// ends when the connection closes or every `Sender` (and the `Connection`) is dropped.
+pub struct Connection {
+    reader: fastwebsockets::WebSocketRead<ReadHalf<BoxedIo>>,
+    sender: Sender,
+    codec: FrameCodec,
+    inbox: VecDeque<Frame>,
+    partial: Option<(OpCode, BytesMut)>,
+    max_message: usize,
+    idle_timeout: Option<Duration>,
+    subprotocol: Option<Subprotocol>,
+    closed: bool,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("subprotocol", &self.subprotocol)
+            .field("closed", &self.closed)
+            .finish()
+    }
+}
+
+impl Connection {
+    /// Wraps a stream on which the WebSocket handshake has completed, and starts its
+    /// writer task (so this must run inside a tokio runtime).
+    pub fn new<S>(
+        stream: S,
+        role: Role,
+        subprotocol: Option<Subprotocol>,
+        config: ConnectionConfig,
+    ) -> Self
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let boxed: BoxedIo = Box::new(stream);
+        let mut ws = WebSocket::after_handshake(boxed, role);
+        let max_message = config
+            .limits
+            .max_wire_payload
+            .saturating_add(crate::HEADER_LEN);
+        ws.set_max_message_size(max_message.saturating_add(1));
+        ws.set_auto_close(true);
+        // Pings are answered in `recv`, so that they also count as signs of life.
+        ws.set_auto_pong(false);
+        let (reader, writer) = ws.split(tokio::io::split);
+        let (tx, rx) = mpsc::channel(config.send_queue.max(1));
+        let slow = Arc::new(Notify::new());
+        let codec = FrameCodec::builder()
+            .max_wire_payload(config.limits.max_wire_payload)
+            .max_decompressed(config.limits.max_decompressed)
+            .compression_threshold(config.limits.compression_threshold)
+            .compression_level(config.limits.compression_level);
+        let writer_task = Writer {
+            ws: writer,
+            rx,
+            slow: slow.clone(),
+            codec: codec.clone().build(),
+            coalescer: Coalescer::new(config.batch),
+            buf: BytesMut::new(),
+        };
+        tokio::spawn(writer_task.run(config.ping_interval));
+        Self {
+            reader,
+            sender: Sender {
+                tx,
+                capacity: config.send_queue.max(1),
+                slow,
+            },
+            codec: codec.build(),
+            inbox: VecDeque::new(),
+            partial: None,
+            max_message,
+            idle_timeout: config.idle_timeout,
+            subprotocol,
+            closed: false,
+        }
+    }
+
+    /// A handle for sending on this connection.
+    pub fn sender(&self) -> Sender {
+        self.sender.clone()
+    }
+
+    /// The subprotocol agreed at the handshake, if any.
+    pub fn subprotocol(&self) -> Option<Subprotocol> {
+        self.subprotocol
+    }
+
+    /// Queues `message` without waiting (see [`Sender::try_send`]).
+    pub fn try_send(&self, message: impl Into<Message>) -> Result<(), Error> {
+        self.sender.try_send(message)
+    }
+
+    /// Queues `message`, waiting for room (see [`Sender::send`]).
+    pub async fn send(&self, message: impl Into<Message>) -> Result<(), Error> {
+        self.sender.send(message).await
+    }
+
+    /// Closes the connection with a normal close (1000).
+    pub fn close(&mut self) {
+        self.sender.close(1000, "");
+        self.closed = true;
+    }
+
+    /// The next thing the peer sent, or `None` once the connection is closed.
+    ///
+    /// Malformed input is answered here: the peer gets an `error` frame with the
+    /// stable code, and a close frame when the stream can no longer be trusted. The
+    /// error is also returned, for logging; after one that closes, `recv` returns `None`.
+    pub async fn recv(&mut self) -> Option<Result<Incoming, Error>> {
+        loop {
+            if let Some(frame) = self.inbox.pop_front() {
+                return Some(self.decode_frame(&frame));
+            }
+            if self.closed {
+                return None;
+            }
+            let sender = self.sender.clone();
+            let mut obligated = move |frame: WsFrame<'_>| {
+                // Pongs and close replies; if the queue is full the peer is dropped anyway.
+                let _ = sender
+                    .tx
+                    .try_send(Outgoing::Control(frame.opcode, frame.payload.to_vec()));
+                std::future::ready(Ok::<(), Error>(()))
+            };
+            let read = self.reader.read_frame(&mut obligated);
+            let result = match self.idle_timeout {
+                Some(limit) => match tokio::time::timeout(limit, read).await {
+                    Ok(result) => result,
+                    Err(_) => return Some(Err(self.fail(Error::IdleTimeout, Some(1001)))),
+                },
+                None => read.await,
+            };
+            let frame = match result {
+                Ok(frame) => frame,
+                Err(WebSocketError::ConnectionClosed | WebSocketError::UnexpectedEOF) => {
+                    self.closed = true;
+                    return None;
+                }
+                Err(WebSocketError::IoError(e)) => {
+                    self.closed = true;
+                    return Some(Err(Error::Io(e)));
+                }
+                Err(WebSocketError::FrameTooLarge) => {
+                    let err = Error::TooLarge {
+                        len: self.max_message + 1,
+                        max: self.max_message,
+                    };
+                    return Some(Err(self.fail(err, Some(1009))));
+                }
+                Err(e) => return Some(Err(self.fail(Error::WebSocket(Box::new(e)), Some(1002)))),
+            };
+            let fin = frame.fin;
+            let opcode = frame.opcode;
+            let payload = into_bytes(frame.payload);
+            if let Some(message) = self.assemble(fin, opcode, payload) {
+                match message {
+                    Ok((OpCode::Text, bytes)) => match String::from_utf8(bytes.to_vec()) {
+                        Ok(text) => return Some(Ok(Incoming::Text(text))),
+                        Err(_) => {
+                            let err = Error::WebSocket("text message is not UTF-8".into());
+                            return Some(Err(self.fail(err, Some(1007))));
+                        }
+                    },
+                    Ok((_, bytes)) => {
+                        let decoded = match self.codec.decode_message(bytes) {
+                            Ok(frames) => {
+                                self.inbox.extend(frames);
+                                Ok(())
+                            }
+                            Err(e) => Err(e),
+                        };
+                        if let Err(e) = decoded {
+                            let close = e.close_code();
+                            return Some(Err(self.fail(e, close)));
+                        }
+                    }
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+        }
+    }
+
+    /// Reassembles fragmented messages with a size cap; `None` while incomplete or for
+    /// control frames.
+    fn assemble(
+        &mut self,
+        fin: bool,
+        opcode: OpCode,
+        payload: Bytes,
+    ) -> Option<Result<(OpCode, Bytes), Error>> {
+        match opcode {
+            OpCode::Binary | OpCode::Text if self.partial.is_some() => Some(Err(self.fail(
+                Error::WebSocket("new message inside a fragmented one".into()),
+                Some(1002),
+            ))),
+            OpCode::Binary | OpCode::Text if fin => Some(Ok((opcode, payload))),
+            OpCode::Binary | OpCode::Text => {
+                self.partial = Some((opcode, BytesMut::from(&payload[..])));
+                None
+            }
+            OpCode::Continuation => {
+                let Some((first, mut buf)) = self.partial.take() else {
+                    return Some(Err(self.fail(
+                        Error::WebSocket("continuation without a message".into()),
+                        Some(1002),
+                    )));
+                };
+                if buf.len() + payload.len() > self.max_message {
+                    let err = Error::TooLarge {
+                        len: buf.len() + payload.len(),
+                        max: self.max_message,
+                    };
+                    return Some(Err(self.fail(err, Some(1009))));
+                }
+                buf.extend_from_slice(&payload);
+                if fin {
+                    Some(Ok((first, buf.freeze())))
+                } else {
+                    self.partial = Some((first, buf));
+                    None
+                }
+            }
+            OpCode::Close => {
+                self.closed = true;
+                None
+            }
+            OpCode::Ping => {
+                let _ = self
+                    .sender
+                    .tx
+                    .try_send(Outgoing::Control(OpCode::Pong, payload.to_vec()));
+                None
+            }
+            OpCode::Pong => None,
+        }
+    }
+
+    fn decode_frame(&mut self, frame: &Frame) -> Result<Incoming, Error> {
+        match Message::from_frame(frame) {
+            Ok(message) => Ok(Incoming::Message(message)),
+            Err(e) => {
+                let close = e.close_code();
+                Err(self.fail(e, close))
+            }
+        }
+    }
+
+    /// Answers `error` with an `error` frame, and closes with `close` when given.
+    fn fail(&mut self, error: Error, close: Option<u16>) -> Error {
+        let _ = self
+            .sender
+            .tx
+            .try_send(Outgoing::Message(Message::Error(ErrorMessage::from(
+                &error,
+            ))));
+        if let Some(code) = close {
+            self.sender.close(code, error.code());
+            self.closed = true;
+            self.inbox.clear();
+        }
+        error
+    }
+}
+
+fn into_bytes(payload: Payload<'_>) -> Bytes {
+    match payload {
+        Payload::Bytes(b) => b.freeze(),
+        Payload::Owned(v) => Bytes::from(v),
+        other => Bytes::copy_from_slice(&other),
+    }
+}
+
+/// The writer task: drains the queue, packs messages that queued up together into one
+/// batch frame, pings, and closes.
+struct Writer {
+    ws: fastwebsockets::WebSocketWrite<WriteHalf<BoxedIo>>,
+    rx: mpsc::Receiver<Outgoing>,
+    slow: Arc<Notify>,
+    codec: FrameCodec,
+    coalescer: Coalescer,
+    buf: BytesMut,
+}
+
+impl Writer {
+    async fn run(mut self, ping_interval: Option<Duration>) {
+        let mut ping = ping_interval.map(|every| {
+            let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            interval
+        });
+        loop {
+            let item = tokio::select! {
+                biased;
+                () = self.slow.notified() => {
+                    let _ = self.ws.write_frame(WsFrame::close(1008, b"slow consumer")).await;
+                    break;
+                }
+                item = self.rx.recv() => match item {
+                    Some(item) => item,
+                    None => {
+                        let _ = self.ws.write_frame(WsFrame::close(1000, b"")).await;
+                        break;
+                    }
+                },
+                _ = tick(&mut ping) => {
+                    if self.ws.write_frame(WsFrame::new(true, OpCode::Ping, None, Payload::Borrowed(b""))).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            match self.write(item).await {
+                Ok(true) => {}
+                Ok(false) | Err(_) => break,
+            }
+        }
+        self.rx.close();
+    }
+
+    /// Writes one queued item (and any messages queued right behind it); false once
+    /// the connection should end.
+    async fn write(&mut self, item: Outgoing) -> Result<bool, WebSocketError> {
+        let mut next = Some(item);
+        while let Some(item) = next.take() {
+            match item {
+                Outgoing::Message(first) => {
+                    next = self.write_messages(first).await?;
+                }
+                Outgoing::Text(text) => {
+                    self.ws
+                        .write_frame(WsFrame::text(Payload::Owned(text.into_bytes())))
+                        .await?;
+                }
+                Outgoing::Control(opcode, payload) => {
+                    self.ws
+                        .write_frame(WsFrame::new(true, opcode, None, Payload::Owned(payload)))
+                        .await?;
+                    if opcode == OpCode::Close {
+                        return Ok(false);
+                    }
+                }
+                Outgoing::Close(code, reason) => {
+                    self.ws
+                        .write_frame(WsFrame::close(code, reason.as_bytes()))
+                        .await?;
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Sends `first` as one WebSocket message, packed into a batch frame with the
+    /// messages already queued behind it (no delay is added to wait for more). Returns
+    /// a non-message item it took off the queue, to be written next.
+    async fn write_messages(&mut self, first: Message) -> Result<Option<Outgoing>, WebSocketError> {
+        self.buf.clear();
+        let mut held = None;
+        let encoded = match self.rx.try_recv() {
+            Ok(Outgoing::Message(second)) => self.encode_batch(first, second, &mut held),
+            Ok(other) => {
+                held = Some(other);
+                first.encode(&mut self.codec, &mut self.buf)
+            }
+            Err(_) => first.encode(&mut self.codec, &mut self.buf),
+        };
+        match encoded {
+            Ok(()) => {
+                self.ws
+                    .write_frame(WsFrame::binary(Payload::Borrowed(&self.buf)))
+                    .await?
+            }
+            // Only a message over the wire limit fails to encode: drop it, keep going.
+            Err(e) => {
+                tracing::warn!(error = %e, "dropping an outgoing message that cannot be encoded")
+            }
+        }
+        Ok(held)
+    }
+
+    fn encode_batch(
+        &mut self,
+        first: Message,
+        second: Message,
+        held: &mut Option<Outgoing>,
+    ) -> Result<(), Error> {
+        let now = std::time::Instant::now();
+        let result = (|| {
+            let mut full = false;
+            for message in [first, second] {
+                full = self.coalescer.push(message.to_frame()?, now);
+            }
+            while !full {
+                match self.rx.try_recv() {
+                    Ok(Outgoing::Message(m)) => full = self.coalescer.push(m.to_frame()?, now),
+                    Ok(other) => {
+                        *held = Some(other);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => self
+                .coalescer
+                .flush(&mut self.codec, &mut self.buf)
+                .map(drop),
+            Err(e) => {
+                self.coalescer.clear();
+                Err(e)
+            }
+        }
+    }
+}
+
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
