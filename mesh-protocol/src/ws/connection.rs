@@ -1,13 +1,13 @@
 //! One WebSocket connection carrying mesh frames and JSON-RPC text.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use fastwebsockets::{Frame as WsFrame, OpCode, Payload, Role, WebSocket, WebSocketError};
 use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, Sleep};
 
 use crate::{BatchConfig, Coalescer, Error, ErrorMessage, Frame, FrameCodec, Limits, Message};
 
@@ -103,7 +103,8 @@ enum Outgoing {
 pub struct Sender {
     tx: mpsc::Sender<Outgoing>,
     capacity: usize,
-    slow: Arc<Notify>,
+    /// One-slot signal to the writer that the queue overflowed.
+    slow: mpsc::Sender<()>,
 }
 
 impl std::fmt::Debug for Sender {
@@ -148,7 +149,7 @@ impl Sender {
         match self.tx.try_send(item) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.slow.notify_one();
+                let _ = self.slow.try_send(());
                 Err(Error::SlowPeer {
                     capacity: self.capacity,
                 })
@@ -170,9 +171,17 @@ pub struct Connection {
     inbox: VecDeque<Frame>,
     partial: Option<(OpCode, BytesMut)>,
     max_message: usize,
-    idle_timeout: Option<Duration>,
+    idle: Option<IdleTimer>,
     subprotocol: Option<Subprotocol>,
     closed: bool,
+}
+
+/// Detects a silent peer without re-arming a timer per frame: frames only record the
+/// time; the timer is re-armed when it fires early.
+struct IdleTimer {
+    limit: Duration,
+    last_seen: Instant,
+    sleep: std::pin::Pin<Box<Sleep>>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -208,7 +217,7 @@ impl Connection {
         ws.set_auto_pong(false);
         let (reader, writer) = ws.split(tokio::io::split);
         let (tx, rx) = mpsc::channel(config.send_queue.max(1));
-        let slow = Arc::new(Notify::new());
+        let (slow, slow_rx) = mpsc::channel(1);
         let codec = FrameCodec::builder()
             .max_wire_payload(config.limits.max_wire_payload)
             .max_decompressed(config.limits.max_decompressed)
@@ -217,7 +226,7 @@ impl Connection {
         let writer_task = Writer {
             ws: writer,
             rx,
-            slow: slow.clone(),
+            slow: slow_rx,
             codec: codec.clone().build(),
             coalescer: Coalescer::new(config.batch),
             buf: BytesMut::new(),
@@ -234,7 +243,11 @@ impl Connection {
             inbox: VecDeque::new(),
             partial: None,
             max_message,
-            idle_timeout: config.idle_timeout,
+            idle: config.idle_timeout.map(|limit| IdleTimer {
+                limit,
+                last_seen: Instant::now(),
+                sleep: Box::pin(tokio::time::sleep(limit)),
+            }),
             subprotocol,
             closed: false,
         }
@@ -287,14 +300,36 @@ impl Connection {
                     .try_send(Outgoing::Control(frame.opcode, frame.payload.to_vec()));
                 std::future::ready(Ok::<(), Error>(()))
             };
-            let read = self.reader.read_frame(&mut obligated);
-            let result = match self.idle_timeout {
-                Some(limit) => match tokio::time::timeout(limit, read).await {
-                    Ok(result) => result,
-                    Err(_) => return Some(Err(self.fail(Error::IdleTimeout, Some(1001)))),
-                },
-                None => read.await,
+            // `None`: the peer was silent for longer than the idle timeout.
+            let outcome = {
+                let read = self.reader.read_frame(&mut obligated);
+                match &mut self.idle {
+                    None => Some(read.await),
+                    Some(idle) => {
+                        tokio::pin!(read);
+                        loop {
+                            tokio::select! {
+                                biased;
+                                result = &mut read => break Some(result),
+                                () = idle.sleep.as_mut() => {
+                                    let deadline = idle.last_seen + idle.limit;
+                                    if Instant::now() < deadline {
+                                        idle.sleep.as_mut().reset(deadline);
+                                        continue;
+                                    }
+                                    break None;
+                                }
+                            }
+                        }
+                    }
+                }
             };
+            let Some(result) = outcome else {
+                return Some(Err(self.fail(Error::IdleTimeout, Some(1001))));
+            };
+            if let Some(idle) = &mut self.idle {
+                idle.last_seen = Instant::now();
+            }
             let frame = match result {
                 Ok(frame) => frame,
                 Err(WebSocketError::ConnectionClosed | WebSocketError::UnexpectedEOF) => {
@@ -440,7 +475,7 @@ fn into_bytes(payload: Payload<'_>) -> Bytes {
 struct Writer {
     ws: fastwebsockets::WebSocketWrite<WriteHalf<BoxedIo>>,
     rx: mpsc::Receiver<Outgoing>,
-    slow: Arc<Notify>,
+    slow: mpsc::Receiver<()>,
     codec: FrameCodec,
     coalescer: Coalescer,
     buf: BytesMut,
@@ -456,7 +491,7 @@ impl Writer {
         loop {
             let item = tokio::select! {
                 biased;
-                () = self.slow.notified() => {
+                Some(()) = self.slow.recv() => {
                     let _ = self.ws.write_frame(WsFrame::close(1008, b"slow consumer")).await;
                     break;
                 }
