@@ -12,7 +12,12 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use mesh_protocol::{FrameCodec, Heartbeat, Message, MessageType};
 use tokio_util::codec::Decoder;
 
-const SIZES: [(usize, &str); 4] = [(64, "64B"), (1024, "1KiB"), (64 * 1024, "64KiB"), (1024 * 1024, "1MiB")];
+const SIZES: [(usize, &str); 4] = [
+    (64, "64B"),
+    (1024, "1KiB"),
+    (64 * 1024, "64KiB"),
+    (1024 * 1024, "1MiB"),
+];
 
 /// JSON-like text, compressible as real payloads are.
 fn payload(len: usize) -> Vec<u8> {
@@ -33,16 +38,28 @@ fn plain(c: &mut Criterion) {
                 black_box(&dst);
             })
         });
-        let mut codec = FrameCodec::builder().compression_threshold(usize::MAX).build();
+        let mut codec = FrameCodec::builder()
+            .compression_threshold(usize::MAX)
+            .build();
         let mut wire = BytesMut::new();
-        codec.encode_frame(MessageType::TASK_ASSIGN, &data, &mut wire).unwrap();
+        codec
+            .encode_frame(MessageType::TASK_ASSIGN, &data, &mut wire)
+            .unwrap();
         let wire = wire.freeze();
-        group.bench_with_input(BenchmarkId::new("decode_message", name), &wire, |b, wire| {
-            b.iter(|| {
-                let frame = codec.decode_message(black_box(wire.clone())).unwrap().next().unwrap();
-                black_box(frame);
-            })
-        });
+        group.bench_with_input(
+            BenchmarkId::new("decode_message", name),
+            &wire,
+            |b, wire| {
+                b.iter(|| {
+                    let frame = codec
+                        .decode_message(black_box(wire.clone()))
+                        .unwrap()
+                        .next()
+                        .unwrap();
+                    black_box(frame);
+                })
+            },
+        );
         group.bench_with_input(BenchmarkId::new("decode_stream", name), &wire, |b, wire| {
             // Includes copying the bytes into the read buffer, as a socket read would.
             let mut buf = BytesMut::with_capacity(wire.len());
@@ -55,7 +72,9 @@ fn plain(c: &mut Criterion) {
             let mut dst = BytesMut::with_capacity(data.len() + 64);
             b.iter(|| {
                 dst.clear();
-                codec.encode_frame(MessageType::TASK_ASSIGN, black_box(data), &mut dst).unwrap();
+                codec
+                    .encode_frame(MessageType::TASK_ASSIGN, black_box(data), &mut dst)
+                    .unwrap();
                 black_box(&dst);
             })
         });
@@ -72,14 +91,18 @@ fn compressed(c: &mut Criterion) {
         group.throughput(Throughput::Bytes(len as u64));
         let mut codec = FrameCodec::new();
         let mut wire = BytesMut::new();
-        codec.encode_frame(MessageType::TASK_ASSIGN, &data, &mut wire).unwrap();
+        codec
+            .encode_frame(MessageType::TASK_ASSIGN, &data, &mut wire)
+            .unwrap();
         assert_eq!(wire[1] & 1, 1, "compressed");
         let wire: Bytes = wire.freeze();
         group.bench_with_input(BenchmarkId::new("encode", name), &data, |b, data| {
             let mut dst = BytesMut::with_capacity(data.len() + 64);
             b.iter(|| {
                 dst.clear();
-                codec.encode_frame(MessageType::TASK_ASSIGN, black_box(data), &mut dst).unwrap();
+                codec
+                    .encode_frame(MessageType::TASK_ASSIGN, black_box(data), &mut dst)
+                    .unwrap();
             })
         });
         group.bench_with_input(BenchmarkId::new("decode", name), &wire, |b, wire| {

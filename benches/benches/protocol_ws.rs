@@ -40,14 +40,21 @@ async fn start(kind: Server) -> SocketAddr {
                 let service = service_fn(move |mut req: Request<Body>| async move {
                     let response = match kind {
                         Server::Bare => {
-                            let (response, fut) = fastwebsockets::upgrade::upgrade(&mut req).unwrap();
+                            let (response, fut) =
+                                fastwebsockets::upgrade::upgrade(&mut req).unwrap();
                             tokio::spawn(async move { bare_echo(fut.await.unwrap()).await });
                             response
                         }
                         Server::Mesh => {
                             let (response, pending) = upgrade(&mut req).unwrap();
                             tokio::spawn(async move {
-                                mesh_echo(pending.into_connection(ConnectionConfig::default()).await.unwrap()).await
+                                mesh_echo(
+                                    pending
+                                        .into_connection(ConnectionConfig::default())
+                                        .await
+                                        .unwrap(),
+                                )
+                                .await
                             });
                             response
                         }
@@ -68,7 +75,11 @@ async fn bare_echo(mut ws: WebSocket<TokioIo<hyper::upgrade::Upgraded>>) {
     while let Ok(frame) = ws.read_frame().await {
         if frame.opcode == OpCode::Binary {
             let payload = frame.payload.to_vec();
-            if ws.write_frame(Frame::binary(Payload::Owned(payload))).await.is_err() {
+            if ws
+                .write_frame(Frame::binary(Payload::Owned(payload)))
+                .await
+                .is_err()
+            {
                 return;
             }
         } else if frame.opcode == OpCode::Close {
@@ -104,17 +115,30 @@ async fn bare_client(addr: SocketAddr) -> WebSocket<TokioIo<hyper::upgrade::Upgr
         .header("Host", addr.to_string())
         .header(UPGRADE, "websocket")
         .header(CONNECTION, "upgrade")
-        .header("Sec-WebSocket-Key", fastwebsockets::handshake::generate_key())
+        .header(
+            "Sec-WebSocket-Key",
+            fastwebsockets::handshake::generate_key(),
+        )
         .header("Sec-WebSocket-Version", "13")
         .body(Empty::<Bytes>::new())
         .unwrap();
-    fastwebsockets::handshake::client(&Exec, request, stream).await.unwrap().0
+    fastwebsockets::handshake::client(&Exec, request, stream)
+        .await
+        .unwrap()
+        .0
 }
 
 fn round_trips(c: &mut Criterion) {
-    let single = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let single = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     round_trips_on(c, "ws_round_trip_1thread", &single);
-    let multi = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let multi = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     round_trips_on(c, "ws_round_trip_2threads", &multi);
 }
 
@@ -130,23 +154,41 @@ fn round_trips_on(c: &mut Criterion, name: &str, rt: &Runtime) {
     let bare_addr = rt.block_on(start(Server::Bare));
     let mut bare = rt.block_on(bare_client(bare_addr));
     group.bench_function("bare_fastwebsockets_echo", |b| {
-        b.iter_custom(|iters| run(rt, iters, async |ws: &mut WebSocket<_>| {
-            ws.write_frame(Frame::binary(Payload::Borrowed(&wire))).await.unwrap();
-            let frame = ws.read_frame().await.unwrap();
-            assert_eq!(frame.payload.len(), wire.len());
-        }, &mut bare))
+        b.iter_custom(|iters| {
+            run(
+                rt,
+                iters,
+                async |ws: &mut WebSocket<_>| {
+                    ws.write_frame(Frame::binary(Payload::Borrowed(&wire)))
+                        .await
+                        .unwrap();
+                    let frame = ws.read_frame().await.unwrap();
+                    assert_eq!(frame.payload.len(), wire.len());
+                },
+                &mut bare,
+            )
+        })
     });
 
     let mesh_addr = rt.block_on(start(Server::Mesh));
-    let mut mesh = rt.block_on(connect(&ClientConfig::new(format!("ws://{mesh_addr}/ws")))).unwrap();
+    let mut mesh = rt
+        .block_on(connect(&ClientConfig::new(format!("ws://{mesh_addr}/ws"))))
+        .unwrap();
     group.bench_function("mesh_transport_echo", |b| {
-        b.iter_custom(|iters| run(rt, iters, async |conn: &mut Connection| {
-            conn.send(heartbeat.clone()).await.unwrap();
-            match conn.recv().await {
-                Some(Ok(Incoming::Message(_))) => {}
-                other => panic!("{other:?}"),
-            }
-        }, &mut mesh))
+        b.iter_custom(|iters| {
+            run(
+                rt,
+                iters,
+                async |conn: &mut Connection| {
+                    conn.send(heartbeat.clone()).await.unwrap();
+                    match conn.recv().await {
+                        Some(Ok(Incoming::Message(_))) => {}
+                        other => panic!("{other:?}"),
+                    }
+                },
+                &mut mesh,
+            )
+        })
     });
     group.finish();
 }
