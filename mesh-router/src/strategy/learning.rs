@@ -17,7 +17,14 @@ pub struct LearningConfig {
     pub explorers: usize,
     /// After this many routed tasks of a kind, exploration halves. Default 500.
     pub exploration_half_life: f64,
-    /// Hourly cost at which the cost factor of the reward halves. Default $2.
+    /// Weight of the failure probability in the reward. Default 2.
+    pub failure_weight: f64,
+    /// Weight of latency (as `l / (1 + l)`, l in seconds). Default 1.
+    pub latency_weight: f64,
+    /// Weight of cost (as `c / (c + cost_scale)`, c per hour); tripled for
+    /// cost-sensitive requests. Default 0.3.
+    pub cost_weight: f64,
+    /// Hourly cost at which the cost term is half its weight. Default $2.
     pub cost_scale: f64,
     /// Seeds the sampling.
     pub seed: u64,
@@ -29,9 +36,28 @@ impl Default for LearningConfig {
             shortlist: 6,
             explorers: 4,
             exploration_half_life: 500.0,
+            failure_weight: 2.0,
+            latency_weight: 1.0,
+            cost_weight: 0.3,
             cost_scale: 2.0,
             seed: 0x1ea7,
         }
+    }
+}
+
+impl LearningConfig {
+    /// Sets the weights of failure, latency and cost in the reward.
+    pub fn weights(mut self, failure: f64, latency: f64, cost: f64) -> Self {
+        self.failure_weight = failure;
+        self.latency_weight = latency;
+        self.cost_weight = cost;
+        self
+    }
+
+    /// Sets the seed.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
     }
 }
 
@@ -40,9 +66,9 @@ impl Default for LearningConfig {
 ///
 /// For each request it draws, for every shortlisted candidate, a success probability
 /// from its Beta posterior and a latency from a log-normal around its moving average
-/// (wide while it has few observations), and picks the largest expected reward
-/// `success × 1/(1 + latency s) × 1/(1 + cost per hour / cost_scale)` (cost counts
-/// twice for cost-sensitive requests). The shortlist is the front of the index's
+/// (wide while it has few observations), and picks the largest reward
+/// `-(w_f·(1 - success) + w_l·l/(1 + l) + w_c·c/(c + cost_scale))` — a failure weighs
+/// most, then latency, then cost (three times as much for cost-sensitive requests). The shortlist is the front of the index's
 /// performance and cost orders plus a few random eligible candidates, whose number
 /// decays as the kind accumulates experience — so it explores early and settles.
 #[derive(Debug)]
@@ -78,11 +104,16 @@ impl Learning {
         let spread = 1.0 / f64::from(stats.count + 1).sqrt();
         let noise: f64 = StandardNormal.sample(&mut self.rng);
         let latency = c.expected_latency(request.kind()) * (spread * noise).exp();
-        let mut cost_factor = 1.0 / (1.0 + c.cost_per_hour() / self.config.cost_scale);
-        if request.is_cost_sensitive() {
-            cost_factor *= cost_factor;
-        }
-        success / (1.0 + latency) * cost_factor
+        let cost = c.cost_per_hour() / (c.cost_per_hour() + self.config.cost_scale);
+        let cost_weight = self.config.cost_weight
+            * if request.is_cost_sensitive() {
+                3.0
+            } else {
+                1.0
+            };
+        -self.config.failure_weight * (1.0 - success)
+            - self.config.latency_weight * latency / (1.0 + latency)
+            - cost_weight * cost
     }
 }
 
