@@ -1,20 +1,128 @@
 # Real services for the tests, started on loopback under .mesh-test/ (git-ignored).
-# Sourced by scripts/test.sh. Each service the tests need adds a start and a stop step
-# here and exports its address (MESH_TEST_*) so the tests find it; a test that needs a
-# service fails, not skips, when the variable is set but the service is gone.
+# Sourced by scripts/test.sh; needs only Python 3 (with venv) and network access to PyPI
+# the first time. Idempotent: a second run reuses the virtualenv and data directory.
 #
-# Today no test needs an external service; this file is where PostgreSQL + pgvector
-# (PyPI `pgserver`) and an SQS endpoint (PyPI `moto[server]`) are provisioned when the
-# storage crate lands.
+#   PostgreSQL 16 + pgvector  PyPI `pgserver` (server binaries and the vector extension)
+#   SQS                       PyPI `moto[server]` (the SQS JSON protocol, DLQ redrive)
+#
+# Exports for the tests:
+#   MESH_TEST_DATABASE_URL   postgres://…@127.0.0.1:PORT/mesh_test
+#   MESH_TEST_SQS_ENDPOINT   http://127.0.0.1:PORT (with dummy AWS credentials)
+#   MESH_TEST_SERVICES=1     tests that need a service fail, not skip, without it
 
 MESH_TEST_DIR="${MESH_TEST_DIR:-$PWD/.mesh-test}"
 export MESH_TEST_DIR
+MESH_PG_USER="${MESH_PG_USER:-mesh-pg}"
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_for() { # description, command...
+    local what=$1; shift
+    for _ in $(seq 1 150); do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        sleep 0.2
+    done
+    echo "$what did not come up" >&2
+    return 1
+}
+
+services_install() {
+    local venv="$MESH_TEST_DIR/venv"
+    if [ ! -x "$venv/bin/moto_server" ] || [ ! -d "$(pg_root "$venv")/bin" ]; then
+        echo "installing pgserver and moto[server] into $venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check 'pgserver==0.1.4' 'moto[server]>=5,<6'
+    fi
+}
+
+pg_root() {
+    "$1/bin/python" -c 'import os, pgserver; print(os.path.join(os.path.dirname(pgserver.__file__), "pginstall"))' 2>/dev/null
+}
+
+# Runs a PostgreSQL command as the unprivileged user (PostgreSQL refuses root).
+as_pg() {
+    if [ "$(id -u)" = 0 ]; then
+        runuser -u "$MESH_PG_USER" -- "$@"
+    else
+        "$@"
+    fi
+}
+
+postgres_start() {
+    local pg; pg="$(pg_root "$MESH_TEST_DIR/venv")"
+    if [ "$(id -u)" = 0 ]; then
+        id -u "$MESH_PG_USER" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$MESH_PG_USER"
+    fi
+    local data; data="$(pg_data)"
+    local port; port="$(free_port)"
+    if [ "$(id -u)" = 0 ]; then
+        mkdir -p "$data"
+        chown -R "$MESH_PG_USER" "$data"
+        chmod 700 "$data"
+    fi
+    if [ ! -f "$data/PG_VERSION" ]; then
+        as_pg "$pg/bin/initdb" -D "$data" -U postgres -A trust --no-sync --locale=C -E UTF8 >"$MESH_TEST_DIR/initdb.log" 2>&1 \
+            || { cat "$MESH_TEST_DIR/initdb.log" >&2; return 1; }
+    fi
+    as_pg "$pg/bin/pg_ctl" -D "$data" -w -l "$data/server.log" -o \
+        "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+        start >/dev/null || { cat "$data/server.log" >&2; return 1; }
+    echo "$port" >"$MESH_TEST_DIR/pg.port"
+    PGOPTIONS='-c client_min_messages=warning' "$pg/bin/psql" -h 127.0.0.1 -p "$port" -U postgres -qAt \
+        -c "DROP DATABASE IF EXISTS mesh_test" -c "CREATE DATABASE mesh_test" >/dev/null
+    "$pg/bin/psql" -h 127.0.0.1 -p "$port" -U postgres -d mesh_test -qAt -c "CREATE EXTENSION IF NOT EXISTS vector" >/dev/null
+    export MESH_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/mesh_test"
+    echo "PostgreSQL + pgvector on 127.0.0.1:$port"
+}
+
+postgres_stop() {
+    local pg; pg="$(pg_root "$MESH_TEST_DIR/venv")"
+    local data; data="$(pg_data)"
+    if [ -n "$pg" ] && [ -f "$data/postmaster.pid" ]; then
+        as_pg "$pg/bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
+    fi
+}
+
+# The data directory: under .mesh-test/, unless the PostgreSQL user cannot reach it
+# there (a checkout under a private home directory), then under /tmp.
+pg_data() {
+    if [ "$(id -u)" != 0 ] || runuser -u "$MESH_PG_USER" -- test -x "$MESH_TEST_DIR" 2>/dev/null; then
+        echo "$MESH_TEST_DIR/pgdata"
+    else
+        echo "/tmp/mesh-test-pgdata-$(printf %s "$MESH_TEST_DIR" | cksum | cut -d' ' -f1)"
+    fi
+}
+
+sqs_start() {
+    local port; port="$(free_port)"
+    (exec "$MESH_TEST_DIR/venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$MESH_TEST_DIR/moto.log" 2>&1) &
+    echo $! >"$MESH_TEST_DIR/moto.pid"
+    wait_for "moto_server" python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/')"
+    export MESH_TEST_SQS_ENDPOINT="http://127.0.0.1:$port"
+    export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
+    echo "SQS (moto) on 127.0.0.1:$port"
+}
+
+sqs_stop() {
+    if [ -f "$MESH_TEST_DIR/moto.pid" ]; then
+        kill "$(cat "$MESH_TEST_DIR/moto.pid")" 2>/dev/null || true
+        rm -f "$MESH_TEST_DIR/moto.pid"
+    fi
+}
 
 services_start() {
     mkdir -p "$MESH_TEST_DIR"
-    echo "no external services needed yet"
+    chmod 755 "$MESH_TEST_DIR"
+    services_stop
+    services_install
+    postgres_start
+    sqs_start
+    export MESH_TEST_SERVICES=1
 }
 
 services_stop() {
-    :
+    postgres_stop
+    sqs_stop
 }

@@ -1,0 +1,205 @@
+use std::collections::{BTreeMap, HashMap};
+use std::marker::PhantomData;
+use std::ops::Bound;
+use std::sync::RwLock;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{read, write};
+use crate::record::{Cursor, cmp_json, field};
+use crate::{Direction, Page, Query, Record, Repository, Result, StoreError, Versioned};
+
+#[derive(Debug, Clone)]
+struct Stored {
+    data: Value,
+    version: u64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+/// Records in memory, per tenant, ordered by id.
+#[derive(Debug)]
+pub struct MemoryRepository<T> {
+    tenants: RwLock<HashMap<String, BTreeMap<Uuid, Stored>>>,
+    _record: PhantomData<fn() -> T>,
+}
+
+impl<T> Default for MemoryRepository<T> {
+    fn default() -> Self {
+        Self {
+            tenants: RwLock::new(HashMap::new()),
+            _record: PhantomData,
+        }
+    }
+}
+
+impl<T: Record> MemoryRepository<T> {
+    /// An empty repository.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn load(stored: &Stored) -> Result<Versioned<T>> {
+        Ok(Versioned::new(
+            serde_json::from_value(stored.data.clone())?,
+            stored.version,
+            stored.created_at,
+            stored.updated_at,
+        ))
+    }
+}
+
+fn matches(data: &Value, filters: &[(String, Value)]) -> bool {
+    filters.iter().all(|(f, v)| data.get(f) == Some(v))
+}
+
+impl<T: Record> Repository<T> for MemoryRepository<T> {
+    async fn create(&self, tenant: &str, record: &T) -> Result<Versioned<T>> {
+        let data = serde_json::to_value(record)?;
+        let now = Utc::now();
+        let mut tenants = write(&self.tenants);
+        let records = tenants.entry(tenant.to_owned()).or_default();
+        let id = record.id();
+        if records.contains_key(&id) {
+            return Err(StoreError::AlreadyExists {
+                collection: T::COLLECTION,
+                id,
+            });
+        }
+        records.insert(
+            id,
+            Stored {
+                data,
+                version: 1,
+                created_at: now,
+                updated_at: now,
+            },
+        );
+        Ok(Versioned::new(record.clone(), 1, now, now))
+    }
+
+    async fn get(&self, tenant: &str, id: Uuid) -> Result<Option<Versioned<T>>> {
+        let tenants = read(&self.tenants);
+        tenants
+            .get(tenant)
+            .and_then(|r| r.get(&id))
+            .map(Self::load)
+            .transpose()
+    }
+
+    async fn list(&self, tenant: &str, query: &Query) -> Result<Page<T>> {
+        query.check_fields()?;
+        let limit = query.checked_limit()?;
+        let cursor = query.decoded_cursor()?;
+        let tenants = read(&self.tenants);
+        let Some(records) = tenants.get(tenant) else {
+            return Ok(Page {
+                items: Vec::new(),
+                next: None,
+            });
+        };
+        let mut picked: Vec<(Value, Uuid, &Stored)> = Vec::with_capacity(limit + 1);
+        match &query.order_by {
+            None => {
+                let start = cursor
+                    .as_ref()
+                    .map_or(Bound::Unbounded, |c| Bound::Excluded(c.id));
+                for (id, s) in records.range((start, Bound::Unbounded)) {
+                    if matches(&s.data, &query.filters) {
+                        picked.push((Value::Null, *id, s));
+                        if picked.len() > limit {
+                            break;
+                        }
+                    }
+                }
+            }
+            Some((name, direction)) => {
+                let key = |v: &Value, id: &Uuid, c: &Cursor| {
+                    let o = cmp_json(v, &c.value).then(id.cmp(&c.id));
+                    if *direction == Direction::Descending {
+                        o.reverse()
+                    } else {
+                        o
+                    }
+                };
+                let mut all: Vec<(Value, Uuid, &Stored)> = records
+                    .iter()
+                    .filter(|(_, s)| matches(&s.data, &query.filters))
+                    .map(|(id, s)| (field(&s.data, name), *id, s))
+                    .filter(|(v, id, _)| cursor.as_ref().is_none_or(|c| key(v, id, c).is_gt()))
+                    .collect();
+                all.sort_by(|a, b| {
+                    let o = cmp_json(&a.0, &b.0).then(a.1.cmp(&b.1));
+                    if *direction == Direction::Descending {
+                        o.reverse()
+                    } else {
+                        o
+                    }
+                });
+                all.truncate(limit + 1);
+                picked = all;
+            }
+        }
+        let more = picked.len() > limit;
+        picked.truncate(limit);
+        let next = if more {
+            picked.last().map(|(v, id, _)| {
+                Cursor {
+                    value: v.clone(),
+                    id: *id,
+                }
+                .encode()
+            })
+        } else {
+            None
+        };
+        let items = picked
+            .into_iter()
+            .map(|(_, _, s)| Self::load(s))
+            .collect::<Result<_>>()?;
+        Ok(Page { items, next })
+    }
+
+    async fn update(
+        &self,
+        tenant: &str,
+        record: &T,
+        expected_version: u64,
+    ) -> Result<Versioned<T>> {
+        let data = serde_json::to_value(record)?;
+        let id = record.id();
+        let mut tenants = write(&self.tenants);
+        let stored =
+            tenants
+                .get_mut(tenant)
+                .and_then(|r| r.get_mut(&id))
+                .ok_or(StoreError::NotFound {
+                    collection: T::COLLECTION,
+                    id,
+                })?;
+        if stored.version != expected_version {
+            return Err(StoreError::Conflict {
+                expected: expected_version,
+                actual: stored.version,
+            });
+        }
+        stored.data = data;
+        stored.version += 1;
+        stored.updated_at = Utc::now();
+        Ok(Versioned::new(
+            record.clone(),
+            stored.version,
+            stored.created_at,
+            stored.updated_at,
+        ))
+    }
+
+    async fn delete(&self, tenant: &str, id: Uuid) -> Result<bool> {
+        let mut tenants = write(&self.tenants);
+        Ok(tenants
+            .get_mut(tenant)
+            .is_some_and(|r| r.remove(&id).is_some()))
+    }
+}

@@ -1,0 +1,242 @@
+use std::marker::PhantomData;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::postgres::{PgArguments, PgPool, PgRow};
+use sqlx::{Arguments, Row};
+use uuid::Uuid;
+
+use super::{backend, ddl};
+use crate::record::{Cursor, check_name, field};
+use crate::{Direction, Page, Query, Record, Repository, Result, StoreError, Versioned};
+
+/// Bind parameters of a query built at run time.
+#[derive(Default)]
+struct Params {
+    args: PgArguments,
+    n: usize,
+}
+
+impl Params {
+    /// Binds `value`; returns its placeholder (`$n`).
+    fn push<'q, V>(&mut self, value: V) -> Result<String>
+    where
+        V: sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + 'q,
+    {
+        self.args
+            .add(value)
+            .map_err(|e| StoreError::invalid(e.to_string()))?;
+        self.n += 1;
+        Ok(format!("${}", self.n))
+    }
+}
+
+/// Records of `T` as JSONB rows in `mesh_records`.
+#[derive(Debug, Clone)]
+pub struct PgRepository<T> {
+    pool: PgPool,
+    _record: PhantomData<fn() -> T>,
+}
+
+impl<T: Record> PgRepository<T> {
+    pub(crate) async fn new(pool: PgPool) -> Result<Self> {
+        check_name(T::COLLECTION, 40)?;
+        let mut statements = Vec::new();
+        for f in T::INDEXED {
+            check_name(f, 40)?;
+            statements.push(format!(
+                "CREATE INDEX IF NOT EXISTS mesh_records_{c}_{f} ON mesh_records (tenant, (data->'{f}'), id) WHERE collection = '{c}'",
+                c = T::COLLECTION
+            ));
+        }
+        ddl(&pool, &statements).await?;
+        Ok(Self {
+            pool,
+            _record: PhantomData,
+        })
+    }
+
+    fn load(row: &PgRow) -> Result<Versioned<T>> {
+        let data: Value = row.try_get("data").map_err(backend)?;
+        let version: i64 = row.try_get("version").map_err(backend)?;
+        let created: DateTime<Utc> = row.try_get("created_at").map_err(backend)?;
+        let updated: DateTime<Utc> = row.try_get("updated_at").map_err(backend)?;
+        Ok(Versioned::new(
+            serde_json::from_value(data)?,
+            version as u64,
+            created,
+            updated,
+        ))
+    }
+}
+
+impl<T: Record> Repository<T> for PgRepository<T> {
+    async fn create(&self, tenant: &str, record: &T) -> Result<Versioned<T>> {
+        let data = serde_json::to_value(record)?;
+        let row = sqlx::query(
+            "INSERT INTO mesh_records (collection, tenant, id, version, data) VALUES ($1, $2, $3, 1, $4)
+             ON CONFLICT DO NOTHING RETURNING created_at, updated_at",
+        )
+        .bind(T::COLLECTION)
+        .bind(tenant)
+        .bind(record.id())
+        .bind(&data)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        let row = row.ok_or(StoreError::AlreadyExists {
+            collection: T::COLLECTION,
+            id: record.id(),
+        })?;
+        let created: DateTime<Utc> = row.try_get("created_at").map_err(backend)?;
+        let updated: DateTime<Utc> = row.try_get("updated_at").map_err(backend)?;
+        Ok(Versioned::new(record.clone(), 1, created, updated))
+    }
+
+    async fn get(&self, tenant: &str, id: Uuid) -> Result<Option<Versioned<T>>> {
+        sqlx::query(
+            "SELECT data, version, created_at, updated_at FROM mesh_records WHERE collection = $1 AND tenant = $2 AND id = $3",
+        )
+        .bind(T::COLLECTION)
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?
+        .as_ref()
+        .map(Self::load)
+        .transpose()
+    }
+
+    async fn list(&self, tenant: &str, query: &Query) -> Result<Page<T>> {
+        query.check_fields()?;
+        let limit = query.checked_limit()?;
+        let cursor = query.decoded_cursor()?;
+        let mut params = Params::default();
+        let collection = params.push(T::COLLECTION)?;
+        let tenant = params.push(tenant)?;
+        // Field names are checked ([a-z0-9_]) and inlined, so expression indexes apply.
+        let mut sql = format!(
+            "SELECT data, version, created_at, updated_at FROM mesh_records WHERE collection = {collection} AND tenant = {tenant}"
+        );
+        for (f, v) in &query.filters {
+            let p = params.push(v.clone())?;
+            sql.push_str(&format!(" AND data->'{f}' = {p}::jsonb"));
+        }
+        let order_expr = query
+            .order_by
+            .as_ref()
+            .map(|(f, d)| (format!("COALESCE(data->'{f}', 'null'::jsonb)"), *d));
+        let (dir, cmp) = match order_expr.as_ref().map(|(_, d)| *d) {
+            Some(Direction::Descending) => ("DESC", "<"),
+            _ => ("ASC", ">"),
+        };
+        if let Some(c) = &cursor {
+            let id = params.push(c.id)?;
+            match &order_expr {
+                Some((expr, _)) => {
+                    let value = params.push(c.value.clone())?;
+                    sql.push_str(&format!(" AND ({expr}, id) {cmp} ({value}::jsonb, {id})"));
+                }
+                None => sql.push_str(&format!(" AND id > {id}")),
+            }
+        }
+        match &order_expr {
+            Some((expr, _)) => sql.push_str(&format!(" ORDER BY {expr} {dir}, id {dir}")),
+            None => sql.push_str(" ORDER BY id ASC"),
+        }
+        sql.push_str(&format!(" LIMIT {}", limit + 1));
+        let args = params.args;
+        let rows = sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        let mut items = rows.iter().map(Self::load).collect::<Result<Vec<_>>>()?;
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next = if more {
+            items.last().map(|last| {
+                let value = match &query.order_by {
+                    Some((f, _)) => serde_json::to_value(&last.record)
+                        .map(|d| field(&d, f))
+                        .unwrap_or(Value::Null),
+                    None => Value::Null,
+                };
+                Cursor {
+                    value,
+                    id: last.record.id(),
+                }
+                .encode()
+            })
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    async fn update(
+        &self,
+        tenant: &str,
+        record: &T,
+        expected_version: u64,
+    ) -> Result<Versioned<T>> {
+        let data = serde_json::to_value(record)?;
+        let id = record.id();
+        let row = sqlx::query(
+            "UPDATE mesh_records SET data = $4, version = version + 1, updated_at = now()
+             WHERE collection = $1 AND tenant = $2 AND id = $3 AND version = $5
+             RETURNING version, created_at, updated_at",
+        )
+        .bind(T::COLLECTION)
+        .bind(tenant)
+        .bind(id)
+        .bind(&data)
+        .bind(expected_version as i64)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        if let Some(row) = row {
+            let version: i64 = row.try_get("version").map_err(backend)?;
+            let created: DateTime<Utc> = row.try_get("created_at").map_err(backend)?;
+            let updated: DateTime<Utc> = row.try_get("updated_at").map_err(backend)?;
+            return Ok(Versioned::new(
+                record.clone(),
+                version as u64,
+                created,
+                updated,
+            ));
+        }
+        let actual: Option<i64> = sqlx::query_scalar(
+            "SELECT version FROM mesh_records WHERE collection = $1 AND tenant = $2 AND id = $3",
+        )
+        .bind(T::COLLECTION)
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        Err(match actual {
+            Some(actual) => StoreError::Conflict {
+                expected: expected_version,
+                actual: actual as u64,
+            },
+            None => StoreError::NotFound {
+                collection: T::COLLECTION,
+                id,
+            },
+        })
+    }
+
+    async fn delete(&self, tenant: &str, id: Uuid) -> Result<bool> {
+        let result = sqlx::query(
+            "DELETE FROM mesh_records WHERE collection = $1 AND tenant = $2 AND id = $3",
+        )
+        .bind(T::COLLECTION)
+        .bind(tenant)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(result.rows_affected() > 0)
+    }
+}

@@ -1,0 +1,39 @@
+//! The repository trait.
+
+use std::future::Future;
+
+use uuid::Uuid;
+
+use crate::{Page, Query, Record, Result, Versioned};
+
+/// Stores records of type `T`, each scoped to a tenant: no call made for one tenant
+/// ever reads or changes another tenant's records.
+pub trait Repository<T: Record>: Send + Sync {
+    /// Stores a new record at version 1; [`AlreadyExists`](crate::StoreError::AlreadyExists)
+    /// if its id is taken in this tenant.
+    fn create(&self, tenant: &str, record: &T)
+    -> impl Future<Output = Result<Versioned<T>>> + Send;
+
+    /// The record with this id, if the tenant has one.
+    fn get(
+        &self,
+        tenant: &str,
+        id: Uuid,
+    ) -> impl Future<Output = Result<Option<Versioned<T>>>> + Send;
+
+    /// A page of the tenant's records matching the query.
+    fn list(&self, tenant: &str, query: &Query) -> impl Future<Output = Result<Page<T>>> + Send;
+
+    /// Replaces the record if its stored version is `expected_version`, and bumps it;
+    /// [`Conflict`](crate::StoreError::Conflict) otherwise,
+    /// [`NotFound`](crate::StoreError::NotFound) if it does not exist.
+    fn update(
+        &self,
+        tenant: &str,
+        record: &T,
+        expected_version: u64,
+    ) -> impl Future<Output = Result<Versioned<T>>> + Send;
+
+    /// Deletes the record; returns whether it existed.
+    fn delete(&self, tenant: &str, id: Uuid) -> impl Future<Output = Result<bool>> + Send;
+}

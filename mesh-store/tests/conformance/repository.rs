@@ -1,0 +1,210 @@
+use mesh_store::{Direction, Query, Record, Repository, StoreError};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::unique;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    pub id: Uuid,
+    pub name: String,
+    pub status: String,
+    pub rank: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+}
+
+impl Record for Item {
+    const COLLECTION: &'static str = "conformance_items";
+    const INDEXED: &'static [&'static str] = &["status", "rank"];
+    fn id(&self) -> Uuid {
+        self.id
+    }
+}
+
+fn item(i: i64) -> Item {
+    Item {
+        id: Uuid::now_v7(),
+        name: format!("item {i}"),
+        status: ["a", "b", "c"][(i % 3) as usize].to_owned(),
+        rank: (i * 7) % 13,
+        tag: (i % 4 == 0).then(|| format!("t{}", i % 5)),
+    }
+}
+
+pub async fn crud<R: Repository<Item>>(repo: &R) {
+    let tenant = unique("t");
+    let mut it = item(1);
+    let created = repo.create(&tenant, &it).await.unwrap();
+    assert_eq!((created.version, &created.record), (1, &it));
+    let got = repo.get(&tenant, it.id).await.unwrap().unwrap();
+    assert_eq!((got.version, &got.record), (1, &it));
+    assert!(matches!(
+        repo.create(&tenant, &it).await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+
+    it.name = "renamed".into();
+    let updated = repo.update(&tenant, &it, 1).await.unwrap();
+    assert_eq!(updated.version, 2);
+    assert_eq!(
+        repo.get(&tenant, it.id).await.unwrap().unwrap().record.name,
+        "renamed"
+    );
+    match repo.update(&tenant, &it, 1).await {
+        Err(StoreError::Conflict {
+            expected: 1,
+            actual: 2,
+        }) => {}
+        other => panic!("stale update: {other:?}"),
+    }
+    assert!(repo.delete(&tenant, it.id).await.unwrap());
+    assert!(repo.get(&tenant, it.id).await.unwrap().is_none());
+    assert!(!repo.delete(&tenant, it.id).await.unwrap());
+    assert!(matches!(
+        repo.update(&tenant, &it, 2).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+/// Pages through `query` and returns every record id in order.
+async fn all_pages<R: Repository<Item>>(repo: &R, tenant: &str, mut query: Query) -> Vec<Item> {
+    let mut out = Vec::new();
+    for _ in 0..100 {
+        let page = repo.list(tenant, &query).await.unwrap();
+        assert!(page.items.len() <= query.limit);
+        out.extend(page.items.into_iter().map(|v| v.record));
+        match page.next {
+            Some(next) => query = query.after(next),
+            None => return out,
+        }
+    }
+    panic!("paging did not end");
+}
+
+pub async fn filters_ordering_and_paging<R: Repository<Item>>(repo: &R) {
+    let tenant = unique("t");
+    let mut items = Vec::new();
+    for i in 0..57 {
+        let it = item(i);
+        repo.create(&tenant, &it).await.unwrap();
+        items.push(it);
+    }
+    // Creation order (ids are time-ordered), pages of 5.
+    let listed = all_pages(repo, &tenant, Query::new().limit(5)).await;
+    assert_eq!(listed, items);
+
+    // Equality filters.
+    let b: Vec<Item> = items.iter().filter(|i| i.status == "b").cloned().collect();
+    assert_eq!(
+        all_pages(repo, &tenant, Query::new().filter("status", "b").limit(4)).await,
+        b
+    );
+    let b3: Vec<Item> = b.iter().filter(|i| i.rank == 3).cloned().collect();
+    assert_eq!(
+        all_pages(
+            repo,
+            &tenant,
+            Query::new()
+                .filter("status", "b")
+                .filter("rank", 3)
+                .limit(4)
+        )
+        .await,
+        b3
+    );
+    assert!(
+        repo.list(&tenant, &Query::new().filter("status", "zzz"))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    // Ordering by a field (ties by id), both directions, across pages.
+    let mut by_rank = items.clone();
+    by_rank.sort_by(|x, y| x.rank.cmp(&y.rank).then(x.id.cmp(&y.id)));
+    assert_eq!(
+        all_pages(
+            repo,
+            &tenant,
+            Query::new().order_by("rank", Direction::Ascending).limit(6)
+        )
+        .await,
+        by_rank
+    );
+    by_rank.reverse();
+    assert_eq!(
+        all_pages(
+            repo,
+            &tenant,
+            Query::new()
+                .order_by("rank", Direction::Descending)
+                .limit(7)
+        )
+        .await,
+        by_rank
+    );
+
+    // A field some records lack sorts as null, first.
+    let mut by_tag = items.clone();
+    by_tag.sort_by(|x, y| x.tag.cmp(&y.tag).then(x.id.cmp(&y.id)));
+    assert_eq!(
+        all_pages(
+            repo,
+            &tenant,
+            Query::new().order_by("tag", Direction::Ascending).limit(9)
+        )
+        .await,
+        by_tag
+    );
+
+    // Bad input is a typed error.
+    for bad in [
+        Query::new().limit(Query::MAX_LIMIT + 1),
+        Query::new().after("not a cursor"),
+        Query::new().filter("bad field", 1),
+        Query::new().order_by("x'; drop table mesh_records; --", Direction::Ascending),
+    ] {
+        assert!(
+            matches!(repo.list(&tenant, &bad).await, Err(StoreError::Invalid(_))),
+            "{bad:?}"
+        );
+    }
+}
+
+pub async fn tenant_isolation<R: Repository<Item>>(repo: &R) {
+    let (a, b) = (unique("a"), unique("b"));
+    let it = item(2);
+    repo.create(&a, &it).await.unwrap();
+    // Every operation from tenant B on tenant A's record fails or finds nothing.
+    assert!(repo.get(&b, it.id).await.unwrap().is_none());
+    assert!(repo.list(&b, &Query::new()).await.unwrap().items.is_empty());
+    assert!(
+        repo.list(&b, &Query::new().filter("status", json!(it.status)))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(matches!(
+        repo.update(&b, &it, 1).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(!repo.delete(&b, it.id).await.unwrap());
+    let mut theirs = it.clone();
+    theirs.name = "b's own".into();
+    repo.create(&b, &theirs).await.unwrap();
+    repo.update(&b, &theirs, 1).await.unwrap();
+    assert!(
+        repo.delete(&b, it.id).await.unwrap(),
+        "B deletes its own record with that id"
+    );
+    let a_view = repo.get(&a, it.id).await.unwrap().unwrap();
+    assert_eq!(
+        (a_view.version, a_view.record),
+        (1, it),
+        "A's record is untouched"
+    );
+}

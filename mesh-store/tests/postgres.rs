@@ -1,0 +1,204 @@
+//! The conformance suites against PostgreSQL + pgvector, plus the queue under
+//! concurrent consumers. Needs `MESH_TEST_DATABASE_URL` (scripts/test.sh sets it).
+
+#![cfg(feature = "postgres")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod conformance;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use conformance::queue::Timing;
+use conformance::{service, unique};
+use mesh_store::{PgStore, Queue, QueueConfig, StoreError};
+
+const TIMING: Timing = Timing {
+    unit: Duration::from_millis(300),
+    strict_receipts: true,
+};
+
+async fn store() -> Option<PgStore> {
+    let url = service("MESH_TEST_DATABASE_URL")?;
+    Some(
+        PgStore::connect(&url, 8)
+            .await
+            .expect("connect to the test database"),
+    )
+}
+
+macro_rules! with_store {
+    ($name:ident, |$s:ident| $body:expr) => {
+        #[tokio::test]
+        async fn $name() {
+            if let Some($s) = store().await {
+                $body.await;
+            }
+        }
+    };
+}
+
+with_store!(repository_crud, |s| async move {
+    conformance::repository::crud(&s.repository().await.unwrap()).await
+});
+with_store!(repository_filters_ordering_and_paging, |s| async move {
+    conformance::repository::filters_ordering_and_paging(&s.repository().await.unwrap()).await
+});
+with_store!(repository_tenant_isolation, |s| async move {
+    conformance::repository::tenant_isolation(&s.repository().await.unwrap()).await
+});
+with_store!(vector_search_matches_brute_force, |s| async move {
+    conformance::vector::search_matches_brute_force(&s.vectors()).await
+});
+with_store!(vector_upsert_and_delete, |s| async move {
+    conformance::vector::upsert_replaces_and_delete_removes(&s.vectors()).await
+});
+with_store!(vector_errors_and_isolation, |s| async move {
+    conformance::vector::errors_and_isolation(&s.vectors()).await
+});
+with_store!(queue_send_receive_ack, |s| async move {
+    conformance::queue::send_receive_ack(
+        &s.queue(&unique("q"), QueueConfig::default()).unwrap(),
+        TIMING,
+    )
+    .await
+});
+with_store!(queue_unacked_messages_come_back, |s| async move {
+    conformance::queue::unacked_messages_come_back(
+        &s.queue(&unique("q"), QueueConfig::default()).unwrap(),
+        TIMING,
+    )
+    .await
+});
+with_store!(queue_nack, |s| async move {
+    conformance::queue::nack_returns_a_message_early(
+        &s.queue(&unique("q"), QueueConfig::default()).unwrap(),
+        TIMING,
+    )
+    .await
+});
+with_store!(queue_delays_and_long_polling, |s| async move {
+    conformance::queue::delayed_messages_and_long_polling(
+        &s.queue(&unique("q"), QueueConfig::default()).unwrap(),
+        TIMING,
+    )
+    .await
+});
+with_store!(queue_dead_letters, |s| async move {
+    conformance::queue::dead_letters_after_max_receives(
+        &s.queue(&unique("q"), QueueConfig::max_receives(2)).unwrap(),
+        TIMING,
+    )
+    .await
+});
+with_store!(queue_batches, |s| async move {
+    conformance::queue::batches(
+        &s.queue(&unique("q"), QueueConfig::default()).unwrap(),
+        TIMING,
+    )
+    .await
+});
+
+with_store!(migrations_are_idempotent, |s| async move {
+    s.migrate().await.unwrap();
+    s.migrate().await.unwrap();
+});
+
+with_store!(
+    unreachable_database_is_a_typed_retryable_error,
+    |_s| async move {
+        let err = PgStore::connect("postgres://postgres@127.0.0.1:1/none", 1)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::Backend {
+                    backend: "postgres",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.is_retryable(), "{err}");
+    }
+);
+
+with_store!(
+    concurrent_consumers_receive_each_message_exactly_once,
+    |s| async move {
+        let queue = s.queue(&unique("q"), QueueConfig::default()).unwrap();
+        let bodies: Vec<(String, Duration)> = (0..300)
+            .map(|i| (format!("job {i}"), Duration::ZERO))
+            .collect();
+        queue.send_batch(&bodies).await.unwrap();
+        let seen: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+        let mut consumers = Vec::new();
+        for _ in 0..6 {
+            let (queue, seen) = (queue.clone(), seen.clone());
+            consumers.push(tokio::spawn(async move {
+                loop {
+                    let got = queue
+                        .receive(7, Duration::from_secs(60), Duration::from_millis(300))
+                        .await
+                        .unwrap();
+                    if got.is_empty() {
+                        return;
+                    }
+                    for d in got {
+                        *seen.lock().unwrap().entry(d.body.clone()).or_default() += 1;
+                        queue.ack(&d.receipt).await.unwrap();
+                    }
+                }
+            }));
+        }
+        for c in consumers {
+            c.await.unwrap();
+        }
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 300, "every message was received");
+        assert!(
+            seen.values().all(|&n| n == 1),
+            "none twice within the visibility window"
+        );
+    }
+);
+
+with_store!(
+    a_consumer_killed_mid_message_loses_nothing,
+    |s| async move {
+        let name = unique("q");
+        let queue = s.queue(&name, QueueConfig::default()).unwrap();
+        queue.send("important", Duration::ZERO).await.unwrap();
+        // A consumer takes the message and dies without acking (its task is aborted).
+        let doomed = {
+            let queue = queue.clone();
+            tokio::spawn(async move {
+                let got = queue
+                    .receive(1, Duration::from_millis(800), Duration::from_secs(2))
+                    .await
+                    .unwrap();
+                assert_eq!(got.len(), 1);
+                std::future::pending::<()>().await;
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        doomed.abort();
+        // Another consumer, on another connection pool, gets it after the timeout.
+        let other = PgStore::connect(&service("MESH_TEST_DATABASE_URL").unwrap(), 2)
+            .await
+            .unwrap();
+        let queue2 = other.queue(&name, QueueConfig::default()).unwrap();
+        let got = queue2
+            .receive(1, Duration::from_secs(30), Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            (got[0].body.as_str(), got[0].receive_count),
+            ("important", 2)
+        );
+        queue2.ack(&got[0].receipt).await.unwrap();
+    }
+);
