@@ -50,7 +50,7 @@ pub enum RouteError {
         breaker_open: usize,
         /// At their rate limit.
         rate_limited: usize,
-        /// Marked unavailable (draining, unhealthy).
+        /// Marked unavailable (draining, unhealthy) or excluded by the request.
         unavailable: usize,
     },
     /// The candidate is not registered.

@@ -318,6 +318,14 @@ impl CandidateIndex {
         Ok(())
     }
 
+    /// Records that a task given to `id` was taken back without a result (rejected,
+    /// cancelled, reassigned): only its load goes down.
+    pub fn release(&mut self, id: CandidateId) -> Result<(), RouteError> {
+        let slot = self.slot_of(id)?;
+        self.update(slot, |e, _| e.active = e.active.saturating_sub(1), None);
+        Ok(())
+    }
+
     /// Records that a task of `kind` given to `id` ended: load, statistics and breaker.
     pub fn finish(
         &mut self,
@@ -414,6 +422,7 @@ impl CandidateIndex {
             rarest,
             priority: request.priority,
             cost_sensitive: request.cost_sensitive,
+            exclude: request.exclude.clone(),
             now: self.now(),
         })
     }
@@ -519,7 +528,7 @@ impl CandidateIndex {
         for c in self.capable(request) {
             candidates += 1;
             let e = c.entry();
-            if !e.available {
+            if !e.available || request.exclude.contains(&e.id) {
                 unavailable += 1;
             } else if e.active >= e.max_concurrency {
                 saturated += 1;
@@ -758,6 +767,7 @@ impl<'a> CandidateView<'a> {
         e.available
             && e.active < e.max_concurrency
             && e.has_all(&request.all)
+            && (request.exclude.is_empty() || !request.exclude.contains(&e.id))
             && e.breaker.allows(&self.index.config.breaker, request.now)
             && e.bucket.as_ref().is_none_or(|b| b.has_token(request.now))
     }

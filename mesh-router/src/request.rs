@@ -43,6 +43,8 @@ pub struct RouteRequest {
     pub cost_sensitive: bool,
     /// The tenant (or API key) whose rate limit applies.
     pub tenant: Option<String>,
+    /// Candidates not to choose (for example, ones that already rejected the task).
+    pub exclude: Vec<crate::CandidateId>,
 }
 
 impl RouteRequest {
@@ -78,6 +80,12 @@ impl RouteRequest {
         self
     }
 
+    /// Excludes candidates from the choice.
+    pub fn exclude(mut self, ids: impl IntoIterator<Item = crate::CandidateId>) -> Self {
+        self.exclude.extend(ids);
+        self
+    }
+
     /// Sets the tenant key for rate limiting.
     pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
         self.tenant = Some(tenant.into());
@@ -97,6 +105,7 @@ pub struct Resolved {
     pub(crate) rarest: Capability,
     pub(crate) priority: Priority,
     pub(crate) cost_sensitive: bool,
+    pub(crate) exclude: Vec<crate::CandidateId>,
     pub(crate) now: Instant,
 }
 

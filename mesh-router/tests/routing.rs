@@ -276,3 +276,37 @@ fn the_learning_router_settles_on_the_best_candidate() {
         "the best candidate got {picks_of_best} of the last 1000 tasks"
     );
 }
+
+#[test]
+fn excluded_candidates_are_skipped_and_release_frees_a_slot() {
+    let mut index = CandidateIndex::default();
+    index.upsert(CandidateSpec::new(1, ["x"]));
+    index.upsert(CandidateSpec::new(2, ["x"]));
+    let r = RouteRequest::new("x").exclude([CandidateId(1)]);
+    assert_eq!(
+        index.dispatch(&mut LeastLoaded, &r).unwrap(),
+        CandidateId(2)
+    );
+    assert!(matches!(
+        index.dispatch(&mut LeastLoaded, &r).unwrap_err(),
+        RouteError::NoneAvailable {
+            unavailable: 1,
+            saturated: 1,
+            ..
+        }
+    ));
+    index.release(CandidateId(2)).unwrap();
+    assert_eq!(
+        index.dispatch(&mut LeastLoaded, &r).unwrap(),
+        CandidateId(2)
+    );
+    assert_eq!(
+        index
+            .get(CandidateId(2))
+            .unwrap()
+            .stats(index.capability("x").unwrap())
+            .count,
+        0,
+        "release records no outcome"
+    );
+}
