@@ -359,17 +359,17 @@ impl CandidateIndex {
         request: &RouteRequest,
     ) -> Result<CandidateId, RouteError> {
         let resolved = self.resolve(request)?;
-        if let Some(tenant) = &request.tenant {
-            if let Some(limit) = self.tenant_limits.get(tenant).copied() {
-                let bucket = self
-                    .tenants
-                    .entry(tenant.clone())
-                    .or_insert_with(|| TokenBucket::new(limit, resolved.now));
-                if !bucket.has_token(resolved.now) {
-                    return Err(RouteError::TenantRateLimited {
-                        tenant: tenant.clone(),
-                    });
-                }
+        if let Some(tenant) = &request.tenant
+            && let Some(limit) = self.tenant_limits.get(tenant).copied()
+        {
+            let bucket = self
+                .tenants
+                .entry(tenant.clone())
+                .or_insert_with(|| TokenBucket::new(limit, resolved.now));
+            if !bucket.has_token(resolved.now) {
+                return Err(RouteError::TenantRateLimited {
+                    tenant: tenant.clone(),
+                });
             }
         }
         let id = router.route(self, &resolved)?;
@@ -657,12 +657,11 @@ impl CandidateIndex {
             let list = &mut self.postings[cap.index()];
             let pos = entry.positions[i];
             list.swap_remove(pos);
-            if let Some(&moved) = list.get(pos) {
-                if let Some(m) = self.slots[moved as usize].as_mut() {
-                    if let Some(j) = m.cap_position(*cap) {
-                        m.positions[j] = pos;
-                    }
-                }
+            if let Some(&moved) = list.get(pos)
+                && let Some(m) = self.slots[moved as usize].as_mut()
+                && let Some(j) = m.cap_position(*cap)
+            {
+                m.positions[j] = pos;
             }
             for (o, order) in self.orders.iter_mut().enumerate() {
                 order[cap.index()].remove(&(entry.keys[i][o], slot));

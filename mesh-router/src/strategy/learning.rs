@@ -143,10 +143,10 @@ impl Router for Learning {
             }
         }
         for _ in 0..explorers {
-            if let Some(c) = index.sample(request, &mut self.rng, 4) {
-                if !shortlist.contains(&c.id()) {
-                    shortlist.push(c.id());
-                }
+            if let Some(c) = index.sample(request, &mut self.rng, 4)
+                && !shortlist.contains(&c.id())
+            {
+                shortlist.push(c.id());
             }
         }
         let mut best: Option<(f64, CandidateId)> = None;
