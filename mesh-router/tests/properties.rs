@@ -158,25 +158,25 @@ proptest! {
     #[test]
     fn least_loaded_returns_a_minimum(specs in proptest::collection::vec(spec(), 1..30), request in request()) {
         let index = build(&specs);
-        if let Ok(resolved) = index.resolve(&request) {
-            if let Ok(id) = LeastLoaded.route(&index, &resolved) {
-                let min = index.eligible(&resolved).map(|c| c.load()).fold(f64::INFINITY, f64::min);
-                prop_assert_eq!(index.get(id).unwrap().load(), min);
-            }
+        if let Ok(resolved) = index.resolve(&request)
+            && let Ok(id) = LeastLoaded.route(&index, &resolved)
+        {
+            let min = index.eligible(&resolved).map(|c| c.load()).fold(f64::INFINITY, f64::min);
+            prop_assert_eq!(index.get(id).unwrap().load(), min);
         }
     }
 
     #[test]
     fn cost_optimized_returns_the_cheapest_expected_cost(specs in proptest::collection::vec(spec(), 1..30), request in request()) {
         let index = build(&specs);
-        if let Ok(resolved) = index.resolve(&request) {
-            if let Ok(id) = CostOptimized.route(&index, &resolved) {
-                let cost = |c: &mesh_router::CandidateView<'_>| c.cost_per_hour() * c.expected_latency(resolved.kind());
-                let min = index.eligible(&resolved).map(|c| cost(&c)).fold(f64::INFINITY, f64::min);
-                let chosen = cost(&index.get(id).unwrap());
-                // Keys are f32: equal up to that precision.
-                prop_assert!((chosen - min).abs() <= min.abs() * 1e-6 + 1e-9, "{chosen} vs {min}");
-            }
+        if let Ok(resolved) = index.resolve(&request)
+            && let Ok(id) = CostOptimized.route(&index, &resolved)
+        {
+            let cost = |c: &mesh_router::CandidateView<'_>| c.cost_per_hour() * c.expected_latency(resolved.kind());
+            let min = index.eligible(&resolved).map(|c| cost(&c)).fold(f64::INFINITY, f64::min);
+            let chosen = cost(&index.get(id).unwrap());
+            // Keys are f32: equal up to that precision.
+            prop_assert!((chosen - min).abs() <= min.abs() * 1e-6 + 1e-9, "{chosen} vs {min}");
         }
     }
 
