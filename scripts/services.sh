@@ -37,8 +37,10 @@ services_install() {
     fi
 }
 
+# The pgserver install's root (bin/, lib/, share/); empty before it is installed.
 pg_root() {
-    "$1/bin/python" -c 'import os, pgserver; print(os.path.join(os.path.dirname(pgserver.__file__), "pginstall"))' 2>/dev/null
+    [ -x "$1/bin/python" ] || return 0
+    "$1/bin/python" -c 'import os, pgserver; print(os.path.join(os.path.dirname(pgserver.__file__), "pginstall"))' 2>/dev/null || true
 }
 
 # Runs a PostgreSQL command as the unprivileged user (PostgreSQL refuses root).

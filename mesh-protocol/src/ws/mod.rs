@@ -9,12 +9,16 @@
 //!   code, and the close code 1002/1007/1009 where the stream can no longer be trusted),
 //!   pings to keep the link alive, times out a silent peer, and writes through a bounded
 //!   queue: a peer that does not read is closed with 1008 instead of growing memory.
+//! - [`run_agent`] is a small agent runtime on top: register, heartbeat, run tasks
+//!   through a handler, delegate sub-tasks, reconnect.
 
+mod agent;
 mod backoff;
 mod client;
 mod connection;
 mod server;
 
+pub use agent::{AgentContext, TaskError, TaskFuture, run_agent};
 pub use backoff::Backoff;
 pub use client::{ClientConfig, connect, connect_once};
 pub use connection::{Connection, ConnectionConfig, Incoming, Sender};
