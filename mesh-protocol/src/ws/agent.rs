@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use super::{ClientConfig, Incoming, Sender, connect};
 use crate::{
-    Error, Heartbeat, Hello, Message, TaskAccept, TaskAssign, TaskComplete, TaskFail, TaskProgress, TaskReject,
-    TaskStatus, TaskSubmit, TaskUpdate,
+    Error, Heartbeat, Hello, Message, TaskAccept, TaskAssign, TaskComplete, TaskFail, TaskProgress,
+    TaskReject, TaskStatus, TaskSubmit, TaskUpdate,
 };
 
 /// Why a task failed, as the handler reports it.
@@ -30,12 +30,18 @@ pub struct TaskError {
 impl TaskError {
     /// A failure worth retrying.
     pub fn retryable(message: impl Into<String>) -> Self {
-        Self { message: message.into(), retryable: true }
+        Self {
+            message: message.into(),
+            retryable: true,
+        }
     }
 
     /// A failure that will not go away.
     pub fn permanent(message: impl Into<String>) -> Self {
-        Self { message: message.into(), retryable: false }
+        Self {
+            message: message.into(),
+            retryable: false,
+        }
     }
 }
 
@@ -67,10 +73,18 @@ impl AgentContext {
 
     /// Delegates a sub-task of `kind` to the mesh (as a child of this task) and waits
     /// for it to finish; returns its final `task_update`.
-    pub async fn delegate(&self, kind: &str, input: Value, required: Vec<String>) -> Result<TaskUpdate, Error> {
+    pub async fn delegate(
+        &self,
+        kind: &str,
+        input: Value,
+        required: Vec<String>,
+    ) -> Result<TaskUpdate, Error> {
         let request_id = Uuid::now_v7().to_string();
         let (tx, rx) = oneshot::channel();
-        self.waiters.lock().unwrap_or_else(PoisonError::into_inner).insert(request_id.clone(), tx);
+        self.waiters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(request_id.clone(), tx);
         let mut submit = TaskSubmit::new(request_id, kind, input);
         submit.parent = Some(self.task_id);
         submit.required_capabilities = required;
@@ -83,7 +97,12 @@ impl AgentContext {
 /// `hello` (resuming its registration after a reconnect), heartbeats, and runs each
 /// assigned task through `handler` — up to `hello.max_concurrency` at once, rejecting
 /// the rest — answering `task_complete` or `task_fail`. `task_cancel` aborts the task.
-pub async fn run_agent<H>(config: ClientConfig, mut hello: Hello, handler: H, shutdown: impl Future<Output = ()>) -> Result<(), Error>
+pub async fn run_agent<H>(
+    config: ClientConfig,
+    mut hello: Hello,
+    handler: H,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error>
 where
     H: Fn(TaskAssign, AgentContext) -> TaskFuture + Send + Sync + 'static,
 {
@@ -96,14 +115,22 @@ where
             let welcome = match connection.recv().await {
                 Some(Ok(Incoming::Message(Message::Welcome(w)))) => w,
                 Some(Ok(Incoming::Message(Message::Error(e)))) => {
-                    return Err(Error::WebSocket(format!("registration refused: {} ({})", e.message, e.code).into()));
+                    return Err(Error::WebSocket(
+                        format!("registration refused: {} ({})", e.message, e.code).into(),
+                    ));
                 }
                 Some(Err(e)) => return Err(e),
                 _ => return Err(Error::Closed),
             };
             hello.agent_id = Some(welcome.agent_id);
             tracing::info!(agent_id = %welcome.agent_id, "registered");
-            serve(&mut connection, &handler, &hello, Duration::from_millis(welcome.heartbeat_ms.max(100))).await
+            serve(
+                &mut connection,
+                &handler,
+                &hello,
+                Duration::from_millis(welcome.heartbeat_ms.max(100)),
+            )
+            .await
         };
         tokio::select! {
             () = &mut shutdown => return Ok(()),
@@ -117,7 +144,12 @@ where
     }
 }
 
-async fn serve<H>(connection: &mut super::Connection, handler: &Arc<H>, hello: &Hello, heartbeat: Duration) -> Result<(), Error>
+async fn serve<H>(
+    connection: &mut super::Connection,
+    handler: &Arc<H>,
+    hello: &Hello,
+    heartbeat: Duration,
+) -> Result<(), Error>
 where
     H: Fn(TaskAssign, AgentContext) -> TaskFuture + Send + Sync + 'static,
 {
@@ -156,7 +188,11 @@ where
                     continue;
                 }
                 sender.send(TaskAccept::new(task_id)).await?;
-                let context = AgentContext { sender: sender.clone(), task_id, waiters: waiters.clone() };
+                let context = AgentContext {
+                    sender: sender.clone(),
+                    task_id,
+                    waiters: waiters.clone(),
+                };
                 let future = handler(task, context);
                 let (sender, done) = (sender.clone(), running.clone());
                 // The task starts once its abort handle is registered, so it cannot
@@ -165,30 +201,56 @@ where
                 let handle = tokio::spawn(async move {
                     let _ = registered.await;
                     let result = future.await;
-                    done.lock().unwrap_or_else(PoisonError::into_inner).remove(&task_id);
+                    done.lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .remove(&task_id);
                     let _ = match result {
                         Ok(output) => sender.send(TaskComplete::new(task_id, output)).await,
-                        Err(e) => sender.send(TaskFail::new(task_id, e.message, e.retryable)).await,
+                        Err(e) => {
+                            sender
+                                .send(TaskFail::new(task_id, e.message, e.retryable))
+                                .await
+                        }
                     };
                 });
-                running.lock().unwrap_or_else(PoisonError::into_inner).insert(task_id, handle.abort_handle());
+                running
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(task_id, handle.abort_handle());
                 let _ = go.send(());
             }
             Message::TaskCancel(cancel) => {
-                if let Some(handle) = running.lock().unwrap_or_else(PoisonError::into_inner).remove(&cancel.task_id) {
+                if let Some(handle) = running
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&cancel.task_id)
+                {
                     handle.abort();
                 }
             }
             Message::TaskSubmitted(s) => {
-                submitted.lock().unwrap_or_else(PoisonError::into_inner).insert(s.task_id, s.request_id);
+                submitted
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(s.task_id, s.request_id);
             }
             Message::TaskUpdate(update) if is_final(update.status) => {
-                let request = submitted.lock().unwrap_or_else(PoisonError::into_inner).remove(&update.task_id);
-                if let Some(tx) = request.and_then(|r| waiters.lock().unwrap_or_else(PoisonError::into_inner).remove(&r)) {
+                let request = submitted
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&update.task_id);
+                if let Some(tx) = request.and_then(|r| {
+                    waiters
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .remove(&r)
+                }) {
                     let _ = tx.send(update);
                 }
             }
-            Message::Error(e) => tracing::warn!(code = %e.code, message = %e.message, "error from the mesh"),
+            Message::Error(e) => {
+                tracing::warn!(code = %e.code, message = %e.message, "error from the mesh")
+            }
             Message::Goodbye(_) => return Ok(()),
             _ => {}
         }
@@ -196,5 +258,8 @@ where
 }
 
 fn is_final(status: TaskStatus) -> bool {
-    matches!(status, TaskStatus::Completed | TaskStatus::Failed | TaskStatus::Cancelled | TaskStatus::TimedOut)
+    matches!(
+        status,
+        TaskStatus::Completed | TaskStatus::Failed | TaskStatus::Cancelled | TaskStatus::TimedOut
+    )
 }
