@@ -26,11 +26,25 @@
 //! ```
 
 mod agent;
+mod auth;
+pub mod collab;
+mod engine;
 mod error;
+#[cfg(feature = "hub")]
+pub mod hub;
 mod ids;
+mod records;
+mod stores;
 mod task;
 
 pub use agent::{Agent, AgentStatus};
+pub use auth::{ApiKey, Scope, generate_key, hash_key};
+pub use engine::{AgentLink, Engine, EngineConfig, EngineError, Event, TaskSpec};
 pub use error::Error;
 pub use ids::{AgentId, ParseIdError, SessionId, TaskId, TenantId, WorkflowId};
+#[doc(hidden)]
+pub use records::TenantEntry;
+#[cfg(feature = "postgres")]
+pub use stores::PgStores;
+pub use stores::{MemoryStores, Stores};
 pub use task::{Priority, RoutingPreference, Task, TaskStatus};

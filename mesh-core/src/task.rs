@@ -181,6 +181,12 @@ pub struct Task {
     pub output: Option<serde_json::Value>,
     /// Why it failed, once failed.
     pub error: Option<String>,
+    /// The last progress the agent reported, 0 to 1.
+    #[serde(default)]
+    pub progress: Option<f64>,
+    /// How long one attempt may take, in milliseconds (the engine's default if `None`).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
     /// When it was submitted.
     pub created_at: DateTime<Utc>,
     /// When its status last changed.
@@ -211,6 +217,8 @@ impl Task {
             children: Vec::new(),
             output: None,
             error: None,
+            progress: None,
+            timeout_ms: None,
             created_at: now,
             updated_at: now,
         }

@@ -130,6 +130,13 @@ pub struct Goodbye {
     pub reason: Option<String>,
 }
 
+impl Goodbye {
+    /// A `goodbye` with an optional reason.
+    pub fn new(reason: Option<String>) -> Self {
+        Self { reason }
+    }
+}
+
 /// `task_assign` (mesh → agent): run this task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]

@@ -1,6 +1,7 @@
 //! One WebSocket connection carrying mesh frames and JSON-RPC text.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -268,9 +269,15 @@ impl Connection {
         self.sender.try_send(message)
     }
 
-    /// Queues `message`, waiting for room (see [`Sender::send`]).
-    pub async fn send(&self, message: impl Into<Message>) -> Result<(), Error> {
-        self.sender.send(message).await
+    /// Queues `message`, waiting for room (see [`Sender::send`]). The future does not
+    /// borrow the connection, so it can be awaited while another task reads.
+    pub fn send(
+        &self,
+        message: impl Into<Message>,
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'static {
+        let sender = self.sender.clone();
+        let message = message.into();
+        async move { sender.send(message).await }
     }
 
     /// Closes the connection with a normal close (1000).

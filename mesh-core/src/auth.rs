@@ -1,0 +1,121 @@
+//! API keys: generated once, stored only as a SHA-256 hash, scoped to a tenant.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use mesh_store::Record;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::TenantId;
+
+/// What a key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Scope {
+    /// Read tasks, agents, results.
+    Read,
+    /// Submit and cancel tasks.
+    Write,
+    /// Manage keys and everything else.
+    Admin,
+    /// Connect as an agent.
+    Agent,
+}
+
+impl Scope {
+    /// Every scope.
+    pub const ALL: [Scope; 4] = [Scope::Read, Scope::Write, Scope::Admin, Scope::Agent];
+}
+
+/// A stored API key: its hash, never the key itself.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ApiKey {
+    /// The key's id.
+    pub id: Uuid,
+    /// The tenant it acts for.
+    pub tenant_id: TenantId,
+    /// A label.
+    pub name: String,
+    /// SHA-256 of the key, hex.
+    pub hash: String,
+    /// What it may do.
+    pub scopes: Vec<Scope>,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("id", &self.id)
+            .field("tenant_id", &self.tenant_id)
+            .field("scopes", &self.scopes)
+            .finish()
+    }
+}
+
+impl Record for ApiKey {
+    const COLLECTION: &'static str = "api_keys";
+    const INDEXED: &'static [&'static str] = &["hash"];
+    fn id(&self) -> Uuid {
+        self.id
+    }
+}
+
+impl ApiKey {
+    /// Whether the key grants `scope` (admin grants everything).
+    pub fn allows(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope) || self.scopes.contains(&Scope::Admin)
+    }
+}
+
+/// The hash stored for `key`.
+pub fn hash_key(key: &str) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A new random key: `mesh_` and 32 random bytes, URL-safe base64.
+pub fn generate_key() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("mesh_{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_random_and_hashes_stable() {
+        let (a, b) = (generate_key(), generate_key());
+        assert_ne!(a, b);
+        assert!(a.starts_with("mesh_") && a.len() > 40);
+        assert_eq!(hash_key(&a), hash_key(&a));
+        assert_eq!(
+            hash_key("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_the_hash() {
+        let key = ApiKey {
+            id: Uuid::now_v7(),
+            tenant_id: TenantId::new(),
+            name: "k".into(),
+            hash: hash_key("secret"),
+            scopes: vec![Scope::Read],
+            created_at: Utc::now(),
+        };
+        assert!(!format!("{key:?}").contains(&key.hash));
+        assert!(key.allows(Scope::Read) && !key.allows(Scope::Write));
+    }
+}

@@ -1,0 +1,119 @@
+//! The storage the engine runs on: one bundle of mesh-store repositories.
+
+use mesh_store::Repository;
+
+use crate::auth::ApiKey;
+use crate::records::TenantEntry;
+use crate::{Agent, Task};
+
+/// The repositories the engine needs. [`MemoryStores`] is the embedded default;
+/// `PgStores` (feature `postgres`) keeps everything in PostgreSQL so an engine
+/// restarted on the same database resumes where it stopped.
+pub trait Stores: Send + Sync + 'static {
+    /// Tasks.
+    type Tasks: Repository<Task>;
+    /// Agents.
+    type Agents: Repository<Agent>;
+    /// API keys.
+    type Keys: Repository<ApiKey>;
+    /// Tenants the engine has seen.
+    #[doc(hidden)]
+    type Tenants: Repository<TenantEntry>;
+
+    /// The task repository.
+    fn tasks(&self) -> &Self::Tasks;
+    /// The agent repository.
+    fn agents(&self) -> &Self::Agents;
+    /// The API key repository.
+    fn keys(&self) -> &Self::Keys;
+    /// The tenant registry.
+    #[doc(hidden)]
+    fn tenants(&self) -> &Self::Tenants;
+}
+
+/// Everything in memory.
+#[derive(Debug, Default)]
+pub struct MemoryStores {
+    tasks: mesh_store::MemoryRepository<Task>,
+    agents: mesh_store::MemoryRepository<Agent>,
+    keys: mesh_store::MemoryRepository<ApiKey>,
+    tenants: mesh_store::MemoryRepository<TenantEntry>,
+}
+
+impl MemoryStores {
+    /// Empty stores.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Stores for MemoryStores {
+    type Tasks = mesh_store::MemoryRepository<Task>;
+    type Agents = mesh_store::MemoryRepository<Agent>;
+    type Keys = mesh_store::MemoryRepository<ApiKey>;
+    type Tenants = mesh_store::MemoryRepository<TenantEntry>;
+
+    fn tasks(&self) -> &Self::Tasks {
+        &self.tasks
+    }
+    fn agents(&self) -> &Self::Agents {
+        &self.agents
+    }
+    fn keys(&self) -> &Self::Keys {
+        &self.keys
+    }
+    fn tenants(&self) -> &Self::Tenants {
+        &self.tenants
+    }
+}
+
+/// Everything in PostgreSQL.
+#[cfg(feature = "postgres")]
+#[derive(Debug, Clone)]
+pub struct PgStores {
+    store: mesh_store::PgStore,
+    tasks: mesh_store::PgRepository<Task>,
+    agents: mesh_store::PgRepository<Agent>,
+    keys: mesh_store::PgRepository<ApiKey>,
+    tenants: mesh_store::PgRepository<TenantEntry>,
+}
+
+#[cfg(feature = "postgres")]
+impl PgStores {
+    /// The engine's repositories on `store` (migrations applied, indexes created).
+    pub async fn new(store: mesh_store::PgStore) -> mesh_store::Result<Self> {
+        Ok(Self {
+            tasks: store.repository().await?,
+            agents: store.repository().await?,
+            keys: store.repository().await?,
+            tenants: store.repository().await?,
+            store,
+        })
+    }
+
+    /// The underlying store (pool, vector index, queues).
+    pub fn store(&self) -> &mesh_store::PgStore {
+        &self.store
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl Stores for PgStores {
+    type Tasks = mesh_store::PgRepository<Task>;
+    type Agents = mesh_store::PgRepository<Agent>;
+    type Keys = mesh_store::PgRepository<ApiKey>;
+    type Tenants = mesh_store::PgRepository<TenantEntry>;
+
+    fn tasks(&self) -> &Self::Tasks {
+        &self.tasks
+    }
+    fn agents(&self) -> &Self::Agents {
+        &self.agents
+    }
+    fn keys(&self) -> &Self::Keys {
+        &self.keys
+    }
+    fn tenants(&self) -> &Self::Tenants {
+        &self.tenants
+    }
+}

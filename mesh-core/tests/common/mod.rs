@@ -1,0 +1,148 @@
+//! A hub on loopback with real WebSocket agents, for the integration tests.
+
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mesh_core::hub::{Hub, HubConfig};
+use mesh_core::{Engine, EngineConfig, Event, Scope, Stores, Task, TaskId, TaskStatus, TenantId};
+use mesh_protocol::ws::{
+    AgentContext, Backoff, ClientConfig, ConnectionConfig, TaskError, TaskFuture, run_agent,
+};
+use mesh_protocol::{Hello, TaskAssign};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+pub struct Mesh {
+    pub engine: Engine,
+    pub tenant: TenantId,
+    pub key: String,
+    pub url: String,
+    pub events: broadcast::Receiver<Event>,
+    server: JoinHandle<()>,
+}
+
+impl Drop for Mesh {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+pub fn fast_config() -> EngineConfig {
+    EngineConfig::default()
+        .heartbeat(Duration::from_millis(200), 3)
+        .tick(Duration::from_millis(10))
+        .retry_backoff(Duration::from_millis(20), Duration::from_millis(200))
+}
+
+pub async fn mesh_on<S: Stores>(config: EngineConfig, stores: S) -> Mesh {
+    let engine = Engine::start(config, stores).await.unwrap();
+    let tenant = TenantId::new();
+    let (key, _) = engine
+        .create_api_key(
+            tenant,
+            "test",
+            vec![Scope::Agent, Scope::Write, Scope::Read],
+            None,
+        )
+        .await
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+    let events = engine.subscribe();
+    let hub = Hub::new(engine.clone(), HubConfig::default());
+    let server = tokio::spawn(hub.serve(listener, std::future::pending()));
+    Mesh {
+        engine,
+        tenant,
+        key,
+        url,
+        events,
+        server,
+    }
+}
+
+pub async fn mesh() -> Mesh {
+    mesh_on(fast_config(), mesh_core::MemoryStores::new()).await
+}
+
+impl Mesh {
+    pub fn client(&self) -> ClientConfig {
+        ClientConfig::new(self.url.clone())
+            .api_key(self.key.clone())
+            .retry(
+                Backoff::new(Duration::from_millis(20), Duration::from_millis(200)),
+                50,
+            )
+            .connection(ConnectionConfig::default().ping_interval(Some(Duration::from_millis(100))))
+    }
+
+    /// Starts an agent whose handler is `f`; abort the handle to kill it.
+    pub fn agent<F, Fut>(&self, name: &str, caps: &[&str], concurrency: u32, f: F) -> JoinHandle<()>
+    where
+        F: Fn(TaskAssign, AgentContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, TaskError>> + Send + 'static,
+    {
+        let mut hello = Hello::new(name, caps.iter().copied());
+        hello.max_concurrency = Some(concurrency);
+        let config = self.client();
+        let f = Arc::new(f);
+        tokio::spawn(async move {
+            let handler =
+                move |task: TaskAssign, ctx: AgentContext| -> TaskFuture { Box::pin(f(task, ctx)) };
+            let _ = run_agent(config, hello, handler, std::future::pending()).await;
+        })
+    }
+
+    /// An agent that answers `{"by": name, "input": …}` at once.
+    pub fn echo_agent(&self, name: &'static str, caps: &[&str]) -> JoinHandle<()> {
+        self.agent(name, caps, 4, move |task, _| async move {
+            Ok(serde_json::json!({"by": name, "input": task.input}))
+        })
+    }
+
+    /// Waits until `n` agents are connected.
+    pub async fn wait_for_agents(&self, n: usize) {
+        for _ in 0..500 {
+            if self.engine.agents(self.tenant).await.unwrap().len() >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{n} agents did not connect");
+    }
+
+    /// Waits for the next event matching `pred`.
+    pub async fn next_event(&mut self, pred: impl Fn(&Event) -> bool) -> Event {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match self.events.recv().await {
+                    Ok(e) if pred(&e) => return e,
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        })
+        .await
+        .expect("event in time")
+    }
+
+    pub async fn finished(&self, id: TaskId) -> Task {
+        tokio::time::timeout(Duration::from_secs(15), self.engine.wait(self.tenant, id))
+            .await
+            .expect("task finished in time")
+            .unwrap()
+    }
+}
+
+pub fn completed_by(task: &Task) -> &str {
+    assert_eq!(task.status(), TaskStatus::Completed, "{task:?}");
+    task.output
+        .as_ref()
+        .and_then(|o| o["by"].as_str())
+        .unwrap_or("")
+}
