@@ -51,6 +51,20 @@ pub async fn mesh_on<S: Stores>(config: EngineConfig, stores: S) -> Mesh {
         )
         .await
         .unwrap();
+    serve(engine, tenant, key).await
+}
+
+/// A mesh on `stores` that already hold `key` for `tenant` (an engine restarted).
+pub async fn mesh_with_key<S: Stores>(
+    config: EngineConfig,
+    stores: S,
+    tenant: TenantId,
+    key: String,
+) -> Mesh {
+    serve(Engine::start(config, stores).await.unwrap(), tenant, key).await
+}
+
+async fn serve(engine: Engine, tenant: TenantId, key: String) -> Mesh {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/ws", listener.local_addr().unwrap());
     let events = engine.subscribe();
@@ -145,4 +159,41 @@ pub fn completed_by(task: &Task) -> &str {
         .as_ref()
         .and_then(|o| o["by"].as_str())
         .unwrap_or("")
+}
+
+/// A new, empty database on the test server (so tests never share engine state);
+/// `None` outside the test command.
+#[cfg(feature = "postgres")]
+pub async fn fresh_database() -> Option<String> {
+    let base = match std::env::var("MESH_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ if std::env::var_os("MESH_TEST_SERVICES").is_some() => {
+            panic!("MESH_TEST_DATABASE_URL is missing")
+        }
+        _ => {
+            eprintln!("skipped: MESH_TEST_DATABASE_URL is not set (scripts/test.sh provisions it)");
+            return None;
+        }
+    };
+    let name = format!("mesh_core_{}", uuid::Uuid::now_v7().simple());
+    let admin = sqlx::PgPool::connect(&base)
+        .await
+        .expect("connect to the test server");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let (prefix, _) = base.rsplit_once('/').expect("a database URL");
+    Some(format!("{prefix}/{name}"))
+}
+
+#[cfg(feature = "postgres")]
+pub async fn pg_stores(url: &str) -> mesh_core::PgStores {
+    let store = mesh_store::PgStore::connect(url, 8)
+        .await
+        .expect("connect to the fresh database");
+    mesh_core::PgStores::new(store)
+        .await
+        .expect("engine repositories")
 }

@@ -1,0 +1,516 @@
+// The lifecycle cases, shared by the memory and PostgreSQL test binaries (included).
+
+#[tokio::test]
+async fn agents_register_and_resume_their_identity() {
+    let Some(m) = mesh().await else { return };
+    let mut connection = connect(&m.client()).await.unwrap();
+    connection.send(Hello::new("first", ["x"])).await.unwrap();
+    let Some(Ok(mesh_protocol::ws::Incoming::Message(Message::Welcome(w1)))) =
+        connection.recv().await
+    else {
+        panic!()
+    };
+    let agents = m.engine.agents(m.tenant).await.unwrap();
+    assert_eq!(agents.len(), 1);
+    assert_eq!(
+        (agents[0].name.as_str(), agents[0].status()),
+        ("first", AgentStatus::Active)
+    );
+    drop(connection);
+    let mut again = connect(&m.client()).await.unwrap();
+    let mut hello = Hello::new("first-again", ["x", "y"]);
+    hello.agent_id = Some(w1.agent_id);
+    again.send(hello).await.unwrap();
+    let Some(Ok(mesh_protocol::ws::Incoming::Message(Message::Welcome(w2)))) = again.recv().await
+    else {
+        panic!()
+    };
+    assert_eq!(w2.agent_id, w1.agent_id, "same identity");
+    assert_ne!(w2.session_id, w1.session_id, "new session");
+    m.wait_for_agents(1).await;
+    let agents = m.engine.agents(m.tenant).await.unwrap();
+    assert_eq!(agents[0].name, "first-again");
+    assert!(agents[0].capabilities.contains("y"));
+}
+
+#[tokio::test]
+async fn tasks_go_to_an_agent_with_the_capabilities() {
+    let Some(m) = mesh().await else { return };
+    let _s = m.echo_agent("summarizer", &["summarize", "english"]);
+    let _t = m.echo_agent("translator", &["translate", "french"]);
+    m.wait_for_agents(2).await;
+    for _ in 0..5 {
+        let t = m
+            .engine
+            .submit(m.tenant, TaskSpec::new("translate", json!({"text": "hi"})))
+            .await
+            .unwrap();
+        assert_eq!(completed_by(&m.finished(t.id).await), "translator");
+        let s = m
+            .engine
+            .submit(
+                m.tenant,
+                TaskSpec::new("summarize", json!({})).require(["english"]),
+            )
+            .await
+            .unwrap();
+        assert_eq!(completed_by(&m.finished(s.id).await), "summarizer");
+    }
+    // No agent can translate into german: the task waits, pending, until one can.
+    let g = m
+        .engine
+        .submit(
+            m.tenant,
+            TaskSpec::new("translate", json!({})).require(["german"]),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        m.engine
+            .task(m.tenant, g.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status(),
+        TaskStatus::Pending
+    );
+    let _g = m.echo_agent("german", &["translate", "german"]);
+    assert_eq!(completed_by(&m.finished(g.id).await), "german");
+}
+
+#[tokio::test]
+async fn a_task_whose_agent_dies_completes_on_another_exactly_once() {
+    let Some(mut m) = mesh().await else { return };
+    let slow = m.agent("slow", &["work"], 1, |_, _| async {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        Ok(json!({"by": "slow"}))
+    });
+    m.wait_for_agents(1).await;
+    let task = m
+        .engine
+        .submit(m.tenant, TaskSpec::new("work", json!({})))
+        .await
+        .unwrap();
+    m.next_event(|e| matches!(e, Event::TaskAssigned { agent_name, .. } if agent_name == "slow"))
+        .await;
+    let _fast = m.echo_agent("fast", &["work"]);
+    m.wait_for_agents(2).await;
+    slow.abort(); // the agent process dies mid-task
+    let done = m.finished(task.id).await;
+    assert_eq!(completed_by(&done), "fast");
+    assert_eq!(done.attempts, 2);
+    // Exactly one completion was recorded.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut completions = 0;
+    while let Ok(e) = m.events.try_recv() {
+        if matches!(e, Event::TaskStatus { task, status: TaskStatus::Completed, .. } if task == done.id)
+        {
+            completions += 1;
+        }
+    }
+    assert_eq!(completions, 1);
+}
+
+#[tokio::test]
+async fn a_rejected_task_is_reassigned_to_another_agent() {
+    let Some(mut m) = mesh().await else { return };
+    // An agent that rejects everything, speaking the protocol directly.
+    let mut picky = connect(&m.client()).await.unwrap();
+    picky.send(Hello::new("picky", ["work"])).await.unwrap();
+    let picky_task = tokio::spawn(async move {
+        let mut rejected = 0;
+        while let Some(Ok(item)) = picky.recv().await {
+            if let mesh_protocol::ws::Incoming::Message(Message::TaskAssign(a)) = item {
+                picky
+                    .send(TaskReject::new(a.task_id, "not today"))
+                    .await
+                    .unwrap();
+                rejected += 1;
+            }
+        }
+        rejected
+    });
+    m.wait_for_agents(1).await;
+    let task = m
+        .engine
+        .submit(m.tenant, TaskSpec::new("work", json!({})))
+        .await
+        .unwrap();
+    m.next_event(|e| matches!(e, Event::TaskAssigned { agent_name, .. } if agent_name == "picky"))
+        .await;
+    m.next_event(|e| {
+        matches!(
+            e,
+            Event::TaskStatus {
+                status: TaskStatus::Pending,
+                ..
+            }
+        )
+    })
+    .await;
+    let _willing = m.echo_agent("willing", &["work"]);
+    let done = m.finished(task.id).await;
+    assert_eq!(completed_by(&done), "willing");
+    picky_task.abort();
+}
+
+#[tokio::test]
+async fn a_task_that_keeps_timing_out_is_retried_then_timed_out() {
+    let Some(m) = mesh().await else { return };
+    let starts = Arc::new(AtomicUsize::new(0));
+    let counter = starts.clone();
+    let _stuck = m.agent("stuck", &["work"], 4, move |_, _| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async {
+            std::future::pending::<()>().await;
+            Ok(json!({}))
+        }
+    });
+    m.wait_for_agents(1).await;
+    let spec = TaskSpec::new("work", json!({}))
+        .timeout(Duration::from_millis(300))
+        .max_attempts(2);
+    let task = m.engine.submit(m.tenant, spec).await.unwrap();
+    let done = m.finished(task.id).await;
+    assert_eq!(done.status(), TaskStatus::TimedOut);
+    assert_eq!(done.attempts, 2);
+    assert_eq!(starts.load(Ordering::SeqCst), 2, "each attempt ran once");
+}
+
+#[tokio::test]
+async fn retryable_failures_are_retried_and_permanent_ones_are_not() {
+    let Some(m) = mesh().await else { return };
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let _flaky = m.agent("flaky", &["flaky"], 4, move |_, _| {
+        let n = c.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if n == 0 {
+                Err(TaskError::retryable("try again"))
+            } else {
+                Ok(json!({"by": "flaky", "n": n}))
+            }
+        }
+    });
+    let _broken = m.agent("broken", &["broken"], 4, |_, _| async {
+        Err(TaskError::permanent("no such file"))
+    });
+    m.wait_for_agents(2).await;
+    let ok = m
+        .engine
+        .submit(m.tenant, TaskSpec::new("flaky", json!({})))
+        .await
+        .unwrap();
+    let ok = m.finished(ok.id).await;
+    assert_eq!((completed_by(&ok), ok.attempts), ("flaky", 2));
+    let bad = m
+        .engine
+        .submit(m.tenant, TaskSpec::new("broken", json!({})))
+        .await
+        .unwrap();
+    let bad = m.finished(bad.id).await;
+    assert_eq!(
+        (bad.status(), bad.attempts, bad.error.as_deref()),
+        (TaskStatus::Failed, 1, Some("no such file"))
+    );
+}
+
+#[tokio::test]
+async fn an_agent_delegates_a_sub_task_and_gets_its_result() {
+    let Some(m) = mesh().await else { return };
+    let _writer = m.agent("writer", &["write"], 2, |task, ctx| async move {
+        let update = ctx
+            .delegate("research", json!({"topic": task.input["topic"]}), vec![])
+            .await
+            .map_err(|e| TaskError::retryable(e.to_string()))?;
+        Ok(json!({"by": "writer", "research": update.output, "child_status": format!("{:?}", update.status)}))
+    });
+    let _researcher = m.agent("researcher", &["research"], 2, |task, _| async move {
+        Ok(json!({"facts": format!("about {}", task.input["topic"].as_str().unwrap_or(""))}))
+    });
+    m.wait_for_agents(2).await;
+    let task = m
+        .engine
+        .submit(m.tenant, TaskSpec::new("write", json!({"topic": "bees"})))
+        .await
+        .unwrap();
+    let done = m.finished(task.id).await;
+    assert_eq!(completed_by(&done), "writer");
+    let output = done.output.unwrap();
+    assert_eq!(output["research"], json!({"facts": "about bees"}));
+    assert_eq!(output["child_status"], "Completed");
+    assert_eq!(done.children.len(), 1);
+    let child = m
+        .engine
+        .task(m.tenant, done.children[0])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (child.parent, child.kind.as_str()),
+        (Some(done.id), "research")
+    );
+}
+
+#[tokio::test]
+async fn cancelling_a_running_task_tells_its_agent() {
+    let Some(mut m) = mesh().await else { return };
+    let aborted = Arc::new(AtomicUsize::new(0));
+    let flag = aborted.clone();
+    let _slow = m.agent("slow", &["work"], 1, move |_, _| {
+        let flag = flag.clone();
+        async move {
+            struct Guard(Arc<AtomicUsize>);
+            impl Drop for Guard {
+                fn drop(&mut self) {
+                    self.0.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            let _guard = Guard(flag);
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok(json!({}))
+        }
+    });
+    m.wait_for_agents(1).await;
+    let task = m
+        .engine
+        .submit(m.tenant, TaskSpec::new("work", json!({})))
+        .await
+        .unwrap();
+    m.next_event(|e| matches!(e, Event::TaskAssigned { .. }))
+        .await;
+    let cancelled = m.engine.cancel(m.tenant, task.id).await.unwrap();
+    assert_eq!(cancelled.status(), TaskStatus::Cancelled);
+    for _ in 0..200 {
+        if aborted.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        aborted.load(Ordering::SeqCst),
+        1,
+        "the agent stopped the task"
+    );
+    // The agent's slot is free again.
+    let next = m
+        .engine
+        .submit(m.tenant, TaskSpec::new("work", json!({})))
+        .await
+        .unwrap();
+    m.next_event(|e| matches!(e, Event::TaskAssigned { task, .. } if *task == next.id))
+        .await;
+}
+
+#[tokio::test]
+async fn the_upgrade_demands_a_key_with_the_agent_scope() {
+    let Some(m) = mesh().await else { return };
+    let err =
+        connect(&mesh_protocol::ws::ClientConfig::new(m.url.clone()).retry(Default::default(), 1))
+            .await
+            .unwrap_err();
+    assert!(
+        matches!(err, mesh_protocol::Error::HandshakeRefused { status: 401 }),
+        "{err}"
+    );
+    let err = connect(&m.client().api_key("mesh_wrong_key_wrong_key"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, mesh_protocol::Error::HandshakeRefused { status: 401 }),
+        "{err}"
+    );
+    let (reader, _) = m
+        .engine
+        .create_api_key(m.tenant, "reader", vec![mesh_core::Scope::Read], None)
+        .await
+        .unwrap();
+    let err = connect(&m.client().api_key(reader)).await.unwrap_err();
+    assert!(
+        matches!(err, mesh_protocol::Error::HandshakeRefused { status: 403 }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn tenants_never_see_each_others_agents_or_tasks() {
+    let Some(m) = mesh().await else { return };
+    let _a = m.echo_agent("a", &["work"]);
+    m.wait_for_agents(1).await;
+    let other = mesh_core::TenantId::new();
+    let theirs = m
+        .engine
+        .submit(other, TaskSpec::new("work", json!({})))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t = m.engine.task(other, theirs.id).await.unwrap().unwrap();
+    assert_eq!(
+        t.status(),
+        TaskStatus::Pending,
+        "tenant A's agent does not run tenant B's task"
+    );
+    assert!(m.engine.task(m.tenant, theirs.id).await.unwrap().is_none());
+    assert!(m.engine.agents(other).await.unwrap().is_empty());
+}
+
+// ----- collaboration patterns, each with a failing member -----------------------------
+
+async fn pattern_mesh() -> Option<(common::Mesh, Vec<tokio::task::JoinHandle<()>>)> {
+    let m = mesh().await?;
+    let agents = vec![
+        m.agent("doubler", &["double"], 8, |t, _| async move {
+            match t.input["n"].as_i64() {
+                Some(13) => Err(TaskError::permanent("unlucky")),
+                Some(n) => Ok(json!(n * 2)),
+                None => Err(TaskError::permanent("no n")),
+            }
+        }),
+        m.agent("summer", &["sum"], 2, |t, _| async move {
+            Ok(json!(t.input["results"].as_array().map_or(0, |r| {
+                r.iter().filter_map(|v| v.as_i64()).sum::<i64>()
+            })))
+        }),
+        m.agent("stages", &["inc", "square"], 4, |t, _| async move {
+            let n = t
+                .input
+                .as_i64()
+                .ok_or_else(|| TaskError::permanent("not a number"))?;
+            Ok(json!(if t.kind == "inc" { n + 1 } else { n * n }))
+        }),
+        m.agent("voter", &["vote"], 8, |_, _| async move { Ok(json!("42")) }),
+    ];
+    m.wait_for_agents(4).await;
+    Some((m, agents))
+}
+
+#[tokio::test]
+async fn parallel_fan_out_honours_its_completion_mode() {
+    let Some((m, _agents)) = pattern_mesh().await else { return };
+    let specs = |ns: &[i64]| {
+        ns.iter()
+            .map(|n| TaskSpec::new("double", json!({"n": n})))
+            .collect::<Vec<_>>()
+    };
+    let all = collab::parallel(&m.engine, m.tenant, specs(&[1, 2, 3]), Completion::All)
+        .await
+        .unwrap();
+    assert!(all.satisfied);
+    let mut outs: Vec<i64> = all
+        .completed
+        .iter()
+        .map(|t| t.output.as_ref().unwrap().as_i64().unwrap())
+        .collect();
+    outs.sort();
+    assert_eq!(outs, [2, 4, 6]);
+    // One member fails: `all` is not satisfied, `majority` is.
+    let all = collab::parallel(&m.engine, m.tenant, specs(&[1, 13, 3]), Completion::All)
+        .await
+        .unwrap();
+    assert!(!all.satisfied);
+    assert_eq!(
+        all.others
+            .iter()
+            .filter(|t| t.status() == TaskStatus::Failed)
+            .count(),
+        1
+    );
+    let majority = collab::parallel(
+        &m.engine,
+        m.tenant,
+        specs(&[1, 13, 3]),
+        Completion::Majority,
+    )
+    .await
+    .unwrap();
+    assert!(majority.satisfied && majority.completed.len() >= 2);
+    let any = collab::parallel(&m.engine, m.tenant, specs(&[13, 13, 5]), Completion::Any)
+        .await
+        .unwrap();
+    assert!(any.satisfied);
+    assert_eq!(any.completed[0].output, Some(json!(10)));
+    let first_two = collab::parallel(
+        &m.engine,
+        m.tenant,
+        specs(&[13, 13, 13, 4]),
+        Completion::FirstN(2),
+    )
+    .await
+    .unwrap();
+    assert!(!first_two.satisfied, "only one of four can complete");
+}
+
+#[tokio::test]
+async fn map_reduce_maps_then_reduces_and_fails_on_a_failing_mapper() {
+    let Some((m, _agents)) = pattern_mesh().await else { return };
+    let inputs = (1..=5).map(|n| json!({"n": n})).collect();
+    let reduced = collab::map_reduce(&m.engine, m.tenant, "double", inputs, "sum", None)
+        .await
+        .unwrap();
+    assert_eq!(reduced.output, Some(json!(30)));
+    let inputs = vec![json!({"n": 1}), json!({"n": 13})];
+    let err = collab::map_reduce(&m.engine, m.tenant, "double", inputs, "sum", None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            collab::CollabError::TaskDidNotComplete {
+                status: TaskStatus::Failed,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_pipeline_feeds_each_output_to_the_next_stage_and_stops_at_a_failure() {
+    let Some((m, _agents)) = pattern_mesh().await else { return };
+    let stages = collab::pipeline(&m.engine, m.tenant, &["inc", "square", "inc"], json!(2))
+        .await
+        .unwrap();
+    assert_eq!(stages.last().unwrap().output, Some(json!(10)));
+    let err = collab::pipeline(&m.engine, m.tenant, &["inc", "double", "square"], json!(2))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, collab::CollabError::TaskDidNotComplete { .. }),
+        "the double stage gets a bare number: {err}"
+    );
+}
+
+#[tokio::test]
+async fn consensus_agrees_on_a_majority_or_says_there_is_none() {
+    let Some((m, _agents)) = pattern_mesh().await else { return };
+    let agreed = collab::consensus(&m.engine, m.tenant, TaskSpec::new("vote", json!({})), 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        agreed,
+        ConsensusOutcome::Agreed {
+            value: json!("42"),
+            votes: 3,
+            voters: 3
+        }
+    );
+    // Two of three voters fail: one vote is no majority.
+    let specs = [1, 13, 13].map(|n| TaskSpec::new("double", json!({"n": n})));
+    let outcome = collab::parallel(&m.engine, m.tenant, specs.to_vec(), Completion::All)
+        .await
+        .unwrap();
+    assert_eq!(outcome.completed.len(), 1);
+    let failing = collab::consensus(
+        &m.engine,
+        m.tenant,
+        TaskSpec::new("double", json!({"n": 13})),
+        3,
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(failing, ConsensusOutcome::NoConsensus { ref tallies, voters: 3 } if tallies.is_empty()),
+        "{failing:?}"
+    );
+}
