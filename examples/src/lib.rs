@@ -1,5 +1,9 @@
 //! The Mesh binaries: thin `main`s that choose adapters and configuration and hand
 //! everything else to `mesh-core`.
 //!
-//! Planned: `mesh` (all-in-one, embedded defaults), `mcp-server`, `rest-api`, `worker`.
-//! None is built yet; this package holds their shared start-up code as it lands.
+//! - `mesh up` — the all-in-one: engine and agent hub on embedded defaults, on one
+//!   port; `--demo` adds demo agents and a stream of demo tasks.
+//!
+//! This library holds what the binaries share: the demo fleet.
+
+pub mod demo;

@@ -1,0 +1,137 @@
+//! `mesh up`: the engine and the agent hub on embedded defaults, on one port.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use mesh_core::hub::{Hub, HubConfig};
+use mesh_core::{Engine, Scope, TenantId};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+#[derive(Parser)]
+#[command(
+    name = "mesh",
+    version,
+    about = "Orchestrate AI agents: the all-in-one Mesh"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the engine and the agent hub in one process, everything in memory.
+    Up {
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:7070")]
+        listen: SocketAddr,
+        /// The admin API key (generated and printed when not given).
+        #[arg(long, env = "MESH_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+        /// Also start demo agents and a stream of demo tasks, printing where each goes.
+        #[arg(long)]
+        demo: bool,
+        /// Milliseconds between demo tasks.
+        #[arg(long, default_value_t = 400)]
+        demo_every_ms: u64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,hyper=warn,mesh_protocol=warn".into()),
+        )
+        .with_target(false)
+        .init();
+    let Cli {
+        command:
+            Command::Up {
+                listen,
+                api_key,
+                demo,
+                demo_every_ms,
+            },
+    } = Cli::parse();
+    match up(
+        listen,
+        api_key,
+        demo,
+        Duration::from_millis(demo_every_ms.max(10)),
+    )
+    .await
+    {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mesh: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn up(
+    listen: SocketAddr,
+    api_key: Option<String>,
+    demo: bool,
+    every: Duration,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let engine = Engine::in_memory().await;
+    let tenant = TenantId::new();
+    let generated = api_key.is_none();
+    let (key, _) = engine
+        .create_api_key(tenant, "admin", Scope::ALL.to_vec(), api_key)
+        .await?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop) = watch::channel(false);
+
+    println!(
+        "Mesh {} — all-in-one, embedded defaults (in memory)",
+        env!("CARGO_PKG_VERSION")
+    );
+    println!("  agent hub   ws://{addr}/ws");
+    println!("  health      http://{addr}/healthz");
+    if generated {
+        println!("  admin key   {key}   (set MESH_API_KEY to choose it)");
+    } else {
+        println!("  admin key   from MESH_API_KEY");
+    }
+    println!("  agents connect with: Authorization: Bearer <key>   — Ctrl-C to stop");
+    println!();
+
+    let hub = Hub::new(engine.clone(), HubConfig::default());
+    let mut server_stop = stop.clone();
+    let server = tokio::spawn(hub.serve(listener, async move {
+        let _ = server_stop.wait_for(|s| *s).await;
+    }));
+    let mut tasks = Vec::new();
+    if demo {
+        tasks.extend(mesh_examples::demo::start_agents(
+            &format!("ws://{addr}/ws"),
+            &key,
+            stop.clone(),
+        ));
+        tasks.push(tokio::spawn(mesh_examples::demo::run_tasks(
+            engine.clone(),
+            tenant,
+            every,
+            stop.clone(),
+        )));
+    }
+    tokio::signal::ctrl_c().await?;
+    println!("\nstopping: telling agents goodbye");
+    let _ = stop_tx.send(true);
+    engine.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    for task in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+    }
+    println!("stopped");
+    Ok(())
+}

@@ -1,0 +1,57 @@
+//! `mesh up --demo` as a user runs it: the banner, demo tasks routed and completed,
+//! and a clean exit on Ctrl-C (SIGINT).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+fn mesh_up_demo_routes_tasks_and_stops_cleanly_on_ctrl_c() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mesh"))
+        .args([
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--demo",
+            "--demo-every-ms",
+            "50",
+        ])
+        .env("MESH_API_KEY", "test-admin-key-0123456789")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let started = Instant::now();
+    let (mut banner, mut routed, mut completed) = (false, 0, 0);
+    let mut lines = stdout.lines();
+    while completed < 5 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no demo progress"
+        );
+        let line = lines.next().expect("output").unwrap();
+        banner |= line.contains("agent hub   ws://127.0.0.1:");
+        routed += usize::from(line.trim_start().starts_with("routed"));
+        completed += usize::from(line.trim_start().starts_with("completed"));
+        assert!(
+            !line.contains("test-admin-key"),
+            "the key is never printed when given: {line}"
+        );
+    }
+    assert!(banner && routed >= 5);
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(rest.iter().any(|l| l == "stopped"), "{rest:?}");
+}
