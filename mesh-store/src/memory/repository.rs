@@ -11,18 +11,31 @@ use super::{read, write};
 use crate::record::{Cursor, cmp_json, field};
 use crate::{Direction, Page, Query, Record, Repository, Result, StoreError, Versioned};
 
+/// A record as stored: the value itself, so create, get and update only clone it;
+/// filters and sorting read its JSON form, made when a query needs it.
 #[derive(Debug, Clone)]
-struct Stored {
-    data: Value,
+struct Stored<T> {
+    record: T,
     version: u64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
 
+impl<T: Record> Stored<T> {
+    fn versioned(&self) -> Versioned<T> {
+        Versioned::new(
+            self.record.clone(),
+            self.version,
+            self.created_at,
+            self.updated_at,
+        )
+    }
+}
+
 /// Records in memory, per tenant, ordered by id.
 #[derive(Debug)]
 pub struct MemoryRepository<T> {
-    tenants: RwLock<HashMap<String, BTreeMap<Uuid, Stored>>>,
+    tenants: RwLock<HashMap<String, BTreeMap<Uuid, Stored<T>>>>,
     _record: PhantomData<fn() -> T>,
 }
 
@@ -40,15 +53,6 @@ impl<T: Record> MemoryRepository<T> {
     pub fn new() -> Self {
         Self::default()
     }
-
-    fn load(stored: &Stored) -> Result<Versioned<T>> {
-        Ok(Versioned::new(
-            serde_json::from_value(stored.data.clone())?,
-            stored.version,
-            stored.created_at,
-            stored.updated_at,
-        ))
-    }
 }
 
 fn matches(data: &Value, filters: &[(String, Value)]) -> bool {
@@ -57,7 +61,6 @@ fn matches(data: &Value, filters: &[(String, Value)]) -> bool {
 
 impl<T: Record> Repository<T> for MemoryRepository<T> {
     async fn create(&self, tenant: &str, record: &T) -> Result<Versioned<T>> {
-        let data = serde_json::to_value(record)?;
         let now = Utc::now();
         let mut tenants = write(&self.tenants);
         let records = tenants.entry(tenant.to_owned()).or_default();
@@ -68,25 +71,23 @@ impl<T: Record> Repository<T> for MemoryRepository<T> {
                 id,
             });
         }
-        records.insert(
-            id,
-            Stored {
-                data,
-                version: 1,
-                created_at: now,
-                updated_at: now,
-            },
-        );
-        Ok(Versioned::new(record.clone(), 1, now, now))
+        let stored = Stored {
+            record: record.clone(),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        let out = stored.versioned();
+        records.insert(id, stored);
+        Ok(out)
     }
 
     async fn get(&self, tenant: &str, id: Uuid) -> Result<Option<Versioned<T>>> {
         let tenants = read(&self.tenants);
-        tenants
+        Ok(tenants
             .get(tenant)
             .and_then(|r| r.get(&id))
-            .map(Self::load)
-            .transpose()
+            .map(Stored::versioned))
     }
 
     async fn list(&self, tenant: &str, query: &Query) -> Result<Page<T>> {
@@ -100,14 +101,15 @@ impl<T: Record> Repository<T> for MemoryRepository<T> {
                 next: None,
             });
         };
-        let mut picked: Vec<(Value, Uuid, &Stored)> = Vec::with_capacity(limit + 1);
+        let json = |s: &Stored<T>| serde_json::to_value(&s.record);
+        let mut picked: Vec<(Value, Uuid, &Stored<T>)> = Vec::with_capacity(limit + 1);
         match &query.order_by {
             None => {
                 let start = cursor
                     .as_ref()
                     .map_or(Bound::Unbounded, |c| Bound::Excluded(c.id));
                 for (id, s) in records.range((start, Bound::Unbounded)) {
-                    if matches(&s.data, &query.filters) {
+                    if query.filters.is_empty() || matches(&json(s)?, &query.filters) {
                         picked.push((Value::Null, *id, s));
                         if picked.len() > limit {
                             break;
@@ -116,28 +118,28 @@ impl<T: Record> Repository<T> for MemoryRepository<T> {
                 }
             }
             Some((name, direction)) => {
-                let key = |v: &Value, id: &Uuid, c: &Cursor| {
-                    let o = cmp_json(v, &c.value).then(id.cmp(&c.id));
+                let ordered = |o: std::cmp::Ordering| {
                     if *direction == Direction::Descending {
                         o.reverse()
                     } else {
                         o
                     }
                 };
-                let mut all: Vec<(Value, Uuid, &Stored)> = records
-                    .iter()
-                    .filter(|(_, s)| matches(&s.data, &query.filters))
-                    .map(|(id, s)| (field(&s.data, name), *id, s))
-                    .filter(|(v, id, _)| cursor.as_ref().is_none_or(|c| key(v, id, c).is_gt()))
-                    .collect();
-                all.sort_by(|a, b| {
-                    let o = cmp_json(&a.0, &b.0).then(a.1.cmp(&b.1));
-                    if *direction == Direction::Descending {
-                        o.reverse()
-                    } else {
-                        o
+                let mut all = Vec::new();
+                for (id, s) in records {
+                    let data = json(s)?;
+                    if !matches(&data, &query.filters) {
+                        continue;
                     }
-                });
+                    let value = field(&data, name);
+                    let after_cursor = cursor.as_ref().is_none_or(|c| {
+                        ordered(cmp_json(&value, &c.value).then(id.cmp(&c.id))).is_gt()
+                    });
+                    if after_cursor {
+                        all.push((value, *id, s));
+                    }
+                }
+                all.sort_by(|a, b| ordered(cmp_json(&a.0, &b.0).then(a.1.cmp(&b.1))));
                 all.truncate(limit + 1);
                 picked = all;
             }
@@ -155,11 +157,10 @@ impl<T: Record> Repository<T> for MemoryRepository<T> {
         } else {
             None
         };
-        let items = picked
-            .into_iter()
-            .map(|(_, _, s)| Self::load(s))
-            .collect::<Result<_>>()?;
-        Ok(Page { items, next })
+        Ok(Page {
+            items: picked.into_iter().map(|(_, _, s)| s.versioned()).collect(),
+            next,
+        })
     }
 
     async fn update(
@@ -168,7 +169,6 @@ impl<T: Record> Repository<T> for MemoryRepository<T> {
         record: &T,
         expected_version: u64,
     ) -> Result<Versioned<T>> {
-        let data = serde_json::to_value(record)?;
         let id = record.id();
         let mut tenants = write(&self.tenants);
         let stored =
@@ -185,15 +185,10 @@ impl<T: Record> Repository<T> for MemoryRepository<T> {
                 actual: stored.version,
             });
         }
-        stored.data = data;
+        stored.record = record.clone();
         stored.version += 1;
         stored.updated_at = Utc::now();
-        Ok(Versioned::new(
-            record.clone(),
-            stored.version,
-            stored.created_at,
-            stored.updated_at,
-        ))
+        Ok(stored.versioned())
     }
 
     async fn delete(&self, tenant: &str, id: Uuid) -> Result<bool> {

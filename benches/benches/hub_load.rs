@@ -1,0 +1,212 @@
+//! Load on the agent hub: 100 agents on loopback with tasks submitted through the hub
+//! (`task_submit`) as fast as they complete — tasks per second and submit-to-complete
+//! latency — and 10,000 idle agent connections with the memory each costs the server.
+//!
+//! `cargo bench -p mesh-benches --bench hub_load`
+//! (`-- --tasks N --window W --agents A --idle C` to change the load)
+
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use mesh_core::hub::{Hub, HubConfig};
+use mesh_core::{Engine, Scope, TenantId};
+use mesh_protocol::ws::{
+    AgentContext, ClientConfig, ConnectionConfig, Incoming, TaskFuture, connect, run_agent,
+};
+use mesh_protocol::{Hello, Message, TaskAssign, TaskStatus, TaskSubmit};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 4096
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--hold-clients") {
+        // Child mode: open idle agent connections and keep them.
+        let (n, url, key) = (
+            args[i + 1].parse().unwrap(),
+            args[i + 2].clone(),
+            args[i + 3].clone(),
+        );
+        return tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(hold_idle(n, url, key));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        // Idle connections first, in a fresh process, so freed memory from the load
+        // run cannot hide what the connections cost.
+        idle_connections(arg("--idle", 10_000)).await;
+        for window in [arg("--window", 64), 512] {
+            throughput(arg("--agents", 100), arg("--tasks", 50_000), window).await;
+        }
+    });
+}
+
+async fn start() -> (Engine, TenantId, String, String) {
+    let engine = Engine::in_memory().await;
+    let tenant = TenantId::new();
+    let (key, _) = engine
+        .create_api_key(tenant, "load", Scope::ALL.to_vec(), None)
+        .await
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+    tokio::spawn(
+        Hub::new(engine.clone(), HubConfig::default()).serve(listener, std::future::pending()),
+    );
+    (engine, tenant, key, url)
+}
+
+async fn throughput(agents: usize, tasks: usize, window: usize) {
+    let (engine, tenant, key, url) = start().await;
+    for i in 0..agents {
+        let mut hello = Hello::new(format!("worker-{i}"), ["work"]);
+        hello.max_concurrency = Some(64);
+        let config = ClientConfig::new(url.clone()).api_key(key.clone());
+        let handler = |task: TaskAssign, _: AgentContext| -> TaskFuture {
+            Box::pin(async move { Ok(json!({"n": task.input["n"]})) })
+        };
+        tokio::spawn(run_agent(config, hello, handler, std::future::pending()));
+    }
+    while engine.agents(tenant).await.unwrap().len() < agents {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let config = ClientConfig::new(url.clone())
+        .api_key(key.clone())
+        .connection(ConnectionConfig::default().send_queue(window * 4));
+    let mut client = connect(&config).await.unwrap();
+    client
+        .send(Hello::new("submitter", Vec::<String>::new()))
+        .await
+        .unwrap();
+    let Some(Ok(Incoming::Message(Message::Welcome(_)))) = client.recv().await else {
+        panic!("no welcome")
+    };
+    let sender = client.sender();
+    let warmup = tasks / 10;
+    let total = tasks + warmup;
+    let mut sent_at: HashMap<String, Instant> = HashMap::with_capacity(window * 2);
+    let mut request_of: HashMap<uuid::Uuid, String> = HashMap::with_capacity(window * 2);
+    let mut latencies: Vec<Duration> = Vec::with_capacity(tasks);
+    let (mut sent, mut done, mut failed) = (0usize, 0usize, 0usize);
+    let mut started = Instant::now();
+    while done < total {
+        while sent < total && sent - done < window {
+            let id = sent.to_string();
+            sent_at.insert(id.clone(), Instant::now());
+            sender
+                .send(TaskSubmit::new(id, "work", json!({"n": sent})))
+                .await
+                .unwrap();
+            sent += 1;
+        }
+        match client.recv().await {
+            Some(Ok(Incoming::Message(Message::TaskSubmitted(s)))) => {
+                request_of.insert(s.task_id, s.request_id);
+            }
+            Some(Ok(Incoming::Message(Message::TaskUpdate(u)))) => {
+                let request = request_of
+                    .remove(&u.task_id)
+                    .expect("submitted before it finished");
+                let t0 = sent_at.remove(&request).unwrap();
+                if u.status != TaskStatus::Completed {
+                    failed += 1;
+                }
+                done += 1;
+                if done == warmup {
+                    started = Instant::now();
+                } else if done > warmup {
+                    latencies.push(t0.elapsed());
+                }
+            }
+            Some(Ok(_)) => {}
+            other => panic!("submitter connection ended: {other:?}"),
+        }
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    println!(
+        "hub load: {agents} agents, {tasks} tasks (after {warmup} warm-up), window {window}, {failed} not completed"
+    );
+    println!(
+        "  {:.0} tasks/s; submit-to-complete p50 {:.2?}, p99 {:.2?}, max {:.2?}",
+        tasks as f64 / elapsed.as_secs_f64(),
+        pct(0.50),
+        pct(0.99),
+        latencies.last().unwrap()
+    );
+    engine.shutdown().await;
+}
+
+async fn idle_connections(n: usize) {
+    let (engine, tenant, key, url) = start().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = resident_bytes();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--hold-clients", &n.to_string(), &url, &key])
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let connected = engine.agents(tenant).await.unwrap().len();
+        if connected >= n {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "only {connected} of {n} connected"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = resident_bytes();
+    println!(
+        "idle agents: {n} connected in {:.1?}; server resident memory +{:.1} MiB = {:.1} KiB per connection",
+        started.elapsed(),
+        (after - before) as f64 / 1048576.0,
+        (after - before) as f64 / n as f64 / 1024.0
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+async fn hold_idle(n: usize, url: String, key: String) {
+    let mut held = Vec::with_capacity(n);
+    for i in 0..n {
+        let config = ClientConfig::new(url.clone())
+            .api_key(key.clone())
+            .connection(ConnectionConfig::default().ping_interval(None));
+        let connection = connect(&config).await.unwrap();
+        connection
+            .send(Hello::new(format!("idle-{i}"), ["idle"]))
+            .await
+            .unwrap();
+        held.push(connection);
+    }
+    std::future::pending::<()>().await;
+}
