@@ -1,13 +1,56 @@
 //! # mesh-embed
 //!
-//! Text embeddings for Mesh: the Embedder trait, an offline default, AWS Bedrock clients, batching, caching, failover and cost accounting.
+//! Text embeddings for [Mesh](https://github.com/mesh-agents/mesh): one [`Embedder`]
+//! trait, an offline default that needs no network or model, AWS Bedrock clients
+//! (feature `bedrock`), and composable wrappers that make providers affordable:
 //!
-//! Part of [Mesh](https://github.com/mesh-agents/mesh). This crate depends on no other
-//! Mesh crate and is useful on its own.
+//! - [`HashEmbedder`]: hashed words, word pairs and character n-grams, sublinear
+//!   weights, L2-normalized — deterministic, fast, offline.
+//! - [`Batcher`]: coalesces concurrent single requests into model-sized batches.
+//! - [`Cached`]: a bounded content-hash (SHA-256) cache.
+//! - [`Retry`]: exponential backoff with jitter on throttling and transient failures.
+//! - [`Failover`]: moves to the next provider when one throttles or fails, with a
+//!   circuit breaker per provider.
+//! - [`CostMeter`]: tokens and dollars per tenant and model from a price table.
 //!
-//! **Status:** scaffold. The `Embedder` trait, the offline embedder and the Bedrock clients are planned; nothing is exported yet.
+//! Vectors of different models are never mixed or padded: every result names its
+//! model ([`Embeddings::model`]), and each model gets its own vector collection.
+//!
+//! | feature | adds |
+//! |---|---|
+//! | `bedrock` | `BedrockEmbedder`: Titan Text Embeddings v1 and v2, Cohere Embed English and Multilingual v3 |
+//!
+//! ## Quick start
 //!
 //! ```
-//! // The crate links; its API arrives with the work described above.
-//! use mesh_embed as _;
+//! use mesh_embed::{Cached, Embedder, HashEmbedder, Role};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let embedder = Cached::new(HashEmbedder::new(256), 10_000);
+//! let texts = vec!["agents route tasks".to_string(), "bake bread".to_string()];
+//! let out = embedder.embed(&texts, Role::Document).await?;
+//! assert_eq!((out.vectors.len(), out.vectors[0].len()), (2, 256));
+//! # Ok::<(), mesh_embed::EmbedError>(()) }).unwrap();
 //! ```
+
+mod batcher;
+#[cfg(feature = "bedrock")]
+mod bedrock;
+mod cache;
+mod cost;
+mod embedder;
+mod error;
+mod failover;
+mod hashing;
+mod retry;
+
+pub use batcher::Batcher;
+#[cfg(feature = "bedrock")]
+pub use bedrock::{BedrockEmbedder, BedrockModel};
+pub use cache::Cached;
+pub use cost::{CostMeter, Metered, Usage};
+pub use embedder::{BoxFuture, Embedder, Embeddings, ModelInfo, Role};
+pub use error::EmbedError;
+pub use failover::Failover;
+pub use hashing::HashEmbedder;
+pub use retry::Retry;

@@ -1,0 +1,85 @@
+//! Token and dollar accounting per tenant and model.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::{BoxFuture, EmbedError, Embedder, Embeddings, ModelInfo, Role};
+
+/// What a tenant spent on one model.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[non_exhaustive]
+pub struct Usage {
+    /// Requests made.
+    pub requests: u64,
+    /// Texts embedded.
+    pub texts: u64,
+    /// Input tokens billed.
+    pub tokens: u64,
+    /// Dollars, from the price table.
+    pub dollars: f64,
+}
+
+type Ledger = HashMap<(String, String), Usage>;
+
+/// Counts tokens and dollars per (tenant, model). Prices come from a table of dollars
+/// per million tokens by model id, falling back to the model's own
+/// [`price_per_million_tokens`](ModelInfo::price_per_million_tokens).
+#[derive(Debug, Clone, Default)]
+pub struct CostMeter {
+    prices: Arc<HashMap<String, f64>>,
+    ledger: Arc<Mutex<Ledger>>,
+}
+
+impl CostMeter {
+    /// A meter with this price table (model id → dollars per million tokens).
+    pub fn new(prices: HashMap<String, f64>) -> Self {
+        Self { prices: Arc::new(prices), ledger: Arc::default() }
+    }
+
+    /// `inner`, metered for `tenant`.
+    pub fn meter<E: Embedder>(&self, tenant: impl Into<String>, inner: E) -> Metered<E> {
+        Metered { inner, tenant: tenant.into(), meter: self.clone() }
+    }
+
+    /// Usage so far, per (tenant, model).
+    pub fn usage(&self) -> Ledger {
+        self.ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// A tenant's total dollars across models.
+    pub fn dollars(&self, tenant: &str) -> f64 {
+        self.usage().iter().filter(|((t, _), _)| t == tenant).map(|(_, u)| u.dollars).sum()
+    }
+
+    fn record(&self, tenant: &str, model: &ModelInfo, answered_by: &str, texts: usize, tokens: u64) {
+        let price = self.prices.get(answered_by).copied().unwrap_or(if answered_by == model.id { model.price_per_million_tokens } else { 0.0 });
+        let mut ledger = self.ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let usage = ledger.entry((tenant.to_owned(), answered_by.to_owned())).or_default();
+        usage.requests += 1;
+        usage.texts += texts as u64;
+        usage.tokens += tokens;
+        usage.dollars += tokens as f64 * price / 1_000_000.0;
+    }
+}
+
+/// An embedder whose usage a [`CostMeter`] records for one tenant.
+#[derive(Debug)]
+pub struct Metered<E> {
+    inner: E,
+    tenant: String,
+    meter: CostMeter,
+}
+
+impl<E: Embedder> Embedder for Metered<E> {
+    fn model(&self) -> &ModelInfo {
+        self.inner.model()
+    }
+
+    fn embed<'a>(&'a self, texts: &'a [String], role: Role) -> BoxFuture<'a, Result<Embeddings, EmbedError>> {
+        Box::pin(async move {
+            let out = self.inner.embed(texts, role).await?;
+            self.meter.record(&self.tenant, self.inner.model(), &out.model, texts.len(), out.tokens);
+            Ok(out)
+        })
+    }
+}
