@@ -8,7 +8,11 @@ use tokio::task::JoinHandle;
 
 use crate::{BoxFuture, EmbedError, Embedder, Embeddings, ModelInfo, Role};
 
-type Job = (String, Role, oneshot::Sender<Result<(Vec<f32>, u64), EmbedError>>);
+type Job = (
+    String,
+    Role,
+    oneshot::Sender<Result<(Vec<f32>, u64), EmbedError>>,
+);
 
 /// Collects texts from concurrent callers for up to `max_delay` (or until a batch is
 /// full) and sends them to the inner embedder in one request per role.
@@ -22,7 +26,9 @@ pub struct Batcher {
 
 impl std::fmt::Debug for Batcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Batcher").field("model", &self.info.id).finish()
+        f.debug_struct("Batcher")
+            .field("model", &self.info.id)
+            .finish()
     }
 }
 
@@ -43,7 +49,11 @@ impl Batcher {
     }
 }
 
-async fn run<E: Embedder + 'static>(inner: Arc<E>, mut rx: mpsc::Receiver<Job>, max_delay: Duration) {
+async fn run<E: Embedder + 'static>(
+    inner: Arc<E>,
+    mut rx: mpsc::Receiver<Job>,
+    max_delay: Duration,
+) {
     let max = inner.model().max_batch.max(1);
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -54,12 +64,15 @@ async fn run<E: Embedder + 'static>(inner: Arc<E>, mut rx: mpsc::Receiver<Job>, 
                 Ok(None) | Err(_) => break,
             }
         }
-        let (documents, queries): (Vec<Job>, Vec<Job>) = batch.into_iter().partition(|(_, r, _)| *r == Role::Document);
+        let (documents, queries): (Vec<Job>, Vec<Job>) = batch
+            .into_iter()
+            .partition(|(_, r, _)| *r == Role::Document);
         for (role, jobs) in [(Role::Document, documents), (Role::Query, queries)] {
             if jobs.is_empty() {
                 continue;
             }
-            let (texts, replies): (Vec<String>, Vec<_>) = jobs.into_iter().map(|(t, _, tx)| (t, tx)).unzip();
+            let (texts, replies): (Vec<String>, Vec<_>) =
+                jobs.into_iter().map(|(t, _, tx)| (t, tx)).unzip();
             let inner = inner.clone();
             // Each batch runs on its own task, so a slow provider does not hold the next.
             tokio::spawn(async move {
@@ -86,12 +99,19 @@ impl Embedder for Batcher {
         &self.info
     }
 
-    fn embed<'a>(&'a self, texts: &'a [String], role: Role) -> BoxFuture<'a, Result<Embeddings, EmbedError>> {
+    fn embed<'a>(
+        &'a self,
+        texts: &'a [String],
+        role: Role,
+    ) -> BoxFuture<'a, Result<Embeddings, EmbedError>> {
         Box::pin(async move {
             let mut pending = Vec::with_capacity(texts.len());
             for text in texts {
                 let (tx, rx) = oneshot::channel();
-                self.jobs.send((text.clone(), role, tx)).await.map_err(|_| EmbedError::Closed)?;
+                self.jobs
+                    .send((text.clone(), role, tx))
+                    .await
+                    .map_err(|_| EmbedError::Closed)?;
                 pending.push(rx);
             }
             let mut vectors = Vec::with_capacity(texts.len());

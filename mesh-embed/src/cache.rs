@@ -20,7 +20,10 @@ pub struct Cached<E> {
 
 impl<E: Embedder> std::fmt::Debug for Cached<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cached").field("model", &self.inner.model().id).field("hits", &self.hits()).finish()
+        f.debug_struct("Cached")
+            .field("model", &self.inner.model().id)
+            .field("hits", &self.hits())
+            .finish()
     }
 }
 
@@ -28,7 +31,12 @@ impl<E: Embedder> Cached<E> {
     /// A cache of at most `capacity` vectors (at least 1).
     pub fn new(inner: E, capacity: usize) -> Self {
         let capacity = NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN);
-        Self { inner, entries: Mutex::new(LruCache::new(capacity)), hits: AtomicU64::new(0), misses: AtomicU64::new(0) }
+        Self {
+            inner,
+            entries: Mutex::new(LruCache::new(capacity)),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
     }
 
     /// Texts answered from the cache so far.
@@ -50,7 +58,9 @@ impl<E: Embedder> Cached<E> {
     }
 
     fn entries(&self) -> std::sync::MutexGuard<'_, LruCache<[u8; 32], Vec<f32>>> {
-        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -59,7 +69,11 @@ impl<E: Embedder> Embedder for Cached<E> {
         self.inner.model()
     }
 
-    fn embed<'a>(&'a self, texts: &'a [String], role: Role) -> BoxFuture<'a, Result<Embeddings, EmbedError>> {
+    fn embed<'a>(
+        &'a self,
+        texts: &'a [String],
+        role: Role,
+    ) -> BoxFuture<'a, Result<Embeddings, EmbedError>> {
         Box::pin(async move {
             let keys: Vec<[u8; 32]> = texts.iter().map(|t| self.key(role, t)).collect();
             let mut vectors: Vec<Option<Vec<f32>>> = {
@@ -67,8 +81,10 @@ impl<E: Embedder> Embedder for Cached<E> {
                 keys.iter().map(|k| entries.get(k).cloned()).collect()
             };
             let missing: Vec<usize> = (0..texts.len()).filter(|&i| vectors[i].is_none()).collect();
-            self.hits.fetch_add((texts.len() - missing.len()) as u64, Ordering::Relaxed);
-            self.misses.fetch_add(missing.len() as u64, Ordering::Relaxed);
+            self.hits
+                .fetch_add((texts.len() - missing.len()) as u64, Ordering::Relaxed);
+            self.misses
+                .fetch_add(missing.len() as u64, Ordering::Relaxed);
             let mut tokens = 0;
             if !missing.is_empty() {
                 let asked: Vec<String> = missing.iter().map(|&i| texts[i].clone()).collect();
@@ -80,7 +96,11 @@ impl<E: Embedder> Embedder for Cached<E> {
                     vectors[i] = Some(v);
                 }
             }
-            Ok(Embeddings::new(self.inner.model().id.clone(), vectors.into_iter().map(Option::unwrap_or_default).collect(), tokens))
+            Ok(Embeddings::new(
+                self.inner.model().id.clone(),
+                vectors.into_iter().map(Option::unwrap_or_default).collect(),
+                tokens,
+            ))
         })
     }
 }

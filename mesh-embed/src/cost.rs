@@ -33,28 +33,62 @@ pub struct CostMeter {
 impl CostMeter {
     /// A meter with this price table (model id → dollars per million tokens).
     pub fn new(prices: HashMap<String, f64>) -> Self {
-        Self { prices: Arc::new(prices), ledger: Arc::default() }
+        Self {
+            prices: Arc::new(prices),
+            ledger: Arc::default(),
+        }
     }
 
     /// `inner`, metered for `tenant`.
     pub fn meter<E: Embedder>(&self, tenant: impl Into<String>, inner: E) -> Metered<E> {
-        Metered { inner, tenant: tenant.into(), meter: self.clone() }
+        Metered {
+            inner,
+            tenant: tenant.into(),
+            meter: self.clone(),
+        }
     }
 
     /// Usage so far, per (tenant, model).
     pub fn usage(&self) -> Ledger {
-        self.ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.ledger
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// A tenant's total dollars across models.
     pub fn dollars(&self, tenant: &str) -> f64 {
-        self.usage().iter().filter(|((t, _), _)| t == tenant).map(|(_, u)| u.dollars).sum()
+        self.usage()
+            .iter()
+            .filter(|((t, _), _)| t == tenant)
+            .map(|(_, u)| u.dollars)
+            .sum()
     }
 
-    fn record(&self, tenant: &str, model: &ModelInfo, answered_by: &str, texts: usize, tokens: u64) {
-        let price = self.prices.get(answered_by).copied().unwrap_or(if answered_by == model.id { model.price_per_million_tokens } else { 0.0 });
-        let mut ledger = self.ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let usage = ledger.entry((tenant.to_owned(), answered_by.to_owned())).or_default();
+    fn record(
+        &self,
+        tenant: &str,
+        model: &ModelInfo,
+        answered_by: &str,
+        texts: usize,
+        tokens: u64,
+    ) {
+        let price = self
+            .prices
+            .get(answered_by)
+            .copied()
+            .unwrap_or(if answered_by == model.id {
+                model.price_per_million_tokens
+            } else {
+                0.0
+            });
+        let mut ledger = self
+            .ledger
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let usage = ledger
+            .entry((tenant.to_owned(), answered_by.to_owned()))
+            .or_default();
         usage.requests += 1;
         usage.texts += texts as u64;
         usage.tokens += tokens;
@@ -75,10 +109,20 @@ impl<E: Embedder> Embedder for Metered<E> {
         self.inner.model()
     }
 
-    fn embed<'a>(&'a self, texts: &'a [String], role: Role) -> BoxFuture<'a, Result<Embeddings, EmbedError>> {
+    fn embed<'a>(
+        &'a self,
+        texts: &'a [String],
+        role: Role,
+    ) -> BoxFuture<'a, Result<Embeddings, EmbedError>> {
         Box::pin(async move {
             let out = self.inner.embed(texts, role).await?;
-            self.meter.record(&self.tenant, self.inner.model(), &out.model, texts.len(), out.tokens);
+            self.meter.record(
+                &self.tenant,
+                self.inner.model(),
+                &out.model,
+                texts.len(),
+                out.tokens,
+            );
             Ok(out)
         })
     }

@@ -52,7 +52,11 @@ pub struct Embeddings {
 impl Embeddings {
     /// Vectors from `model` that cost `tokens`.
     pub fn new(model: impl Into<String>, vectors: Vec<Vec<f32>>, tokens: u64) -> Self {
-        Self { model: model.into(), vectors, tokens }
+        Self {
+            model: model.into(),
+            vectors,
+            tokens,
+        }
     }
 }
 
@@ -62,7 +66,11 @@ pub trait Embedder: Send + Sync {
     fn model(&self) -> &ModelInfo;
 
     /// Embeds `texts` (at most `model().max_batch`), returning one vector per text.
-    fn embed<'a>(&'a self, texts: &'a [String], role: Role) -> BoxFuture<'a, Result<Embeddings, EmbedError>>;
+    fn embed<'a>(
+        &'a self,
+        texts: &'a [String],
+        role: Role,
+    ) -> BoxFuture<'a, Result<Embeddings, EmbedError>>;
 }
 
 impl<E: Embedder + ?Sized> Embedder for Arc<E> {
@@ -70,7 +78,11 @@ impl<E: Embedder + ?Sized> Embedder for Arc<E> {
         (**self).model()
     }
 
-    fn embed<'a>(&'a self, texts: &'a [String], role: Role) -> BoxFuture<'a, Result<Embeddings, EmbedError>> {
+    fn embed<'a>(
+        &'a self,
+        texts: &'a [String],
+        role: Role,
+    ) -> BoxFuture<'a, Result<Embeddings, EmbedError>> {
         (**self).embed(texts, role)
     }
 }
@@ -80,7 +92,11 @@ impl<E: Embedder + ?Sized> Embedder for Box<E> {
         (**self).model()
     }
 
-    fn embed<'a>(&'a self, texts: &'a [String], role: Role) -> BoxFuture<'a, Result<Embeddings, EmbedError>> {
+    fn embed<'a>(
+        &'a self,
+        texts: &'a [String],
+        role: Role,
+    ) -> BoxFuture<'a, Result<Embeddings, EmbedError>> {
         (**self).embed(texts, role)
     }
 }

@@ -25,28 +25,51 @@ pub struct Failover {
 
 impl std::fmt::Debug for Failover {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ids: Vec<&str> = self.providers.iter().map(|p| p.model().id.as_str()).collect();
+        let ids: Vec<&str> = self
+            .providers
+            .iter()
+            .map(|p| p.model().id.as_str())
+            .collect();
         f.debug_struct("Failover").field("providers", &ids).finish()
     }
 }
 
 impl Failover {
     /// A chain over `providers` (at least one), in order of preference.
-    pub fn new(providers: Vec<Box<dyn Embedder>>, threshold: u32, cool_down: Duration) -> Option<Self> {
+    pub fn new(
+        providers: Vec<Box<dyn Embedder>>,
+        threshold: u32,
+        cool_down: Duration,
+    ) -> Option<Self> {
         if providers.is_empty() {
             return None;
         }
-        let breakers = providers.iter().map(|_| Breaker { failures: 0, open_until: None }).collect();
-        Some(Self { providers, breakers: Mutex::new(breakers), threshold: threshold.max(1), cool_down })
+        let breakers = providers
+            .iter()
+            .map(|_| Breaker {
+                failures: 0,
+                open_until: None,
+            })
+            .collect();
+        Some(Self {
+            providers,
+            breakers: Mutex::new(breakers),
+            threshold: threshold.max(1),
+            cool_down,
+        })
     }
 
     fn breakers(&self) -> std::sync::MutexGuard<'_, Vec<Breaker>> {
-        self.breakers.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.breakers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Whether provider `i`'s breaker is open now.
     pub fn is_open(&self, i: usize) -> bool {
-        self.breakers().get(i).is_some_and(|b| b.open_until.is_some_and(|t| Instant::now() < t))
+        self.breakers()
+            .get(i)
+            .is_some_and(|b| b.open_until.is_some_and(|t| Instant::now() < t))
     }
 
     fn record(&self, i: usize, ok: bool) {
@@ -69,7 +92,11 @@ impl Embedder for Failover {
         self.providers[0].model()
     }
 
-    fn embed<'a>(&'a self, texts: &'a [String], role: Role) -> BoxFuture<'a, Result<Embeddings, EmbedError>> {
+    fn embed<'a>(
+        &'a self,
+        texts: &'a [String],
+        role: Role,
+    ) -> BoxFuture<'a, Result<Embeddings, EmbedError>> {
         Box::pin(async move {
             let mut last = None;
             let mut tried = 0;
@@ -93,7 +120,10 @@ impl Embedder for Failover {
                 }
             }
             let last = last.unwrap_or(EmbedError::Closed);
-            Err(EmbedError::AllProvidersFailed { providers: tried, last: Box::new(last) })
+            Err(EmbedError::AllProvidersFailed {
+                providers: tried,
+                last: Box::new(last),
+            })
         })
     }
 }

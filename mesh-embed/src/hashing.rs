@@ -30,12 +30,13 @@ const GRAM: f32 = 0.35;
 
 /// Words too common to say anything about a text.
 const STOP_WORDS: &[&str] = &[
-    "a", "about", "after", "all", "also", "an", "and", "any", "are", "as", "at", "be", "been", "before", "but", "by",
-    "can", "could", "did", "do", "does", "each", "for", "from", "had", "has", "have", "he", "her", "his", "how", "i",
-    "if", "in", "into", "is", "it", "its", "just", "more", "most", "my", "no", "not", "of", "on", "one", "or", "other",
-    "our", "out", "over", "she", "so", "some", "such", "than", "that", "the", "their", "them", "then", "there", "these",
-    "they", "this", "to", "up", "us", "was", "we", "were", "what", "when", "where", "which", "while", "who", "why",
-    "will", "with", "would", "you", "your",
+    "a", "about", "after", "all", "also", "an", "and", "any", "are", "as", "at", "be", "been",
+    "before", "but", "by", "can", "could", "did", "do", "does", "each", "for", "from", "had",
+    "has", "have", "he", "her", "his", "how", "i", "if", "in", "into", "is", "it", "its", "just",
+    "more", "most", "my", "no", "not", "of", "on", "one", "or", "other", "our", "out", "over",
+    "she", "so", "some", "such", "than", "that", "the", "their", "them", "then", "there", "these",
+    "they", "this", "to", "up", "us", "was", "we", "were", "what", "when", "where", "which",
+    "while", "who", "why", "will", "with", "would", "you", "your",
 ];
 
 fn is_stop_word(word: &str) -> bool {
@@ -77,7 +78,10 @@ impl HashEmbedder {
         };
         let lower = text.to_lowercase();
         let mut previous: Option<u64> = None;
-        for word in lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty() && !is_stop_word(w)) {
+        for word in lower
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty() && !is_stop_word(w))
+        {
             let w = fnv(1, word.as_bytes());
             add(w, WORD);
             if let Some(p) = previous {
@@ -121,10 +125,17 @@ impl Embedder for HashEmbedder {
         &self.info
     }
 
-    fn embed<'a>(&'a self, texts: &'a [String], _role: Role) -> BoxFuture<'a, Result<Embeddings, EmbedError>> {
+    fn embed<'a>(
+        &'a self,
+        texts: &'a [String],
+        _role: Role,
+    ) -> BoxFuture<'a, Result<Embeddings, EmbedError>> {
         Box::pin(async move {
             if texts.len() > self.info.max_batch {
-                return Err(EmbedError::BatchTooLarge { count: texts.len(), max: self.info.max_batch });
+                return Err(EmbedError::BatchTooLarge {
+                    count: texts.len(),
+                    max: self.info.max_batch,
+                });
             }
             let vectors = texts.iter().map(|t| self.embed_one(t)).collect();
             let tokens = texts.iter().map(|t| Self::tokens(t)).sum();
@@ -162,6 +173,11 @@ mod tests {
         let q = e.embed_one("how are tasks routed to agents");
         let near = e.embed_one("The router picks an agent for each task by capability and load.");
         let far = e.embed_one("Bake the bread at 220 degrees for forty minutes.");
-        assert!(cos(&q, &near) > cos(&q, &far) + 0.1, "{} vs {}", cos(&q, &near), cos(&q, &far));
+        assert!(
+            cos(&q, &near) > cos(&q, &far) + 0.1,
+            "{} vs {}",
+            cos(&q, &near),
+            cos(&q, &far)
+        );
     }
 }

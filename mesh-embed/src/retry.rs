@@ -20,14 +20,26 @@ pub struct Retry<E> {
 impl<E: Embedder> Retry<E> {
     /// Up to `attempts` tries in all (at least 1).
     pub fn new(inner: E, attempts: u32, initial: Duration, max: Duration) -> Self {
-        Self { inner, attempts: attempts.max(1), initial, max }
+        Self {
+            inner,
+            attempts: attempts.max(1),
+            initial,
+            max,
+        }
     }
 
     fn delay(&self, attempt: u32, error: &EmbedError) -> Duration {
-        if let EmbedError::Throttled { retry_after: Some(d), .. } = error {
+        if let EmbedError::Throttled {
+            retry_after: Some(d),
+            ..
+        } = error
+        {
             return (*d).min(self.max);
         }
-        let full = self.initial.saturating_mul(2u32.saturating_pow(attempt.min(20))).min(self.max);
+        let full = self
+            .initial
+            .saturating_mul(2u32.saturating_pow(attempt.min(20)))
+            .min(self.max);
         full.mul_f64(1.0 - 0.5 * rand::rng().random::<f64>())
     }
 }
@@ -37,7 +49,11 @@ impl<E: Embedder> Embedder for Retry<E> {
         self.inner.model()
     }
 
-    fn embed<'a>(&'a self, texts: &'a [String], role: Role) -> BoxFuture<'a, Result<Embeddings, EmbedError>> {
+    fn embed<'a>(
+        &'a self,
+        texts: &'a [String],
+        role: Role,
+    ) -> BoxFuture<'a, Result<Embeddings, EmbedError>> {
         Box::pin(async move {
             let mut attempt = 0;
             loop {
