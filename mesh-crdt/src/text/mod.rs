@@ -1,0 +1,1060 @@
+//! The text CRDT.
+//!
+//! ## Algorithm
+//!
+//! A sequence CRDT in the YATA family (the algorithm of Yjs): every inserted character
+//! has an id (replica, sequence number) and remembers its neighbours at insertion —
+//! `origin_left`, the character it was typed after, and `origin_right`, the one that
+//! followed. A remote insertion goes right of its left origin; when concurrent
+//! insertions compete for the same gap, a deterministic scan over them orders the
+//! runs by origins and replica id so that each replica's run stays contiguous: two
+//! people typing "abc" and "xyz" at the same place get "abcxyz" or "xyzabc", never
+//! "axbycz" — forwards or backwards. (Fractional indexing, which the reference system
+//! used, interleaves; RGA interleaves text typed backwards.) Deleted characters stay as
+//! tombstones, so later insertions can still find their origins.
+//!
+//! ## Representation
+//!
+//! Characters typed one after another by one replica form a *run*: one record with a
+//! length, whose characters' origins are implied (each one's left origin is the
+//! previous one). Runs live in chunks of at most [`CHUNK`] with their visible length,
+//! so a position is found by skipping chunks, starting from where the last edit was
+//! (typing is local). Content is kept per replica in insertion order, as bytes while it
+//! is ASCII. Memory is proportional to the number of runs and the inserted text — not
+//! one object per character.
+
+mod content;
+
+use std::collections::HashMap;
+
+use content::Content;
+
+use crate::encoding::{DecodeError, Reader, Writer, tag};
+use crate::{ReplicaId, VectorClock};
+
+/// Most runs per chunk.
+pub const CHUNK: usize = 64;
+
+/// The most characters (visible and deleted) a decoded document may hold: deleted
+/// content is not encoded, so a few bytes can describe many characters, and decoding
+/// refuses to allocate past this.
+pub const MAX_CHARS: usize = 1 << 26;
+
+/// A character's portable id: the replica that inserted it and its sequence number there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct CharId {
+    /// The inserting replica.
+    pub replica: ReplicaId,
+    /// Its count of characters inserted before this one.
+    pub seq: u32,
+}
+
+/// An operation, to send to other replicas ([`TextDoc::apply`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub enum TextOp {
+    /// `text` was inserted: its characters have ids `id`, `id + 1`, …
+    Insert {
+        /// The first character's id.
+        id: CharId,
+        /// The character it was typed after, if any.
+        origin_left: Option<CharId>,
+        /// The character that followed, if any.
+        origin_right: Option<CharId>,
+        /// The characters.
+        text: String,
+    },
+    /// Characters were deleted: `len` ids from each `CharId`.
+    Delete {
+        /// The deleted ranges.
+        ranges: Vec<(CharId, u32)>,
+    },
+}
+
+/// A local id: the replica's index in this document and a sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Id {
+    agent: u32,
+    seq: u32,
+}
+
+const NONE: u32 = u32::MAX;
+
+/// A run of characters typed one after another by one replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Run {
+    agent: u32,
+    seq: u32,
+    len: u32,
+    /// The first character's left origin (`agent == NONE`: none).
+    left: Id,
+    /// Every character's right origin (`agent == NONE`: none).
+    right: Id,
+    deleted: bool,
+}
+
+impl Run {
+    fn contains(&self, id: Id) -> bool {
+        self.agent == id.agent && id.seq >= self.seq && id.seq < self.seq + self.len
+    }
+
+    fn visible(&self) -> u32 {
+        if self.deleted { 0 } else { self.len }
+    }
+
+    fn last(&self) -> Id {
+        Id {
+            agent: self.agent,
+            seq: self.seq + self.len - 1,
+        }
+    }
+
+    /// Splits at `at` characters: `self` keeps the head, the tail is returned.
+    fn split(&mut self, at: u32) -> Run {
+        let tail = Run {
+            agent: self.agent,
+            seq: self.seq + at,
+            len: self.len - at,
+            left: Id {
+                agent: self.agent,
+                seq: self.seq + at - 1,
+            },
+            right: self.right,
+            deleted: self.deleted,
+        };
+        self.len = at;
+        tail
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct Chunk {
+    runs: Vec<Run>,
+    visible: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Agent {
+    replica: ReplicaId,
+    content: Content,
+}
+
+/// Where a run is: chunk and index in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Loc {
+    chunk: usize,
+    run: usize,
+}
+
+/// A shared text document: edit locally by character index, send the returned
+/// operations to other replicas, apply theirs in any causal order (or merge whole
+/// states); every replica that has seen the same operations shows the same text.
+#[derive(Debug, Clone)]
+pub struct TextDoc {
+    replica: ReplicaId,
+    me: u32,
+    agents: Vec<Agent>,
+    index: HashMap<ReplicaId, u32>,
+    chunks: Vec<Chunk>,
+    len: usize,
+    /// The chunk of the last edit and the visible length before it.
+    cursor: (usize, usize),
+    /// Remote operations waiting for what they depend on.
+    pending: Vec<TextOp>,
+    /// The chunk where the last lookup by id succeeded.
+    hint: usize,
+    /// Edits since chunks were last checked for size (splits can overfill them).
+    unbalanced: u32,
+}
+
+impl TextDoc {
+    /// An empty document edited by `replica`.
+    pub fn new(replica: ReplicaId) -> Self {
+        let mut doc = Self {
+            replica,
+            me: 0,
+            agents: Vec::new(),
+            index: HashMap::new(),
+            chunks: vec![Chunk::default()],
+            len: 0,
+            cursor: (0, 0),
+            pending: Vec::new(),
+            hint: 0,
+            unbalanced: 0,
+        };
+        doc.me = doc.agent(replica);
+        doc
+    }
+
+    /// This replica's id.
+    pub fn replica(&self) -> ReplicaId {
+        self.replica
+    }
+
+    /// The number of visible characters.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the document is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The text.
+    pub fn text(&self) -> String {
+        let mut out = String::with_capacity(self.len);
+        for run in self.chunks.iter().flat_map(|c| &c.runs) {
+            if !run.deleted {
+                self.agents[run.agent as usize].content.append_to(
+                    run.seq as usize,
+                    run.len as usize,
+                    &mut out,
+                );
+            }
+        }
+        out
+    }
+
+    /// How many characters of each replica this document has seen.
+    pub fn version(&self) -> VectorClock {
+        let mut v = VectorClock::new();
+        for a in &self.agents {
+            if a.content.len() > 0 {
+                v.observe(a.replica, a.content.len() as u64);
+            }
+        }
+        v
+    }
+
+    /// How many runs and chunks hold the document (for diagnostics).
+    pub fn shape(&self) -> (usize, usize) {
+        (
+            self.chunks.iter().map(|c| c.runs.len()).sum(),
+            self.chunks.len(),
+        )
+    }
+
+    /// Operations received whose dependencies have not arrived yet.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The bytes this document holds on the heap (runs, content, indexes).
+    pub fn heap_bytes(&self) -> usize {
+        self.chunks.capacity() * std::mem::size_of::<Chunk>()
+            + self
+                .chunks
+                .iter()
+                .map(|c| c.runs.capacity() * std::mem::size_of::<Run>())
+                .sum::<usize>()
+            + self
+                .agents
+                .iter()
+                .map(|a| a.content.heap_bytes())
+                .sum::<usize>()
+            + self.agents.capacity() * std::mem::size_of::<Agent>()
+            + self.index.capacity() * 16
+    }
+
+    fn agent(&mut self, replica: ReplicaId) -> u32 {
+        if let Some(&i) = self.index.get(&replica) {
+            return i;
+        }
+        let i = self.agents.len() as u32;
+        self.agents.push(Agent {
+            replica,
+            content: Content::default(),
+        });
+        self.index.insert(replica, i);
+        i
+    }
+
+    fn portable(&self, id: Id) -> Option<CharId> {
+        (id.agent != NONE).then(|| CharId {
+            replica: self.agents[id.agent as usize].replica,
+            seq: id.seq,
+        })
+    }
+
+    /// The local id of a portable one, if its character is known here.
+    fn local(&self, id: Option<CharId>) -> Result<Id, ()> {
+        match id {
+            None => Ok(Id {
+                agent: NONE,
+                seq: 0,
+            }),
+            Some(c) => match self.index.get(&c.replica) {
+                Some(&a) if (c.seq as usize) < self.agents[a as usize].content.len() => Ok(Id {
+                    agent: a,
+                    seq: c.seq,
+                }),
+                _ => Err(()),
+            },
+        }
+    }
+
+    // ----- positions ------------------------------------------------------------------
+
+    /// The chunk holding visible position `pos` (the first chunk whose visible range
+    /// reaches it), and the visible length before that chunk.
+    fn chunk_at(&mut self, pos: usize) -> (usize, usize) {
+        let (mut c, mut before) = self.cursor;
+        if c >= self.chunks.len() {
+            (c, before) = (0, 0);
+        }
+        while pos < before || (pos == before && c > 0 && pos > 0) {
+            c -= 1;
+            before -= self.chunks[c].visible;
+        }
+        while c + 1 < self.chunks.len() && pos > before + self.chunks[c].visible {
+            before += self.chunks[c].visible;
+            c += 1;
+        }
+        self.cursor = (c, before);
+        (c, before)
+    }
+
+    /// Splits runs so that a run boundary falls right after the `pos`-th visible
+    /// character, and returns that boundary (before any tombstones that follow it).
+    fn boundary_after(&mut self, pos: usize) -> Loc {
+        if pos == 0 {
+            return Loc { chunk: 0, run: 0 };
+        }
+        let (c, before) = self.chunk_at(pos);
+        let chunk = &mut self.chunks[c];
+        let mut seen = before;
+        for i in 0..chunk.runs.len() {
+            let v = chunk.runs[i].visible() as usize;
+            if v > 0 && seen + v >= pos {
+                let at = (pos - seen) as u32;
+                if at < chunk.runs[i].len {
+                    let tail = chunk.runs[i].split(at);
+                    chunk.runs.insert(i + 1, tail);
+                }
+                return Loc {
+                    chunk: c,
+                    run: i + 1,
+                };
+            }
+            seen += v;
+        }
+        Loc {
+            chunk: c,
+            run: chunk.runs.len(),
+        }
+    }
+
+    /// The run at `loc`, or the next one (across chunks), if any.
+    fn run_at(&self, mut loc: Loc) -> Option<(Loc, Run)> {
+        while loc.chunk < self.chunks.len() {
+            if let Some(run) = self.chunks[loc.chunk].runs.get(loc.run) {
+                return Some((loc, *run));
+            }
+            loc = Loc {
+                chunk: loc.chunk + 1,
+                run: 0,
+            };
+        }
+        None
+    }
+
+    fn previous(&self, loc: Loc) -> Option<Run> {
+        if loc.run > 0 {
+            return self.chunks[loc.chunk].runs.get(loc.run - 1).copied();
+        }
+        (0..loc.chunk)
+            .rev()
+            .find_map(|c| self.chunks[c].runs.last().copied())
+    }
+
+    fn next_loc(&self, loc: Loc) -> Loc {
+        Loc {
+            chunk: loc.chunk,
+            run: loc.run + 1,
+        }
+    }
+
+    /// Splits chunks that splitting runs has filled past [`CHUNK`]; run every few edits.
+    fn rebalance(&mut self) {
+        self.unbalanced += 1;
+        if self.unbalanced < 16 {
+            return;
+        }
+        self.unbalanced = 0;
+        let mut c = 0;
+        while c < self.chunks.len() {
+            if self.chunks[c].runs.len() > CHUNK {
+                let tail: Vec<Run> = self.chunks[c].runs.split_off(CHUNK / 2);
+                let visible: usize = tail.iter().map(|r| r.visible() as usize).sum();
+                self.chunks[c].visible -= visible;
+                let mut runs = Vec::with_capacity(CHUNK + 1);
+                runs.extend(tail);
+                self.chunks.insert(c + 1, Chunk { runs, visible });
+                if self.cursor.0 > c {
+                    self.cursor.0 += 1;
+                }
+                if self.hint > c {
+                    self.hint += 1;
+                }
+                continue;
+            }
+            c += 1;
+        }
+    }
+
+    /// Records that chunk `chunk` gained (or lost) `delta` visible characters.
+    fn visible_changed(&mut self, chunk: usize, delta: isize) {
+        self.chunks[chunk].visible = self.chunks[chunk].visible.wrapping_add_signed(delta);
+        self.len = self.len.wrapping_add_signed(delta);
+        if chunk < self.cursor.0 {
+            self.cursor.1 = self.cursor.1.wrapping_add_signed(delta);
+        }
+    }
+
+    /// Inserts `run` at `loc`, keeping chunks under [`CHUNK`] runs.
+    fn insert_run(&mut self, loc: Loc, run: Run) {
+        let loc = if loc.chunk >= self.chunks.len() {
+            Loc {
+                chunk: self.chunks.len() - 1,
+                run: self.chunks.last().map_or(0, |c| c.runs.len()),
+            }
+        } else {
+            loc
+        };
+        self.chunks[loc.chunk].runs.insert(loc.run, run);
+        self.visible_changed(loc.chunk, run.visible() as isize);
+        let chunk = &mut self.chunks[loc.chunk];
+        if chunk.runs.len() > CHUNK {
+            let tail_runs = chunk.runs.split_off(CHUNK / 2);
+            let tail_visible: usize = tail_runs.iter().map(|r| r.visible() as usize).sum();
+            chunk.visible -= tail_visible;
+            let mut runs = Vec::with_capacity(CHUNK + 1);
+            runs.extend(tail_runs);
+            self.chunks.insert(
+                loc.chunk + 1,
+                Chunk {
+                    runs,
+                    visible: tail_visible,
+                },
+            );
+            if self.cursor.0 > loc.chunk {
+                self.cursor.0 += 1;
+            }
+        }
+    }
+
+    /// Finds the run holding `id`, splitting so it starts a run if `start`, or ends one.
+    /// The search starts at the chunk of the previous lookup and widens both ways:
+    /// operations arriving together are usually about neighbouring text.
+    fn locate(&mut self, id: Id, start: bool) -> Option<Loc> {
+        let n = self.chunks.len();
+        let hint = self.hint.min(n - 1);
+        let order = (0..n)
+            .flat_map(|d| [hint.checked_add(d), hint.checked_sub(d + 1)])
+            .flatten()
+            .filter(|&c| c < n);
+        let found = order.take(n).find_map(|c| {
+            self.chunks[c]
+                .runs
+                .iter()
+                .position(|r| r.contains(id))
+                .map(|i| (c, i))
+        });
+        if let Some((c, i)) = found {
+            self.hint = c;
+            {
+                let runs = &mut self.chunks[c].runs;
+                let offset = id.seq - runs[i].seq;
+                if start && offset > 0 {
+                    let tail = runs[i].split(offset);
+                    runs.insert(i + 1, tail);
+                    return Some(Loc {
+                        chunk: c,
+                        run: i + 1,
+                    });
+                }
+                if !start && offset + 1 < runs[i].len {
+                    let tail = runs[i].split(offset + 1);
+                    runs.insert(i + 1, tail);
+                }
+                return Some(Loc { chunk: c, run: i });
+            }
+        }
+        None
+    }
+
+    // ----- local edits ----------------------------------------------------------------
+
+    /// Inserts `text` at character index `pos` (clamped to the length); returns the
+    /// operation to send to other replicas.
+    pub fn insert(&mut self, pos: usize, text: &str) -> Option<TextOp> {
+        let (seq, left, right) = self.insert_local(pos, text)?;
+        self.rebalance();
+        Some(TextOp::Insert {
+            id: CharId {
+                replica: self.replica,
+                seq,
+            },
+            origin_left: self.portable(left),
+            origin_right: self.portable(right),
+            text: text.to_owned(),
+        })
+    }
+
+    /// Deletes `len` characters from index `pos` (clamped); returns the operation.
+    pub fn delete(&mut self, pos: usize, len: usize) -> Option<TextOp> {
+        let mut ranges = Vec::new();
+        self.delete_local(pos, len, Some(&mut ranges));
+        self.rebalance();
+        (!ranges.is_empty()).then_some(TextOp::Delete { ranges })
+    }
+
+    /// Deletes `del` characters at `pos`, then inserts `text` there, without building
+    /// operations: for replicas that sync by state or [`delta`](Self::delta) rather than
+    /// by forwarding each operation (the document holds all a peer needs).
+    pub fn splice(&mut self, pos: usize, del: usize, text: &str) {
+        if del > 0 {
+            self.delete_local(pos, del, None);
+        }
+        self.insert_local(pos, text);
+        self.rebalance();
+    }
+
+    /// Inserts locally; returns the first new sequence number and the origins.
+    fn insert_local(&mut self, pos: usize, text: &str) -> Option<(u32, Id, Id)> {
+        let n = text.chars().count() as u32;
+        if n == 0 {
+            return None;
+        }
+        let pos = pos.min(self.len);
+        let loc = self.boundary_after(pos);
+        let left = self.previous(loc).map_or(
+            Id {
+                agent: NONE,
+                seq: 0,
+            },
+            |r| r.last(),
+        );
+        let right = self.run_at(loc).map_or(
+            Id {
+                agent: NONE,
+                seq: 0,
+            },
+            |(_, r)| Id {
+                agent: r.agent,
+                seq: r.seq,
+            },
+        );
+        let seq = self.agents[self.me as usize].content.len() as u32;
+        self.agents[self.me as usize].content.push_str(text);
+        // Typing on: extend the run just before instead of adding one.
+        if loc.run > 0 {
+            let prev = &mut self.chunks[loc.chunk].runs[loc.run - 1];
+            if prev.agent == self.me
+                && prev.seq + prev.len == seq
+                && !prev.deleted
+                && prev.right == right
+            {
+                prev.len += n;
+                self.visible_changed(loc.chunk, n as isize);
+                return Some((seq, left, right));
+            }
+        }
+        self.insert_run(
+            loc,
+            Run {
+                agent: self.me,
+                seq,
+                len: n,
+                left,
+                right,
+                deleted: false,
+            },
+        );
+        Some((seq, left, right))
+    }
+
+    /// Deletes locally, recording the deleted id ranges in `ranges` if given.
+    fn delete_local(
+        &mut self,
+        pos: usize,
+        len: usize,
+        mut ranges: Option<&mut Vec<(CharId, u32)>>,
+    ) {
+        let pos = pos.min(self.len);
+        let mut left = len.min(self.len - pos);
+        if left == 0 {
+            return;
+        }
+        let mut loc = self.boundary_after(pos);
+        while left > 0 {
+            let Some((at, run)) = self.run_at(loc) else {
+                break;
+            };
+            loc = at;
+            if run.deleted {
+                loc = self.next_loc(loc);
+                continue;
+            }
+            let chunk = &mut self.chunks[loc.chunk];
+            if run.len as usize > left {
+                let tail = chunk.runs[loc.run].split(left as u32);
+                chunk.runs.insert(loc.run + 1, tail);
+            }
+            let r = &mut chunk.runs[loc.run];
+            r.deleted = true;
+            let (agent, seq, n) = (r.agent, r.seq, r.len);
+            self.visible_changed(loc.chunk, -(n as isize));
+            left -= n as usize;
+            if let Some(ranges) = ranges.as_deref_mut() {
+                ranges.push((
+                    CharId {
+                        replica: self.agents[agent as usize].replica,
+                        seq,
+                    },
+                    n,
+                ));
+            }
+            loc = self.coalesce(loc);
+            loc = self.next_loc(loc);
+        }
+    }
+
+    /// Merges the tombstone at `loc` with a tombstone just before it that it continues
+    /// (same replica, next sequence number, same right origin); returns where it is now.
+    fn coalesce(&mut self, mut loc: Loc) -> Loc {
+        let joins = |a: &Run, b: &Run| {
+            a.deleted
+                && b.deleted
+                && a.agent == b.agent
+                && a.seq + a.len == b.seq
+                && a.right == b.right
+        };
+        let runs = &mut self.chunks[loc.chunk].runs;
+        if loc.run + 1 < runs.len() && joins(&runs[loc.run], &runs[loc.run + 1]) {
+            runs[loc.run].len += runs[loc.run + 1].len;
+            runs.remove(loc.run + 1);
+        }
+        if loc.run > 0 && joins(&runs[loc.run - 1], &runs[loc.run]) {
+            runs[loc.run - 1].len += runs[loc.run].len;
+            runs.remove(loc.run);
+            loc.run -= 1;
+        }
+        loc
+    }
+
+    // ----- remote operations ----------------------------------------------------------
+
+    /// Applies an operation from another replica. Operations may arrive in any order
+    /// and more than once: one whose dependencies are missing waits (see
+    /// [`pending`](Self::pending)); one already applied changes nothing.
+    pub fn apply(&mut self, op: TextOp) {
+        self.rebalance();
+        if !self.try_apply(&op) {
+            self.pending.push(op);
+            return;
+        }
+        // Something new may unblock what waits.
+        loop {
+            let before = self.pending.len();
+            let waiting = std::mem::take(&mut self.pending);
+            for op in waiting {
+                if !self.try_apply(&op) {
+                    self.pending.push(op);
+                }
+            }
+            if self.pending.len() == before {
+                break;
+            }
+        }
+    }
+
+    /// Applies `op` if its dependencies are here; false if it must wait.
+    fn try_apply(&mut self, op: &TextOp) -> bool {
+        match op {
+            TextOp::Insert {
+                id,
+                origin_left,
+                origin_right,
+                text,
+            } => self.integrate(*id, *origin_left, *origin_right, text),
+            TextOp::Delete { ranges } => {
+                let mut targets = Vec::with_capacity(ranges.len());
+                for (start, len) in ranges {
+                    let Ok(first) = self.local(Some(*start)) else {
+                        return false;
+                    };
+                    if self
+                        .local(Some(CharId {
+                            replica: start.replica,
+                            seq: start.seq + len - 1,
+                        }))
+                        .is_err()
+                    {
+                        return false;
+                    }
+                    targets.push((first, *len));
+                }
+                for (first, len) in targets {
+                    self.delete_ids(first, len);
+                }
+                true
+            }
+        }
+    }
+
+    fn delete_ids(&mut self, first: Id, len: u32) {
+        let mut seq = first.seq;
+        let end = first.seq + len;
+        while seq < end {
+            let Some(loc) = self.locate(
+                Id {
+                    agent: first.agent,
+                    seq,
+                },
+                true,
+            ) else {
+                return;
+            };
+            let chunk = &mut self.chunks[loc.chunk];
+            let run_len = chunk.runs[loc.run].len;
+            let take = run_len.min(end - seq);
+            if take < run_len {
+                let tail = chunk.runs[loc.run].split(take);
+                chunk.runs.insert(loc.run + 1, tail);
+            }
+            let r = &mut chunk.runs[loc.run];
+            if !r.deleted {
+                r.deleted = true;
+                let n = r.len;
+                self.visible_changed(loc.chunk, -(n as isize));
+            }
+            seq += take;
+        }
+    }
+
+    /// Integrates a remote insertion (YATA); false if it must wait for dependencies.
+    fn integrate(
+        &mut self,
+        id: CharId,
+        origin_left: Option<CharId>,
+        origin_right: Option<CharId>,
+        text: &str,
+    ) -> bool {
+        let n = text.chars().count() as u32;
+        let agent = self.agent(id.replica);
+        let known = self.agents[agent as usize].content.len() as u32;
+        if id.seq + n <= known {
+            return true; // already applied
+        }
+        if id.seq != known {
+            return false; // an earlier insertion of that replica is missing
+        }
+        let (Ok(left), Ok(right)) = (self.local(origin_left), self.local(origin_right)) else {
+            return false;
+        };
+        let mut loc = match left.agent {
+            NONE => Loc { chunk: 0, run: 0 },
+            _ => match self.locate(left, false) {
+                Some(l) => self.next_loc(l),
+                None => return false,
+            },
+        };
+        if right.agent != NONE && self.locate(right, true).is_none() {
+            return false;
+        }
+        // Left may have moved if splitting `right` shifted runs in its chunk: find it again.
+        if left.agent != NONE {
+            loc = match self.locate(left, false) {
+                Some(l) => self.next_loc(l),
+                None => return false,
+            };
+        }
+        let my_replica = id.replica;
+        // The YATA scan over the runs between left and right.
+        let mut insert_at = loc;
+        let mut before_origin: Vec<Run> = Vec::new();
+        let mut conflicting: Vec<Run> = Vec::new();
+        let mut cursor = loc;
+        while let Some((at, o)) = self.run_at(cursor) {
+            if right.agent != NONE && o.agent == right.agent && o.seq == right.seq {
+                break;
+            }
+            before_origin.push(o);
+            conflicting.push(o);
+            let o_replica = self.agents[o.agent as usize].replica;
+            let in_set = |set: &[Run], id: Id| set.iter().any(|r| r.contains(id));
+            if o.left == left {
+                if o_replica < my_replica {
+                    insert_at = self.next_loc(at);
+                    conflicting.clear();
+                } else if o.right == right {
+                    break;
+                }
+            } else if o.left.agent != NONE && in_set(&before_origin, o.left) {
+                if !in_set(&conflicting[..conflicting.len() - 1], o.left) {
+                    insert_at = self.next_loc(at);
+                    conflicting.clear();
+                }
+            } else {
+                break;
+            }
+            cursor = self.next_loc(at);
+        }
+        self.agents[agent as usize].content.push_str(text);
+        self.insert_run(
+            insert_at,
+            Run {
+                agent,
+                seq: id.seq,
+                len: n,
+                left,
+                right,
+                deleted: false,
+            },
+        );
+        true
+    }
+
+    // ----- sync -----------------------------------------------------------------------
+
+    /// What a replica that has seen `since` is missing: the insertions it lacks (as
+    /// operations) and every deletion (deletions are idempotent and compact as ranges).
+    pub fn delta(&self, since: &VectorClock) -> Vec<TextOp> {
+        let mut inserts: Vec<(u32, TextOp)> = Vec::new();
+        let mut deletes = Vec::new();
+        for run in self.chunks.iter().flat_map(|c| &c.runs) {
+            let agent = &self.agents[run.agent as usize];
+            let seen = since.get(agent.replica).min(u64::from(u32::MAX)) as u32;
+            if run.seq + run.len > seen {
+                let skip = seen.saturating_sub(run.seq);
+                let mut part = *run;
+                if skip > 0 {
+                    part = part.split(skip);
+                }
+                let text = if run.deleted {
+                    "\0".repeat(part.len as usize)
+                } else {
+                    agent.content.slice(part.seq as usize, part.len as usize)
+                };
+                inserts.push((
+                    part.seq,
+                    TextOp::Insert {
+                        id: CharId {
+                            replica: agent.replica,
+                            seq: part.seq,
+                        },
+                        origin_left: self.portable(part.left),
+                        origin_right: self.portable(part.right),
+                        text,
+                    },
+                ));
+            }
+            if run.deleted {
+                deletes.push((
+                    CharId {
+                        replica: agent.replica,
+                        seq: run.seq,
+                    },
+                    run.len,
+                ));
+            }
+        }
+        // Each replica's insertions in sequence order; origins across replicas are
+        // resolved by the waiting queue.
+        inserts.sort_by_key(|(seq, op)| match op {
+            TextOp::Insert { id, .. } => (id.replica, *seq),
+            TextOp::Delete { .. } => (ReplicaId(0), *seq),
+        });
+        let mut ops: Vec<TextOp> = inserts.into_iter().map(|(_, op)| op).collect();
+        if !deletes.is_empty() {
+            ops.push(TextOp::Delete { ranges: deletes });
+        }
+        ops
+    }
+
+    /// Joins another replica's whole state in.
+    pub fn merge(&mut self, other: &TextDoc) {
+        for op in other.delta(&self.version()) {
+            self.apply(op);
+        }
+    }
+
+    // ----- encoding -------------------------------------------------------------------
+
+    /// The compact binary encoding of the whole state (see `docs/crdt-encoding.md`).
+    /// Deleted characters keep their ids and origins but not their content.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new(tag::TEXT);
+        w.u64(self.agents.len() as u64);
+        for a in &self.agents {
+            w.u64(a.replica.0);
+            w.u64(a.content.len() as u64);
+        }
+        let runs: Vec<&Run> = self.chunks.iter().flat_map(|c| &c.runs).collect();
+        w.u64(runs.len() as u64);
+        let mut visible = String::with_capacity(self.len);
+        for r in &runs {
+            w.u64(u64::from(r.agent));
+            w.u64(u64::from(r.seq));
+            w.u64(u64::from(r.len) << 1 | u64::from(r.deleted));
+            // Origins: 0 none, 1 the previous character of the same replica (typing
+            // on), else agent + 2 and the sequence number.
+            for (i, o) in [r.left, r.right].into_iter().enumerate() {
+                if o.agent == NONE {
+                    w.u64(0);
+                } else if i == 0 && o.agent == r.agent && o.seq + 1 == r.seq {
+                    w.u64(1);
+                } else {
+                    w.u64(u64::from(o.agent) + 2);
+                    w.u64(u64::from(o.seq));
+                }
+            }
+            if !r.deleted {
+                self.agents[r.agent as usize].content.append_to(
+                    r.seq as usize,
+                    r.len as usize,
+                    &mut visible,
+                );
+            }
+        }
+        w.bytes(visible.as_bytes());
+        w.finish()
+    }
+
+    /// Reads [`encode`](Self::encode)'s output, as a replica with id `replica`.
+    pub fn decode(bytes: &[u8], replica: ReplicaId) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes, tag::TEXT)?;
+        let n_agents = r.usize(r.remaining())?;
+        let mut agents = Vec::with_capacity(n_agents);
+        let mut lengths = Vec::with_capacity(n_agents);
+        let mut total = 0usize;
+        for _ in 0..n_agents {
+            agents.push(Agent {
+                replica: ReplicaId(r.u64()?),
+                content: Content::default(),
+            });
+            let len = r.usize(MAX_CHARS)?;
+            total += len;
+            if total > MAX_CHARS {
+                return Err(DecodeError::Invalid(
+                    "document larger than the decoding limit",
+                ));
+            }
+            lengths.push(len);
+        }
+        let n_runs = r.usize(bytes.len())?;
+        let mut runs = Vec::with_capacity(n_runs);
+        for _ in 0..n_runs {
+            let agent = r.u32()?;
+            let seq = r.u32()?;
+            let packed = r.u64()?;
+            let len = u32::try_from(packed >> 1).map_err(|_| DecodeError::Invalid("run length"))?;
+            let mut origins = [Id {
+                agent: NONE,
+                seq: 0,
+            }; 2];
+            for (i, o) in origins.iter_mut().enumerate() {
+                match r.u64()? {
+                    0 => {}
+                    1 if i == 0 => {
+                        *o = Id {
+                            agent,
+                            seq: seq.checked_sub(1).ok_or(DecodeError::Invalid("origin"))?,
+                        }
+                    }
+                    a => {
+                        *o = Id {
+                            agent: u32::try_from(a - 2)
+                                .map_err(|_| DecodeError::Invalid("agent"))?,
+                            seq: r.u32()?,
+                        }
+                    }
+                }
+            }
+            if agent as usize >= n_agents
+                || len == 0
+                || seq as usize + len as usize > lengths[agent as usize]
+            {
+                return Err(DecodeError::Invalid("run out of range"));
+            }
+            runs.push(Run {
+                agent,
+                seq,
+                len,
+                left: origins[0],
+                right: origins[1],
+                deleted: packed & 1 == 1,
+            });
+        }
+        let visible = r.str()?;
+        r.end()?;
+        // Rebuild each replica's content in sequence order: visible runs carry text,
+        // deleted ones placeholders.
+        let mut pieces: Vec<Vec<(u32, u32, Option<usize>)>> = vec![Vec::new(); n_agents];
+        let mut offset = 0usize;
+        for run in &runs {
+            let start = (!run.deleted).then_some(offset);
+            if !run.deleted {
+                offset += run.len as usize;
+            }
+            pieces[run.agent as usize].push((run.seq, run.len, start));
+        }
+        let chars: Vec<char> = visible.chars().collect();
+        if chars.len() != offset {
+            return Err(DecodeError::Invalid("text length"));
+        }
+        for (a, list) in pieces.iter_mut().enumerate() {
+            list.sort_unstable();
+            let mut next = 0u32;
+            for &(seq, len, start) in list.iter() {
+                if seq != next {
+                    return Err(DecodeError::Invalid("content has gaps"));
+                }
+                match start {
+                    Some(s) => agents[a]
+                        .content
+                        .push_str(&chars[s..s + len as usize].iter().collect::<String>()),
+                    None => agents[a].content.push_hidden(len as usize),
+                }
+                next = seq + len;
+            }
+            if next as usize != lengths[a] {
+                return Err(DecodeError::Invalid("content length"));
+            }
+        }
+        let index = agents
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.replica, i as u32))
+            .collect();
+        let mut doc = Self {
+            replica,
+            me: 0,
+            agents,
+            index,
+            chunks: Vec::new(),
+            len: 0,
+            cursor: (0, 0),
+            pending: Vec::new(),
+            hint: 0,
+            unbalanced: 0,
+        };
+        for part in runs.chunks(CHUNK / 2) {
+            let visible = part.iter().map(|r| r.visible() as usize).sum();
+            doc.len += visible;
+            doc.chunks.push(Chunk {
+                runs: part.to_vec(),
+                visible,
+            });
+        }
+        if doc.chunks.is_empty() {
+            doc.chunks.push(Chunk::default());
+        }
+        doc.me = doc.agent(replica);
+        Ok(doc)
+    }
+}

@@ -1,0 +1,231 @@
+//! Algebraic laws: every state-based type's merge is commutative, associative and
+//! idempotent; operation-based types converge for every delivery order, duplicates
+//! included.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use mesh_crdt::{
+    GCounter, Hlc, LwwRegister, MvRegister, OrSet, PNCounter, ReplicaId, StateCrdt, StateValue,
+    TextDoc, VectorClock,
+};
+use proptest::prelude::*;
+
+fn r(i: u8) -> ReplicaId {
+    ReplicaId(u64::from(i % 3) + 1)
+}
+
+fn laws<T: Clone + PartialEq + std::fmt::Debug>(
+    a: &T,
+    b: &T,
+    c: &T,
+    merge: impl Fn(&mut T, &T),
+) -> Result<(), TestCaseError> {
+    let join = |x: &T, y: &T| {
+        let mut z = x.clone();
+        merge(&mut z, y);
+        z
+    };
+    prop_assert_eq!(join(a, b), join(b, a), "commutative");
+    prop_assert_eq!(join(&join(a, b), c), join(a, &join(b, c)), "associative");
+    prop_assert_eq!(join(a, a), a.clone(), "idempotent");
+    Ok(())
+}
+
+fn gcounter() -> impl Strategy<Value = GCounter> {
+    proptest::collection::vec((any::<u8>(), 0u64..100), 0..8).prop_map(|incs| {
+        let mut g = GCounter::new();
+        for (rep, n) in incs {
+            g.increment(r(rep), n);
+        }
+        g
+    })
+}
+
+fn pncounter() -> impl Strategy<Value = PNCounter> {
+    proptest::collection::vec((any::<u8>(), -100i64..100), 0..8).prop_map(|adds| {
+        let mut c = PNCounter::new();
+        for (rep, n) in adds {
+            c.add(r(rep), n);
+        }
+        c
+    })
+}
+
+fn lww() -> impl Strategy<Value = LwwRegister<String>> {
+    // A timestamp identifies one write, so the value is a function of it.
+    proptest::collection::vec((any::<u8>(), 0u64..20, 0u32..3), 0..5).prop_map(|writes| {
+        let mut reg = LwwRegister::new();
+        for (rep, t, c) in writes {
+            let stamp = Hlc {
+                wall_ms: t,
+                counter: c,
+                replica: r(rep),
+            };
+            reg.set(format!("{t}/{c}/{}", stamp.replica.0), stamp);
+        }
+        reg
+    })
+}
+
+/// Sets built by one history forked among replicas, so dots are consistent.
+fn orsets() -> impl Strategy<Value = (OrSet<i64>, OrSet<i64>, OrSet<i64>)> {
+    proptest::collection::vec((0u8..3, any::<bool>(), 0i64..4), 0..30).prop_map(|steps| {
+        let mut sets = [OrSet::new(), OrSet::new(), OrSet::new()];
+        for (i, (rep, add, v)) in steps.into_iter().enumerate() {
+            let s = &mut sets[rep as usize];
+            if add {
+                s.add(r(rep), v)
+            } else {
+                s.remove(&v);
+            }
+            if i % 5 == 4 {
+                let other = sets[(rep as usize + 1) % 3].clone();
+                sets[rep as usize].merge(&other);
+            }
+        }
+        let [a, b, c] = sets;
+        (a, b, c)
+    })
+}
+
+fn mvregs() -> impl Strategy<Value = (MvRegister<i64>, MvRegister<i64>, MvRegister<i64>)> {
+    proptest::collection::vec((0u8..3, 0i64..5, any::<bool>()), 0..20).prop_map(|steps| {
+        let mut regs = [MvRegister::new(), MvRegister::new(), MvRegister::new()];
+        for (rep, v, sync) in steps {
+            regs[rep as usize].set(r(rep), v);
+            if sync {
+                let other = regs[(rep as usize + 2) % 3].clone();
+                regs[rep as usize].merge(&other);
+            }
+        }
+        let [a, b, c] = regs;
+        (a, b, c)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn g_counter_laws(a in gcounter(), b in gcounter(), c in gcounter()) {
+        laws(&a, &b, &c, GCounter::merge)?;
+    }
+
+    #[test]
+    fn pn_counter_laws(a in pncounter(), b in pncounter(), c in pncounter()) {
+        laws(&a, &b, &c, PNCounter::merge)?;
+    }
+
+    #[test]
+    fn lww_register_laws(a in lww(), b in lww(), c in lww()) {
+        laws(&a, &b, &c, LwwRegister::merge)?;
+    }
+
+    #[test]
+    fn mv_register_laws((a, b, c) in mvregs()) {
+        laws(&a, &b, &c, MvRegister::merge)?;
+    }
+
+    #[test]
+    fn or_set_laws((a, b, c) in orsets()) {
+        laws(&a, &b, &c, OrSet::merge)?;
+    }
+
+    #[test]
+    fn vector_clock_laws(xs in proptest::collection::vec((any::<u8>(), 0u64..9), 0..6), ys in proptest::collection::vec((any::<u8>(), 0u64..9), 0..6), zs in proptest::collection::vec((any::<u8>(), 0u64..9), 0..6)) {
+        let build = |v: Vec<(u8, u64)>| { let mut c = VectorClock::new(); for (rep, n) in v { c.observe(r(rep), n); } c };
+        laws(&build(xs), &build(ys), &build(zs), VectorClock::merge)?;
+    }
+
+    #[test]
+    fn counter_deltas_bring_a_peer_up_to_date(a in gcounter(), b in gcounter()) {
+        let mut peer = b.clone();
+        peer.merge(&a.delta(&b.version()));
+        let mut full = b.clone();
+        full.merge(&a);
+        prop_assert_eq!(peer, full);
+    }
+
+    #[test]
+    fn text_converges_for_every_delivery_order(
+        edits in proptest::collection::vec((0u8..3, any::<bool>(), 0usize..20, "[a-z]{1,4}", 1usize..4), 1..25),
+        order in proptest::collection::vec(any::<u32>(), 0..200),
+        dup in proptest::collection::vec(any::<u32>(), 0..20),
+    ) {
+        // Three replicas edit on their own; every op goes to every other replica, in a
+        // shuffled order with some duplicates.
+        let mut docs: Vec<TextDoc> = (0..3).map(|i| TextDoc::new(ReplicaId(i + 1))).collect();
+        let mut ops = Vec::new();
+        for (rep, insert, pos, text, len) in edits {
+            let doc = &mut docs[rep as usize];
+            let pos = pos.min(doc.len());
+            let op = if insert || doc.is_empty() { doc.insert(pos, &text) } else { doc.delete(pos, len) };
+            ops.extend(op.map(|o| (rep as usize, o)));
+        }
+        let mut delivery: Vec<usize> = (0..ops.len()).collect();
+        for (i, k) in order.iter().enumerate() {
+            let n = delivery.len();
+            if n > 1 { delivery.swap(i % n, *k as usize % n); }
+        }
+        for d in &dup {
+            if !ops.is_empty() { delivery.push(*d as usize % ops.len()); }
+        }
+        for (target, doc) in docs.iter_mut().enumerate() {
+            for &i in &delivery {
+                if ops[i].0 != target { doc.apply(ops[i].1.clone()); }
+            }
+        }
+        prop_assert_eq!(docs[0].pending(), 0);
+        prop_assert_eq!(docs[0].text(), docs[1].text());
+        prop_assert_eq!(docs[1].text(), docs[2].text());
+    }
+
+    #[test]
+    fn state_converges_for_every_delivery_order(
+        steps in proptest::collection::vec((0u8..3, 0u8..4, 0u8..3, 0i64..5), 1..30),
+        order in proptest::collection::vec(any::<u32>(), 0..100),
+    ) {
+        let mut trees: Vec<StateCrdt> = (0..3).map(|i| StateCrdt::new(ReplicaId(i + 1))).collect();
+        let mut ops = Vec::new();
+        for (t, (rep, kind, key, v)) in steps.into_iter().enumerate() {
+            let tree = &mut trees[rep as usize];
+            let path = format!("p/{key}");
+            ops.push(match kind {
+                0 => tree.set_value(&format!("{path}/r"), StateValue::Int(v), t as u64 / 2),
+                1 => tree.add(&format!("{path}/c"), v - 2),
+                2 => tree.insert(&format!("{path}/s"), &v.to_string()),
+                _ => tree.remove(&format!("{path}/s"), &v.to_string()),
+            });
+        }
+        let mut delivery: Vec<usize> = (0..ops.len()).collect();
+        for (i, k) in order.iter().enumerate() {
+            let n = delivery.len();
+            delivery.swap(i % n, *k as usize % n);
+        }
+        delivery.extend(0..ops.len()); // everything twice
+        for tree in &mut trees {
+            for &i in &delivery { tree.apply(ops[i].clone()); }
+        }
+        for path in ["p/0", "p/1", "p/2"] {
+            for t in &trees[1..] {
+                prop_assert_eq!(trees[0].value(&format!("{path}/r")), t.value(&format!("{path}/r")));
+                prop_assert_eq!(trees[0].counter(&format!("{path}/c")), t.counter(&format!("{path}/c")));
+                prop_assert_eq!(trees[0].set(&format!("{path}/s")), t.set(&format!("{path}/s")));
+            }
+        }
+    }
+
+    #[test]
+    fn decoding_garbage_is_an_error_never_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200), tag in 1u8..9) {
+        let mut framed = b"MCRD\x01".to_vec();
+        framed.push(tag);
+        framed.extend(&bytes);
+        let _ = TextDoc::decode(&framed, ReplicaId(1));
+        let _ = StateCrdt::decode(&framed, ReplicaId(1));
+        let _ = OrSet::<String>::decode(&framed);
+        let _ = MvRegister::<i64>::decode(&framed);
+        let _ = LwwRegister::<StateValue>::decode(&framed);
+        let _ = PNCounter::decode(&framed);
+        let _ = VectorClock::decode(&bytes);
+    }
+}

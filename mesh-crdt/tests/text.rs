@@ -1,0 +1,221 @@
+//! The text CRDT: no interleaving, a seeded multi-replica convergence fuzzer, the real
+//! editing traces, delta sync and the encoding.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    dead_code,
+    unreachable_pub,
+    missing_docs
+)]
+
+#[path = "../examples/replay/trace.rs"]
+mod trace;
+
+use mesh_crdt::{ReplicaId, TextDoc, TextOp};
+
+fn exchange(a: &mut TextDoc, b: &mut TextDoc, from_a: Vec<TextOp>, from_b: Vec<TextOp>) {
+    for op in from_b {
+        a.apply(op);
+    }
+    for op in from_a {
+        b.apply(op);
+    }
+}
+
+/// Two replicas type three characters each at the same place, forwards (each after the
+/// previous) or backwards (each before the previous); the runs must not interleave.
+#[test]
+fn concurrent_typing_at_one_place_never_interleaves() {
+    for backwards in [false, true] {
+        for (ra, rb) in [(1, 2), (2, 1)] {
+            let mut a = TextDoc::new(ReplicaId(ra));
+            let mut b = TextDoc::new(ReplicaId(rb));
+            let base = a.insert(0, "[]").unwrap();
+            b.apply(base);
+            let type_three = |doc: &mut TextDoc, chars: [&str; 3]| -> Vec<TextOp> {
+                if backwards {
+                    chars
+                        .iter()
+                        .rev()
+                        .map(|c| doc.insert(1, c).unwrap())
+                        .collect()
+                } else {
+                    chars
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| doc.insert(1 + i, c).unwrap())
+                        .collect()
+                }
+            };
+            let from_a = type_three(&mut a, ["a", "b", "c"]);
+            let from_b = type_three(&mut b, ["x", "y", "z"]);
+            assert_eq!(a.text(), "[abc]");
+            exchange(&mut a, &mut b, from_a, from_b);
+            assert_eq!(a.text(), b.text());
+            let t = a.text();
+            assert!(
+                t == "[abcxyz]" || t == "[xyzabc]",
+                "backwards={backwards}: {t}"
+            );
+        }
+    }
+}
+
+#[test]
+fn concurrent_edits_converge_with_deletes_and_duplicates() {
+    let mut a = TextDoc::new(ReplicaId(1));
+    let mut b = TextDoc::new(ReplicaId(2));
+    b.apply(a.insert(0, "hello world").unwrap());
+    let from_a = vec![a.delete(0, 6).unwrap(), a.insert(5, "!").unwrap()];
+    let from_b = vec![b.insert(5, ","), b.delete(7, 4), b.insert(7, "there")];
+    let from_b: Vec<TextOp> = from_b.into_iter().flatten().collect();
+    exchange(&mut a, &mut b, from_a.clone(), from_b.clone());
+    assert_eq!(a.text(), b.text());
+    // Duplicates change nothing; ops delivered backwards wait for their dependencies.
+    for op in from_a.iter().chain(&from_b) {
+        a.apply(op.clone());
+    }
+    let mut c = TextDoc::new(ReplicaId(3));
+    let mut all: Vec<TextOp> = vec![];
+    all.extend(a.delta(&c.version()));
+    for op in all.into_iter().rev() {
+        c.apply(op);
+    }
+    assert_eq!(c.pending(), 0);
+    assert_eq!(c.text(), a.text());
+}
+
+/// A seeded fuzzer: replicas edit at random, fork new replicas from existing ones,
+/// and sync pairwise by delta or whole-state merge; at the end everyone syncs and all
+/// texts must be equal. The seed is printed; set `MESH_CRDT_SEED` to replay one.
+#[test]
+fn seeded_multi_replica_convergence_fuzzer() {
+    let seed: u64 = std::env::var("MESH_CRDT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    println!("MESH_CRDT_SEED={seed}");
+    let mut state = seed | 1;
+    let mut rand = move |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n.max(1) as u64) as usize
+    };
+    for round in 0..20 {
+        let mut docs = vec![
+            TextDoc::new(ReplicaId(1)),
+            TextDoc::new(ReplicaId(2)),
+            TextDoc::new(ReplicaId(3)),
+        ];
+        let mut next_id = 4;
+        for _ in 0..200 {
+            let i = rand(docs.len());
+            match rand(10) {
+                0..=4 => {
+                    let pos = rand(docs[i].len() + 1);
+                    let text: String = (0..1 + rand(4))
+                        .map(|_| (b'a' + rand(26) as u8) as char)
+                        .collect();
+                    docs[i].insert(pos, &text);
+                }
+                5..=6 => {
+                    let len = docs[i].len();
+                    if len > 0 {
+                        let pos = rand(len);
+                        docs[i].delete(pos, 1 + rand(3));
+                    }
+                }
+                7 => {
+                    let j = rand(docs.len());
+                    let delta = docs[j].delta(&docs[i].version());
+                    for op in delta {
+                        docs[i].apply(op);
+                    }
+                }
+                8 => {
+                    let j = rand(docs.len());
+                    let other = docs[j].clone();
+                    docs[i].merge(&other);
+                }
+                _ if docs.len() < 6 => {
+                    // Fork: a new replica starts from an existing one's encoded state.
+                    let fork = TextDoc::decode(&docs[i].encode(), ReplicaId(next_id)).unwrap();
+                    assert_eq!(fork.text(), docs[i].text());
+                    next_id += 1;
+                    docs.push(fork);
+                }
+                _ => {}
+            }
+        }
+        for _ in 0..2 {
+            for i in 0..docs.len() {
+                for j in 0..docs.len() {
+                    let other = docs[j].clone();
+                    docs[i].merge(&other);
+                }
+            }
+        }
+        let text = docs[0].text();
+        for (k, d) in docs.iter().enumerate() {
+            assert_eq!(d.pending(), 0, "seed {seed} round {round} replica {k}");
+            assert_eq!(d.text(), text, "seed {seed} round {round} replica {k}");
+        }
+    }
+}
+
+#[test]
+fn encoding_round_trips_and_drops_deleted_content() {
+    let mut a = TextDoc::new(ReplicaId(7));
+    a.insert(0, "héllo wörld");
+    a.delete(0, 6);
+    a.insert(0, "🙂 ");
+    let bytes = a.encode();
+    let b = TextDoc::decode(&bytes, ReplicaId(8)).unwrap();
+    assert_eq!(b.text(), a.text());
+    assert_eq!(b.version(), a.version());
+    assert!(
+        !String::from_utf8_lossy(&bytes).contains("héllo"),
+        "deleted text is not in the encoding"
+    );
+    // The decoded replica keeps editing and syncing with the original.
+    let mut b = b;
+    let op = b.insert(b.len(), "!").unwrap();
+    a.apply(op);
+    assert_eq!(a.text(), b.text());
+    assert!(TextDoc::decode(&bytes[..bytes.len() - 1], ReplicaId(1)).is_err());
+}
+
+fn trace_path(name: &str) -> String {
+    format!(
+        "{}/../../shared/data/traces/{name}.json.gz",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+#[test]
+fn the_sequential_trace_replays_to_its_end_content() {
+    let trace = trace::Trace::load(&trace_path("automerge-paper"))
+        .expect("shared/data/traces beside the repository");
+    let (text, _, _) = trace::replay(&trace, 1);
+    assert_eq!(text, trace.end());
+}
+
+#[test]
+fn the_concurrent_trace_replays_to_its_end_content_on_every_replica() {
+    let trace = trace::Trace::load(&trace_path("friendsforever"))
+        .expect("shared/data/traces beside the repository");
+    let trace::Trace::Concurrent { agents, txns, end } = &trace else {
+        panic!("a concurrent trace")
+    };
+    for replica in trace::replay_concurrent(*agents, txns) {
+        assert_eq!(replica.pending(), 0);
+        assert_eq!(&replica.text(), end);
+    }
+}
