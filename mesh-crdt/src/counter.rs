@@ -21,6 +21,9 @@ impl GCounter {
 
     /// Adds `n` on behalf of `replica`.
     pub fn increment(&mut self, replica: ReplicaId, n: u64) {
+        if n == 0 {
+            return; // no entry for nothing, so equal values have equal states
+        }
         let c = self.counts.entry(replica).or_insert(0);
         *c = c.saturating_add(n);
     }
@@ -32,7 +35,7 @@ impl GCounter {
 
     /// Joins `other` in (commutative, associative, idempotent).
     pub fn merge(&mut self, other: &GCounter) {
-        for (&r, &c) in &other.counts {
+        for (&r, &c) in other.counts.iter().filter(|(_, c)| **c > 0) {
             let mine = self.counts.entry(r).or_insert(0);
             *mine = (*mine).max(c);
         }

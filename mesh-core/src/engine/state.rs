@@ -505,12 +505,7 @@ impl<S: Stores> State<S> {
         }
         walk(&mut entry.agent, AgentStatus::Offline)?;
         let tenant = entry.agent.tenant_id;
-        entry.version = self
-            .stores
-            .agents()
-            .update(&tenant.to_string(), &entry.agent, entry.version)
-            .await?
-            .version;
+        self.save_agent(id).await?;
         let _ = self
             .events
             .send(Event::AgentDisconnected { tenant, agent: id });
@@ -761,6 +756,14 @@ impl<S: Stores> State<S> {
         if entry.in_flight.is_empty() {
             walk(&mut entry.agent, AgentStatus::Inactive)?;
         }
+        self.save_agent(agent).await
+    }
+
+    /// Writes an agent's record through the store.
+    async fn save_agent(&mut self, id: AgentId) -> Result<()> {
+        let Some(entry) = self.agents.get_mut(&id) else {
+            return Ok(());
+        };
         let tenant = entry.agent.tenant_id.to_string();
         entry.version = self
             .stores
@@ -1005,13 +1008,7 @@ impl<S: Stores> State<S> {
             && a.in_flight.is_empty()
         {
             walk(&mut a.agent, AgentStatus::Inactive)?;
-            let tenant = a.agent.tenant_id.to_string();
-            a.version = self
-                .stores
-                .agents()
-                .update(&tenant, &a.agent, a.version)
-                .await?
-                .version;
+            self.save_agent(agent_id).await?;
         }
         self.dirty = true;
         Ok(())

@@ -63,17 +63,7 @@ impl PgQueue {
         .map_err(backend)?;
         let mut out = rows
             .iter()
-            .map(|row| {
-                let id: i64 = row.try_get("id").map_err(backend)?;
-                let receipt: Uuid = row.try_get("receipt").map_err(backend)?;
-                let count: i32 = row.try_get("receive_count").map_err(backend)?;
-                Ok(Delivery {
-                    id: id.to_string(),
-                    receipt: format!("{id}:{receipt}"),
-                    body: row.try_get("body").map_err(backend)?,
-                    receive_count: count as u32,
-                })
-            })
+            .map(|row| delivery(row, true))
             .collect::<Result<Vec<_>>>()?;
         out.sort_by_key(|d| d.id.parse::<i64>().unwrap_or(0));
         Ok(out)
@@ -85,6 +75,24 @@ impl PgQueue {
             .and_then(|(id, r)| Some((id.parse().ok()?, r.parse().ok()?)))
             .ok_or_else(|| StoreError::invalid("malformed receipt"))
     }
+}
+
+/// A delivery from a claimed or dead-lettered row (with its receipt, if it has one).
+fn delivery(row: &sqlx::postgres::PgRow, with_receipt: bool) -> Result<Delivery> {
+    let id: i64 = row.try_get("id").map_err(backend)?;
+    let count: i32 = row.try_get("receive_count").map_err(backend)?;
+    let receipt = if with_receipt {
+        let r: Uuid = row.try_get("receipt").map_err(backend)?;
+        format!("{id}:{r}")
+    } else {
+        String::new()
+    };
+    Ok(Delivery {
+        id: id.to_string(),
+        receipt,
+        body: row.try_get("body").map_err(backend)?,
+        receive_count: count as u32,
+    })
 }
 
 impl Queue for PgQueue {
@@ -208,16 +216,7 @@ impl Queue for PgQueue {
         .map_err(backend)?;
         let mut out = rows
             .iter()
-            .map(|row| {
-                let id: i64 = row.try_get("id").map_err(backend)?;
-                let count: i32 = row.try_get("receive_count").map_err(backend)?;
-                Ok(Delivery {
-                    id: id.to_string(),
-                    receipt: String::new(),
-                    body: row.try_get("body").map_err(backend)?,
-                    receive_count: count as u32,
-                })
-            })
+            .map(|row| delivery(row, false))
             .collect::<Result<Vec<_>>>()?;
         out.sort_by_key(|d| d.id.parse::<i64>().unwrap_or(0));
         Ok(out)
