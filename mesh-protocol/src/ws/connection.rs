@@ -2,6 +2,8 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -104,8 +106,9 @@ enum Outgoing {
 pub struct Sender {
     tx: mpsc::Sender<Outgoing>,
     capacity: usize,
-    /// One-slot signal to the writer that the queue overflowed.
-    slow: mpsc::Sender<()>,
+    /// Set when the queue overflowed: the writer closes the connection. (A flag is
+    /// enough: with a full queue the writer is busy, and checks it between writes.)
+    slow: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Sender {
@@ -150,7 +153,7 @@ impl Sender {
         match self.tx.try_send(item) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => {
-                let _ = self.slow.try_send(());
+                self.slow.store(true, Ordering::Relaxed);
                 Err(Error::SlowPeer {
                     capacity: self.capacity,
                 })
@@ -218,7 +221,7 @@ impl Connection {
         ws.set_auto_pong(false);
         let (reader, writer) = ws.split(tokio::io::split);
         let (tx, rx) = mpsc::channel(config.send_queue.max(1));
-        let (slow, slow_rx) = mpsc::channel(1);
+        let slow = Arc::new(AtomicBool::new(false));
         let codec = FrameCodec::builder()
             .max_wire_payload(config.limits.max_wire_payload)
             .max_decompressed(config.limits.max_decompressed)
@@ -227,7 +230,7 @@ impl Connection {
         let writer_task = Writer {
             ws: writer,
             rx,
-            slow: slow_rx,
+            slow: slow.clone(),
             codec: codec.clone().build(),
             coalescer: Coalescer::new(config.batch),
             buf: BytesMut::new(),
@@ -482,7 +485,7 @@ fn into_bytes(payload: Payload<'_>) -> Bytes {
 struct Writer {
     ws: fastwebsockets::WebSocketWrite<WriteHalf<BoxedIo>>,
     rx: mpsc::Receiver<Outgoing>,
-    slow: mpsc::Receiver<()>,
+    slow: Arc<AtomicBool>,
     codec: FrameCodec,
     coalescer: Coalescer,
     buf: BytesMut,
@@ -490,18 +493,20 @@ struct Writer {
 
 impl Writer {
     async fn run(mut self, ping_interval: Option<Duration>) {
-        let mut ping = ping_interval.map(|every| {
-            let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            interval
-        });
+        // One timer for pings, re-armed only when it fires.
+        let far = Duration::from_secs(86_400 * 365);
+        let ping = tokio::time::sleep(ping_interval.unwrap_or(far));
+        tokio::pin!(ping);
         loop {
+            if self.slow.load(Ordering::Relaxed) {
+                let _ = self
+                    .ws
+                    .write_frame(WsFrame::close(1008, b"slow consumer"))
+                    .await;
+                break;
+            }
             let item = tokio::select! {
                 biased;
-                Some(()) = self.slow.recv() => {
-                    let _ = self.ws.write_frame(WsFrame::close(1008, b"slow consumer")).await;
-                    break;
-                }
                 item = self.rx.recv() => match item {
                     Some(item) => item,
                     None => {
@@ -509,7 +514,8 @@ impl Writer {
                         break;
                     }
                 },
-                _ = tick(&mut ping) => {
+                () = &mut ping => {
+                    ping.as_mut().reset(tokio::time::Instant::now() + ping_interval.unwrap_or(far));
                     if self.ws.write_frame(WsFrame::new(true, OpCode::Ping, None, Payload::Borrowed(b""))).await.is_err() {
                         break;
                     }
@@ -619,14 +625,5 @@ impl Writer {
                 Err(e)
             }
         }
-    }
-}
-
-async fn tick(interval: &mut Option<tokio::time::Interval>) {
-    match interval {
-        Some(interval) => {
-            interval.tick().await;
-        }
-        None => std::future::pending().await,
     }
 }
