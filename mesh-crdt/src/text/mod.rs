@@ -377,32 +377,45 @@ impl TextDoc {
         }
     }
 
-    /// Splits chunks that splitting runs has filled past [`CHUNK`]; run every few edits.
+    /// Splits chunks that splitting runs has filled past [`CHUNK`]. Edits touch the
+    /// chunks at the edit cursor and the id-lookup hint, so those are checked after
+    /// every edit; a sweep over all chunks every 256 edits catches the rest (a chunk
+    /// gains at most a few runs per edit, so it never grows far past the limit).
     fn rebalance(&mut self) {
         self.unbalanced += 1;
-        if self.unbalanced < 16 {
+        if self.unbalanced >= 256 {
+            self.unbalanced = 0;
+            let mut c = 0;
+            while c < self.chunks.len() {
+                if !self.split_chunk(c) {
+                    c += 1;
+                }
+            }
             return;
         }
-        self.unbalanced = 0;
-        let mut c = 0;
-        while c < self.chunks.len() {
-            if self.chunks[c].runs.len() > CHUNK {
-                let tail: Vec<Run> = self.chunks[c].runs.split_off(CHUNK / 2);
-                let visible: usize = tail.iter().map(|r| r.visible() as usize).sum();
-                self.chunks[c].visible -= visible;
-                let mut runs = Vec::with_capacity(CHUNK + 1);
-                runs.extend(tail);
-                self.chunks.insert(c + 1, Chunk { runs, visible });
-                if self.cursor.0 > c {
-                    self.cursor.0 += 1;
-                }
-                if self.hint > c {
-                    self.hint += 1;
-                }
-                continue;
-            }
-            c += 1;
+        for c in [self.cursor.0, self.hint, self.cursor.0 + 1] {
+            while c < self.chunks.len() && self.split_chunk(c) {}
         }
+    }
+
+    /// Splits chunk `c` in two if it holds more than [`CHUNK`] runs; whether it did.
+    fn split_chunk(&mut self, c: usize) -> bool {
+        if self.chunks[c].runs.len() <= CHUNK {
+            return false;
+        }
+        let tail: Vec<Run> = self.chunks[c].runs.split_off(CHUNK / 2);
+        let visible: usize = tail.iter().map(|r| r.visible() as usize).sum();
+        self.chunks[c].visible -= visible;
+        let mut runs = Vec::with_capacity(CHUNK + 1);
+        runs.extend(tail);
+        self.chunks.insert(c + 1, Chunk { runs, visible });
+        if self.cursor.0 > c {
+            self.cursor.0 += 1;
+        }
+        if self.hint > c {
+            self.hint += 1;
+        }
+        true
     }
 
     /// Records that chunk `chunk` gained (or lost) `delta` visible characters.
