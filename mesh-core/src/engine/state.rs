@@ -893,7 +893,8 @@ impl<S: Stores> State<S> {
         Ok(())
     }
 
-    async fn persist(&mut self, id: TaskId) -> Result<()> {
+    /// Writes a task's record through the store.
+    async fn save_task(&mut self, id: TaskId) -> Result<()> {
         let Some(entry) = self.tasks.get_mut(&id) else {
             return Ok(());
         };
@@ -913,7 +914,7 @@ impl<S: Stores> State<S> {
         };
         entry.task.transition(status)?;
         let tenant = entry.task.tenant_id;
-        self.persist(id).await?;
+        self.save_task(id).await?;
         let _ = self.events.send(Event::TaskStatus {
             tenant,
             task: id,
@@ -955,7 +956,7 @@ impl<S: Stores> State<S> {
         }
         self.pending.insert(key);
         let tenant = entry.task.tenant_id;
-        self.persist(id).await?;
+        self.save_task(id).await?;
         let _ = self.events.send(Event::TaskStatus {
             tenant,
             task: id,
@@ -978,7 +979,7 @@ impl<S: Stores> State<S> {
         if let Some(d) = entry.deadline.take() {
             self.deadlines.remove(&(d, id));
         }
-        self.persist(id).await?;
+        self.save_task(id).await?;
         let Some(entry) = self.tasks.remove(&id) else {
             return Ok(());
         };
@@ -1174,7 +1175,7 @@ impl<S: Stores> State<S> {
         assign.deadline_ms = Some(timeout.as_millis() as u64);
         let tenant = entry.task.tenant_id;
         let attempt = entry.task.attempts;
-        self.persist(id).await?;
+        self.save_task(id).await?;
         let agent_name = match self.agents.get_mut(&agent_id) {
             Some(a) => {
                 a.in_flight.insert(id);
