@@ -61,12 +61,7 @@ impl PgQueue {
         .fetch_all(&self.pool)
         .await
         .map_err(backend)?;
-        let mut out = rows
-            .iter()
-            .map(|row| delivery(row, true))
-            .collect::<Result<Vec<_>>>()?;
-        out.sort_by_key(|d| d.id.parse::<i64>().unwrap_or(0));
-        Ok(out)
+        deliveries(&rows, true)
     }
 
     fn parse_receipt(receipt: &str) -> Result<(i64, Uuid)> {
@@ -75,6 +70,16 @@ impl PgQueue {
             .and_then(|(id, r)| Some((id.parse().ok()?, r.parse().ok()?)))
             .ok_or_else(|| StoreError::invalid("malformed receipt"))
     }
+}
+
+/// Deliveries from rows, in message order (UPDATE … RETURNING does not keep it).
+fn deliveries(rows: &[sqlx::postgres::PgRow], with_receipt: bool) -> Result<Vec<Delivery>> {
+    let mut out = rows
+        .iter()
+        .map(|row| delivery(row, with_receipt))
+        .collect::<Result<Vec<_>>>()?;
+    out.sort_by_key(|d| d.id.parse::<i64>().unwrap_or(0));
+    Ok(out)
 }
 
 /// A delivery from a claimed or dead-lettered row (with its receipt, if it has one).
@@ -214,11 +219,6 @@ impl Queue for PgQueue {
         .fetch_all(&self.pool)
         .await
         .map_err(backend)?;
-        let mut out = rows
-            .iter()
-            .map(|row| delivery(row, false))
-            .collect::<Result<Vec<_>>>()?;
-        out.sort_by_key(|d| d.id.parse::<i64>().unwrap_or(0));
-        Ok(out)
+        deliveries(&rows, false)
     }
 }
