@@ -14,6 +14,8 @@ use crate::{AgentId, Error, TenantId};
 /// offline → starting → active → draining → inactive
 ///                        ↕ maintenance, error, stopping (see `can_transition_to`)
 /// ```
+#[cfg_attr(feature = "mcp", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "rest", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -96,6 +98,7 @@ impl fmt::Display for AgentStatus {
 }
 
 /// An agent registered with the mesh.
+#[cfg_attr(feature = "rest", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Agent {

@@ -252,3 +252,94 @@ pub async fn consensus(
         _ => ConsensusOutcome::NoConsensus { tallies, voters },
     })
 }
+
+/// The most tasks (inputs, stages, voters) one [`CollabJob`] may start.
+pub const MAX_COLLAB_TASKS: usize = 100;
+
+/// A collaboration job as clients send it (REST and MCP), tagged by `pattern`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "pattern", rename_all = "snake_case")]
+#[cfg_attr(feature = "rest", derive(utoipa::ToSchema))]
+#[non_exhaustive]
+pub enum CollabJob {
+    /// Runs tasks side by side until the completion mode is met.
+    Parallel {
+        /// The tasks.
+        tasks: Vec<TaskSpec>,
+        /// `all` (default), `any`, `majority`, or `first_n` with `n`.
+        #[serde(default = "all")]
+        #[cfg_attr(feature = "rest", schema(value_type = Object))]
+        completion: Completion,
+    },
+    /// Maps each input with `map_kind`, then reduces `{"results": [...]}` with `reduce_kind`.
+    MapReduce {
+        /// Kind of the map tasks.
+        map_kind: String,
+        /// One map task per input.
+        inputs: Vec<Value>,
+        /// Kind of the reduce task.
+        reduce_kind: String,
+    },
+    /// Runs the stages in order, each on the previous output.
+    Pipeline {
+        /// Task kinds, in order.
+        stages: Vec<String>,
+        /// Input of the first stage.
+        #[serde(default)]
+        input: Value,
+    },
+    /// Runs one task `voters` times and takes a majority vote over the outputs.
+    Consensus {
+        /// The task.
+        task: TaskSpec,
+        /// How many times.
+        voters: usize,
+    },
+}
+
+fn all() -> Completion {
+    Completion::All
+}
+
+impl CollabJob {
+    /// How many tasks the job starts first (what [`MAX_COLLAB_TASKS`] bounds).
+    fn size(&self) -> usize {
+        match self {
+            Self::Parallel { tasks, .. } => tasks.len(),
+            Self::MapReduce { inputs, .. } => inputs.len(),
+            Self::Pipeline { stages, .. } => stages.len(),
+            Self::Consensus { voters, .. } => *voters,
+        }
+    }
+
+    /// Runs the job to its end and returns its outcome as JSON.
+    pub async fn run(self, engine: &Engine, tenant: TenantId) -> Result<Value, CollabError> {
+        if self.size() > MAX_COLLAB_TASKS {
+            return Err(CollabError::Engine(EngineError::Invalid(format!(
+                "a collaboration job starts at most {MAX_COLLAB_TASKS} tasks"
+            ))));
+        }
+        let json = |v: Result<Value, serde_json::Error>| {
+            v.map_err(|e| CollabError::Engine(EngineError::Invalid(e.to_string())))
+        };
+        match self {
+            Self::Parallel { tasks, completion } => {
+                json(serde_json::to_value(parallel(engine, tenant, tasks, completion).await?))
+            }
+            Self::MapReduce {
+                map_kind,
+                inputs,
+                reduce_kind,
+            } => json(serde_json::to_value(
+                map_reduce(engine, tenant, &map_kind, inputs, &reduce_kind, None).await?,
+            )),
+            Self::Pipeline { stages, input } => {
+                let stages: Vec<&str> = stages.iter().map(String::as_str).collect();
+                json(serde_json::to_value(pipeline(engine, tenant, &stages, input).await?))
+            }
+            Self::Consensus { task, voters } => {
+                json(serde_json::to_value(consensus(engine, tenant, task, voters).await?))
+            }
+        }
+    }
+}

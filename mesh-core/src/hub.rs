@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::Full;
-use hyper::body::{Bytes, Incoming as Body};
+use hyper::body::Bytes;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -86,6 +86,11 @@ impl Hub {
         &self.engine
     }
 
+    /// The settings of the WebSocket connections it accepts.
+    pub fn connection_config(&self) -> ConnectionConfig {
+        self.config.connection.clone()
+    }
+
     /// Serves connections from `listener` until `shutdown` resolves.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
@@ -111,7 +116,7 @@ impl Hub {
     }
 
     /// Answers one HTTP request: `GET /ws` (the agent hub) and `GET /healthz`.
-    pub async fn handle(&self, mut request: Request<Body>) -> HttpResponse {
+    pub async fn handle<B>(&self, mut request: Request<B>) -> HttpResponse {
         match (request.method(), request.uri().path()) {
             (&Method::GET, "/healthz") => json(StatusCode::OK, "ok", "alive"),
             (&Method::GET, "/ws") => self.upgrade(&mut request).await,
@@ -119,7 +124,7 @@ impl Hub {
         }
     }
 
-    async fn upgrade(&self, request: &mut Request<Body>) -> HttpResponse {
+    async fn upgrade<B>(&self, request: &mut Request<B>) -> HttpResponse {
         let Some(key) = credential(request) else {
             return json(
                 StatusCode::UNAUTHORIZED,

@@ -34,12 +34,24 @@ mod error;
 pub mod hub;
 mod ids;
 mod records;
+pub mod services;
 mod stores;
 mod task;
+pub mod tools;
+pub mod worker;
+#[cfg(feature = "rest")]
+pub mod api;
+#[cfg(feature = "mcp")]
+pub mod mcp;
+#[cfg(feature = "postgres")]
+pub mod cluster;
 
 pub use agent::{Agent, AgentStatus};
 pub use auth::{ApiKey, Scope, generate_key, hash_key};
-pub use engine::{AgentLink, Engine, EngineConfig, EngineError, Event, TaskSpec};
+pub use engine::{
+    AgentFilter, AgentLink, Change, Engine, EngineConfig, EngineError, Event, Page, TaskFilter,
+    TaskSpec,
+};
 pub use error::Error;
 pub use ids::{AgentId, ParseIdError, SessionId, TaskId, TenantId, WorkflowId};
 #[doc(hidden)]

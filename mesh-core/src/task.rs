@@ -15,6 +15,7 @@ use crate::{AgentId, Error, TaskId, TenantId};
 ///    ↑_________|___________|___________|   (rejected, agent lost, retry)
 /// any non-terminal status → cancelled | timed_out
 /// ```
+#[cfg_attr(feature = "rest", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -106,6 +107,8 @@ impl fmt::Display for TaskStatus {
 }
 
 /// How urgent a task is; routing favours speed for `high` and `critical`.
+#[cfg_attr(feature = "mcp", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "rest", derive(utoipa::ToSchema))]
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
 )]
@@ -124,6 +127,8 @@ pub enum Priority {
 }
 
 /// Which routing strategy picks the agent for a task.
+#[cfg_attr(feature = "mcp", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "rest", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -146,6 +151,7 @@ pub enum RoutingPreference {
 }
 
 /// A unit of work routed to one agent.
+#[cfg_attr(feature = "rest", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Task {

@@ -15,7 +15,7 @@
 //! | feature | implementations |
 //! |---|---|
 //! | `memory` (default) | [`MemoryRepository`], [`MemoryVectorIndex`] (exact, contiguous), [`MemoryQueue`] |
-//! | `postgres` | `PgStore`: repositories as JSONB, pgvector HNSW, the queue on `FOR UPDATE SKIP LOCKED` |
+//! | `postgres` | `PgStore`: repositories as JSONB, pgvector HNSW, the queue on `FOR UPDATE SKIP LOCKED`, `NOTIFY`/`LISTEN` between processes |
 //! | `sqs` | `SqsQueue`: the queue on Amazon SQS with a redrive policy to a dead-letter queue |
 //!
 //! ## Quick start
@@ -62,7 +62,7 @@ pub use kernels::sum as bandwidth_baseline;
 #[cfg(feature = "memory")]
 pub use memory::{MemoryQueue, MemoryRepository, MemoryVectorIndex};
 #[cfg(feature = "postgres")]
-pub use postgres::{PgQueue, PgRepository, PgStore, PgVectorIndex};
+pub use postgres::{MAX_NOTIFY_PAYLOAD, PgQueue, PgRepository, PgStore, PgVectorIndex};
 pub use queue::{Delivery, Queue, QueueConfig, QueueDepth};
 pub use record::{Direction, Page, Query, Record, Versioned};
 pub use repository::Repository;

@@ -18,7 +18,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::auth::{ApiKey, Scope};
 use crate::stores::Stores;
 use crate::{
-    Agent, AgentId, Priority, RoutingPreference, SessionId, Task, TaskId, TaskStatus, TenantId,
+    Agent, AgentId, AgentStatus, Priority, RoutingPreference, SessionId, Task, TaskId, TaskStatus, TenantId,
 };
 
 pub use state::EngineError;
@@ -64,6 +64,11 @@ pub struct EngineConfig {
     pub tick: Duration,
     /// Capacity of the command channel (back-pressure on submitters). Default 65,536.
     pub queue: usize,
+    /// Whether other engines share the stores (several service instances on one
+    /// PostgreSQL). A clustered engine does not take back in-flight tasks when it starts
+    /// (their owners still hold them; [`Engine::sweep`] recovers those of dead
+    /// instances) and claims tasks with optimistic concurrency. Default false.
+    pub clustered: bool,
 }
 
 impl Default for EngineConfig {
@@ -77,6 +82,7 @@ impl Default for EngineConfig {
             max_attempts: 3,
             tick: Duration::from_millis(50),
             queue: 65_536,
+            clustered: false,
         }
     }
 }
@@ -113,9 +119,71 @@ impl EngineConfig {
         self.tick = tick;
         self
     }
+
+    /// Marks the engine as one of several sharing the stores (see [`Self::clustered`]).
+    pub fn clustered(mut self, clustered: bool) -> Self {
+        self.clustered = clustered;
+        self
+    }
+}
+
+/// A record this engine wrote, so that other engines on the same stores can pick the
+/// change up ([`Engine::changes`], [`Engine::refresh`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "record", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Change {
+    /// A task was created or changed.
+    Task {
+        /// Its tenant.
+        tenant: TenantId,
+        /// The task.
+        id: TaskId,
+    },
+    /// An agent was registered, changed or deregistered.
+    Agent {
+        /// Its tenant.
+        tenant: TenantId,
+        /// The agent.
+        id: AgentId,
+    },
+}
+
+/// Which of a tenant's tasks to list ([`Engine::tasks`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TaskFilter {
+    /// Only tasks with this status.
+    pub status: Option<TaskStatus>,
+    /// Only tasks of this kind.
+    pub kind: Option<String>,
+    /// At most this many (1 to 1,000; default 100).
+    pub limit: Option<usize>,
+    /// The `next` cursor of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Which of a tenant's agents to list ([`Engine::list_agents`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AgentFilter {
+    /// Only agents with this status.
+    pub status: Option<AgentStatus>,
+    /// Only agents that have this capability.
+    pub capability: Option<String>,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Page<T> {
+    /// The items, oldest first.
+    pub items: Vec<T>,
+    /// Pass back as the cursor for the next page; `None` on the last.
+    pub next: Option<String>,
 }
 
 /// What to run: the input to [`Engine::submit`].
+#[cfg_attr(feature = "rest", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct TaskSpec {
@@ -290,7 +358,30 @@ pub(crate) enum Command {
     },
     ListAgents {
         tenant: TenantId,
+        filter: AgentFilter,
         reply: Reply<Vec<Agent>>,
+    },
+    GetAgent {
+        tenant: TenantId,
+        id: AgentId,
+        reply: Reply<Option<Agent>>,
+    },
+    Deregister {
+        tenant: TenantId,
+        id: AgentId,
+        reply: Reply<bool>,
+    },
+    ListTasks {
+        tenant: TenantId,
+        filter: TaskFilter,
+        reply: Reply<Page<Task>>,
+    },
+    Refresh {
+        change: Change,
+    },
+    Sweep {
+        grace: Duration,
+        reply: Reply<usize>,
     },
     CreateKey {
         tenant: TenantId,
@@ -313,6 +404,7 @@ pub(crate) enum Command {
 pub struct Engine {
     commands: mpsc::Sender<Command>,
     events: broadcast::Sender<Event>,
+    changes: broadcast::Sender<Change>,
     config: Arc<EngineConfig>,
 }
 
@@ -331,12 +423,15 @@ impl Engine {
     pub async fn start<S: Stores>(config: EngineConfig, stores: S) -> Result<Self, EngineError> {
         let (commands, rx) = mpsc::channel(config.queue.max(16));
         let (events, _) = broadcast::channel(4096);
+        let (changes, _) = broadcast::channel(4096);
         let config = Arc::new(config);
-        let state = state::State::load(config.clone(), stores, events.clone()).await?;
+        let state =
+            state::State::load(config.clone(), stores, events.clone(), changes.clone()).await?;
         tokio::spawn(state.run(rx));
         Ok(Self {
             commands,
             events,
+            changes,
             config,
         })
     }
@@ -389,10 +484,74 @@ impl Engine {
             .await
     }
 
-    /// The tenant's agents that are connected now.
+    /// The tenant's agents that are active now (on this engine or, clustered, on any).
     pub async fn agents(&self, tenant: TenantId) -> Result<Vec<Agent>, EngineError> {
-        self.ask(|reply| Command::ListAgents { tenant, reply })
+        let filter = AgentFilter {
+            status: Some(AgentStatus::Active),
+            capability: None,
+        };
+        self.list_agents(tenant, filter).await
+    }
+
+    /// The tenant's registered agents that match `filter`, from the stores.
+    pub async fn list_agents(
+        &self,
+        tenant: TenantId,
+        filter: AgentFilter,
+    ) -> Result<Vec<Agent>, EngineError> {
+        self.ask(|reply| Command::ListAgents {
+            tenant,
+            filter,
+            reply,
+        })
+        .await
+    }
+
+    /// The agent, if the tenant has it.
+    pub async fn agent(&self, tenant: TenantId, id: AgentId) -> Result<Option<Agent>, EngineError> {
+        self.ask(|reply| Command::GetAgent { tenant, id, reply })
             .await
+    }
+
+    /// Removes an agent from the registry: its connection is closed (on whichever
+    /// engine holds it) and its tasks go back to pending. False if there was no such
+    /// agent.
+    pub async fn deregister(&self, tenant: TenantId, id: AgentId) -> Result<bool, EngineError> {
+        self.ask(|reply| Command::Deregister { tenant, id, reply })
+            .await
+    }
+
+    /// One page of the tenant's tasks, oldest first.
+    pub async fn tasks(&self, tenant: TenantId, filter: TaskFilter) -> Result<Page<Task>, EngineError> {
+        self.ask(|reply| Command::ListTasks {
+            tenant,
+            filter,
+            reply,
+        })
+        .await
+    }
+
+    /// Records this engine wrote; publish them so other engines on the same stores can
+    /// [`refresh`](Self::refresh).
+    pub fn changes(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    /// Tells the engine another engine changed a record: it reloads it, routes a task
+    /// that became pending, finishes one that ended elsewhere, and closes the session
+    /// of an agent deregistered elsewhere.
+    pub async fn refresh(&self, change: Change) -> Result<(), EngineError> {
+        self.commands
+            .send(Command::Refresh { change })
+            .await
+            .map_err(|_| EngineError::Stopped)
+    }
+
+    /// Recovers tasks stuck in flight in the stores — held by an engine that died —
+    /// whose attempt ran out more than `grace` ago: they go back to pending, or time
+    /// out when their attempts are used up. Returns how many it recovered.
+    pub async fn sweep(&self, grace: Duration) -> Result<usize, EngineError> {
+        self.ask(|reply| Command::Sweep { grace, reply }).await
     }
 
     /// Creates an API key for `tenant`; returns the key (shown once; only its hash is

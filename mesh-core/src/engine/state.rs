@@ -1,5 +1,7 @@
 //! The engine's state and the task that owns it.
 
+mod shared;
+
 use std::cmp::Reverse;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -10,7 +12,7 @@ use std::time::Duration;
 use chrono::Utc;
 use mesh_protocol::{
     ErrorMessage, Goodbye, Hello, Message, TaskAssign, TaskCancel, TaskStatus as WireStatus,
-    TaskSubmitted, TaskUpdate, Welcome,
+    TaskSubmitted, Welcome,
 };
 use mesh_router::{
     CandidateId, CandidateIndex, CandidateSpec, CapabilityMatch, CostOptimized, DefaultPolicy,
@@ -20,7 +22,7 @@ use mesh_store::{Query, Repository, StoreError};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
-use super::{AgentLink, Command, EngineConfig, Event, Reply, TaskSpec};
+use super::{AgentLink, Change, Command, EngineConfig, Event, Reply, TaskSpec};
 use crate::auth::{ApiKey, Scope, generate_key, hash_key};
 use crate::records::{SYSTEM_TENANT, TenantEntry};
 use crate::stores::Stores;
@@ -86,6 +88,7 @@ pub(super) struct State<S> {
     config: Arc<EngineConfig>,
     stores: S,
     events: broadcast::Sender<Event>,
+    changes: broadcast::Sender<Change>,
     index: CandidateIndex,
     routers: HashMap<RoutingPreference, Box<dyn Router>>,
     agents: HashMap<AgentId, AgentEntry>,
@@ -196,11 +199,13 @@ impl<S: Stores> State<S> {
         config: Arc<EngineConfig>,
         stores: S,
         events: broadcast::Sender<Event>,
+        changes: broadcast::Sender<Change>,
     ) -> Result<Self> {
         let mut state = Self {
             config,
             stores,
             events,
+            changes,
             index: CandidateIndex::default(),
             routers: HashMap::new(),
             agents: HashMap::new(),
@@ -219,23 +224,20 @@ impl<S: Stores> State<S> {
 
     /// Takes back every unfinished task in the stores: in-flight ones return to pending.
     async fn resume(&mut self) -> Result<()> {
-        let mut query = Query::new().limit(Query::MAX_LIMIT);
-        loop {
-            let page = self.stores.tenants().list(SYSTEM_TENANT, &query).await?;
-            self.tenants.extend(page.items.iter().map(|t| t.record.id));
-            match page.next {
-                Some(next) => query = query.after(next),
-                None => break,
-            }
-        }
-        let tenants: Vec<TenantId> = self.tenants.iter().copied().collect();
-        for tenant in tenants {
-            for status in [
+        let tenants = self.known_tenants().await?;
+        // Clustered, in-flight tasks belong to the engines holding them.
+        let statuses: &[TaskStatus] = if self.config.clustered {
+            &[TaskStatus::Pending]
+        } else {
+            &[
                 TaskStatus::Pending,
                 TaskStatus::Assigned,
                 TaskStatus::Accepted,
                 TaskStatus::InProgress,
-            ] {
+            ]
+        };
+        for tenant in tenants {
+            for &status in statuses {
                 let mut query = Query::new()
                     .filter("status", status.as_str())
                     .limit(Query::MAX_LIMIT);
@@ -343,14 +345,33 @@ impl<S: Stores> State<S> {
             Command::Cancel { tenant, id, reply } => {
                 let _ = reply.send(self.cancel(tenant, id).await);
             }
-            Command::ListAgents { tenant, reply } => {
-                let agents = self
-                    .agents
-                    .values()
-                    .filter(|a| a.agent.tenant_id == tenant && a.session.is_some())
-                    .map(|a| a.agent.clone())
-                    .collect();
-                let _ = reply.send(Ok(agents));
+            Command::ListAgents {
+                tenant,
+                filter,
+                reply,
+            } => {
+                let _ = reply.send(self.list_agents(tenant, filter).await);
+            }
+            Command::GetAgent { tenant, id, reply } => {
+                let _ = reply.send(self.get_agent(tenant, id).await);
+            }
+            Command::Deregister { tenant, id, reply } => {
+                let _ = reply.send(self.deregister(tenant, id).await);
+            }
+            Command::ListTasks {
+                tenant,
+                filter,
+                reply,
+            } => {
+                let _ = reply.send(self.list_tasks(tenant, filter).await);
+            }
+            Command::Refresh { change } => {
+                if let Err(e) = self.refresh(change).await {
+                    tracing::warn!(error = %e, ?change, "refreshing a record failed");
+                }
+            }
+            Command::Sweep { grace, reply } => {
+                let _ = reply.send(self.sweep(grace).await);
             }
             Command::CreateKey {
                 tenant,
@@ -443,6 +464,7 @@ impl<S: Stores> State<S> {
         agent.last_seen_at = Utc::now();
         walk(&mut agent, AgentStatus::Active)?;
         let tenant_key = tenant.to_string();
+        let _ = self.changes.send(Change::Agent { tenant, id });
         let version = match version {
             Some(v) => {
                 self.stores
@@ -764,13 +786,14 @@ impl<S: Stores> State<S> {
         let Some(entry) = self.agents.get_mut(&id) else {
             return Ok(());
         };
-        let tenant = entry.agent.tenant_id.to_string();
+        let tenant = entry.agent.tenant_id;
         entry.version = self
             .stores
             .agents()
-            .update(&tenant, &entry.agent, entry.version)
+            .update(&tenant.to_string(), &entry.agent, entry.version)
             .await?
             .version;
+        let _ = self.changes.send(Change::Agent { tenant, id });
         Ok(())
     }
 
@@ -855,6 +878,10 @@ impl<S: Stores> State<S> {
             .create(&tenant_key, &task)
             .await?
             .version;
+        let _ = self.changes.send(Change::Task {
+            tenant,
+            id: task.id,
+        });
         let _ = self.events.send(Event::TaskSubmitted {
             tenant,
             task: task.id,
@@ -890,6 +917,7 @@ impl<S: Stores> State<S> {
             .tasks()
             .update(&key, &stored.record, stored.version)
             .await?;
+        let _ = self.changes.send(Change::Task { tenant, id: parent });
         Ok(())
     }
 
@@ -898,13 +926,14 @@ impl<S: Stores> State<S> {
         let Some(entry) = self.tasks.get_mut(&id) else {
             return Ok(());
         };
-        let tenant = entry.task.tenant_id.to_string();
+        let tenant = entry.task.tenant_id;
         entry.version = self
             .stores
             .tasks()
-            .update(&tenant, &entry.task, entry.version)
+            .update(&tenant.to_string(), &entry.task, entry.version)
             .await?
             .version;
+        let _ = self.changes.send(Change::Task { tenant, id });
         Ok(())
     }
 
@@ -983,27 +1012,10 @@ impl<S: Stores> State<S> {
         let Some(entry) = self.tasks.remove(&id) else {
             return Ok(());
         };
-        let task = entry.task;
-        for waiter in entry.waiters {
-            let _ = waiter.send(Ok(task.clone()));
-        }
-        if let Some((_, link)) = entry
-            .watcher
-            .and_then(|w| self.agents.get(&w))
-            .and_then(|a| a.session.as_ref())
-        {
-            let mut update = TaskUpdate::new(*id.as_uuid(), wire_status(status));
-            update.output = task.output.clone();
-            update.error = task.error.clone();
-            let _ = link.send(Message::TaskUpdate(update));
-        }
-        let _ = self.events.send(Event::TaskStatus {
-            tenant: task.tenant_id,
-            task: id,
-            status,
-        });
+        let agent = entry.task.agent_id;
+        self.announce_end(entry.task, entry.waiters, entry.watcher);
         // A draining agent that just finished its last task becomes inactive.
-        if let Some(agent_id) = task.agent_id
+        if let Some(agent_id) = agent
             && let Some(a) = self.agents.get_mut(&agent_id)
             && a.agent.status() == AgentStatus::Draining
             && a.in_flight.is_empty()
@@ -1054,10 +1066,7 @@ impl<S: Stores> State<S> {
             .get_mut(&id)
             .filter(|e| e.task.tenant_id == tenant)
         else {
-            return self
-                .get(tenant, id)
-                .await?
-                .ok_or(EngineError::TaskNotFound(id));
+            return self.cancel_stored(tenant, id).await;
         };
         if let Some(agent) = entry
             .task
@@ -1175,7 +1184,16 @@ impl<S: Stores> State<S> {
         assign.deadline_ms = Some(timeout.as_millis() as u64);
         let tenant = entry.task.tenant_id;
         let attempt = entry.task.attempts;
-        self.save_task(id).await?;
+        if let Err(e) = self.save_task(id).await {
+            // Another engine changed the task first (claimed or cancelled it): take
+            // its version instead.
+            let _ = self.index.release(chosen);
+            if matches!(e, EngineError::Store(StoreError::Conflict { .. })) {
+                self.refresh(Change::Task { tenant, id }).await?;
+                return Ok(true);
+            }
+            return Err(e);
+        }
         let agent_name = match self.agents.get_mut(&agent_id) {
             Some(a) => {
                 a.in_flight.insert(id);

@@ -1,5 +1,6 @@
 //! PostgreSQL + pgvector implementations (feature `postgres`).
 
+mod notify;
 mod queue;
 mod repository;
 mod vector;
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
+pub use notify::MAX_NOTIFY_PAYLOAD;
 pub use queue::PgQueue;
 pub use repository::PgRepository;
 pub use vector::PgVectorIndex;

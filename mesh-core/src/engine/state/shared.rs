@@ -1,0 +1,353 @@
+//! What the engine reads from, and learns through, the stores it may share with other
+//! engines: lists, the registry, changes made elsewhere, and recovery of tasks whose
+//! engine died.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use mesh_protocol::{Message, TaskCancel, TaskUpdate};
+use mesh_store::{Query, Repository, StoreError};
+
+use super::{EngineError, Result, State, candidate, wire_status};
+use crate::engine::{AgentFilter, Change, Event, Page, TaskFilter};
+use crate::stores::Stores;
+use crate::{Agent, AgentId, Task, TaskId, TaskStatus, TenantId};
+
+/// How often a compare-and-set write is retried when another engine wrote first.
+const CAS_ATTEMPTS: usize = 5;
+
+impl<S: Stores> State<S> {
+    pub(super) async fn list_tasks(
+        &mut self,
+        tenant: TenantId,
+        filter: TaskFilter,
+    ) -> Result<Page<Task>> {
+        let mut query = Query::new().limit(filter.limit.unwrap_or(100).clamp(1, 1000));
+        if let Some(status) = filter.status {
+            query = query.filter("status", status.as_str());
+        }
+        if let Some(kind) = filter.kind {
+            query = query.filter("kind", kind);
+        }
+        if let Some(cursor) = filter.cursor {
+            query = query.after(cursor);
+        }
+        let page = self
+            .stores
+            .tasks()
+            .list(&tenant.to_string(), &query)
+            .await
+            .map_err(|e| match e {
+                StoreError::Invalid(why) => EngineError::Invalid(why),
+                e => e.into(),
+            })?;
+        Ok(Page {
+            items: page.items.into_iter().map(|v| v.record).collect(),
+            next: page.next,
+        })
+    }
+
+    pub(super) async fn list_agents(
+        &mut self,
+        tenant: TenantId,
+        filter: AgentFilter,
+    ) -> Result<Vec<Agent>> {
+        let mut query = Query::new().limit(Query::MAX_LIMIT);
+        if let Some(status) = filter.status {
+            query = query.filter("status", status.as_str());
+        }
+        let mut agents = Vec::new();
+        loop {
+            let page = self
+                .stores
+                .agents()
+                .list(&tenant.to_string(), &query)
+                .await?;
+            agents.extend(page.items.into_iter().map(|v| v.record).filter(|a: &Agent| {
+                filter
+                    .capability
+                    .as_ref()
+                    .is_none_or(|c| a.capabilities.contains(c))
+            }));
+            match page.next {
+                Some(next) => query = query.after(next),
+                None => return Ok(agents),
+            }
+        }
+    }
+
+    pub(super) async fn get_agent(&mut self, tenant: TenantId, id: AgentId) -> Result<Option<Agent>> {
+        Ok(self
+            .stores
+            .agents()
+            .get(&tenant.to_string(), *id.as_uuid())
+            .await?
+            .map(|v| v.record))
+    }
+
+    pub(super) async fn deregister(&mut self, tenant: TenantId, id: AgentId) -> Result<bool> {
+        let existed = self
+            .stores
+            .agents()
+            .delete(&tenant.to_string(), *id.as_uuid())
+            .await?;
+        if existed {
+            self.drop_agent(id, "deregistered").await?;
+            let _ = self.changes.send(Change::Agent { tenant, id });
+        }
+        Ok(existed)
+    }
+
+    /// Forgets a local agent whose record is gone: closes its session and puts its
+    /// tasks back to pending.
+    async fn drop_agent(&mut self, id: AgentId, reason: &str) -> Result<()> {
+        if !self.agents.contains_key(&id) {
+            return Ok(());
+        }
+        self.requeue_agent_tasks(id).await?;
+        let _ = self.index.remove(candidate(id));
+        if let Some(entry) = self.agents.remove(&id) {
+            if let Some((_, link)) = entry.session {
+                link.close(4001, reason);
+            }
+            let _ = self.events.send(Event::AgentDisconnected {
+                tenant: entry.agent.tenant_id,
+                agent: id,
+            });
+        }
+        Ok(())
+    }
+
+    /// Takes in a change another engine made.
+    pub(super) async fn refresh(&mut self, change: Change) -> Result<()> {
+        match change {
+            Change::Task { tenant, id } => self.refresh_task(tenant, id).await,
+            Change::Agent { tenant, id } => {
+                let stored = self
+                    .stores
+                    .agents()
+                    .get(&tenant.to_string(), *id.as_uuid())
+                    .await?;
+                match (stored, self.agents.get_mut(&id)) {
+                    (None, Some(_)) => self.drop_agent(id, "deregistered").await,
+                    (Some(stored), Some(entry)) if stored.version > entry.version => {
+                        // Another engine's view is newer (the agent reconnected there):
+                        // this session is stale.
+                        entry.version = stored.version;
+                        if entry.session.is_some() {
+                            self.drop_agent(id, "reconnected elsewhere").await?;
+                        }
+                        Ok(())
+                    }
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+
+    async fn refresh_task(&mut self, tenant: TenantId, id: TaskId) -> Result<()> {
+        let Some(stored) = self
+            .stores
+            .tasks()
+            .get(&tenant.to_string(), *id.as_uuid())
+            .await?
+        else {
+            return Ok(());
+        };
+        let (task, version) = (stored.record, stored.version);
+        let Some(entry) = self.tasks.get_mut(&id) else {
+            if task.status() == TaskStatus::Pending {
+                self.track(task, version, None);
+            }
+            return Ok(());
+        };
+        if entry.version >= version {
+            return Ok(());
+        }
+        // Whatever this engine had in flight for the task is no longer its to hold.
+        if let Some(agent) = entry
+            .task
+            .agent_id
+            .filter(|_| entry.task.status().is_in_flight())
+            && let Some(a) = self.agents.get_mut(&agent)
+            && a.in_flight.remove(&id)
+        {
+            let _ = self.index.release(candidate(agent));
+            if task.agent_id != Some(agent)
+                && let Some((_, link)) = &a.session
+            {
+                let mut cancel = TaskCancel::new(*id.as_uuid());
+                cancel.reason = Some(format!("the task is {} elsewhere", task.status()));
+                let _ = link.send(Message::TaskCancel(cancel));
+            }
+        }
+        if let Some(key) = entry.queue_key.take() {
+            self.pending.remove(&key);
+        }
+        if let Some(d) = entry.deadline.take() {
+            self.deadlines.remove(&(d, id));
+        }
+        entry.assigned_at = None;
+        let status = task.status();
+        entry.task = task;
+        entry.version = version;
+        if status == TaskStatus::Pending {
+            self.seq += 1;
+            let key = (std::cmp::Reverse(entry.task.priority), self.seq, id);
+            self.pending.insert(key);
+            entry.queue_key = Some(key);
+            self.dirty = true;
+        } else if status.is_terminal() || (entry.waiters.is_empty() && entry.watcher.is_none()) {
+            let Some(entry) = self.tasks.remove(&id) else {
+                return Ok(());
+            };
+            if status.is_terminal() {
+                self.announce_end(entry.task, entry.waiters, entry.watcher);
+            }
+        }
+        Ok(())
+    }
+
+    /// Tells whoever waits on a finished task that it ended.
+    pub(super) fn announce_end(
+        &self,
+        task: Task,
+        waiters: Vec<super::Reply<Task>>,
+        watcher: Option<AgentId>,
+    ) {
+        for waiter in waiters {
+            let _ = waiter.send(Ok(task.clone()));
+        }
+        if let Some((_, link)) = watcher
+            .and_then(|w| self.agents.get(&w))
+            .and_then(|a| a.session.as_ref())
+        {
+            let mut update = TaskUpdate::new(*task.id.as_uuid(), wire_status(task.status()));
+            update.output = task.output.clone();
+            update.error = task.error.clone();
+            let _ = link.send(Message::TaskUpdate(update));
+        }
+        let _ = self.events.send(Event::TaskStatus {
+            tenant: task.tenant_id,
+            task: task.id,
+            status: task.status(),
+        });
+    }
+
+    /// Cancels a task this engine does not track (another engine holds it, or it is
+    /// finished) by writing the store directly; the holder learns it by refresh.
+    pub(super) async fn cancel_stored(&mut self, tenant: TenantId, id: TaskId) -> Result<Task> {
+        let key = tenant.to_string();
+        for _ in 0..CAS_ATTEMPTS {
+            let Some(stored) = self.stores.tasks().get(&key, *id.as_uuid()).await? else {
+                return Err(EngineError::TaskNotFound(id));
+            };
+            let mut task = stored.record;
+            if task.status().is_terminal() {
+                return Ok(task);
+            }
+            task.transition(TaskStatus::Cancelled)?;
+            match self.stores.tasks().update(&key, &task, stored.version).await {
+                Ok(_) => {
+                    let _ = self.changes.send(Change::Task { tenant, id });
+                    let _ = self.events.send(Event::TaskStatus {
+                        tenant,
+                        task: id,
+                        status: TaskStatus::Cancelled,
+                    });
+                    return Ok(task);
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(EngineError::Invalid(format!(
+            "task {id} keeps changing; try again"
+        )))
+    }
+
+    /// Recovers in-flight tasks whose attempt ran out more than `grace` ago and that no
+    /// engine here holds.
+    pub(super) async fn sweep(&mut self, grace: Duration) -> Result<usize> {
+        let mut recovered = 0;
+        let tenants = self.known_tenants().await?;
+        let now = Utc::now();
+        for tenant in tenants {
+            let key = tenant.to_string();
+            for status in [
+                TaskStatus::Assigned,
+                TaskStatus::Accepted,
+                TaskStatus::InProgress,
+            ] {
+                let query = Query::new()
+                    .filter("status", status.as_str())
+                    .limit(Query::MAX_LIMIT);
+                let page = self.stores.tasks().list(&key, &query).await?;
+                for stored in page.items {
+                    let mut task = stored.record;
+                    if self.tasks.contains_key(&task.id) {
+                        continue;
+                    }
+                    let timeout = task
+                        .timeout_ms
+                        .map_or(self.config.task_timeout, Duration::from_millis);
+                    let stale_after = chrono::Duration::from_std(timeout + grace)
+                        .unwrap_or(chrono::Duration::MAX);
+                    if task.updated_at + stale_after > now {
+                        continue;
+                    }
+                    let id = task.id;
+                    let past_deadline = task.deadline.is_some_and(|d| d <= now);
+                    if !past_deadline && task.attempts < task.max_attempts {
+                        task.transition(TaskStatus::Pending)?;
+                        task.agent_id = None;
+                        task.error = Some(format!("attempt {} was lost", task.attempts));
+                    } else {
+                        task.transition(TaskStatus::TimedOut)?;
+                        task.error = Some("timed out".into());
+                    }
+                    match self.stores.tasks().update(&key, &task, stored.version).await {
+                        Ok(saved) => {
+                            recovered += 1;
+                            let status = task.status();
+                            let _ = self.changes.send(Change::Task { tenant, id });
+                            let _ = self.events.send(Event::TaskStatus {
+                                tenant,
+                                task: id,
+                                status,
+                            });
+                            if status == TaskStatus::Pending {
+                                self.track(task, saved.version, None);
+                            }
+                        }
+                        // Its holder moved it meanwhile: it is alive after all.
+                        Err(StoreError::Conflict { .. }) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+        }
+        if recovered > 0 {
+            tracing::info!(recovered, "swept tasks whose engine stopped holding them");
+        }
+        Ok(recovered)
+    }
+
+    /// Every tenant in the stores (others' engines may have added some).
+    pub(super) async fn known_tenants(&mut self) -> Result<Vec<TenantId>> {
+        let mut query = Query::new().limit(Query::MAX_LIMIT);
+        loop {
+            let page = self
+                .stores
+                .tenants()
+                .list(crate::records::SYSTEM_TENANT, &query)
+                .await?;
+            self.tenants.extend(page.items.iter().map(|t| t.record.id));
+            match page.next {
+                Some(next) => query = query.after(next),
+                None => break,
+            }
+        }
+        Ok(self.tenants.iter().copied().collect())
+    }
+}

@@ -1,0 +1,86 @@
+//! MCP over WebSocket text frames (`/ws` with subprotocol `mcp`): each connection is
+//! one MCP session on the transport of mesh-protocol.
+
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use futures_util::stream;
+use mesh_protocol::ws::{Connection, Incoming, Sender, upgrade};
+use rmcp::ServiceExt;
+use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
+
+use super::filter::early_reply;
+use super::server::MeshMcp;
+use crate::api::{ApiError, AppState, Principal};
+
+/// Authenticates, upgrades, and serves MCP on the connection.
+pub(crate) async fn websocket(state: AppState, mut request: Request) -> Response {
+    let who = match state.principal(request.headers()).await {
+        Ok(who) => who,
+        Err(e) => return e.into_response(),
+    };
+    let (response, pending) = match upgrade(&mut request) {
+        Ok(upgraded) => upgraded,
+        Err(e) => {
+            return ApiError::new(axum::http::StatusCode::BAD_REQUEST, "bad_upgrade", e.to_string())
+                .into_response();
+        }
+    };
+    let config = state.hub.connection_config();
+    tokio::spawn(async move {
+        match pending.into_connection(config).await {
+            Ok(connection) => session(state, who, connection).await,
+            Err(e) => tracing::debug!(error = %e, "MCP upgrade did not complete"),
+        }
+    });
+    response.map(|_| axum::body::Body::empty())
+}
+
+async fn session(state: AppState, who: Principal, connection: Connection) {
+    let sender = connection.sender();
+    let outgoing = Box::pin(futures_util::sink::unfold(
+        sender.clone(),
+        |sender: Sender, message: ServerJsonRpcMessage| async move {
+            let text = serde_json::to_string(&message).map_err(std::io::Error::other)?;
+            sender.try_send_text(text).map_err(std::io::Error::other)?;
+            Ok::<_, std::io::Error>(sender)
+        },
+    ));
+    let incoming = Box::pin(stream::unfold(
+        (connection, sender.clone()),
+        |(mut connection, sender)| async move {
+            loop {
+                match connection.recv().await? {
+                    Ok(Incoming::Text(text)) => {
+                        if let Some(reply) = early_reply(text.as_bytes()) {
+                            let _ = sender.try_send_text(reply.to_string());
+                            continue;
+                        }
+                        match serde_json::from_str::<ClientJsonRpcMessage>(&text) {
+                            Ok(message) => return Some((message, (connection, sender))),
+                            Err(e) => {
+                                let reply = serde_json::json!({"jsonrpc": "2.0", "id": null,
+                                    "error": {"code": -32600, "message": format!("invalid request: {e}")}});
+                                let _ = sender.try_send_text(reply.to_string());
+                            }
+                        }
+                    }
+                    // Binary mesh frames have no meaning on an MCP connection.
+                    Ok(Incoming::Message(_)) => {
+                        let reply = serde_json::json!({"jsonrpc": "2.0", "id": null,
+                            "error": {"code": -32600, "message": "MCP over WebSocket uses text frames"}});
+                        let _ = sender.try_send_text(reply.to_string());
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::debug!(error = %e, "malformed input on an MCP connection"),
+                }
+            }
+        },
+    ));
+    match MeshMcp::new(state, Some(who)).serve((outgoing, incoming)).await {
+        Ok(running) => {
+            let _ = running.waiting().await;
+        }
+        Err(e) => tracing::debug!(error = %e, "MCP session ended before initialize"),
+    }
+    sender.close(1000, "session ended");
+}

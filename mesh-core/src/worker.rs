@@ -1,0 +1,148 @@
+//! The worker: drains the job queue (document indexing), and sweeps tasks whose
+//! engine died. Jobs are idempotent, so a job redelivered after a crash or a lost ack
+//! does no harm; a failing job is retried with backoff and dead-lettered by the queue
+//! after its maximum receives.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::services::{Job, Services};
+
+/// Worker settings.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WorkerConfig {
+    /// Jobs handled at once. Default 4.
+    pub concurrency: usize,
+    /// How long a received job stays hidden from other workers. Default 60 s.
+    pub visibility: Duration,
+    /// How long one receive waits for a job (long polling). Default 1 s.
+    pub poll_wait: Duration,
+    /// First retry delay of a failed job; doubles per receive. Default 1 s.
+    pub retry_backoff: Duration,
+    /// Largest retry delay. Default 60 s.
+    pub max_backoff: Duration,
+    /// How often stuck tasks are swept ([`crate::Engine::sweep`]); `None` never. Default 5 s.
+    pub sweep_every: Option<Duration>,
+    /// How long past its timeout an in-flight task must be to count as stuck. Default 5 s.
+    pub sweep_grace: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 4,
+            visibility: Duration::from_secs(60),
+            poll_wait: Duration::from_secs(1),
+            retry_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+            sweep_every: Some(Duration::from_secs(5)),
+            sweep_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+impl WorkerConfig {
+    /// Sets how many jobs run at once.
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// Sets the retry backoff (initial and largest).
+    pub fn retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.retry_backoff = initial;
+        self.max_backoff = max;
+        self
+    }
+
+    /// Sets the sweep interval (`None` to never sweep) and grace.
+    pub fn sweep(mut self, every: Option<Duration>, grace: Duration) -> Self {
+        self.sweep_every = every;
+        self.sweep_grace = grace;
+        self
+    }
+
+    /// Sets the visibility timeout and the long-poll wait.
+    pub fn polling(mut self, visibility: Duration, wait: Duration) -> Self {
+        self.visibility = visibility;
+        self.poll_wait = wait;
+        self
+    }
+}
+
+/// Runs jobs from the services' queue until `shutdown` resolves; jobs in hand are
+/// finished first (a job cut short is redelivered anyway).
+pub async fn run_worker(
+    services: Services,
+    config: WorkerConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let slots = Arc::new(Semaphore::new(config.concurrency.max(1)));
+    let mut running = JoinSet::new();
+    let mut sweep = tokio::time::interval(config.sweep_every.unwrap_or(Duration::from_secs(3600)));
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let free = slots.available_permits();
+        tokio::select! {
+            () = &mut shutdown => break,
+            _ = sweep.tick(), if config.sweep_every.is_some() => {
+                if let Err(e) = services.engine.sweep(config.sweep_grace).await {
+                    tracing::warn!(error = %e, "sweeping stuck tasks failed");
+                }
+            }
+            received = services.jobs.receive(free.max(1), config.visibility, config.poll_wait), if free > 0 => {
+                let deliveries = match received {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "receiving jobs failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
+                };
+                for delivery in deliveries {
+                    let Ok(permit) = slots.clone().acquire_owned().await else { return };
+                    let (services, config) = (services.clone(), config.clone());
+                    running.spawn(async move {
+                        handle(&services, &config, delivery).await;
+                        drop(permit);
+                    });
+                }
+            }
+            Some(_) = running.join_next(), if !running.is_empty() => {}
+        }
+    }
+    while running.join_next().await.is_some() {}
+}
+
+/// Runs one delivery and acks it, or nacks it with backoff.
+async fn handle(services: &Services, config: &WorkerConfig, delivery: mesh_store::Delivery) {
+    let outcome = match serde_json::from_str::<Job>(&delivery.body) {
+        Ok(Job::IndexDocument(request)) => services
+            .index_now(&request)
+            .await
+            .map(|chunks| tracing::debug!(chunks, document = %request.document_id, "indexed"))
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(format!("unreadable job: {e}")),
+    };
+    match outcome {
+        Ok(()) => {
+            if let Err(e) = services.jobs.ack(delivery.receipt).await {
+                // Redelivered later and done again: harmless, the job is idempotent.
+                tracing::warn!(error = %e, job = %delivery.id, "acking a job failed");
+            }
+        }
+        Err(error) => {
+            let exponent = delivery.receive_count.saturating_sub(1).min(16);
+            let delay = (config.retry_backoff * 2u32.pow(exponent)).min(config.max_backoff);
+            tracing::warn!(%error, job = %delivery.id, receives = delivery.receive_count, ?delay, "job failed; retrying later");
+            if let Err(e) = services.jobs.nack(delivery.receipt, delay).await {
+                tracing::warn!(error = %e, job = %delivery.id, "nacking a job failed");
+            }
+        }
+    }
+}
