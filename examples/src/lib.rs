@@ -7,3 +7,5 @@
 //! This library holds what the binaries share: the demo fleet.
 
 pub mod demo;
+pub mod serve;
+pub mod setup;

@@ -64,7 +64,9 @@ pub async fn join(engine: &Engine, store: &PgStore) -> Result<[JoinHandle<()>; 2
                 Err(RecvError::Closed) => return,
             };
             let note = Note { origin, change };
-            let Ok(payload) = serde_json::to_string(&note) else { continue };
+            let Ok(payload) = serde_json::to_string(&note) else {
+                continue;
+            };
             if let Err(e) = store.notify(CHANNEL, &payload).await {
                 tracing::warn!(error = %e, "publishing a change failed");
             }

@@ -323,9 +323,9 @@ impl CollabJob {
             v.map_err(|e| CollabError::Engine(EngineError::Invalid(e.to_string())))
         };
         match self {
-            Self::Parallel { tasks, completion } => {
-                json(serde_json::to_value(parallel(engine, tenant, tasks, completion).await?))
-            }
+            Self::Parallel { tasks, completion } => json(serde_json::to_value(
+                parallel(engine, tenant, tasks, completion).await?,
+            )),
             Self::MapReduce {
                 map_kind,
                 inputs,
@@ -335,11 +335,13 @@ impl CollabJob {
             )),
             Self::Pipeline { stages, input } => {
                 let stages: Vec<&str> = stages.iter().map(String::as_str).collect();
-                json(serde_json::to_value(pipeline(engine, tenant, &stages, input).await?))
+                json(serde_json::to_value(
+                    pipeline(engine, tenant, &stages, input).await?,
+                ))
             }
-            Self::Consensus { task, voters } => {
-                json(serde_json::to_value(consensus(engine, tenant, task, voters).await?))
-            }
+            Self::Consensus { task, voters } => json(serde_json::to_value(
+                consensus(engine, tenant, task, voters).await?,
+            )),
         }
     }
 }

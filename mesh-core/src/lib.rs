@@ -26,25 +26,25 @@
 //! ```
 
 mod agent;
+#[cfg(feature = "rest")]
+pub mod api;
 mod auth;
+#[cfg(feature = "postgres")]
+pub mod cluster;
 pub mod collab;
 mod engine;
 mod error;
 #[cfg(feature = "hub")]
 pub mod hub;
 mod ids;
+#[cfg(feature = "mcp")]
+pub mod mcp;
 mod records;
 pub mod services;
 mod stores;
 mod task;
 pub mod tools;
 pub mod worker;
-#[cfg(feature = "rest")]
-pub mod api;
-#[cfg(feature = "mcp")]
-pub mod mcp;
-#[cfg(feature = "postgres")]
-pub mod cluster;
 
 pub use agent::{Agent, AgentStatus};
 pub use auth::{ApiKey, Scope, generate_key, hash_key};

@@ -97,7 +97,9 @@ impl<V: VectorIndex> Vectors for V {
         dims: usize,
         metric: Metric,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(VectorIndex::create_collection(self, collection, dims, metric))
+        Box::pin(VectorIndex::create_collection(
+            self, collection, dims, metric,
+        ))
     }
     fn upsert<'a>(
         &'a self,
@@ -115,7 +117,9 @@ impl<V: VectorIndex> Vectors for V {
         k: usize,
         filter: &'a [(String, Value)],
     ) -> BoxFuture<'a, Result<Vec<Hit>, StoreError>> {
-        Box::pin(VectorIndex::search(self, tenant, collection, query, k, filter))
+        Box::pin(VectorIndex::search(
+            self, tenant, collection, query, k, filter,
+        ))
     }
 }
 
@@ -125,7 +129,13 @@ impl<V: VectorIndex> Vectors for V {
 #[non_exhaustive]
 pub enum Job {
     /// Chunk a document, embed the chunks and put them in the vector index.
-    IndexDocument(IndexRequest),
+    IndexDocument {
+        /// Whose document it is.
+        tenant: TenantId,
+        /// The document.
+        #[serde(flatten)]
+        request: IndexRequest,
+    },
 }
 
 /// A document to index into a collection.
@@ -133,11 +143,6 @@ pub enum Job {
 #[cfg_attr(feature = "rest", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "mcp", derive(schemars::JsonSchema))]
 pub struct IndexRequest {
-    /// The tenant (set by the server from the credentials; ignored in requests).
-    #[serde(default, skip_deserializing)]
-    #[cfg_attr(feature = "rest", schema(ignore))]
-    #[cfg_attr(feature = "mcp", schemars(skip))]
-    pub tenant: Option<TenantId>,
     /// The collection (1 to 64 characters of `[A-Za-z0-9_-]`).
     pub collection: String,
     /// The document's id in the collection; indexing it again replaces its chunks.
@@ -284,7 +289,7 @@ impl Services {
     pub async fn index_document(
         &self,
         tenant: TenantId,
-        mut request: IndexRequest,
+        request: IndexRequest,
     ) -> Result<String, ServiceError> {
         self.collection(&request.collection)?;
         if request.document_id.is_empty() || request.document_id.len() > 256 {
@@ -300,23 +305,27 @@ impl Services {
         if !(request.metadata.is_null() || request.metadata.is_object()) {
             return Err(ServiceError::Invalid("metadata must be an object".into()));
         }
-        request.tenant = Some(tenant);
-        let body = serde_json::to_string(&Job::IndexDocument(request))
+        let body = serde_json::to_string(&Job::IndexDocument { tenant, request })
             .map_err(|e| ServiceError::Invalid(e.to_string()))?;
         Ok(self.jobs.send(body).await?)
     }
 
     /// Chunks, embeds and indexes a document now (what the worker does with a job).
     /// Chunk ids derive from the document id, so doing it twice changes nothing.
-    pub async fn index_now(&self, request: &IndexRequest) -> Result<usize, ServiceError> {
-        let tenant = request
-            .tenant
-            .ok_or_else(|| ServiceError::Invalid("an index job needs its tenant".into()))?;
+    pub async fn index_now(
+        &self,
+        tenant: TenantId,
+        request: &IndexRequest,
+    ) -> Result<usize, ServiceError> {
         let collection = self.collection(&request.collection)?;
         let chunks = chunk_text(&request.text, CHUNK_CHARS, CHUNK_OVERLAP);
         let vectors = self.embed(&chunks, Role::Document).await?;
         self.vectors
-            .create_collection(&collection, self.embedder.model().dimensions, Metric::Cosine)
+            .create_collection(
+                &collection,
+                self.embedder.model().dimensions,
+                Metric::Cosine,
+            )
             .await?;
         let items: Vec<VectorItem> = chunks
             .into_iter()
@@ -382,9 +391,8 @@ impl Services {
             .into_iter()
             .map(|hit| {
                 let mut metadata = hit.metadata;
-                let field = |m: &mut Value, key: &str| {
-                    m.as_object_mut().and_then(|o| o.remove(key))
-                };
+                let field =
+                    |m: &mut Value, key: &str| m.as_object_mut().and_then(|o| o.remove(key));
                 let document_id = field(&mut metadata, "document_id")
                     .and_then(|v| v.as_str().map(str::to_owned))
                     .unwrap_or_default();
@@ -408,7 +416,10 @@ impl Services {
     /// Whether the stores, the queue and the embedder answer; the first failure if not.
     pub async fn ready(&self) -> Result<(), String> {
         self.engine
-            .tasks(TenantId::from_uuid(uuid::Uuid::nil()), crate::TaskFilter::default())
+            .tasks(
+                TenantId::from_uuid(uuid::Uuid::nil()),
+                crate::TaskFilter::default(),
+            )
             .await
             .map_err(|e| format!("store: {e}"))?;
         self.jobs.depth().await.map_err(|e| format!("queue: {e}"))?;
@@ -479,16 +490,15 @@ mod tests {
         let services = Services::in_memory(Engine::in_memory().await);
         let tenant = TenantId::new();
         let mut request = IndexRequest {
-            tenant: Some(tenant),
             collection: "docs".into(),
             document_id: "rust".into(),
             text: "Rust is a systems programming language focused on safety.".into(),
             metadata: serde_json::json!({"lang": "en"}),
         };
-        assert_eq!(services.index_now(&request).await.unwrap(), 1);
+        assert_eq!(services.index_now(tenant, &request).await.unwrap(), 1);
         request.document_id = "cake".into();
         request.text = "Bake the cake at 180 degrees for forty minutes.".into();
-        services.index_now(&request).await.unwrap();
+        services.index_now(tenant, &request).await.unwrap();
         let search = SearchRequest {
             collection: "docs".into(),
             query: "systems programming language".into(),
@@ -499,6 +509,12 @@ mod tests {
         assert_eq!(hits[0].document_id, "rust");
         assert_eq!(hits[0].metadata, serde_json::json!({"lang": "en"}));
         // Another tenant sees nothing.
-        assert!(services.search(TenantId::new(), &search).await.unwrap().is_empty());
+        assert!(
+            services
+                .search(TenantId::new(), &search)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -122,8 +122,8 @@ pub async fn run_worker(
 /// Runs one delivery and acks it, or nacks it with backoff.
 async fn handle(services: &Services, config: &WorkerConfig, delivery: mesh_store::Delivery) {
     let outcome = match serde_json::from_str::<Job>(&delivery.body) {
-        Ok(Job::IndexDocument(request)) => services
-            .index_now(&request)
+        Ok(Job::IndexDocument { tenant, request }) => services
+            .index_now(tenant, &request)
             .await
             .map(|chunks| tracing::debug!(chunks, document = %request.document_id, "indexed"))
             .map_err(|e| e.to_string()),

@@ -1,10 +1,13 @@
-//! `mesh up`: the engine and the agent hub on embedded defaults, on one port.
+//! `mesh up`: everything — engine, agent hub, REST API, MCP server and worker — in one
+//! process on embedded defaults, on one port.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use mesh_core::hub::{Hub, HubConfig};
+use mesh_core::api::{ApiConfig, router};
+use mesh_core::services::Services;
+use mesh_core::worker::{WorkerConfig, run_worker};
 use mesh_core::{Engine, Scope, TenantId};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -22,7 +25,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Runs the engine and the agent hub in one process, everything in memory.
+    /// Runs the engine, agent hub, REST API, MCP server and worker in one process,
+    /// everything in memory.
     Up {
         /// Where to listen.
         #[arg(long, default_value = "127.0.0.1:7070")]
@@ -95,7 +99,9 @@ async fn up(
         "Mesh {} — all-in-one, embedded defaults (in memory)",
         env!("CARGO_PKG_VERSION")
     );
-    println!("  agent hub   ws://{addr}/ws");
+    println!("  agent hub   ws://{addr}/ws          (subprotocol mesh.v1)");
+    println!("  REST API    http://{addr}/api/v1     (OpenAPI: /api/v1/openapi.json)");
+    println!("  MCP         http://{addr}/mcp        (or ws://{addr}/ws, subprotocol mcp)");
     println!("  health      http://{addr}/healthz");
     if generated {
         println!("  admin key   {key}   (set MESH_API_KEY to choose it)");
@@ -105,12 +111,25 @@ async fn up(
     println!("  agents connect with: Authorization: Bearer <key>   — Ctrl-C to stop");
     println!();
 
-    let hub = Hub::new(engine.clone(), HubConfig::default());
+    let services = Services::in_memory(engine.clone());
+    let app = router(services.clone(), ApiConfig::default());
     let mut server_stop = stop.clone();
-    let server = tokio::spawn(hub.serve(listener, async move {
-        let _ = server_stop.wait_for(|s| *s).await;
-    }));
-    let mut tasks = Vec::new();
+    let server = tokio::spawn(async move {
+        let stopped = async move {
+            let _ = server_stop.wait_for(|s| *s).await;
+        };
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stopped)
+            .await
+    });
+    let mut worker_stop = stop.clone();
+    let mut tasks = vec![tokio::spawn(run_worker(
+        services,
+        WorkerConfig::default(),
+        async move {
+            let _ = worker_stop.wait_for(|s| *s).await;
+        },
+    ))];
     if demo {
         tasks.extend(mesh_examples::demo::start_agents(
             &format!("ws://{addr}/ws"),

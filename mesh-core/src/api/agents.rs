@@ -32,7 +32,13 @@ pub(crate) async fn list(
         status: params.status,
         capability: params.capability,
     };
-    Ok(Json(state.services.engine.list_agents(who.tenant, filter).await?))
+    Ok(Json(
+        state
+            .services
+            .engine
+            .list_agents(who.tenant, filter)
+            .await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/agents/{id}", tag = "agents",

@@ -85,7 +85,11 @@ fn verify_jwt(token: &str, secret: &[u8]) -> Result<Claims, &'static str> {
     struct Header {
         alg: String,
     }
-    let decode = |s: &str| URL_SAFE_NO_PAD.decode(s).map_err(|_| "a JWT part is not base64url");
+    let decode = |s: &str| {
+        URL_SAFE_NO_PAD
+            .decode(s)
+            .map_err(|_| "a JWT part is not base64url")
+    };
     let head: Header =
         serde_json::from_slice(&decode(header)?).map_err(|_| "unreadable JWT header")?;
     if head.alg != "HS256" {
@@ -126,13 +130,19 @@ pub fn sign_jwt(claims: &serde_json::Value, secret: &[u8]) -> String {
 
 /// The credential a request carries: a bearer token or an `X-API-Key`.
 pub(crate) fn credential(headers: &HeaderMap) -> Option<&str> {
-    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         return value
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
             .map(str::trim);
     }
-    headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
 }
 
 /// Rate limits and JWT settings.
@@ -165,7 +175,10 @@ impl Gate {
 }
 
 /// Resolves the caller of a request: 401 without valid credentials.
-pub(crate) async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+pub(crate) async fn principal(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Principal, ApiError> {
     let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
     let Some(token) = credential(headers).filter(|t| !t.is_empty()) else {
         return Err(unauthorized(
@@ -213,7 +226,8 @@ pub(crate) async fn authenticate(
     };
     if !state.gate.admit(&principal.subject) {
         let mut response =
-            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "slow down").into_response();
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "slow down")
+                .into_response();
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
@@ -238,12 +252,18 @@ mod tests {
         let claims = verify_jwt(&token, b"secret").unwrap();
         assert_eq!(claims.tenant_id, tenant);
         assert_eq!(claims.scopes, vec![Scope::Read]);
-        assert_eq!(verify_jwt(&token, b"other").unwrap_err(), "the JWT signature does not match");
+        assert_eq!(
+            verify_jwt(&token, b"other").unwrap_err(),
+            "the JWT signature does not match"
+        );
         let expired = sign_jwt(
             &serde_json::json!({"tenant_id": tenant, "scopes": [], "exp": 1}),
             b"secret",
         );
-        assert_eq!(verify_jwt(&expired, b"secret").unwrap_err(), "the JWT has expired");
+        assert_eq!(
+            verify_jwt(&expired, b"secret").unwrap_err(),
+            "the JWT has expired"
+        );
         let no_tenant = sign_jwt(&serde_json::json!({"exp": later}), b"secret");
         assert!(verify_jwt(&no_tenant, b"secret").is_err());
         assert!(verify_jwt("a.b", b"secret").is_err());
@@ -254,6 +274,9 @@ mod tests {
             URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#),
             URL_SAFE_NO_PAD.encode(format!(r#"{{"tenant_id":"{tenant}","exp":{later}}}"#))
         );
-        assert_eq!(verify_jwt(&none, b"secret").unwrap_err(), "only HS256 JWTs are accepted");
+        assert_eq!(
+            verify_jwt(&none, b"secret").unwrap_err(),
+            "only HS256 JWTs are accepted"
+        );
     }
 }

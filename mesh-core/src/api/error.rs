@@ -47,7 +47,11 @@ impl ApiError {
 
     /// 404 `not_found`.
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("no such {what}"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no such {what}"),
+        )
     }
 }
 
@@ -62,16 +66,26 @@ impl From<EngineError> for ApiError {
         match &e {
             EngineError::TaskNotFound(_) => Self::not_found("task"),
             EngineError::Invalid(m) => Self::invalid(m.clone()),
-            EngineError::Stopped => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string())
+            EngineError::Stopped => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.to_string(),
+            ),
+            EngineError::Store(s) if s.is_retryable() => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.to_string(),
+            ),
+            EngineError::Transition(_) => {
+                Self::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }
-            EngineError::Store(s) if s.is_retryable() => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string())
-            }
-            EngineError::Transition(_) => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
             _ => {
                 tracing::error!(error = %e, "engine error");
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                )
             }
         }
     }
@@ -93,7 +107,9 @@ impl From<ToolError> for ApiError {
     fn from(e: ToolError) -> Self {
         let message = e.to_string();
         match e {
-            ToolError::UnknownTool(_) => Self::new(StatusCode::NOT_FOUND, "tool_not_found", message),
+            ToolError::UnknownTool(_) => {
+                Self::new(StatusCode::NOT_FOUND, "tool_not_found", message)
+            }
             ToolError::UnknownAction(_) => {
                 Self::new(StatusCode::NOT_FOUND, "action_not_found", message)
             }
@@ -108,7 +124,11 @@ impl From<CollabError> for ApiError {
         match e {
             CollabError::Engine(e) => e.into(),
             CollabError::Empty => Self::invalid("the job has no tasks"),
-            e => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "collab_failed", e.to_string()),
+            e => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "collab_failed",
+                e.to_string(),
+            ),
         }
     }
 }

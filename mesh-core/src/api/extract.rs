@@ -1,8 +1,8 @@
 //! Extractors whose rejections are [`ApiError`]s (JSON with a `code`), not axum's
 //! plain-text ones.
 
-use axum::extract::{FromRequest, FromRequestParts};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts};
 
 use super::ApiError;
 
@@ -29,13 +29,21 @@ impl From<JsonRejection> for ApiError {
 
 impl From<PathRejection> for ApiError {
     fn from(r: PathRejection) -> Self {
-        ApiError::new(axum::http::StatusCode::BAD_REQUEST, "invalid_path", r.body_text())
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_path",
+            r.body_text(),
+        )
     }
 }
 
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
-        ApiError::new(axum::http::StatusCode::BAD_REQUEST, "invalid_query", r.body_text())
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_query",
+            r.body_text(),
+        )
     }
 }
 

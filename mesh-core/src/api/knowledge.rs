@@ -55,7 +55,11 @@ pub(crate) async fn embed(
     Json(body): Json<EmbedRequest>,
 ) -> Result<Json<EmbedResponse>, ApiError> {
     who.require(Scope::Read)?;
-    let role = if body.query { Role::Query } else { Role::Document };
+    let role = if body.query {
+        Role::Query
+    } else {
+        Role::Document
+    };
     let vectors = state.services.embed(&body.texts, role).await?;
     let model = state.services.embedder.model();
     Ok(Json(EmbedResponse {

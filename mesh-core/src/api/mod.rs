@@ -39,10 +39,10 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
+pub use agents::AgentListParams;
 #[cfg(feature = "mcp")]
 pub(crate) use auth::authenticate as authenticate_middleware;
 pub use auth::{Principal, sign_jwt};
-pub use agents::AgentListParams;
 pub use error::{ApiError, ErrorBody};
 pub use extract::Json;
 pub use knowledge::{EmbedRequest, EmbedResponse, IndexAccepted, SearchResponse};
@@ -65,6 +65,8 @@ pub struct ApiConfig {
     pub cors_origins: Vec<String>,
     /// The agent hub's settings.
     pub hub: HubConfig,
+    /// Which parts to serve (all by default).
+    pub surfaces: Surfaces,
     /// `Host` values the MCP endpoint accepts (DNS-rebinding protection): loopback
     /// only if empty, any with `*`.
     pub mcp_allowed_hosts: Vec<String>,
@@ -90,6 +92,54 @@ impl ApiConfig {
     }
 }
 
+/// The parts of the router to serve: a REST API instance, an MCP server instance, or
+/// everything in one process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Surfaces {
+    /// `/api/v1/*` (the OpenAPI document is always served).
+    pub rest: bool,
+    /// `/mcp`, and MCP on `/ws` (feature `mcp`).
+    pub mcp: bool,
+    /// The agent hub on `/ws`.
+    pub hub: bool,
+}
+
+impl Default for Surfaces {
+    fn default() -> Self {
+        Self::ALL
+    }
+}
+
+impl Surfaces {
+    /// Everything.
+    pub const ALL: Self = Self {
+        rest: true,
+        mcp: true,
+        hub: true,
+    };
+    /// The REST API alone.
+    pub const REST: Self = Self {
+        rest: true,
+        mcp: false,
+        hub: false,
+    };
+    /// The MCP server and the agent hub.
+    pub const MCP: Self = Self {
+        rest: false,
+        mcp: true,
+        hub: true,
+    };
+}
+
+impl ApiConfig {
+    /// Serves only `surfaces`.
+    pub fn surfaces(mut self, surfaces: Surfaces) -> Self {
+        self.surfaces = surfaces;
+        self
+    }
+}
+
 /// What every handler gets: the services, the auth gate and the hub.
 #[derive(Clone)]
 pub struct AppState {
@@ -99,11 +149,14 @@ pub struct AppState {
     pub(crate) hub: Hub,
     #[cfg_attr(not(feature = "mcp"), allow(dead_code))]
     pub(crate) mcp_hosts: Arc<Vec<String>>,
+    pub(crate) surfaces: Surfaces,
 }
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("services", &self.services).finish()
+        f.debug_struct("AppState")
+            .field("services", &self.services)
+            .finish()
     }
 }
 
@@ -166,7 +219,9 @@ pub(crate) async fn healthz() -> Json<serde_json::Value> {
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     match state.services.ready().await {
         Ok(()) => Json(serde_json::json!({"status": "ready"})).into_response(),
-        Err(why) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", why).into_response(),
+        Err(why) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", why).into_response()
+        }
     }
 }
 
@@ -179,11 +234,17 @@ pub(crate) async fn openapi_json() -> Response {
 /// `GET /ws`: agents (`mesh.v1`), or MCP clients (`mcp`) with feature `mcp`.
 async fn websocket(State(state): State<AppState>, request: Request) -> Response {
     #[cfg(feature = "mcp")]
-    if mesh_protocol::ws::Subprotocol::negotiate(
-        request.headers().get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL),
-    ) == Some(mesh_protocol::ws::Subprotocol::Mcp)
+    if state.surfaces.mcp
+        && mesh_protocol::ws::Subprotocol::negotiate(
+            request
+                .headers()
+                .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL),
+        ) == Some(mesh_protocol::ws::Subprotocol::Mcp)
     {
         return crate::mcp::websocket(state, request).await;
+    }
+    if !state.surfaces.hub {
+        return not_found().await.into_response();
     }
     state.hub.handle(request).await.map(axum::body::Body::new)
 }
@@ -200,13 +261,19 @@ pub fn api_routes(state: AppState) -> Router<AppState> {
         .route("/api/v1/tasks/{id}/cancel", post(tasks::cancel))
         .route("/api/v1/collab", post(tasks::collab))
         .route("/api/v1/agents", get(agents::list))
-        .route("/api/v1/agents/{id}", get(agents::get).delete(agents::deregister))
+        .route(
+            "/api/v1/agents/{id}",
+            get(agents::get).delete(agents::deregister),
+        )
         .route("/api/v1/embeddings", post(knowledge::embed))
         .route("/api/v1/documents", post(knowledge::index))
         .route("/api/v1/search", post(knowledge::search))
         .route("/api/v1/tools", get(tools::list))
         .route("/api/v1/tools/{name}/execute", post(tools::execute))
-        .route_layer(axum::middleware::from_fn_with_state(state, auth::authenticate))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            auth::authenticate,
+        ))
 }
 
 /// The application state for `services` under `config`.
@@ -217,6 +284,7 @@ pub fn state(services: Services, config: &ApiConfig) -> AppState {
     AppState {
         hub: Hub::new(services.engine.clone(), config.hub.clone()),
         mcp_hosts: Arc::new(config.mcp_allowed_hosts.clone()),
+        surfaces: config.surfaces,
         gate: Arc::new(auth::Gate::new(
             config.jwt_secret.as_ref().map(|s| s.as_bytes().to_vec()),
             limit,
@@ -229,14 +297,20 @@ pub fn state(services: Services, config: &ApiConfig) -> AppState {
 /// document, the agent hub at `/ws` and, with feature `mcp`, the MCP server.
 pub fn router(services: Services, config: ApiConfig) -> Router {
     let state = state(services, &config);
-    let app = Router::new()
-        .merge(api_routes(state.clone()))
+    let mut app = Router::new()
         .route("/api/v1/openapi.json", get(openapi_json))
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/ws", get(websocket));
+        .route("/readyz", get(readyz));
+    if config.surfaces.rest {
+        app = app.merge(api_routes(state.clone()));
+    }
+    if config.surfaces.hub || config.surfaces.mcp {
+        app = app.route("/ws", get(websocket));
+    }
     #[cfg(feature = "mcp")]
-    let app = app.merge(crate::mcp::routes(state.clone()));
+    if config.surfaces.mcp {
+        app = app.merge(crate::mcp::routes(state.clone()));
+    }
     let request_id = HeaderName::from_static("x-request-id");
     let mut app = app
         .fallback(not_found)

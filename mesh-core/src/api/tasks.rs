@@ -11,7 +11,9 @@ use serde_json::Value;
 use super::extract::{Json, Path, Query};
 use super::{ApiError, AppState, ErrorBody, Principal};
 use crate::collab::CollabJob;
-use crate::{Page, Priority, RoutingPreference, Scope, Task, TaskFilter, TaskId, TaskSpec, TaskStatus};
+use crate::{
+    Page, Priority, RoutingPreference, Scope, Task, TaskFilter, TaskId, TaskSpec, TaskStatus,
+};
 
 /// `POST /api/v1/tasks`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -86,7 +88,10 @@ pub(crate) async fn submit(
     if body.max_attempts.is_some_and(|a| !(1..=100).contains(&a)) {
         return Err(ApiError::invalid("max_attempts must be 1 to 100"));
     }
-    if body.timeout_ms.is_some_and(|t| !(1..=86_400_000).contains(&t)) {
+    if body
+        .timeout_ms
+        .is_some_and(|t| !(1..=86_400_000).contains(&t))
+    {
         return Err(ApiError::invalid("timeout_ms must be 1 to 86400000"));
     }
     let mut spec = TaskSpec::new(body.kind, body.input)
@@ -117,7 +122,14 @@ pub(crate) async fn list(
         limit: params.limit,
         cursor: params.cursor,
     };
-    Ok(Json(state.services.engine.tasks(who.tenant, filter).await?.into()))
+    Ok(Json(
+        state
+            .services
+            .engine
+            .tasks(who.tenant, filter)
+            .await?
+            .into(),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/tasks/{id}", tag = "tasks",
@@ -200,7 +212,11 @@ pub(crate) async fn collab(
                 outcome: Some(outcome?),
             }),
         )),
-        Ok(Err(e)) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())),
+        Ok(Err(e)) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            e.to_string(),
+        )),
         Err(_) => Ok((
             StatusCode::ACCEPTED,
             Json(CollabResponse {

@@ -50,6 +50,10 @@ pub(crate) async fn execute(
     Json(body): Json<ExecuteTool>,
 ) -> Result<Json<ToolOutput>, ApiError> {
     who.require(Scope::Write)?;
-    let output = state.services.tools.execute(&name, &body.action, body.input).await?;
+    let output = state
+        .services
+        .tools
+        .execute(&name, &body.action, body.input)
+        .await?;
     Ok(Json(ToolOutput { output }))
 }

@@ -18,7 +18,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::auth::{ApiKey, Scope};
 use crate::stores::Stores;
 use crate::{
-    Agent, AgentId, AgentStatus, Priority, RoutingPreference, SessionId, Task, TaskId, TaskStatus, TenantId,
+    Agent, AgentId, AgentStatus, Priority, RoutingPreference, SessionId, Task, TaskId, TaskStatus,
+    TenantId,
 };
 
 pub use state::EngineError;
@@ -522,7 +523,11 @@ impl Engine {
     }
 
     /// One page of the tenant's tasks, oldest first.
-    pub async fn tasks(&self, tenant: TenantId, filter: TaskFilter) -> Result<Page<Task>, EngineError> {
+    pub async fn tasks(
+        &self,
+        tenant: TenantId,
+        filter: TaskFilter,
+    ) -> Result<Page<Task>, EngineError> {
         self.ask(|reply| Command::ListTasks {
             tenant,
             filter,

@@ -35,7 +35,11 @@ pub(crate) fn early_reply(text: &[u8]) -> Option<Value> {
         Err(e) => return error(Value::Null, -32700, format!("parse error: {e}")),
     };
     let Some(object) = message.as_object() else {
-        return error(Value::Null, -32600, "invalid request: expected one JSON-RPC object".into());
+        return error(
+            Value::Null,
+            -32600,
+            "invalid request: expected one JSON-RPC object".into(),
+        );
     };
     let (Some(id), Some(method)) = (object.get("id"), object.get("method")) else {
         return None;
@@ -43,7 +47,11 @@ pub(crate) fn early_reply(text: &[u8]) -> Option<Value> {
     match method.as_str() {
         Some(m) if SERVED.contains(&m) => None,
         Some(m) => error(id.clone(), -32601, format!("method not found: {m}")),
-        None => error(id.clone(), -32600, "invalid request: method must be a string".into()),
+        None => error(
+            id.clone(),
+            -32600,
+            "invalid request: method must be a string".into(),
+        ),
     }
 }
 
@@ -64,9 +72,14 @@ pub(crate) async fn unknown_methods(request: Request, next: Next) -> Response {
         }
     };
     if let Some(reply) = early_reply(&bytes) {
-        return ([(header::CONTENT_TYPE, "application/json")], reply.to_string()).into_response();
+        return (
+            [(header::CONTENT_TYPE, "application/json")],
+            reply.to_string(),
+        )
+            .into_response();
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 #[cfg(test)]
@@ -80,9 +93,14 @@ mod tests {
         assert_eq!(reply["id"], 7);
         assert!(early_reply(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).is_none());
         // Notifications and responses pass.
-        assert!(early_reply(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).is_none());
+        assert!(
+            early_reply(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).is_none()
+        );
         assert_eq!(early_reply(b"{oops").unwrap()["error"]["code"], -32700);
         assert_eq!(early_reply(b"[1]").unwrap()["error"]["code"], -32600);
-        assert_eq!(early_reply(br#"{"id":1,"method":5}"#).unwrap()["error"]["code"], -32600);
+        assert_eq!(
+            early_reply(br#"{"id":1,"method":5}"#).unwrap()["error"]["code"],
+            -32600
+        );
     }
 }

@@ -18,7 +18,9 @@ use serde_json::{Value, json};
 use crate::api::{AppState, Principal};
 use crate::collab::CollabJob;
 use crate::services::{IndexRequest, SearchRequest};
-use crate::{AgentFilter, AgentStatus, Priority, RoutingPreference, Scope, TaskFilter, TaskId, TaskSpec};
+use crate::{
+    AgentFilter, AgentStatus, Priority, RoutingPreference, Scope, TaskFilter, TaskId, TaskSpec,
+};
 
 /// The protocol versions served.
 pub const PROTOCOL_VERSIONS: [ProtocolVersion; 2] =
@@ -34,7 +36,9 @@ pub struct MeshMcp {
 
 impl std::fmt::Debug for MeshMcp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MeshMcp").field("principal", &self.principal).finish()
+        f.debug_struct("MeshMcp")
+            .field("principal", &self.principal)
+            .finish()
     }
 }
 
@@ -114,7 +118,8 @@ fn args<T: DeserializeOwned>(arguments: Option<JsonObject>) -> Result<T, ToolFai
 }
 
 fn task_id(id: &str) -> Result<TaskId, ToolFailure> {
-    id.parse().map_err(|e| ToolFailure(format!("invalid task id: {e}")))
+    id.parse()
+        .map_err(|e| ToolFailure(format!("invalid task id: {e}")))
 }
 
 fn collab_schema() -> Arc<JsonObject> {
@@ -158,14 +163,46 @@ impl MeshMcp {
 
     fn tools() -> Vec<Tool> {
         vec![
-            Tool::new("list_agents", "List the tenant's registered agents, optionally by status or capability.", schema::<ListAgentsArgs>()),
-            Tool::new("submit_task", "Submit a task; it is routed to an eligible agent. Returns the task.", schema::<SubmitArgs>()),
-            Tool::new("get_task", "Get a task: status, agent, output, error.", schema::<TaskArgs>()),
-            Tool::new("cancel_task", "Cancel a task; its agent is told to stop.", schema::<TaskArgs>()),
-            Tool::new("run_collab", "Run a collaboration job (parallel, map_reduce, pipeline, consensus) and return its outcome.", collab_schema()),
-            Tool::new("index_document", "Queue a document to be chunked, embedded and indexed into a collection.", schema::<IndexRequest>()),
-            Tool::new("search", "Semantic search over a collection's indexed documents.", schema::<SearchRequest>()),
-            Tool::new("execute_tool", "Run an action of a registered tool (see the REST API's /api/v1/tools for the list).", schema::<ExecuteArgs>()),
+            Tool::new(
+                "list_agents",
+                "List the tenant's registered agents, optionally by status or capability.",
+                schema::<ListAgentsArgs>(),
+            ),
+            Tool::new(
+                "submit_task",
+                "Submit a task; it is routed to an eligible agent. Returns the task.",
+                schema::<SubmitArgs>(),
+            ),
+            Tool::new(
+                "get_task",
+                "Get a task: status, agent, output, error.",
+                schema::<TaskArgs>(),
+            ),
+            Tool::new(
+                "cancel_task",
+                "Cancel a task; its agent is told to stop.",
+                schema::<TaskArgs>(),
+            ),
+            Tool::new(
+                "run_collab",
+                "Run a collaboration job (parallel, map_reduce, pipeline, consensus) and return its outcome.",
+                collab_schema(),
+            ),
+            Tool::new(
+                "index_document",
+                "Queue a document to be chunked, embedded and indexed into a collection.",
+                schema::<IndexRequest>(),
+            ),
+            Tool::new(
+                "search",
+                "Semantic search over a collection's indexed documents.",
+                schema::<SearchRequest>(),
+            ),
+            Tool::new(
+                "execute_tool",
+                "Run an action of a registered tool (see the REST API's /api/v1/tools for the list).",
+                schema::<ExecuteArgs>(),
+            ),
         ]
     }
 
@@ -175,15 +212,22 @@ impl MeshMcp {
             if who.allows(scope) {
                 Ok(())
             } else {
-                Err(ToolFailure(format!("forbidden: this needs the {scope:?} scope")))
+                Err(ToolFailure(format!(
+                    "forbidden: this needs the {scope:?} scope"
+                )))
             }
         };
         match name {
             "list_agents" => {
                 need(Scope::Read)?;
                 let a: ListAgentsArgs = args(arguments)?;
-                let filter = AgentFilter { status: a.status, capability: a.capability };
-                Ok(serde_json::to_value(services.engine.list_agents(who.tenant, filter).await?)?)
+                let filter = AgentFilter {
+                    status: a.status,
+                    capability: a.capability,
+                };
+                Ok(serde_json::to_value(
+                    services.engine.list_agents(who.tenant, filter).await?,
+                )?)
             }
             "submit_task" => {
                 need(Scope::Write)?;
@@ -192,7 +236,9 @@ impl MeshMcp {
                     .require(a.required_capabilities)
                     .priority(a.priority)
                     .routing(a.routing);
-                Ok(serde_json::to_value(services.engine.submit(who.tenant, spec).await?)?)
+                Ok(serde_json::to_value(
+                    services.engine.submit(who.tenant, spec).await?,
+                )?)
             }
             "get_task" => {
                 need(Scope::Read)?;
@@ -207,12 +253,18 @@ impl MeshMcp {
                 need(Scope::Write)?;
                 let a: TaskArgs = args(arguments)?;
                 let id = task_id(&a.id)?;
-                Ok(serde_json::to_value(services.engine.cancel(who.tenant, id).await?)?)
+                Ok(serde_json::to_value(
+                    services.engine.cancel(who.tenant, id).await?,
+                )?)
             }
             "run_collab" => {
                 need(Scope::Write)?;
                 let mut arguments = arguments.unwrap_or_default();
-                let wait = arguments.remove("wait_ms").and_then(|w| w.as_u64()).unwrap_or(30_000).min(120_000);
+                let wait = arguments
+                    .remove("wait_ms")
+                    .and_then(|w| w.as_u64())
+                    .unwrap_or(30_000)
+                    .min(120_000);
                 let job: CollabJob = args(Some(arguments))?;
                 let (engine, tenant) = (services.engine.clone(), who.tenant);
                 let job = tokio::spawn(async move { job.run(&engine, tenant).await });
@@ -247,22 +299,40 @@ impl MeshMcp {
         let engine = &self.state.services.engine;
         let failed = |e: crate::EngineError| ErrorData::internal_error(e.to_string(), None);
         if !who.allows(Scope::Read) {
-            return Err(ErrorData::invalid_request("forbidden: this needs the read scope", None));
+            return Err(ErrorData::invalid_request(
+                "forbidden: this needs the read scope",
+                None,
+            ));
         }
         match uri {
-            "mesh://agents" => Ok(json!(engine.list_agents(who.tenant, AgentFilter::default()).await.map_err(failed)?)),
+            "mesh://agents" => Ok(json!(
+                engine
+                    .list_agents(who.tenant, AgentFilter::default())
+                    .await
+                    .map_err(failed)?
+            )),
             "mesh://tasks" => {
-                let filter = TaskFilter { limit: Some(100), ..TaskFilter::default() };
-                Ok(json!(engine.tasks(who.tenant, filter).await.map_err(failed)?))
+                let filter = TaskFilter {
+                    limit: Some(100),
+                    ..TaskFilter::default()
+                };
+                Ok(json!(
+                    engine.tasks(who.tenant, filter).await.map_err(failed)?
+                ))
             }
             _ => {
                 let id = uri
                     .strip_prefix("mesh://tasks/")
                     .and_then(|id| id.parse::<TaskId>().ok())
-                    .ok_or_else(|| ErrorData::resource_not_found(format!("no resource {uri}"), None))?;
+                    .ok_or_else(|| {
+                        ErrorData::resource_not_found(format!("no resource {uri}"), None)
+                    })?;
                 match engine.task(who.tenant, id).await.map_err(failed)? {
                     Some(task) => Ok(json!(task)),
-                    None => Err(ErrorData::resource_not_found(format!("no resource {uri}"), None)),
+                    None => Err(ErrorData::resource_not_found(
+                        format!("no resource {uri}"),
+                        None,
+                    )),
                 }
             }
         }
@@ -296,7 +366,10 @@ impl ServerHandler for MeshMcp {
     ) -> Result<CallToolResponse, ErrorData> {
         let who = self.caller(&context)?;
         if !Self::tools().iter().any(|t| t.name == request.name) {
-            return Err(ErrorData::invalid_params(format!("unknown tool: {}", request.name), None));
+            return Err(ErrorData::invalid_params(
+                format!("unknown tool: {}", request.name),
+                None,
+            ));
         }
         let result = match self.run(&who, &request.name, request.arguments).await {
             Ok(value) => CallToolResult::success(vec![ContentBlock::text(value.to_string())]),
@@ -311,7 +384,8 @@ impl ServerHandler for MeshMcp {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
         Ok(ListResourcesResult::with_all_items(vec![
-            Resource::new("mesh://agents", "agents").with_description("The tenant's registered agents"),
+            Resource::new("mesh://agents", "agents")
+                .with_description("The tenant's registered agents"),
             Resource::new("mesh://tasks", "tasks").with_description("The tenant's first 100 tasks"),
         ]))
     }
@@ -321,10 +395,9 @@ impl ServerHandler for MeshMcp {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        Ok(ListResourceTemplatesResult::with_all_items(vec![ResourceTemplate::new(
-            "mesh://tasks/{id}",
-            "task",
-        )]))
+        Ok(ListResourceTemplatesResult::with_all_items(vec![
+            ResourceTemplate::new("mesh://tasks/{id}", "task"),
+        ]))
     }
 
     async fn read_resource(
@@ -334,6 +407,9 @@ impl ServerHandler for MeshMcp {
     ) -> Result<ReadResourceResponse, ErrorData> {
         let who = self.caller(&context)?;
         let value = self.read(&who, &request.uri).await?;
-        Ok(ReadResourceResult::new(vec![ResourceContents::text(value.to_string(), request.uri)]).into())
+        Ok(
+            ReadResourceResult::new(vec![ResourceContents::text(value.to_string(), request.uri)])
+                .into(),
+        )
     }
 }

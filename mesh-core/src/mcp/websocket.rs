@@ -21,8 +21,12 @@ pub(crate) async fn websocket(state: AppState, mut request: Request) -> Response
     let (response, pending) = match upgrade(&mut request) {
         Ok(upgraded) => upgraded,
         Err(e) => {
-            return ApiError::new(axum::http::StatusCode::BAD_REQUEST, "bad_upgrade", e.to_string())
-                .into_response();
+            return ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "bad_upgrade",
+                e.to_string(),
+            )
+            .into_response();
         }
     };
     let config = state.hub.connection_config();
@@ -76,7 +80,10 @@ async fn session(state: AppState, who: Principal, connection: Connection) {
             }
         },
     ));
-    match MeshMcp::new(state, Some(who)).serve((outgoing, incoming)).await {
+    match MeshMcp::new(state, Some(who))
+        .serve((outgoing, incoming))
+        .await
+    {
         Ok(running) => {
             let _ = running.waiting().await;
         }

@@ -35,7 +35,12 @@ impl GitHubAdapter {
         }
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, ToolError> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, ToolError> {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base_url))
@@ -134,7 +139,11 @@ impl ToolAdapter for GitHubAdapter {
 
     fn actions(&self) -> Vec<ToolAction> {
         vec![
-            ToolAction::new("get_repository", "A repository's details", repo_schema(json!({}))),
+            ToolAction::new(
+                "get_repository",
+                "A repository's details",
+                repo_schema(json!({})),
+            ),
             ToolAction::new(
                 "list_issues",
                 "A repository's issues",
@@ -146,7 +155,9 @@ impl ToolAdapter for GitHubAdapter {
             ToolAction::new(
                 "get_issue",
                 "One issue",
-                repo_schema(json!({"number": {"type": "integer", "minimum": 1, "x-required": true}})),
+                repo_schema(
+                    json!({"number": {"type": "integer", "minimum": 1, "x-required": true}}),
+                ),
             ),
             ToolAction::new(
                 "create_issue",
@@ -160,7 +171,11 @@ impl ToolAdapter for GitHubAdapter {
         ]
     }
 
-    fn execute<'a>(&'a self, action: &'a str, input: Value) -> BoxFuture<'a, Result<Value, ToolError>> {
+    fn execute<'a>(
+        &'a self,
+        action: &'a str,
+        input: Value,
+    ) -> BoxFuture<'a, Result<Value, ToolError>> {
         Box::pin(async move {
             let repo: Repo = parse(&input)?;
             let base = repo.path()?;
@@ -177,7 +192,9 @@ impl ToolAdapter for GitHubAdapter {
                     let args: Args = parse(&input)?;
                     let state = args.state.unwrap_or_else(|| "open".into());
                     if !matches!(state.as_str(), "open" | "closed" | "all") {
-                        return Err(ToolError::InvalidInput("state is open, closed or all".into()));
+                        return Err(ToolError::InvalidInput(
+                            "state is open, closed or all".into(),
+                        ));
                     }
                     let per_page = args.per_page.unwrap_or(30).clamp(1, 100);
                     let path = format!("{base}/issues?state={state}&per_page={per_page}");
@@ -205,7 +222,8 @@ impl ToolAdapter for GitHubAdapter {
                     if args.title.trim().is_empty() {
                         return Err(ToolError::InvalidInput("title must not be empty".into()));
                     }
-                    let body = json!({"title": args.title, "body": args.body, "labels": args.labels});
+                    let body =
+                        json!({"title": args.title, "body": args.body, "labels": args.labels});
                     self.call(reqwest::Method::POST, &format!("{base}/issues"), Some(body))
                         .await
                 }

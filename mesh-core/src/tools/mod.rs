@@ -30,7 +30,11 @@ pub struct ToolAction {
 
 impl ToolAction {
     /// An action.
-    pub fn new(name: impl Into<String>, description: impl Into<String>, input_schema: Value) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        description: impl Into<String>,
+        input_schema: Value,
+    ) -> Self {
         Self {
             name: name.into(),
             description: description.into(),
@@ -91,7 +95,11 @@ pub trait ToolAdapter: Send + Sync {
     /// Its actions.
     fn actions(&self) -> Vec<ToolAction>;
     /// Runs `action` with `input`.
-    fn execute<'a>(&'a self, action: &'a str, input: Value) -> BoxFuture<'a, Result<Value, ToolError>>;
+    fn execute<'a>(
+        &'a self,
+        action: &'a str,
+        input: Value,
+    ) -> BoxFuture<'a, Result<Value, ToolError>>;
 }
 
 /// The registered tools, by name.
@@ -137,7 +145,12 @@ impl ToolRegistry {
     }
 
     /// Runs `tool`'s `action`.
-    pub async fn execute(&self, tool: &str, action: &str, input: Value) -> Result<Value, ToolError> {
+    pub async fn execute(
+        &self,
+        tool: &str,
+        action: &str,
+        input: Value,
+    ) -> Result<Value, ToolError> {
         let adapter = self
             .tools
             .get(tool)

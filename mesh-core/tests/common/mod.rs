@@ -197,3 +197,35 @@ pub async fn pg_stores(url: &str) -> mesh_core::PgStores {
         .await
         .expect("engine repositories")
 }
+
+/// The full router (REST, MCP, hub) for `services` on loopback; returns its address.
+#[cfg(feature = "rest")]
+pub async fn serve_api(
+    services: mesh_core::services::Services,
+    config: mesh_core::api::ApiConfig,
+) -> (std::net::SocketAddr, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = mesh_core::api::router(services, config);
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (addr, server)
+}
+
+/// Starts an agent named `name` with `caps` against the hub at `url` that answers
+/// `{"by": name, "input": …}`.
+pub fn echo_agent_at(url: &str, key: &str, name: &'static str, caps: &[&str]) -> JoinHandle<()> {
+    let config = ClientConfig::new(url).api_key(key).retry(
+        Backoff::new(Duration::from_millis(20), Duration::from_millis(200)),
+        50,
+    );
+    let mut hello = Hello::new(name, caps.iter().copied());
+    hello.max_concurrency = Some(4);
+    tokio::spawn(async move {
+        let handler = move |task: TaskAssign, _ctx: AgentContext| -> TaskFuture {
+            Box::pin(async move { Ok(serde_json::json!({"by": name, "input": task.input})) })
+        };
+        let _ = run_agent(config, hello, handler, std::future::pending()).await;
+    })
+}

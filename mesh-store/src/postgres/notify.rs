@@ -31,8 +31,13 @@ impl PgStore {
     /// Listens on `channel` on a connection of its own; yields each payload. The
     /// connection is re-established if it drops — notifications sent meanwhile are
     /// lost, so listeners should also re-read what they care about now and then.
-    pub async fn listen(&self, channel: &str) -> Result<impl Stream<Item = Result<String>> + Unpin + Send + use<>> {
-        let mut listener = PgListener::connect_with(&self.pool).await.map_err(backend)?;
+    pub async fn listen(
+        &self,
+        channel: &str,
+    ) -> Result<impl Stream<Item = Result<String>> + Unpin + Send + use<>> {
+        let mut listener = PgListener::connect_with(&self.pool)
+            .await
+            .map_err(backend)?;
         listener.listen(channel).await.map_err(backend)?;
         Ok(listener
             .into_stream()

@@ -63,12 +63,17 @@ impl<S: Stores> State<S> {
                 .agents()
                 .list(&tenant.to_string(), &query)
                 .await?;
-            agents.extend(page.items.into_iter().map(|v| v.record).filter(|a: &Agent| {
-                filter
-                    .capability
-                    .as_ref()
-                    .is_none_or(|c| a.capabilities.contains(c))
-            }));
+            agents.extend(
+                page.items
+                    .into_iter()
+                    .map(|v| v.record)
+                    .filter(|a: &Agent| {
+                        filter
+                            .capability
+                            .as_ref()
+                            .is_none_or(|c| a.capabilities.contains(c))
+                    }),
+            );
             match page.next {
                 Some(next) => query = query.after(next),
                 None => return Ok(agents),
@@ -76,7 +81,11 @@ impl<S: Stores> State<S> {
         }
     }
 
-    pub(super) async fn get_agent(&mut self, tenant: TenantId, id: AgentId) -> Result<Option<Agent>> {
+    pub(super) async fn get_agent(
+        &mut self,
+        tenant: TenantId,
+        id: AgentId,
+    ) -> Result<Option<Agent>> {
         Ok(self
             .stores
             .agents()
@@ -247,7 +256,12 @@ impl<S: Stores> State<S> {
                 return Ok(task);
             }
             task.transition(TaskStatus::Cancelled)?;
-            match self.stores.tasks().update(&key, &task, stored.version).await {
+            match self
+                .stores
+                .tasks()
+                .update(&key, &task, stored.version)
+                .await
+            {
                 Ok(_) => {
                     let _ = self.changes.send(Change::Task { tenant, id });
                     let _ = self.events.send(Event::TaskStatus {
@@ -306,7 +320,12 @@ impl<S: Stores> State<S> {
                         task.transition(TaskStatus::TimedOut)?;
                         task.error = Some("timed out".into());
                     }
-                    match self.stores.tasks().update(&key, &task, stored.version).await {
+                    match self
+                        .stores
+                        .tasks()
+                        .update(&key, &task, stored.version)
+                        .await
+                    {
                         Ok(saved) => {
                             recovered += 1;
                             let status = task.status();

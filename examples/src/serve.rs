@@ -1,0 +1,60 @@
+//! Serving a router until a shutdown signal, for the HTTP binaries.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mesh_core::api::{ApiConfig, Surfaces, router};
+use mesh_core::services::Services;
+
+/// HTTP settings shared by the REST API and MCP server binaries.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Http {
+    /// Where to listen.
+    #[arg(long, env = "MESH_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Requests per second per API key or JWT subject (unlimited if absent).
+    #[arg(long, env = "MESH_RATE_LIMIT")]
+    pub rate_limit: Option<f64>,
+    /// Browser origins allowed (CORS), comma-separated; `*` for any.
+    #[arg(long, env = "MESH_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// Host names the MCP endpoint accepts, comma-separated (loopback only if absent,
+    /// `*` for any).
+    #[arg(long, env = "MESH_MCP_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub mcp_allowed_hosts: Vec<String>,
+}
+
+impl Http {
+    /// Serves `surfaces` of `services` until Ctrl-C or SIGTERM; prints the bound
+    /// address on stdout first (`listening on <addr>`).
+    pub async fn serve(
+        &self,
+        services: Services,
+        surfaces: Surfaces,
+        jwt_secret: Option<String>,
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let mut config = ApiConfig::default()
+            .surfaces(surfaces)
+            .cors_origins(self.cors_origins.clone());
+        config.mcp_allowed_hosts = self.mcp_allowed_hosts.clone();
+        if let Some(rate) = self.rate_limit {
+            config = config.rate_limit(rate, (rate * 2.0).max(1.0));
+        }
+        if let Some(secret) = jwt_secret {
+            config = config.jwt_secret(secret);
+        }
+        let listener = tokio::net::TcpListener::bind(self.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", self.listen))?;
+        println!("listening on {}", listener.local_addr()?);
+        let engine = services.engine.clone();
+        let app = router(services, config);
+        axum::serve(listener, app)
+            .with_graceful_shutdown(crate::setup::shutdown_signal())
+            .await?;
+        tokio::time::timeout(Duration::from_secs(5), engine.shutdown())
+            .await
+            .ok();
+        Ok(())
+    }
+}

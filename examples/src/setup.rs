@@ -1,0 +1,148 @@
+//! What the service binaries share: where state lives (flags and environment), and
+//! building the services on it.
+
+use std::sync::Arc;
+
+use mesh_core::services::{JobQueue, Services};
+use mesh_core::tools::{GitHubAdapter, ToolRegistry};
+use mesh_core::{Engine, EngineConfig, MemoryStores, PgStores, Scope, TenantId};
+use mesh_store::{PgStore, QueueConfig, SqsConfig, SqsQueue};
+
+/// The name of the job queue (PostgreSQL queue table or SQS queue).
+pub const JOB_QUEUE: &str = "mesh-jobs";
+
+/// Where state lives and how callers are let in; shared by every binary.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Backend {
+    /// PostgreSQL (with pgvector) holding all state; in memory if absent (one
+    /// instance only).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Most pooled PostgreSQL connections.
+    #[arg(long, env = "MESH_DB_CONNECTIONS", default_value_t = 10)]
+    pub db_connections: u32,
+    /// SQS queue URL or name for the worker's jobs; the PostgreSQL queue if absent.
+    #[arg(long, env = "MESH_SQS_QUEUE")]
+    pub sqs_queue: Option<String>,
+    /// SQS endpoint (for a local SQS); the AWS default if absent.
+    #[arg(long, env = "MESH_SQS_ENDPOINT")]
+    pub sqs_endpoint: Option<String>,
+    /// Receives before a job is dead-lettered.
+    #[arg(long, env = "MESH_MAX_RECEIVES", default_value_t = 5)]
+    pub max_receives: u32,
+    /// An API key to make sure exists (admin and agent scopes), e.g. for bootstrapping.
+    #[arg(long, env = "MESH_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// The tenant of `--api-key`.
+    #[arg(
+        long,
+        env = "MESH_TENANT",
+        default_value = "00000000-0000-0000-0000-000000000001"
+    )]
+    pub tenant: TenantId,
+    /// Secret for HS256 JWTs; JWTs are refused without one.
+    #[arg(long, env = "MESH_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// GitHub REST API base URL for the `github` tool (registered when set).
+    #[arg(long, env = "MESH_GITHUB_URL")]
+    pub github_url: Option<String>,
+    /// GitHub token for the `github` tool.
+    #[arg(long, env = "GITHUB_TOKEN", hide_env_values = true)]
+    pub github_token: Option<String>,
+}
+
+/// Services built from a [`Backend`], and the database they run on, if any.
+pub struct Built {
+    /// The services.
+    pub services: Services,
+    /// The database, when there is one (the cluster runs on it).
+    pub store: Option<PgStore>,
+}
+
+impl Backend {
+    /// Connects, starts the engine (clustered on PostgreSQL), and ensures the
+    /// bootstrap key.
+    pub async fn build(&self) -> Result<Built, Box<dyn std::error::Error>> {
+        let queue_config = QueueConfig::max_receives(self.max_receives);
+        let mut tools = ToolRegistry::new();
+        if let Some(url) = &self.github_url {
+            tools.register(GitHubAdapter::new(url.clone(), self.github_token.clone()));
+        }
+        let (mut services, store) = match &self.database_url {
+            Some(url) => {
+                let store = PgStore::connect(url, self.db_connections).await?;
+                let config = EngineConfig::default().clustered(true);
+                let engine = Engine::start(config, PgStores::new(store.clone()).await?).await?;
+                mesh_core::cluster::join(&engine, &store).await?;
+                let mut services = Services::in_memory(engine);
+                services.vectors = Arc::new(store.vectors());
+                services.jobs = Arc::new(store.queue(JOB_QUEUE, queue_config)?);
+                (services, Some(store))
+            }
+            None => {
+                let engine = Engine::start(EngineConfig::default(), MemoryStores::new()).await?;
+                (Services::in_memory(engine), None)
+            }
+        };
+        if let Some(queue) = &self.sqs_queue {
+            // A queue URL ends in the queue's name.
+            let name = queue
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or(queue);
+            let mut config = SqsConfig::new(name).queue(queue_config);
+            if let Some(endpoint) = &self.sqs_endpoint {
+                config = config.endpoint(endpoint.clone());
+            }
+            services.jobs = Arc::new(SqsQueue::connect(&config).await?) as Arc<dyn JobQueue>;
+        }
+        services.tools = Arc::new(tools);
+        if let Some(key) = &self.api_key
+            && services.engine.authenticate(key).await?.is_none()
+        {
+            services
+                .engine
+                .create_api_key(
+                    self.tenant,
+                    "bootstrap",
+                    Scope::ALL.to_vec(),
+                    Some(key.clone()),
+                )
+                .await?;
+        }
+        Ok(Built { services, store })
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (info by default).
+pub fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,hyper=warn,mesh_protocol=warn,rmcp=warn".into()),
+        )
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

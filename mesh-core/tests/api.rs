@@ -1,0 +1,870 @@
+//! The REST API over real HTTP on loopback: auth matrix, tenants, the task lifecycle
+//! with a real agent, typed errors, documents through the worker, the GitHub tool
+//! against a local HTTP server, and the OpenAPI document.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mesh_core::api::{ApiConfig, sign_jwt};
+use mesh_core::services::Services;
+use mesh_core::tools::{GitHubAdapter, ToolRegistry};
+use mesh_core::worker::{WorkerConfig, run_worker};
+use mesh_core::{Engine, Scope, TenantId};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+struct Api {
+    addr: SocketAddr,
+    http: reqwest::Client,
+    engine: Engine,
+    services: Services,
+    tenant: TenantId,
+    admin: String,
+    reader: String,
+    other_tenant_admin: String,
+}
+
+const JWT_SECRET: &str = "test-secret-test-secret";
+
+async fn api_with(config: ApiConfig, tools: ToolRegistry) -> Api {
+    let engine = Engine::start(common::fast_config(), mesh_core::MemoryStores::new())
+        .await
+        .unwrap();
+    let mut services = Services::in_memory(engine.clone());
+    services.tools = Arc::new(tools);
+    let tenant = TenantId::new();
+    let key = |tenant, scopes: Vec<Scope>| {
+        let engine = engine.clone();
+        async move {
+            engine
+                .create_api_key(tenant, "k", scopes, None)
+                .await
+                .unwrap()
+                .0
+        }
+    };
+    let admin = key(tenant, vec![Scope::Admin]).await;
+    let reader = key(tenant, vec![Scope::Read]).await;
+    let other_tenant_admin = key(TenantId::new(), vec![Scope::Admin]).await;
+    let (addr, _server) = common::serve_api(services.clone(), config.jwt_secret(JWT_SECRET)).await;
+    Api {
+        addr,
+        http: reqwest::Client::new(),
+        engine,
+        services,
+        tenant,
+        admin,
+        reader,
+        other_tenant_admin,
+    }
+}
+
+async fn api() -> Api {
+    api_with(ApiConfig::default(), ToolRegistry::new()).await
+}
+
+impl Api {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn get(&self, path: &str, key: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(key), None).await
+    }
+
+    async fn post(&self, path: &str, key: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(key), Some(body)).await
+    }
+
+    async fn wait_for_status(&self, id: &str, status: &str) -> Value {
+        for _ in 0..500 {
+            let (_, task) = self.get(&format!("/api/v1/tasks/{id}"), &self.admin).await;
+            if task["status"] == status {
+                return task;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("task {id} never became {status}");
+    }
+}
+
+/// Every protected route: method, path, body, and the scope it needs.
+fn routes(task: &str, agent: &str) -> Vec<(Method, String, Option<Value>, Scope)> {
+    let body = |v: Value| Some(v);
+    vec![
+        (Method::GET, "/api/v1/tasks".into(), None, Scope::Read),
+        (
+            Method::POST,
+            "/api/v1/tasks".into(),
+            body(json!({"kind": "echo"})),
+            Scope::Write,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/tasks/{task}"),
+            None,
+            Scope::Read,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/tasks/{task}/cancel"),
+            None,
+            Scope::Write,
+        ),
+        (
+            Method::POST,
+            "/api/v1/collab".into(),
+            body(json!({"pattern": "pipeline", "stages": ["x"], "wait_ms": 0})),
+            Scope::Write,
+        ),
+        (Method::GET, "/api/v1/agents".into(), None, Scope::Read),
+        (
+            Method::GET,
+            format!("/api/v1/agents/{agent}"),
+            None,
+            Scope::Read,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/agents/{agent}"),
+            None,
+            Scope::Admin,
+        ),
+        (
+            Method::POST,
+            "/api/v1/embeddings".into(),
+            body(json!({"texts": ["hi"]})),
+            Scope::Read,
+        ),
+        (
+            Method::POST,
+            "/api/v1/documents".into(),
+            body(json!({"collection": "c", "document_id": "d", "text": "t"})),
+            Scope::Write,
+        ),
+        (
+            Method::POST,
+            "/api/v1/search".into(),
+            body(json!({"collection": "c", "query": "q"})),
+            Scope::Read,
+        ),
+        (Method::GET, "/api/v1/tools".into(), None, Scope::Read),
+        (
+            Method::POST,
+            "/api/v1/tools/github/execute".into(),
+            body(json!({"action": "get_repository"})),
+            Scope::Write,
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn the_auth_matrix_holds_on_every_route() {
+    let api = api().await;
+    let _agent = common::echo_agent_at(
+        &format!("ws://{}/ws", api.addr),
+        &api.admin,
+        "a",
+        &["other"],
+    );
+    let task = api
+        .post(
+            "/api/v1/tasks",
+            &api.admin,
+            json!({"kind": "nobody-does-this"}),
+        )
+        .await
+        .1;
+    let task_id = task["id"].as_str().unwrap().to_owned();
+    let agent_id = loop {
+        let (_, agents) = api.get("/api/v1/agents", &api.admin).await;
+        if let Some(a) = agents.as_array().and_then(|a| a.first()) {
+            break a["id"].as_str().unwrap().to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let expired = sign_jwt(
+        &json!({"tenant_id": api.tenant, "scopes": ["admin"], "exp": 1}),
+        JWT_SECRET.as_bytes(),
+    );
+    let forged = sign_jwt(
+        &json!({"tenant_id": api.tenant, "scopes": ["admin"], "exp": 4_000_000_000u64}),
+        b"wrong",
+    );
+    for (method, path, body, scope) in routes(&task_id, &agent_id) {
+        // No credentials, an unknown key, an expired or forged JWT: 401.
+        for key in [
+            None,
+            Some("not-a-key-not-a-key"),
+            Some(expired.as_str()),
+            Some(forged.as_str()),
+        ] {
+            let (status, error) = api.call(method.clone(), &path, key, body.clone()).await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with {key:?}"
+            );
+            assert_eq!(error["code"], "unauthorized");
+        }
+        // A read-only key on a route that needs more: 403.
+        let (status, error) = api
+            .call(method.clone(), &path, Some(&api.reader), body.clone())
+            .await;
+        if scope == Scope::Read {
+            assert_ne!(status, StatusCode::FORBIDDEN, "{method} {path}");
+            assert!(status.is_success(), "{method} {path}: {status} {error}");
+        } else {
+            assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}");
+            assert_eq!(error["code"], "forbidden");
+        }
+    }
+    // Tenant B never sees tenant A's records: 404, and empty lists.
+    let b = &api.other_tenant_admin;
+    for (method, path) in [
+        (Method::GET, format!("/api/v1/tasks/{task_id}")),
+        (Method::POST, format!("/api/v1/tasks/{task_id}/cancel")),
+        (Method::GET, format!("/api/v1/agents/{agent_id}")),
+        (Method::DELETE, format!("/api/v1/agents/{agent_id}")),
+    ] {
+        let (status, error) = api.call(method.clone(), &path, Some(b), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}");
+        assert_eq!(error["code"], "not_found");
+    }
+    assert_eq!(api.get("/api/v1/tasks", b).await.1["items"], json!([]));
+    assert_eq!(api.get("/api/v1/agents", b).await.1, json!([]));
+    // …and A's task is untouched.
+    assert_eq!(
+        api.get(&format!("/api/v1/tasks/{task_id}"), &api.admin)
+            .await
+            .1["status"],
+        "pending"
+    );
+
+    // A valid JWT acts for its tenant with its scopes.
+    let later = chrono::Utc::now().timestamp() + 600;
+    let jwt = sign_jwt(
+        &json!({"tenant_id": api.tenant, "scopes": ["read"], "exp": later, "sub": "ci"}),
+        JWT_SECRET.as_bytes(),
+    );
+    assert_eq!(
+        api.get(&format!("/api/v1/tasks/{task_id}"), &jwt).await.0,
+        StatusCode::OK
+    );
+    let (status, _) = api.post("/api/v1/tasks", &jwt, json!({"kind": "x"})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // X-API-Key works as well as a bearer token.
+    let response = api
+        .http
+        .get(api.url("/api/v1/tasks"))
+        .header("X-API-Key", &api.reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn tasks_flow_from_rest_to_a_real_agent_and_back() {
+    let api = api().await;
+    let _agent = common::echo_agent_at(
+        &format!("ws://{}/ws", api.addr),
+        &api.admin,
+        "echoer",
+        &["echo"],
+    );
+    let (status, task) = api
+        .post(
+            "/api/v1/tasks",
+            &api.admin,
+            json!({"kind": "echo", "input": {"n": 1}, "priority": "high"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    for field in [
+        "id",
+        "kind",
+        "status",
+        "input",
+        "attempts",
+        "created_at",
+        "updated_at",
+    ] {
+        assert!(task.get(field).is_some(), "{field} in {task}");
+    }
+    let done = api
+        .wait_for_status(task["id"].as_str().unwrap(), "completed")
+        .await;
+    assert_eq!(done["output"], json!({"by": "echoer", "input": {"n": 1}}));
+    assert!(done["agent_id"].is_string());
+    assert_eq!(done["attempts"], 1);
+
+    // Nobody can run this one: it waits, then is cancelled.
+    let (_, stuck) = api
+        .post("/api/v1/tasks", &api.admin, json!({"kind": "nobody"}))
+        .await;
+    let id = stuck["id"].as_str().unwrap();
+    let (status, cancelled) = api
+        .post(
+            &format!("/api/v1/tasks/{id}/cancel"),
+            &api.admin,
+            json!(null),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(cancelled["status"], "cancelled");
+
+    // Lists filter and page.
+    let (_, completed) = api.get("/api/v1/tasks?status=completed", &api.admin).await;
+    assert_eq!(completed["items"].as_array().unwrap().len(), 1);
+    let (_, first) = api.get("/api/v1/tasks?limit=1", &api.admin).await;
+    assert_eq!(first["items"].as_array().unwrap().len(), 1);
+    let cursor = first["next"].as_str().expect("a second page");
+    let (_, second) = api
+        .get(
+            &format!("/api/v1/tasks?limit=1&cursor={cursor}"),
+            &api.admin,
+        )
+        .await;
+    assert_ne!(first["items"][0]["id"], second["items"][0]["id"]);
+    let (_, agents) = api
+        .get("/api/v1/agents?status=active&capability=echo", &api.admin)
+        .await;
+    assert_eq!(agents[0]["name"], "echoer");
+    let (_, none) = api
+        .get("/api/v1/agents?capability=nothing", &api.admin)
+        .await;
+    assert_eq!(none, json!([]));
+
+    // Deregistering closes the agent's connection and removes it.
+    let agent_id = agents[0]["id"].as_str().unwrap();
+    let (status, _) = api
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/agents/{agent_id}"),
+            Some(&api.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = api
+        .get(&format!("/api/v1/agents/{agent_id}"), &api.admin)
+        .await;
+    assert!(
+        status == StatusCode::NOT_FOUND || status == StatusCode::OK,
+        "it may reconnect"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_typed_json_error_and_the_server_keeps_serving() {
+    let api = api().await;
+    let raw = |body: &'static str| {
+        api.http
+            .post(api.url("/api/v1/tasks"))
+            .bearer_auth(&api.admin)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    for body in [
+        "{",
+        "[]",
+        "{\"kind\": 5}",
+        "{\"kind\": \"x\", \"surprise\": 1}",
+        "null",
+    ] {
+        let response = raw(body).await.unwrap();
+        assert!(response.status().is_client_error(), "{body}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["code"], "invalid_body", "{body}: {error}");
+    }
+    let cases = [
+        (
+            Method::POST,
+            "/api/v1/tasks",
+            json!({"kind": ""}),
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            "/api/v1/tasks",
+            json!({"kind": "x", "max_attempts": 0}),
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            "/api/v1/tasks",
+            json!({"kind": "x", "priority": "urgent"}),
+            "invalid_body",
+        ),
+        (
+            Method::GET,
+            "/api/v1/tasks/not-a-uuid",
+            json!(null),
+            "invalid_path",
+        ),
+        (
+            Method::GET,
+            "/api/v1/tasks?limit=0",
+            json!(null),
+            "invalid_request",
+        ),
+        (
+            Method::GET,
+            "/api/v1/tasks?status=bogus",
+            json!(null),
+            "invalid_query",
+        ),
+        (
+            Method::GET,
+            "/api/v1/tasks?cursor=%%%",
+            json!(null),
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            "/api/v1/embeddings",
+            json!({"texts": []}),
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            "/api/v1/documents",
+            json!({"collection": "no spaces", "document_id": "d", "text": "t"}),
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            "/api/v1/search",
+            json!({"collection": "c", "query": "q", "k": 0}),
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            "/api/v1/collab",
+            json!({"pattern": "parallel", "tasks": []}),
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            "/api/v1/tools/none/execute",
+            json!({"action": "x"}),
+            "tool_not_found",
+        ),
+        (
+            Method::GET,
+            "/api/v1/nothing-here",
+            json!(null),
+            "not_found",
+        ),
+    ];
+    for (method, path, body, code) in cases {
+        let body = (!body.is_null()).then_some(body);
+        let (status, error) = api.call(method.clone(), path, Some(&api.admin), body).await;
+        assert!(
+            status.is_client_error(),
+            "{method} {path}: {status} {error}"
+        );
+        assert_eq!(error["code"], code, "{method} {path}: {error}");
+    }
+    assert_eq!(api.get("/healthz", &api.admin).await.0, StatusCode::OK);
+    assert_eq!(api.get("/readyz", &api.admin).await.1["status"], "ready");
+}
+
+#[tokio::test]
+async fn request_ids_rate_limits_and_cors() {
+    let config = ApiConfig::default()
+        .rate_limit(1.0, 2.0)
+        .cors_origins(["https://app.example"]);
+    let api = api_with(config, ToolRegistry::new()).await;
+    let response = api
+        .http
+        .get(api.url("/api/v1/tasks"))
+        .bearer_auth(&api.admin)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers().contains_key("x-request-id"));
+    let response = api
+        .http
+        .get(api.url("/api/v1/tasks"))
+        .bearer_auth(&api.admin)
+        .header("x-request-id", "trace-me")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "trace-me");
+    // The burst of 2 is spent: the next request of this key is refused…
+    let (status, error) = api.get("/api/v1/tasks", &api.admin).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(error["code"], "rate_limited");
+    // …while another key still gets through.
+    assert_eq!(
+        api.get("/api/v1/tasks", &api.reader).await.0,
+        StatusCode::OK
+    );
+
+    let preflight = api
+        .http
+        .request(Method::OPTIONS, api.url("/api/v1/tasks"))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let foreign = api
+        .http
+        .get(api.url("/healthz"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !foreign
+            .headers()
+            .contains_key("access-control-allow-origin")
+    );
+}
+
+#[tokio::test]
+async fn a_document_indexed_over_rest_is_searchable_after_the_worker_runs() {
+    let api = api().await;
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let (status, accepted) = api
+        .post("/api/v1/documents", &api.admin, json!({"collection": "docs", "document_id": "readme", "text": text, "metadata": {"source": "repo"}}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert!(accepted["job_id"].is_string());
+    let (_, other) = api
+        .post("/api/v1/documents", &api.admin, json!({"collection": "docs", "document_id": "bread", "text": "Knead the dough, let it rise for an hour, then bake the bread."}))
+        .await;
+    assert!(other["job_id"].is_string());
+    // Nothing is indexed until the worker runs.
+    let search = json!({"collection": "docs", "query": "bake the bread dough", "k": 3});
+    assert_eq!(
+        api.post("/api/v1/search", &api.reader, search.clone())
+            .await
+            .1["hits"],
+        json!([])
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(run_worker(
+        api.services.clone(),
+        WorkerConfig::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let hits = loop {
+        let (_, found) = api
+            .post("/api/v1/search", &api.reader, search.clone())
+            .await;
+        let hits = found["hits"].as_array().unwrap().clone();
+        if hits.iter().any(|h| h["document_id"] == "bread")
+            && hits.iter().any(|h| h["document_id"] == "readme")
+        {
+            break hits;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(hits[0]["document_id"], "bread");
+    assert!(hits[0]["text"].as_str().unwrap().contains("bake the bread"));
+    let filtered = json!({"collection": "docs", "query": "bread", "filter": {"source": "repo"}});
+    let (_, found) = api.post("/api/v1/search", &api.reader, filtered).await;
+    assert!(
+        found["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["document_id"] == "readme")
+    );
+    // Another tenant finds nothing.
+    let (_, theirs) = api
+        .post("/api/v1/search", &api.other_tenant_admin, search)
+        .await;
+    assert_eq!(theirs["hits"], json!([]));
+    let (_, embedded) = api
+        .post(
+            "/api/v1/embeddings",
+            &api.reader,
+            json!({"texts": ["a", "b"], "query": true}),
+        )
+        .await;
+    assert_eq!(embedded["vectors"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        embedded["vectors"][0].as_array().unwrap().len(),
+        embedded["dimensions"].as_u64().unwrap() as usize
+    );
+    stop.send(()).unwrap();
+    worker.await.unwrap();
+}
+
+#[tokio::test]
+async fn collaboration_jobs_run_over_rest() {
+    let api = api().await;
+    let url = format!("ws://{}/ws", api.addr);
+    let _a = common::echo_agent_at(&url, &api.admin, "one", &["step"]);
+    let _b = common::echo_agent_at(&url, &api.admin, "two", &["step"]);
+    let (status, response) = api
+        .post(
+            "/api/v1/collab",
+            &api.admin,
+            json!({"pattern": "pipeline", "stages": ["step", "step"], "input": 1}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{response}");
+    assert_eq!(response["status"], "completed");
+    assert_eq!(response["outcome"].as_array().unwrap().len(), 2);
+    let (status, response) = api
+        .post("/api/v1/collab", &api.admin, json!({"pattern": "parallel", "tasks": [{"kind": "step"}, {"kind": "step"}, {"kind": "step"}], "completion": {"mode": "majority"}}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{response}");
+    assert_eq!(response["outcome"]["satisfied"], true);
+    // Nobody can run it: the wait runs out and the job keeps going.
+    let (status, response) = api
+        .post(
+            "/api/v1/collab",
+            &api.admin,
+            json!({"pattern": "consensus", "task": {"kind": "nobody"}, "voters": 3, "wait_ms": 50}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(response["status"], "running");
+}
+
+/// A stand-in for api.github.com: the real paths, headers and JSON shapes.
+async fn fake_github(seen: Arc<Mutex<Vec<(String, Option<String>, Value)>>>) -> SocketAddr {
+    use axum::extract::{Path, State};
+    use axum::http::HeaderMap;
+    use axum::routing::get;
+    type Seen = Arc<Mutex<Vec<(String, Option<String>, Value)>>>;
+    fn record(seen: &Seen, what: &str, headers: &HeaderMap, body: Value) {
+        let auth = headers
+            .get("authorization")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(headers["accept"], "application/vnd.github+json");
+        assert_eq!(headers["x-github-api-version"], "2022-11-28");
+        seen.lock().unwrap().push((what.to_owned(), auth, body));
+    }
+    let app = axum::Router::new()
+        .route(
+            "/repos/{owner}/{repo}",
+            get(|State(seen): State<Seen>, Path((owner, repo)): Path<(String, String)>, headers: HeaderMap| async move {
+                record(&seen, "get_repository", &headers, Value::Null);
+                axum::Json(json!({"id": 1, "name": repo, "full_name": format!("{owner}/{repo}"), "private": false, "open_issues_count": 1}))
+            }),
+        )
+        .route(
+            "/repos/{owner}/{repo}/issues",
+            get(|State(seen): State<Seen>, headers: HeaderMap| async move {
+                record(&seen, "list_issues", &headers, Value::Null);
+                axum::Json(json!([{"number": 7, "title": "Flaky test", "state": "open"}]))
+            })
+            .post(|State(seen): State<Seen>, headers: HeaderMap, axum::Json(body): axum::Json<Value>| async move {
+                record(&seen, "create_issue", &headers, body.clone());
+                if headers.get("authorization").is_none() {
+                    return (axum::http::StatusCode::UNAUTHORIZED, axum::Json(json!({"message": "Requires authentication", "documentation_url": "https://docs.github.com/rest"})));
+                }
+                (axum::http::StatusCode::CREATED, axum::Json(json!({"number": 8, "title": body["title"], "state": "open"})))
+            }),
+        )
+        .route(
+            "/repos/{owner}/{repo}/issues/{number}",
+            get(|State(seen): State<Seen>, Path((_, _, number)): Path<(String, String, u64)>, headers: HeaderMap| async move {
+                record(&seen, "get_issue", &headers, Value::Null);
+                if number == 7 {
+                    (axum::http::StatusCode::OK, axum::Json(json!({"number": 7, "title": "Flaky test"})))
+                } else {
+                    (axum::http::StatusCode::NOT_FOUND, axum::Json(json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})))
+                }
+            }),
+        )
+        .with_state(seen);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+#[tokio::test]
+async fn the_github_tool_speaks_the_github_rest_api() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let github = fake_github(seen.clone()).await;
+    let mut tools = ToolRegistry::new();
+    tools.register(GitHubAdapter::new(
+        format!("http://{github}/"),
+        Some("ghp_test".into()),
+    ));
+    let api = api_with(ApiConfig::default(), tools).await;
+    let (_, listed) = api.get("/api/v1/tools", &api.reader).await;
+    assert_eq!(listed[0]["name"], "github");
+    let actions: BTreeSet<&str> = listed[0]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        BTreeSet::from(["create_issue", "get_issue", "get_repository", "list_issues"])
+    );
+
+    let run = |action: &str, input: Value| {
+        api.post(
+            "/api/v1/tools/github/execute",
+            &api.admin,
+            json!({"action": action, "input": input}),
+        )
+    };
+    let (status, repo) = run(
+        "get_repository",
+        json!({"owner": "mesh-agents", "repo": "mesh"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(repo["output"]["full_name"], "mesh-agents/mesh");
+    let (_, issues) = run(
+        "list_issues",
+        json!({"owner": "mesh-agents", "repo": "mesh", "state": "open"}),
+    )
+    .await;
+    assert_eq!(issues["output"][0]["number"], 7);
+    let (status, created) = run(
+        "create_issue",
+        json!({"owner": "mesh-agents", "repo": "mesh", "title": "From Mesh", "labels": ["bot"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(created["output"]["number"], 8);
+    let (status, missing) = run(
+        "get_issue",
+        json!({"owner": "mesh-agents", "repo": "mesh", "number": 999}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(missing["code"], "upstream_failed");
+    assert!(
+        missing["message"]
+            .as_str()
+            .unwrap()
+            .contains("404: Not Found")
+    );
+    for (action, input, code) in [
+        (
+            "get_repository",
+            json!({"owner": "../etc", "repo": "x"}),
+            "invalid_request",
+        ),
+        (
+            "get_issue",
+            json!({"owner": "a", "repo": "b"}),
+            "invalid_request",
+        ),
+        (
+            "create_issue",
+            json!({"owner": "a", "repo": "b", "title": " "}),
+            "invalid_request",
+        ),
+        (
+            "delete_everything",
+            json!({"owner": "a", "repo": "b"}),
+            "action_not_found",
+        ),
+    ] {
+        let (_, error) = run(action, input).await;
+        assert_eq!(error["code"], code, "{action}");
+    }
+    let seen = seen.lock().unwrap();
+    let create = seen
+        .iter()
+        .find(|(what, ..)| what == "create_issue")
+        .unwrap();
+    assert_eq!(create.1.as_deref(), Some("Bearer ghp_test"));
+    assert_eq!(
+        create.2,
+        json!({"title": "From Mesh", "body": null, "labels": ["bot"]})
+    );
+    // Nothing invalid reached GitHub.
+    assert_eq!(seen.len(), 4);
+}
+
+#[tokio::test]
+async fn the_openapi_document_covers_every_route() {
+    let api = api().await;
+    let response = api
+        .http
+        .get(api.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let doc: Value = response.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let documented: BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| (m.to_uppercase(), path.clone()))
+        })
+        .collect();
+    let mut served: BTreeSet<(String, String)> = routes("{id}", "{id}")
+        .into_iter()
+        .map(|(m, p, ..)| (m.to_string(), p.replace("/github/", "/{name}/")))
+        .collect();
+    served.extend(
+        [
+            ("GET", "/healthz"),
+            ("GET", "/readyz"),
+            ("GET", "/api/v1/openapi.json"),
+        ]
+        .map(|(m, p)| (m.to_owned(), p.to_owned())),
+    );
+    assert_eq!(documented, served);
+    // Every operation says how to authenticate, except the public ones.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let public = !path.starts_with("/api/v1/") || path.ends_with("openapi.json");
+            assert_eq!(op.get("security").is_some(), !public, "{method} {path}");
+        }
+    }
+    drop(api.engine);
+}

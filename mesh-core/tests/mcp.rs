@@ -1,0 +1,433 @@
+//! The MCP server with the official Rust SDK's client (rmcp) over both transports —
+//! Streamable HTTP at /mcp and WebSocket text frames at /ws — plus raw JSON-RPC for
+//! what a well-behaved client never sends.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream;
+use mesh_core::api::ApiConfig;
+use mesh_core::services::Services;
+use mesh_core::tools::{ToolAction, ToolAdapter, ToolError, ToolRegistry};
+use mesh_core::worker::{WorkerConfig, run_worker};
+use mesh_core::{Engine, Scope, TenantId};
+use mesh_embed::BoxFuture;
+use mesh_protocol::ws::{ClientConfig, Connection, Incoming, Subprotocol, connect};
+use rmcp::ServiceExt;
+use rmcp::model::{
+    CallToolRequestParams, ClientCapabilities, ClientConfig as McpClientConfig, Implementation,
+    ProtocolVersion, ReadResourceRequestParams, ServerJsonRpcMessage,
+};
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::{Value, json};
+
+/// A real tool for `execute_tool`: adds two numbers.
+struct Adder;
+
+impl ToolAdapter for Adder {
+    fn name(&self) -> &str {
+        "calc"
+    }
+    fn description(&self) -> &str {
+        "Arithmetic"
+    }
+    fn capabilities(&self) -> Vec<String> {
+        vec!["math".into()]
+    }
+    fn actions(&self) -> Vec<ToolAction> {
+        vec![ToolAction::new("add", "a + b", json!({"type": "object"}))]
+    }
+    fn execute<'a>(
+        &'a self,
+        _action: &'a str,
+        input: Value,
+    ) -> BoxFuture<'a, Result<Value, ToolError>> {
+        Box::pin(async move {
+            match (input["a"].as_f64(), input["b"].as_f64()) {
+                (Some(a), Some(b)) => Ok(json!(a + b)),
+                _ => Err(ToolError::InvalidInput("a and b must be numbers".into())),
+            }
+        })
+    }
+}
+
+struct Server {
+    addr: SocketAddr,
+    services: Services,
+    key: String,
+    reader: String,
+}
+
+async fn server() -> Server {
+    let engine = Engine::start(common::fast_config(), mesh_core::MemoryStores::new())
+        .await
+        .unwrap();
+    let tenant = TenantId::new();
+    let key = engine
+        .create_api_key(tenant, "mcp", vec![Scope::Admin], None)
+        .await
+        .unwrap()
+        .0;
+    let reader = engine
+        .create_api_key(tenant, "ro", vec![Scope::Read], None)
+        .await
+        .unwrap()
+        .0;
+    let mut services = Services::in_memory(engine);
+    let mut tools = ToolRegistry::new();
+    tools.register(Adder);
+    services.tools = Arc::new(tools);
+    let (addr, _server) = common::serve_api(services.clone(), ApiConfig::default()).await;
+    Server {
+        addr,
+        services,
+        key,
+        reader,
+    }
+}
+
+fn client_info(version: ProtocolVersion) -> McpClientConfig {
+    let mut info = McpClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new("mesh-tests", "0.1.0"),
+    );
+    info.protocol_version = version;
+    info
+}
+
+type Client = RunningService<RoleClient, McpClientConfig>;
+
+async fn over_http(server: &Server, key: &str, version: ProtocolVersion) -> Client {
+    let config =
+        StreamableHttpClientTransportConfig::with_uri(format!("http://{}/mcp", server.addr))
+            .auth_header(key.to_owned());
+    client_info(version)
+        .serve(StreamableHttpClientTransport::from_config(config))
+        .await
+        .unwrap()
+}
+
+async fn ws_connection(server: &Server, key: &str) -> Connection {
+    let config = ClientConfig::new(format!("ws://{}/ws", server.addr))
+        .api_key(key)
+        .subprotocols([Subprotocol::Mcp]);
+    let connection = connect(&config).await.unwrap();
+    assert_eq!(
+        connection.subprotocol(),
+        Some(Subprotocol::Mcp),
+        "the server echoes mcp"
+    );
+    connection
+}
+
+async fn over_ws(server: &Server, key: &str, version: ProtocolVersion) -> Client {
+    let connection = ws_connection(server, key).await;
+    let sender = connection.sender();
+    let sink = Box::pin(futures_util::sink::unfold(
+        sender,
+        |sender, message: rmcp::model::ClientJsonRpcMessage| async move {
+            sender
+                .try_send_text(serde_json::to_string(&message).unwrap())
+                .map_err(std::io::Error::other)?;
+            Ok::<_, std::io::Error>(sender)
+        },
+    ));
+    let incoming = Box::pin(stream::unfold(connection, |mut connection| async move {
+        loop {
+            if let Ok(Incoming::Text(text)) = connection.recv().await? {
+                let message: ServerJsonRpcMessage = serde_json::from_str(&text).unwrap();
+                return Some((message, connection));
+            }
+        }
+    }));
+    client_info(version).serve((sink, incoming)).await.unwrap()
+}
+
+fn args(value: Value) -> serde_json::Map<String, Value> {
+    value.as_object().unwrap().clone()
+}
+
+async fn call(client: &Client, tool: &str, arguments: Value) -> (bool, Value) {
+    let result = client
+        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(args(arguments)))
+        .await
+        .unwrap();
+    let text = result.content[0].as_text().unwrap().text.clone();
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (result.is_error.unwrap_or(false), value)
+}
+
+/// Every tool, its errors, and the resources, through one client.
+async fn exercise(server: &Server, client: &Client) {
+    let tools = client.list_all_tools().await.unwrap();
+    let mut names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "cancel_task",
+            "execute_tool",
+            "get_task",
+            "index_document",
+            "list_agents",
+            "run_collab",
+            "search",
+            "submit_task"
+        ]
+    );
+    assert!(
+        tools
+            .iter()
+            .all(|t| t.input_schema.get("type") == Some(&json!("object")))
+    );
+
+    let _agent = common::echo_agent_at(
+        &format!("ws://{}/ws", server.addr),
+        &server.key,
+        "mcp-echo",
+        &["echo"],
+    );
+    let (error, agents) = loop {
+        let listed = call(client, "list_agents", json!({"status": "active"})).await;
+        if listed.1.as_array().is_some_and(|a| !a.is_empty()) {
+            break listed;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(!error);
+    assert_eq!(agents[0]["name"], "mcp-echo");
+
+    let (error, task) = call(
+        client,
+        "submit_task",
+        json!({"kind": "echo", "input": {"q": 42}}),
+    )
+    .await;
+    assert!(!error, "{task}");
+    let id = task["id"].as_str().unwrap().to_owned();
+    let done = loop {
+        let (_, task) = call(client, "get_task", json!({"id": id})).await;
+        if task["status"] == "completed" {
+            break task;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(done["output"]["input"], json!({"q": 42}));
+
+    let (_, stuck) = call(client, "submit_task", json!({"kind": "nobody"})).await;
+    let (error, cancelled) = call(client, "cancel_task", json!({"id": stuck["id"]})).await;
+    assert!(!error);
+    assert_eq!(cancelled["status"], "cancelled");
+
+    let (error, collab) = call(
+        client,
+        "run_collab",
+        json!({"pattern": "pipeline", "stages": ["echo", "echo"], "input": "x"}),
+    )
+    .await;
+    assert!(!error, "{collab}");
+    assert_eq!(collab["status"], "completed");
+
+    let (error, job) = call(client, "index_document", json!({"collection": "notes", "document_id": "n1", "text": "Agents talk over WebSockets with binary frames."})).await;
+    assert!(!error, "{job}");
+    assert!(job["job_id"].is_string());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(run_worker(
+        server.services.clone(),
+        WorkerConfig::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    loop {
+        let (error, found) = call(
+            client,
+            "search",
+            json!({"collection": "notes", "query": "binary frames over WebSockets"}),
+        )
+        .await;
+        assert!(!error);
+        if found["hits"].as_array().is_some_and(|h| !h.is_empty()) {
+            assert_eq!(found["hits"][0]["document_id"], "n1");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(()).unwrap();
+    worker.await.unwrap();
+
+    let (error, sum) = call(
+        client,
+        "execute_tool",
+        json!({"tool": "calc", "action": "add", "input": {"a": 2, "b": 3}}),
+    )
+    .await;
+    assert!(!error);
+    assert_eq!(sum["output"], 5.0);
+
+    // Bad arguments: a tool result with isError, not a protocol error.
+    for (tool, arguments) in [
+        ("get_task", json!({"id": "not-a-uuid"})),
+        ("get_task", json!({})),
+        ("submit_task", json!({"kind": 5})),
+        ("submit_task", json!({"kind": ""})),
+        ("search", json!({"collection": "bad name!", "query": "x"})),
+        (
+            "execute_tool",
+            json!({"tool": "calc", "action": "add", "input": {"a": "two"}}),
+        ),
+        ("execute_tool", json!({"tool": "nope", "action": "x"})),
+        ("run_collab", json!({"pattern": "telepathy"})),
+        (
+            "cancel_task",
+            json!({"id": "0190a6f0-0000-7000-8000-000000000000"}),
+        ),
+    ] {
+        let (error, message) = call(client, tool, arguments.clone()).await;
+        assert!(error, "{tool} {arguments} should fail: {message}");
+    }
+    // An unknown tool: a JSON-RPC error.
+    let unknown = client
+        .call_tool(CallToolRequestParams::new("launch_rockets"))
+        .await;
+    assert!(unknown.is_err(), "{unknown:?}");
+
+    let resources = client.list_all_resources().await.unwrap();
+    assert_eq!(resources.len(), 2);
+    let read = client
+        .read_resource(ReadResourceRequestParams::new(format!("mesh://tasks/{id}")))
+        .await
+        .unwrap();
+    let rmcp::model::ResourceContents::TextResourceContents { text, .. } = &read.contents[0] else {
+        panic!("text contents");
+    };
+    assert_eq!(
+        serde_json::from_str::<Value>(text).unwrap()["id"],
+        id.as_str()
+    );
+    let missing = client
+        .read_resource(ReadResourceRequestParams::new(
+            "mesh://tasks/0190a6f0-0000-7000-8000-000000000000",
+        ))
+        .await;
+    assert!(missing.is_err());
+}
+
+#[tokio::test]
+async fn an_rmcp_client_uses_every_tool_over_streamable_http() {
+    let server = server().await;
+    let client = over_http(&server, &server.key, ProtocolVersion::V_2025_11_25).await;
+    assert_eq!(
+        client.peer_info().unwrap().protocol_version,
+        ProtocolVersion::V_2025_11_25
+    );
+    exercise(&server, &client).await;
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_rmcp_client_uses_every_tool_over_websocket() {
+    let server = server().await;
+    let client = over_ws(&server, &server.key, ProtocolVersion::V_2025_06_18).await;
+    assert_eq!(
+        client.peer_info().unwrap().protocol_version,
+        ProtocolVersion::V_2025_06_18
+    );
+    exercise(&server, &client).await;
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn both_protocol_versions_work_on_both_transports_and_scopes_hold() {
+    let server = server().await;
+    for version in [ProtocolVersion::V_2025_06_18, ProtocolVersion::V_2025_11_25] {
+        let http = over_http(&server, &server.reader, version.clone()).await;
+        let ws = over_ws(&server, &server.reader, version.clone()).await;
+        for client in [&http, &ws] {
+            assert_eq!(client.peer_info().unwrap().protocol_version, version);
+            // A read-only key reads, and is refused writes as a tool error.
+            assert!(!call(client, "list_agents", json!({})).await.0);
+            let (error, message) = call(client, "submit_task", json!({"kind": "x"})).await;
+            assert!(error);
+            assert!(message.as_str().unwrap().contains("forbidden"));
+        }
+        http.cancel().await.unwrap();
+        ws.cancel().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn unknown_methods_get_method_not_found_even_before_initialize() {
+    let server = server().await;
+    let http = reqwest::Client::new();
+    let post = |body: Value, key: Option<&str>| {
+        let mut request = http
+            .post(format!("http://{}/mcp", server.addr))
+            .header("accept", "application/json, text/event-stream")
+            .json(&body);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        request.send()
+    };
+    let response = post(
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/teleport"}),
+        Some(&server.key),
+    )
+    .await
+    .unwrap();
+    let reply: Value = response.json().await.unwrap();
+    assert_eq!(
+        reply,
+        json!({"jsonrpc": "2.0", "id": 1, "error": {"code": -32601, "message": "method not found: tools/teleport"}})
+    );
+    // Credentials first.
+    let response = post(
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize"}),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::UNAUTHORIZED);
+
+    // The same over WebSocket, before and after garbage.
+    let mut connection = ws_connection(&server, &server.key).await;
+    let sender = connection.sender();
+    let mut replies = Vec::new();
+    for text in [
+        r#"{"jsonrpc":"2.0","id":"a","method":"prompts/list"}"#,
+        "{not json",
+        r#"{"jsonrpc":"2.0","id":2,"method":"nope"}"#,
+    ] {
+        sender.try_send_text(text).unwrap();
+        let reply = tokio::time::timeout(Duration::from_secs(5), connection.recv())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let Incoming::Text(reply) = reply else {
+            panic!("a text reply")
+        };
+        replies.push(serde_json::from_str::<Value>(&reply).unwrap());
+    }
+    assert_eq!(replies[0]["id"], "a");
+    assert_eq!(replies[0]["error"]["code"], -32601);
+    assert_eq!(replies[1]["error"]["code"], -32700);
+    assert_eq!(replies[2]["error"]["code"], -32601);
+    // The connection still serves MCP afterwards.
+    sender
+        .try_send_text(json!({"jsonrpc": "2.0", "id": 3, "method": "ping"}).to_string())
+        .unwrap();
+    let Incoming::Text(pong) = connection.recv().await.unwrap().unwrap() else {
+        panic!()
+    };
+    assert_eq!(serde_json::from_str::<Value>(&pong).unwrap()["id"], 3);
+    sender.close(1000, "done");
+}
