@@ -8,8 +8,8 @@ use mesh_core::tools::{GitHubAdapter, ToolRegistry};
 use mesh_core::{Engine, EngineConfig, MemoryStores, PgStores, Scope, TenantId};
 use mesh_store::{PgStore, QueueConfig, SqsConfig, SqsQueue};
 
-/// The name of the job queue (PostgreSQL queue table or SQS queue).
-pub const JOB_QUEUE: &str = "mesh-jobs";
+/// The name of the job queue in PostgreSQL.
+pub const JOB_QUEUE: &str = "mesh_jobs";
 
 /// Where state lives and how callers are let in; shared by every binary.
 #[derive(Debug, Clone, clap::Args)]
@@ -76,7 +76,9 @@ impl Backend {
                 mesh_core::cluster::join(&engine, &store).await?;
                 let mut services = Services::in_memory(engine);
                 services.vectors = Arc::new(store.vectors());
-                services.jobs = Arc::new(store.queue(JOB_QUEUE, queue_config)?);
+                if self.sqs_queue.is_none() {
+                    services.jobs = Arc::new(store.queue(JOB_QUEUE, queue_config)?);
+                }
                 (services, Some(store))
             }
             None => {

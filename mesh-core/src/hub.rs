@@ -88,7 +88,7 @@ impl Hub {
 
     /// The settings of the WebSocket connections it accepts.
     pub fn connection_config(&self) -> ConnectionConfig {
-        self.config.connection.clone()
+        self.config.connection
     }
 
     /// Serves connections from `listener` until `shutdown` resolves.

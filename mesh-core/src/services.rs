@@ -482,7 +482,7 @@ mod tests {
         let long = "x".repeat(250);
         let chunks = chunk_text(&long, 100, 10);
         assert!(chunks.iter().all(|c| c.len() <= 100));
-        assert_eq!(chunks.concat().len() >= 250, true);
+        assert!(chunks.concat().len() >= 250);
     }
 
     #[tokio::test]

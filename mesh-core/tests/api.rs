@@ -668,11 +668,13 @@ async fn collaboration_jobs_run_over_rest() {
 }
 
 /// A stand-in for api.github.com: the real paths, headers and JSON shapes.
-async fn fake_github(seen: Arc<Mutex<Vec<(String, Option<String>, Value)>>>) -> SocketAddr {
+/// What the fake GitHub received: action, Authorization header, body.
+type Seen = Arc<Mutex<Vec<(String, Option<String>, Value)>>>;
+
+async fn fake_github(seen: Seen) -> SocketAddr {
     use axum::extract::{Path, State};
     use axum::http::HeaderMap;
     use axum::routing::get;
-    type Seen = Arc<Mutex<Vec<(String, Option<String>, Value)>>>;
     fn record(seen: &Seen, what: &str, headers: &HeaderMap, body: Value) {
         let auth = headers
             .get("authorization")

@@ -1,0 +1,272 @@
+//! The three services as separate processes on loopback, sharing only the test
+//! command's PostgreSQL and SQS: two `mcp-server`s, one `rest-api`, one `worker`.
+//! An agent on MCP instance 2 receives a task submitted over REST; a document indexed
+//! over REST is searchable once the worker has run; killing the worker mid-job loses
+//! nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mesh_protocol::Hello;
+use mesh_protocol::ws::{AgentContext, Backoff, ClientConfig, TaskFuture, run_agent};
+use serde_json::{Value, json};
+
+const KEY: &str = "e2e-bootstrap-key-0123456789";
+
+/// Where the test services are; `None` (skip) outside the test command.
+fn services() -> Option<(String, String)> {
+    let get = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    match (get("MESH_TEST_DATABASE_URL"), get("MESH_TEST_SQS_ENDPOINT")) {
+        (Some(db), Some(sqs)) => Some((db, sqs)),
+        _ if std::env::var_os("MESH_TEST_SERVICES").is_some() => {
+            panic!("MESH_TEST_DATABASE_URL and MESH_TEST_SQS_ENDPOINT are required")
+        }
+        _ => {
+            eprintln!("skipped: the test services are not up (scripts/test.sh starts them)");
+            None
+        }
+    }
+}
+
+/// A fresh database on the test server, so runs never share state.
+async fn fresh_database(base: &str) -> String {
+    let name = format!("mesh_e2e_{}", uuid::Uuid::now_v7().simple());
+    let admin = sqlx::PgPool::connect(base).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    format!("{prefix}/{name}")
+}
+
+/// A service process, killed when dropped.
+struct Service {
+    child: Child,
+    addr: Option<String>,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Env {
+    database: String,
+    sqs: String,
+    queue: String,
+}
+
+impl Env {
+    /// Starts `binary` with `args`; waits for its first line (`listening on ADDR` or
+    /// `worker running`).
+    fn start(&self, binary: &str, args: &[&str]) -> Service {
+        let mut child = Command::new(binary)
+            .args(args)
+            .env("DATABASE_URL", &self.database)
+            .env("MESH_SQS_QUEUE", &self.queue)
+            .env("MESH_SQS_ENDPOINT", &self.sqs)
+            .env("MESH_API_KEY", KEY)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(!line.is_empty(), "{binary} exited before it started");
+        let addr = line.trim().strip_prefix("listening on ").map(str::to_owned);
+        Service { child, addr }
+    }
+
+    fn http(&self, binary: &str) -> Service {
+        self.start(binary, &["--listen", "127.0.0.1:0"])
+    }
+
+    fn worker(&self) -> Service {
+        self.start(
+            env!("CARGO_BIN_EXE_worker"),
+            &["--visibility-secs", "2", "--concurrency", "2"],
+        )
+    }
+}
+
+struct Rest {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Rest {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(KEY);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        (
+            response.status().as_u16(),
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    async fn until<T>(
+        &self,
+        what: &str,
+        limit: Duration,
+        mut check: impl AsyncFnMut(&Self) -> Option<T>,
+    ) -> T {
+        let start = Instant::now();
+        loop {
+            if let Some(found) = check(self).await {
+                return found;
+            }
+            assert!(start.elapsed() < limit, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn searchable(&self, document: &str) -> bool {
+        let query = json!({"collection": "e2e", "query": "mesh agents", "k": 1, "filter": {"document_id": document}});
+        let (status, found) = self
+            .call(reqwest::Method::POST, "/api/v1/search", Some(query))
+            .await;
+        status == 200 && found["hits"].as_array().is_some_and(|h| !h.is_empty())
+    }
+}
+
+fn echo_agent(url: String) -> tokio::task::JoinHandle<()> {
+    let config = ClientConfig::new(url).api_key(KEY).retry(
+        Backoff::new(Duration::from_millis(50), Duration::from_millis(500)),
+        100,
+    );
+    tokio::spawn(async move {
+        let handler = |task: mesh_protocol::TaskAssign, _: AgentContext| -> TaskFuture {
+            Box::pin(async move { Ok(json!({"by": "agent-on-mcp-2", "input": task.input})) })
+        };
+        let _ = run_agent(
+            config,
+            Hello::new("agent-on-mcp-2", ["echo"]),
+            handler,
+            std::future::pending(),
+        )
+        .await;
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_services_as_processes_share_postgres_and_sqs() {
+    let Some((base, sqs)) = services() else {
+        return;
+    };
+    let env = Env {
+        database: fresh_database(&base).await,
+        sqs,
+        queue: format!("mesh-e2e-{}", uuid::Uuid::now_v7().simple()),
+    };
+    let rest_api = env.http(env!("CARGO_BIN_EXE_rest-api"));
+    let _mcp_1 = env.http(env!("CARGO_BIN_EXE_mcp-server"));
+    let mcp_2 = env.http(env!("CARGO_BIN_EXE_mcp-server"));
+    let rest = Rest {
+        http: reqwest::Client::new(),
+        base: format!("http://{}", rest_api.addr.as_ref().unwrap()),
+    };
+    let (status, ready) = rest.call(reqwest::Method::GET, "/readyz", None).await;
+    assert_eq!(status, 200, "{ready}");
+
+    // An agent on MCP instance 2 receives a task submitted through the REST API.
+    let _agent = echo_agent(format!("ws://{}/ws", mcp_2.addr.as_ref().unwrap()));
+    rest.until(
+        "the agent to register",
+        Duration::from_secs(20),
+        async |rest| {
+            let (_, agents) = rest
+                .call(reqwest::Method::GET, "/api/v1/agents?status=active", None)
+                .await;
+            agents
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+                .then_some(())
+        },
+    )
+    .await;
+    let (status, task) = rest
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/tasks",
+            Some(json!({"kind": "echo", "input": {"via": "rest"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{task}");
+    let id = task["id"].as_str().unwrap().to_owned();
+    let done = rest
+        .until(
+            "the task to complete",
+            Duration::from_secs(20),
+            async |rest| {
+                let (_, task) = rest
+                    .call(reqwest::Method::GET, &format!("/api/v1/tasks/{id}"), None)
+                    .await;
+                (task["status"] == "completed").then_some(task)
+            },
+        )
+        .await;
+    assert_eq!(
+        done["output"],
+        json!({"by": "agent-on-mcp-2", "input": {"via": "rest"}})
+    );
+
+    // Documents indexed over REST: a worker is killed mid-way, another finishes.
+    let documents: Vec<String> = (0..24).map(|i| format!("doc-{i}")).collect();
+    for doc in &documents {
+        let text = format!("{doc}: mesh agents share tasks. ").repeat(400);
+        let body = json!({"collection": "e2e", "document_id": doc, "text": text});
+        let (status, _) = rest
+            .call(reqwest::Method::POST, "/api/v1/documents", Some(body))
+            .await;
+        assert_eq!(status, 202);
+    }
+    assert!(
+        !rest.searchable("doc-0").await,
+        "nothing is indexed before a worker runs"
+    );
+    let first_worker = env.worker();
+    rest.until(
+        "the first worker to index something",
+        Duration::from_secs(30),
+        async |rest| {
+            for doc in &documents {
+                if rest.searchable(doc).await {
+                    return Some(());
+                }
+            }
+            None
+        },
+    )
+    .await;
+    drop(first_worker); // SIGKILL, mid-queue
+    let mut indexed_before_the_kill = 0;
+    for doc in &documents {
+        indexed_before_the_kill += usize::from(rest.searchable(doc).await);
+    }
+    eprintln!(
+        "{indexed_before_the_kill} of {} documents were indexed when the worker was killed",
+        documents.len()
+    );
+    let _second_worker = env.worker();
+    for doc in &documents {
+        rest.until(doc, Duration::from_secs(60), async |rest| {
+            rest.searchable(doc).await.then_some(())
+        })
+        .await;
+    }
+}
