@@ -148,6 +148,11 @@ fn wire_status(s: TaskStatus) -> WireStatus {
     }
 }
 
+/// Whether another engine wrote the record first.
+fn is_conflict(e: &EngineError) -> bool {
+    matches!(e, EngineError::Store(StoreError::Conflict { .. }))
+}
+
 /// The delay before retrying after `attempts` attempts: doubling, capped.
 fn backoff(config: &EngineConfig, attempts: u32) -> Duration {
     let factor = 2u32.saturating_pow(attempts.saturating_sub(1).min(16));
@@ -927,12 +932,20 @@ impl<S: Stores> State<S> {
             return Ok(());
         };
         let tenant = entry.task.tenant_id;
-        entry.version = self
+        match self
             .stores
             .tasks()
             .update(&tenant.to_string(), &entry.task, entry.version)
-            .await?
-            .version;
+            .await
+        {
+            Ok(saved) => entry.version = saved.version,
+            Err(e @ StoreError::Conflict { .. }) => {
+                // Another engine wrote first: take its version, and tell the caller.
+                self.refresh_task(tenant, id).await?;
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        }
         let _ = self.changes.send(Change::Task { tenant, id });
         Ok(())
     }
@@ -1053,6 +1066,16 @@ impl<S: Stores> State<S> {
             .tasks()
             .get(&tenant.to_string(), *id.as_uuid())
             .await;
+        // Held by another engine: wait here until it ends there.
+        if let Ok(Some(v)) = &found
+            && !v.record.status().is_terminal()
+        {
+            self.track(v.record.clone(), v.version, None);
+            if let Some(entry) = self.tasks.get_mut(&id) {
+                entry.waiters.push(reply);
+            }
+            return;
+        }
         let _ = reply.send(match found {
             Ok(Some(v)) => Ok(v.record),
             Ok(None) => Err(EngineError::TaskNotFound(id)),
@@ -1061,6 +1084,14 @@ impl<S: Stores> State<S> {
     }
 
     async fn cancel(&mut self, tenant: TenantId, id: TaskId) -> Result<Task> {
+        match self.cancel_tracked(tenant, id).await {
+            // Another engine moved the task meanwhile: cancel what is stored.
+            Err(e) if is_conflict(&e) => self.cancel_stored(tenant, id).await,
+            other => other,
+        }
+    }
+
+    async fn cancel_tracked(&mut self, tenant: TenantId, id: TaskId) -> Result<Task> {
         let Some(entry) = self
             .tasks
             .get_mut(&id)
@@ -1185,14 +1216,10 @@ impl<S: Stores> State<S> {
         let tenant = entry.task.tenant_id;
         let attempt = entry.task.attempts;
         if let Err(e) = self.save_task(id).await {
-            // Another engine changed the task first (claimed or cancelled it): take
-            // its version instead.
+            // Another engine changed the task first (claimed or cancelled it); the
+            // entry now holds its version.
             let _ = self.index.release(chosen);
-            if matches!(e, EngineError::Store(StoreError::Conflict { .. })) {
-                self.refresh(Change::Task { tenant, id }).await?;
-                return Ok(true);
-            }
-            return Err(e);
+            return if is_conflict(&e) { Ok(true) } else { Err(e) };
         }
         let agent_name = match self.agents.get_mut(&agent_id) {
             Some(a) => {

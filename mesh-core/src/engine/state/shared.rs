@@ -154,7 +154,7 @@ impl<S: Stores> State<S> {
         }
     }
 
-    async fn refresh_task(&mut self, tenant: TenantId, id: TaskId) -> Result<()> {
+    pub(super) async fn refresh_task(&mut self, tenant: TenantId, id: TaskId) -> Result<()> {
         let Some(stored) = self
             .stores
             .tasks()
@@ -173,18 +173,23 @@ impl<S: Stores> State<S> {
         if entry.version >= version {
             return Ok(());
         }
-        // Whatever this engine had in flight for the task is no longer its to hold.
-        if let Some(agent) = entry
+        let held_here = entry
             .task
             .agent_id
-            .filter(|_| entry.task.status().is_in_flight())
+            .filter(|_| entry.task.status().is_in_flight());
+        if held_here.is_some() && task.status().is_in_flight() && task.agent_id == held_here {
+            // Still ours; only the version moved.
+            entry.task = task;
+            entry.version = version;
+            return Ok(());
+        }
+        // Whatever this engine had in flight for the task is no longer its to hold.
+        if let Some(agent) = held_here
             && let Some(a) = self.agents.get_mut(&agent)
             && a.in_flight.remove(&id)
         {
             let _ = self.index.release(candidate(agent));
-            if task.agent_id != Some(agent)
-                && let Some((_, link)) = &a.session
-            {
+            if let Some((_, link)) = &a.session {
                 let mut cancel = TaskCancel::new(*id.as_uuid());
                 cancel.reason = Some(format!("the task is {} elsewhere", task.status()));
                 let _ = link.send(Message::TaskCancel(cancel));
@@ -264,11 +269,16 @@ impl<S: Stores> State<S> {
             {
                 Ok(_) => {
                     let _ = self.changes.send(Change::Task { tenant, id });
-                    let _ = self.events.send(Event::TaskStatus {
-                        tenant,
-                        task: id,
-                        status: TaskStatus::Cancelled,
-                    });
+                    if self.tasks.contains_key(&id) {
+                        // Finishes the stale local entry and answers its waiters.
+                        self.refresh_task(tenant, id).await?;
+                    } else {
+                        let _ = self.events.send(Event::TaskStatus {
+                            tenant,
+                            task: id,
+                            status: TaskStatus::Cancelled,
+                        });
+                    }
                     return Ok(task);
                 }
                 Err(StoreError::Conflict { .. }) => continue,

@@ -1,0 +1,198 @@
+//! Several engines on one PostgreSQL, joined through LISTEN/NOTIFY: tasks submitted on
+//! one run on another's agents, cancels and deregistrations reach the engine holding
+//! the agent, two engines never hand one task to two agents, and a sweep recovers the
+//! tasks of an engine that died. Needs `MESH_TEST_DATABASE_URL`.
+
+#![cfg(feature = "postgres")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::{Mesh, completed_by};
+use mesh_core::{EngineConfig, Event, TaskSpec, TaskStatus};
+use serde_json::json;
+
+fn clustered() -> EngineConfig {
+    common::fast_config().clustered(true)
+}
+
+/// Two clustered engines on a fresh database, each with its hub, sharing a key.
+async fn pair() -> Option<(Mesh, Mesh)> {
+    let url = common::fresh_database().await?;
+    let first_stores = common::pg_stores(&url).await;
+    let first_store = first_stores.store().clone();
+    let first = common::mesh_on(clustered(), first_stores).await;
+    let second_stores = common::pg_stores(&url).await;
+    let second_store = second_stores.store().clone();
+    let second =
+        common::mesh_with_key(clustered(), second_stores, first.tenant, first.key.clone()).await;
+    mesh_core::cluster::join(&first.engine, &first_store)
+        .await
+        .unwrap();
+    mesh_core::cluster::join(&second.engine, &second_store)
+        .await
+        .unwrap();
+    Some((first, second))
+}
+
+#[tokio::test]
+async fn a_task_submitted_on_one_engine_runs_on_anothers_agent() {
+    let Some((a, b)) = pair().await else { return };
+    let _agent = a.echo_agent("on-a", &["echo"]);
+    a.wait_for_agents(1).await;
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        ids.push(
+            b.engine
+                .submit(b.tenant, TaskSpec::new("echo", json!(n)))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    for id in ids {
+        // The submitter's own `wait` ends when the other engine finishes the task.
+        let done = b.finished(id).await;
+        assert_eq!(completed_by(&done), "on-a");
+        assert_eq!(done.attempts, 1);
+    }
+}
+
+#[tokio::test]
+async fn two_engines_with_agents_never_run_a_task_twice() {
+    let Some((a, b)) = pair().await else { return };
+    let runs = Arc::new(AtomicUsize::new(0));
+    for (mesh, name) in [(&a, "a"), (&b, "b")] {
+        let runs = runs.clone();
+        let _ = mesh.agent(name, &["count"], 8, move |_, _| {
+            let runs = runs.clone();
+            async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                Ok(json!({"by": name}))
+            }
+        });
+    }
+    a.wait_for_agents(2).await;
+    let mut ids = Vec::new();
+    for n in 0..40 {
+        let submitter = if n % 2 == 0 { &a } else { &b };
+        ids.push(
+            submitter
+                .engine
+                .submit(a.tenant, TaskSpec::new("count", json!(n)))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    for id in &ids {
+        assert_eq!(a.finished(*id).await.status(), TaskStatus::Completed);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        ids.len(),
+        "each task ran exactly once"
+    );
+}
+
+#[tokio::test]
+async fn a_cancel_on_one_engine_stops_the_agent_on_another() {
+    let Some((mut a, b)) = pair().await else {
+        return;
+    };
+    let stopped = Arc::new(AtomicUsize::new(0));
+    let flag = stopped.clone();
+    let _slow = a.agent("slow", &["work"], 1, move |_, _| {
+        let flag = flag.clone();
+        async move {
+            struct Guard(Arc<AtomicUsize>);
+            impl Drop for Guard {
+                fn drop(&mut self) {
+                    self.0.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            let _guard = Guard(flag);
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok(json!({}))
+        }
+    });
+    a.wait_for_agents(1).await;
+    let task = b
+        .engine
+        .submit(b.tenant, TaskSpec::new("work", json!({})))
+        .await
+        .unwrap();
+    a.next_event(|e| matches!(e, Event::TaskAssigned { .. }))
+        .await;
+    let cancelled = b.engine.cancel(b.tenant, task.id).await.unwrap();
+    assert_eq!(cancelled.status(), TaskStatus::Cancelled);
+    for _ in 0..300 {
+        if stopped.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        stopped.load(Ordering::SeqCst),
+        1,
+        "the agent was told to stop"
+    );
+    // Its slot is free again: the next task runs there.
+    let _fast = a.echo_agent("fast", &["other"]);
+    let next = b
+        .engine
+        .submit(b.tenant, TaskSpec::new("other", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(completed_by(&b.finished(next.id).await), "fast");
+
+    // Deregistering on B closes the connection held by A.
+    let agents = b.engine.agents(b.tenant).await.unwrap();
+    let slow = agents.iter().find(|x| x.name == "slow").unwrap();
+    assert!(b.engine.deregister(b.tenant, slow.id).await.unwrap());
+    a.next_event(|e| matches!(e, Event::AgentDisconnected { agent, .. } if *agent == slow.id))
+        .await;
+}
+
+#[tokio::test]
+async fn a_sweep_recovers_the_tasks_of_an_engine_that_died() {
+    let Some((a, b)) = pair().await else { return };
+    let _stuck = a.agent("doomed", &["work"], 1, |_, _| async {
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        Ok(json!({}))
+    });
+    a.wait_for_agents(1).await;
+    let spec = TaskSpec::new("work", json!({})).timeout(Duration::from_millis(200));
+    let task = b.engine.submit(b.tenant, spec).await.unwrap();
+    for _ in 0..300 {
+        if b.engine
+            .task(b.tenant, task.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status()
+            .is_in_flight()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Engine A dies without a word: nothing times the task out any more.
+    drop(_stuck);
+    a.engine.shutdown().await;
+    drop(a);
+    // Not stale yet: the sweep leaves it alone.
+    assert_eq!(b.engine.sweep(Duration::from_secs(60)).await.unwrap(), 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(b.engine.sweep(Duration::ZERO).await.unwrap(), 1);
+    // Back to pending, then run by an agent on B.
+    let _rescuer = b.echo_agent("rescuer", &["work"]);
+    let done = b.finished(task.id).await;
+    assert_eq!(completed_by(&done), "rescuer");
+    assert_eq!(done.attempts, 2);
+}
