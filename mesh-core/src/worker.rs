@@ -146,3 +146,66 @@ async fn handle(services: &Services, config: &WorkerConfig, delivery: mesh_store
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use mesh_store::{MemoryQueue, Queue, QueueConfig};
+
+    use super::*;
+    use crate::services::IndexRequest;
+    use crate::{Engine, TenantId};
+
+    #[tokio::test]
+    async fn failing_jobs_are_retried_then_dead_lettered_and_good_ones_done_once() {
+        let queue = Arc::new(MemoryQueue::new(QueueConfig::max_receives(3)));
+        let mut services = Services::in_memory(Engine::in_memory().await);
+        services.jobs = queue.clone();
+        let tenant = TenantId::new();
+        let request = IndexRequest {
+            collection: "docs".into(),
+            document_id: "d".into(),
+            text: "worker jobs are idempotent".into(),
+            metadata: serde_json::Value::Null,
+        };
+        services
+            .index_document(tenant, request.clone())
+            .await
+            .unwrap();
+        // The same job twice (a redelivery) indexes the same chunk ids.
+        services.index_document(tenant, request).await.unwrap();
+        Queue::send(&*queue, "not a job", Duration::ZERO)
+            .await
+            .unwrap();
+        let config = WorkerConfig::default()
+            .retry_backoff(Duration::from_millis(5), Duration::from_millis(20))
+            .polling(Duration::from_secs(5), Duration::from_millis(20));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let worker = tokio::spawn(run_worker(services.clone(), config, async {
+            let _ = stopped.await;
+        }));
+        let dead = loop {
+            let dead = queue.take_dead(10).await.unwrap();
+            if !dead.is_empty() {
+                break dead;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].body, "not a job");
+        assert_eq!(dead[0].receive_count, 3, "tried max_receives times");
+        let depth = queue.depth().await.unwrap();
+        assert_eq!((depth.available, depth.in_flight, depth.delayed), (0, 0, 0));
+        let search = crate::services::SearchRequest {
+            collection: "docs".into(),
+            query: "idempotent worker jobs".into(),
+            k: Some(10),
+            filter: None,
+        };
+        let hits = services.search(tenant, &search).await.unwrap();
+        assert_eq!(hits.len(), 1, "one chunk, however often it was indexed");
+        stop.send(()).unwrap();
+        worker.await.unwrap();
+    }
+}

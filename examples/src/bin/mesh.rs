@@ -41,6 +41,8 @@ enum Command {
         #[arg(long, default_value_t = 400)]
         demo_every_ms: u64,
     },
+    /// Prints the REST API's OpenAPI 3.1 document (JSON).
+    Openapi,
 }
 
 #[tokio::main]
@@ -52,23 +54,31 @@ async fn main() -> std::process::ExitCode {
         )
         .with_target(false)
         .init();
-    let Cli {
-        command:
-            Command::Up {
+    let run = match Cli::parse().command {
+        Command::Up {
+            listen,
+            api_key,
+            demo,
+            demo_every_ms,
+        } => {
+            up(
                 listen,
                 api_key,
                 demo,
-                demo_every_ms,
-            },
-    } = Cli::parse();
-    match up(
-        listen,
-        api_key,
-        demo,
-        Duration::from_millis(demo_every_ms.max(10)),
-    )
-    .await
-    {
+                Duration::from_millis(demo_every_ms.max(10)),
+            )
+            .await
+        }
+        Command::Openapi => {
+            use mesh_core::api::ApiDoc;
+            use utoipa::OpenApi;
+            ApiDoc::openapi()
+                .to_pretty_json()
+                .map(|doc| println!("{doc}"))
+                .map_err(Into::into)
+        }
+    };
+    match run {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mesh: {e}");

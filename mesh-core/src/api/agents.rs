@@ -19,7 +19,7 @@ pub struct AgentListParams {
     pub capability: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/agents", tag = "agents", params(AgentListParams),
+#[utoipa::path(operation_id = "list_agents", get, path = "/api/v1/agents", tag = "agents", params(AgentListParams),
     responses((status = 200, body = Vec<Agent>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn list(
@@ -41,7 +41,7 @@ pub(crate) async fn list(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/agents/{id}", tag = "agents",
+#[utoipa::path(operation_id = "get_agent", get, path = "/api/v1/agents/{id}", tag = "agents",
     params(("id" = String, Path, format = Uuid, description = "The agent id")),
     responses((status = 200, body = Agent), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
@@ -60,7 +60,7 @@ pub(crate) async fn get(
         .ok_or_else(|| ApiError::not_found("agent"))
 }
 
-#[utoipa::path(delete, path = "/api/v1/agents/{id}", tag = "agents",
+#[utoipa::path(operation_id = "deregister_agent", delete, path = "/api/v1/agents/{id}", tag = "agents",
     params(("id" = String, Path, format = Uuid, description = "The agent id")),
     responses((status = 204, description = "Deregistered; its connection is closed and its tasks reassigned"),
         (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),

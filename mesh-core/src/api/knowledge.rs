@@ -46,7 +46,7 @@ pub struct SearchResponse {
     pub hits: Vec<SearchHit>,
 }
 
-#[utoipa::path(post, path = "/api/v1/embeddings", tag = "embeddings", request_body = EmbedRequest,
+#[utoipa::path(operation_id = "embed_texts", post, path = "/api/v1/embeddings", tag = "embeddings", request_body = EmbedRequest,
     responses((status = 200, body = EmbedResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn embed(
@@ -69,7 +69,7 @@ pub(crate) async fn embed(
     }))
 }
 
-#[utoipa::path(post, path = "/api/v1/documents", tag = "embeddings", request_body = IndexRequest,
+#[utoipa::path(operation_id = "index_document", post, path = "/api/v1/documents", tag = "embeddings", request_body = IndexRequest,
     responses((status = 202, body = IndexAccepted), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn index(
@@ -82,7 +82,7 @@ pub(crate) async fn index(
     Ok((StatusCode::ACCEPTED, Json(IndexAccepted { job_id })))
 }
 
-#[utoipa::path(post, path = "/api/v1/search", tag = "embeddings", request_body = SearchRequest,
+#[utoipa::path(operation_id = "search", post, path = "/api/v1/search", tag = "embeddings", request_body = SearchRequest,
     responses((status = 200, body = SearchResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn search(

@@ -204,6 +204,58 @@ impl utoipa::Modify for Security {
             "api_key",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
         );
+        document_common_errors(openapi);
+    }
+}
+
+/// Adds the error responses every protected operation can give (bad credentials,
+/// scope, rate limit, unreadable path, query or body) where the operation does not
+/// list them itself.
+fn document_common_errors(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let error = |why: &str| {
+        ResponseBuilder::new()
+            .description(why)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let has_path_params = path.contains('{');
+        for operation in [&mut item.get, &mut item.post, &mut item.delete]
+            .into_iter()
+            .flatten()
+        {
+            if operation.security.is_none() {
+                continue;
+            }
+            let mut add = |code: &str, why: &str| {
+                operation
+                    .responses
+                    .responses
+                    .entry(code.to_owned())
+                    .or_insert_with(|| error(why).into());
+            };
+            add("400", "Unreadable path, query or body, or an invalid value");
+            add("401", "Missing or invalid credentials");
+            add("403", "The credentials lack the scope");
+            add(
+                "429",
+                "Rate limited; retry after the Retry-After header's seconds",
+            );
+            if has_path_params {
+                add("404", "No such record for this tenant");
+            }
+            if operation.request_body.is_some() {
+                add("413", "The body is larger than 2 MiB");
+                add("415", "The body is not application/json");
+                add("422", "The body does not fit the schema");
+            }
+        }
     }
 }
 

@@ -76,7 +76,7 @@ impl From<Page<Task>> for TaskPage {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/tasks", tag = "tasks", request_body = SubmitTask,
+#[utoipa::path(operation_id = "submit_task", post, path = "/api/v1/tasks", tag = "tasks", request_body = SubmitTask,
     responses((status = 201, body = Task), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn submit(
@@ -104,7 +104,7 @@ pub(crate) async fn submit(
     Ok((StatusCode::CREATED, Json(task)))
 }
 
-#[utoipa::path(get, path = "/api/v1/tasks", tag = "tasks", params(TaskListParams),
+#[utoipa::path(operation_id = "list_tasks", get, path = "/api/v1/tasks", tag = "tasks", params(TaskListParams),
     responses((status = 200, body = TaskPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn list(
@@ -132,7 +132,7 @@ pub(crate) async fn list(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/tasks/{id}", tag = "tasks",
+#[utoipa::path(operation_id = "get_task", get, path = "/api/v1/tasks/{id}", tag = "tasks",
     params(("id" = String, Path, format = Uuid, description = "The task id")),
     responses((status = 200, body = Task), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
@@ -151,7 +151,7 @@ pub(crate) async fn get(
         .ok_or_else(|| ApiError::not_found("task"))
 }
 
-#[utoipa::path(post, path = "/api/v1/tasks/{id}/cancel", tag = "tasks",
+#[utoipa::path(operation_id = "cancel_task", post, path = "/api/v1/tasks/{id}/cancel", tag = "tasks",
     params(("id" = String, Path, format = Uuid, description = "The task id")),
     responses((status = 200, body = Task), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
@@ -186,7 +186,7 @@ pub struct CollabResponse {
     pub outcome: Option<Value>,
 }
 
-#[utoipa::path(post, path = "/api/v1/collab", tag = "collaboration", request_body = CollabRequest,
+#[utoipa::path(operation_id = "run_collab", post, path = "/api/v1/collab", tag = "collaboration", request_body = CollabRequest,
     responses((status = 200, body = CollabResponse), (status = 202, body = CollabResponse),
         (status = 400, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]

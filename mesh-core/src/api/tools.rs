@@ -27,7 +27,7 @@ pub struct ToolOutput {
     pub output: Value,
 }
 
-#[utoipa::path(get, path = "/api/v1/tools", tag = "tools",
+#[utoipa::path(operation_id = "list_tools", get, path = "/api/v1/tools", tag = "tools",
     responses((status = 200, body = Vec<ToolInfo>), (status = 401, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn list(
@@ -38,7 +38,7 @@ pub(crate) async fn list(
     Ok(Json(state.services.tools.list()))
 }
 
-#[utoipa::path(post, path = "/api/v1/tools/{name}/execute", tag = "tools", request_body = ExecuteTool,
+#[utoipa::path(operation_id = "execute_tool", post, path = "/api/v1/tools/{name}/execute", tag = "tools", request_body = ExecuteTool,
     params(("name" = String, Path, description = "The tool")),
     responses((status = 200, body = ToolOutput), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 502, body = ErrorBody, description = "The service behind the tool failed"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
