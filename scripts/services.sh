@@ -4,6 +4,7 @@
 #
 #   PostgreSQL 16 + pgvector  PyPI `pgserver` (server binaries and the vector extension)
 #   SQS                       PyPI `moto[server]` (the SQS JSON protocol, DLQ redrive)
+#   OpenAPI validation        PyPI `openapi-spec-validator`
 #
 # Exports for the tests:
 #   MESH_TEST_DATABASE_URL   postgres://…@127.0.0.1:PORT/mesh_test
@@ -30,10 +31,10 @@ wait_for() { # description, command...
 
 services_install() {
     local venv="$MESH_TEST_DIR/venv"
-    if [ ! -x "$venv/bin/moto_server" ] || [ ! -d "$(pg_root "$venv")/bin" ]; then
-        echo "installing pgserver and moto[server] into $venv"
+    if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/openapi-spec-validator" ] || [ ! -d "$(pg_root "$venv")/bin" ]; then
+        echo "installing pgserver, moto[server] and openapi-spec-validator into $venv"
         python3 -m venv "$venv"
-        "$venv/bin/pip" install --quiet --disable-pip-version-check 'pgserver==0.1.4' 'moto[server]>=5,<6'
+        "$venv/bin/pip" install --quiet --disable-pip-version-check 'pgserver==0.1.4' 'moto[server]>=5,<6' 'openapi-spec-validator>=0.7,<1'
     fi
 }
 

@@ -33,3 +33,8 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --workspace --all-features --locked --lib --bins --tests --examples
 fi
+
+step "the OpenAPI document validates"
+mkdir -p target
+cargo run --quiet --locked -p mesh-examples --bin mesh -- openapi >target/openapi.json
+"$MESH_TEST_DIR/venv/bin/openapi-spec-validator" target/openapi.json

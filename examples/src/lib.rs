@@ -1,10 +1,14 @@
 //! The Mesh binaries: thin `main`s that choose adapters and configuration and hand
 //! everything else to `mesh-core`.
 //!
-//! - `mesh up` — the all-in-one: engine and agent hub on embedded defaults, on one
-//!   port; `--demo` adds demo agents and a stream of demo tasks.
+//! - `mesh up` — the all-in-one: engine, agent hub, REST API, MCP server and worker on
+//!   embedded defaults, on one port; `--demo` adds demo agents and a stream of demo
+//!   tasks. `mesh openapi` prints the REST API's OpenAPI document.
+//! - `rest-api`, `mcp-server`, `worker` — the three services, configured by flags and
+//!   environment (`DATABASE_URL`, `MESH_SQS_QUEUE`, …; see `docs/services.md`).
 //!
-//! This library holds what the binaries share: the demo fleet.
+//! This library holds what the binaries share: configuration and set-up (`setup`),
+//! serving HTTP (`serve`), and the demo fleet (`demo`).
 
 pub mod demo;
 pub mod serve;

@@ -100,6 +100,7 @@ pub(super) struct State<S> {
     keys: HashMap<String, ApiKey>,
     dirty: bool,
     last_heartbeat_check: Instant,
+    last_adopt: Instant,
 }
 
 fn candidate(agent: AgentId) -> CandidateId {
@@ -147,6 +148,10 @@ fn wire_status(s: TaskStatus) -> WireStatus {
         _ => WireStatus::TimedOut,
     }
 }
+
+/// How often a clustered engine reads the pending tasks in the stores, in case a
+/// change notification was lost.
+const ADOPT_EVERY: Duration = Duration::from_secs(5);
 
 /// Whether another engine wrote the record first.
 fn is_conflict(e: &EngineError) -> bool {
@@ -222,6 +227,7 @@ impl<S: Stores> State<S> {
             keys: HashMap::new(),
             dirty: false,
             last_heartbeat_check: Instant::now(),
+            last_adopt: Instant::now(),
         };
         state.resume().await?;
         Ok(state)
@@ -1269,6 +1275,12 @@ impl<S: Stores> State<S> {
                 if let Err(e) = self.agent_lost(id).await {
                     tracing::error!(error = %e, agent = %id, "dropping a silent agent failed");
                 }
+            }
+        }
+        if self.config.clustered && now.duration_since(self.last_adopt) >= ADOPT_EVERY {
+            self.last_adopt = now;
+            if let Err(e) = self.adopt_pending().await {
+                tracing::warn!(error = %e, "reading pending tasks failed");
             }
         }
         if self.pending.iter().any(|k| {

@@ -362,6 +362,33 @@ impl<S: Stores> State<S> {
         Ok(recovered)
     }
 
+    /// Tracks the pending tasks in the stores this engine does not know of (their
+    /// notification was lost), so its agents can take them.
+    pub(super) async fn adopt_pending(&mut self) -> Result<()> {
+        for tenant in self.known_tenants().await? {
+            let mut query = Query::new()
+                .filter("status", TaskStatus::Pending.as_str())
+                .limit(Query::MAX_LIMIT);
+            loop {
+                let page = self
+                    .stores
+                    .tasks()
+                    .list(&tenant.to_string(), &query)
+                    .await?;
+                for stored in page.items {
+                    if !self.tasks.contains_key(&stored.record.id) {
+                        self.track(stored.record, stored.version, None);
+                    }
+                }
+                match page.next {
+                    Some(next) => query = query.after(next),
+                    None => break,
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Every tenant in the stores (others' engines may have added some).
     pub(super) async fn known_tenants(&mut self) -> Result<Vec<TenantId>> {
         let mut query = Query::new().limit(Query::MAX_LIMIT);
