@@ -66,15 +66,16 @@ async fn a_task_submitted_on_one_engine_runs_on_anothers_agent() {
 async fn two_engines_with_agents_never_run_a_task_twice() {
     let Some((a, b)) = pair().await else { return };
     let runs = Arc::new(AtomicUsize::new(0));
+    let mut agents = Vec::new();
     for (mesh, name) in [(&a, "a"), (&b, "b")] {
         let runs = runs.clone();
-        let _ = mesh.agent(name, &["count"], 8, move |_, _| {
+        agents.push(mesh.agent(name, &["count"], 8, move |_, _| {
             let runs = runs.clone();
             async move {
                 runs.fetch_add(1, Ordering::SeqCst);
                 Ok(json!({"by": name}))
             }
-        });
+        }));
     }
     a.wait_for_agents(2).await;
     let mut ids = Vec::new();
