@@ -1,6 +1,7 @@
 //! The three services as separate processes on loopback, sharing only the test
 //! command's PostgreSQL and SQS: two `mcp-server`s, one `rest-api`, one `worker`.
-//! An agent on MCP instance 2 receives a task submitted over REST; a document indexed
+//! An agent on MCP instance 2 receives a task submitted over REST (and one submitted by
+//! an MCP client on instance 1); a document indexed
 //! over REST is searchable once the worker has run; killing the worker mid-job loses
 //! nothing.
 
@@ -163,6 +164,35 @@ fn echo_agent(url: String) -> tokio::task::JoinHandle<()> {
     })
 }
 
+type McpClient = rmcp::service::RunningService<rmcp::RoleClient, rmcp::model::ClientConfig>;
+
+async fn mcp_client(addr: &str) -> McpClient {
+    use rmcp::ServiceExt;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    let config = StreamableHttpClientTransportConfig::with_uri(format!("http://{addr}/mcp"))
+        .auth_header(KEY);
+    let mut info = rmcp::model::ClientConfig::new(
+        rmcp::model::ClientCapabilities::default(),
+        rmcp::model::Implementation::new("e2e", "0.1.0"),
+    );
+    info.protocol_version = rmcp::model::ProtocolVersion::V_2025_11_25;
+    info.serve(StreamableHttpClientTransport::from_config(config))
+        .await
+        .unwrap()
+}
+
+async fn mcp_call(client: &McpClient, tool: &str, arguments: Value) -> (bool, Value) {
+    let params = rmcp::model::CallToolRequestParams::new(tool.to_owned())
+        .with_arguments(arguments.as_object().unwrap().clone());
+    let result = client.call_tool(params).await.unwrap();
+    let text = &result.content[0].as_text().unwrap().text;
+    (
+        result.is_error.unwrap_or(false),
+        serde_json::from_str(text).unwrap(),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_services_as_processes_share_postgres_and_sqs() {
     let Some((base, sqs)) = services() else {
@@ -174,7 +204,7 @@ async fn three_services_as_processes_share_postgres_and_sqs() {
         queue: format!("mesh-e2e-{}", uuid::Uuid::now_v7().simple()),
     };
     let rest_api = env.http(env!("CARGO_BIN_EXE_rest-api"));
-    let _mcp_1 = env.http(env!("CARGO_BIN_EXE_mcp-server"));
+    let mcp_1 = env.http(env!("CARGO_BIN_EXE_mcp-server"));
     let mcp_2 = env.http(env!("CARGO_BIN_EXE_mcp-server"));
     let rest = Rest {
         http: reqwest::Client::new(),
@@ -224,6 +254,37 @@ async fn three_services_as_processes_share_postgres_and_sqs() {
         done["output"],
         json!({"by": "agent-on-mcp-2", "input": {"via": "rest"}})
     );
+
+    // An MCP client on instance 1 sees that task, and its own task runs on instance 2.
+    let mcp = mcp_client(mcp_1.addr.as_ref().unwrap()).await;
+    let (_, seen) = mcp_call(&mcp, "get_task", json!({"id": id})).await;
+    assert_eq!(seen["status"], "completed");
+    let (error, submitted) = mcp_call(
+        &mcp,
+        "submit_task",
+        json!({"kind": "echo", "input": {"via": "mcp"}}),
+    )
+    .await;
+    assert!(!error, "{submitted}");
+    let mcp_task = submitted["id"].as_str().unwrap().to_owned();
+    let done = rest
+        .until(
+            "the MCP task to complete",
+            Duration::from_secs(20),
+            async |rest| {
+                let (_, task) = rest
+                    .call(
+                        reqwest::Method::GET,
+                        &format!("/api/v1/tasks/{mcp_task}"),
+                        None,
+                    )
+                    .await;
+                (task["status"] == "completed").then_some(task)
+            },
+        )
+        .await;
+    assert_eq!(done["output"]["by"], "agent-on-mcp-2");
+    mcp.cancel().await.unwrap();
 
     // Documents indexed over REST: a worker is killed mid-way, another finishes.
     let documents: Vec<String> = (0..24).map(|i| format!("doc-{i}")).collect();
