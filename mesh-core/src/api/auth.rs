@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -145,12 +145,20 @@ pub(crate) fn credential(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// Rate limits and JWT settings.
+/// How long an API key's record is trusted without asking the engine again.
+const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
+/// Most cached API keys (the cache is cleared when full).
+const KEY_CACHE_SIZE: usize = 10_000;
+
+/// Rate limits, JWT settings, and recently seen API keys.
 #[derive(Debug)]
 pub(crate) struct Gate {
     pub(crate) jwt_secret: Option<Vec<u8>>,
     pub(crate) limit: Option<RateLimit>,
     buckets: Mutex<HashMap<String, TokenBucket>>,
+    /// Key hash → its caller, and when it was looked up: saves a trip to the engine
+    /// (and maybe the database) per request.
+    keys: Mutex<HashMap<String, (Principal, Instant)>>,
 }
 
 impl Gate {
@@ -159,7 +167,23 @@ impl Gate {
             jwt_secret,
             limit,
             buckets: Mutex::new(HashMap::new()),
+            keys: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn cached_key(&self, hash: &str) -> Option<Principal> {
+        let keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        keys.get(hash)
+            .filter(|(_, at)| at.elapsed() < KEY_CACHE_TTL)
+            .map(|(p, _)| p.clone())
+    }
+
+    fn cache_key(&self, hash: String, principal: &Principal) {
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if keys.len() >= KEY_CACHE_SIZE {
+            keys.clear();
+        }
+        keys.insert(hash, (principal.clone(), Instant::now()));
     }
 
     /// Whether `subject` may make one more request now.
@@ -196,12 +220,20 @@ pub(crate) async fn principal(
             subject: format!("jwt:{}:{sub}", claims.tenant_id),
         });
     }
+    let hash = crate::hash_key(token);
+    if let Some(principal) = state.gate.cached_key(&hash) {
+        return Ok(principal);
+    }
     match state.services.engine.authenticate(token).await {
-        Ok(Some(key)) => Ok(Principal {
-            tenant: key.tenant_id,
-            scopes: key.scopes,
-            subject: format!("key:{}", key.id),
-        }),
+        Ok(Some(key)) => {
+            let principal = Principal {
+                tenant: key.tenant_id,
+                scopes: key.scopes,
+                subject: format!("key:{}", key.id),
+            };
+            state.gate.cache_key(hash, &principal);
+            Ok(principal)
+        }
         Ok(None) => Err(unauthorized("unknown API key")),
         Err(e) => Err(e.into()),
     }

@@ -98,7 +98,13 @@ pub(super) struct State<S> {
     seq: u64,
     tenants: HashSet<TenantId>,
     keys: HashMap<String, ApiKey>,
+    /// Something changed that may let any pending task through (capacity freed, an
+    /// agent came): the next pass looks at the whole queue.
     dirty: bool,
+    /// Tasks that became pending since the last pass; when nothing else changed, only
+    /// they can be routable (the rest were not, and no capacity came), so a submit
+    /// costs a look at one task, not at the whole queue.
+    fresh: Vec<(Reverse<Priority>, u64, TaskId)>,
     last_heartbeat_check: Instant,
     last_adopt: Instant,
 }
@@ -226,6 +232,7 @@ impl<S: Stores> State<S> {
             tenants: HashSet::new(),
             keys: HashMap::new(),
             dirty: false,
+            fresh: Vec::new(),
             last_heartbeat_check: Instant::now(),
             last_adopt: Instant::now(),
         };
@@ -306,7 +313,7 @@ impl<S: Stores> State<S> {
                 }
                 _ = tick.tick() => self.on_tick().await,
             }
-            if self.dirty {
+            if self.dirty || !self.fresh.is_empty() {
                 self.route_pending().await;
             }
         }
@@ -839,7 +846,7 @@ impl<S: Stores> State<S> {
             let key = (Reverse(entry.task.priority), self.seq, id);
             self.pending.insert(key);
             entry.queue_key = Some(key);
-            self.dirty = true;
+            self.fresh.push(key);
         }
         self.tasks.insert(id, entry);
     }
@@ -1129,16 +1136,24 @@ impl<S: Stores> State<S> {
     // ----- routing ------------------------------------------------------------------
 
     async fn route_pending(&mut self) {
-        self.dirty = false;
+        let mut fresh = std::mem::take(&mut self.fresh);
+        let queue: Vec<(Reverse<Priority>, u64, TaskId)> = if std::mem::take(&mut self.dirty) {
+            self.pending.iter().copied().collect()
+        } else {
+            fresh.sort_unstable();
+            fresh
+        };
         let now = Instant::now();
         let mut blocked: HashSet<u64> = HashSet::new();
-        let queue: Vec<(Reverse<Priority>, u64, TaskId)> = self.pending.iter().copied().collect();
         for key in queue {
             let id = key.2;
             let Some(entry) = self.tasks.get(&id) else {
                 self.pending.remove(&key);
                 continue;
             };
+            if entry.queue_key != Some(key) {
+                continue; // routed, or queued again under a newer key
+            }
             if entry.not_before.is_some_and(|t| t > now) || blocked.contains(&entry.signature) {
                 continue;
             }

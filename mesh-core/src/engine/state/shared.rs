@@ -210,7 +210,7 @@ impl<S: Stores> State<S> {
             let key = (std::cmp::Reverse(entry.task.priority), self.seq, id);
             self.pending.insert(key);
             entry.queue_key = Some(key);
-            self.dirty = true;
+            self.fresh.push(key);
         } else if status.is_terminal() || (entry.waiters.is_empty() && entry.watcher.is_none()) {
             let Some(entry) = self.tasks.remove(&id) else {
                 return Ok(());
