@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{Mesh, completed_by};
-use mesh_core::{EngineConfig, Event, TaskSpec, TaskStatus};
+use mesh_core::{AgentStatus, EngineConfig, Event, TaskSpec, TaskStatus};
 use serde_json::json;
 
 fn clustered() -> EngineConfig {
@@ -183,10 +183,11 @@ async fn a_sweep_recovers_the_tasks_of_an_engine_that_died() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    // Engine A dies without a word: nothing times the task out any more.
+    // Engine A stops: its agent is recorded offline, and nothing times the task out.
     drop(_stuck);
     a.engine.shutdown().await;
     drop(a);
+    assert!(b.engine.agents(b.tenant).await.unwrap().is_empty());
     // Not stale yet: the sweep leaves it alone.
     assert_eq!(b.engine.sweep(Duration::from_secs(60)).await.unwrap(), 0);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -196,4 +197,38 @@ async fn a_sweep_recovers_the_tasks_of_an_engine_that_died() {
     let done = b.finished(task.id).await;
     assert_eq!(completed_by(&done), "rescuer");
     assert_eq!(done.attempts, 2);
+}
+
+#[tokio::test]
+async fn a_sweep_marks_offline_the_agents_no_engine_vouches_for() {
+    let Some(url) = common::fresh_database().await else {
+        return;
+    };
+    let stores = common::pg_stores(&url).await;
+    let store = stores.store().clone();
+    let mesh = common::mesh_on(clustered(), stores).await;
+    let _alive = mesh.echo_agent("alive", &["x"]);
+    mesh.wait_for_agents(1).await;
+    // An agent whose engine died long ago, as the database remembers it.
+    let mut ghost = mesh_core::Agent::new(mesh.tenant, "ghost", ["x"]);
+    for step in [AgentStatus::Starting, AgentStatus::Active] {
+        ghost.transition(step).unwrap();
+    }
+    ghost.last_seen_at = chrono::Utc::now() - chrono::Duration::minutes(10);
+    let agents: mesh_store::PgRepository<mesh_core::Agent> = store.repository().await.unwrap();
+    mesh_store::Repository::create(&agents, &mesh.tenant.to_string(), &ghost)
+        .await
+        .unwrap();
+    assert_eq!(mesh.engine.agents(mesh.tenant).await.unwrap().len(), 2);
+    assert_eq!(mesh.engine.sweep(Duration::from_secs(60)).await.unwrap(), 1);
+    let active = mesh.engine.agents(mesh.tenant).await.unwrap();
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0].name, "alive");
+    let ghost = mesh
+        .engine
+        .agent(mesh.tenant, ghost.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ghost.status(), AgentStatus::Offline);
 }

@@ -554,7 +554,9 @@ impl Engine {
 
     /// Recovers tasks stuck in flight in the stores — held by an engine that died —
     /// whose attempt ran out more than `grace` ago: they go back to pending, or time
-    /// out when their attempts are used up. Returns how many it recovered.
+    /// out when their attempts are used up. Also marks offline the active agents no
+    /// clustered engine has vouched for in twice their heartbeat allowance. Returns how
+    /// many tasks and agents it recovered.
     pub async fn sweep(&self, grace: Duration) -> Result<usize, EngineError> {
         self.ask(|reply| Command::Sweep { grace, reply }).await
     }

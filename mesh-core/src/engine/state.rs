@@ -107,6 +107,7 @@ pub(super) struct State<S> {
     fresh: Vec<(Reverse<Priority>, u64, TaskId)>,
     last_heartbeat_check: Instant,
     last_adopt: Instant,
+    last_seen_saved: Instant,
 }
 
 fn candidate(agent: AgentId) -> CandidateId {
@@ -235,6 +236,7 @@ impl<S: Stores> State<S> {
             fresh: Vec::new(),
             last_heartbeat_check: Instant::now(),
             last_adopt: Instant::now(),
+            last_seen_saved: Instant::now(),
         };
         state.resume().await?;
         Ok(state)
@@ -404,12 +406,26 @@ impl<S: Stores> State<S> {
                 let _ = reply.send(self.authenticate(&key).await);
             }
             Command::Shutdown { reply } => {
-                for entry in self.agents.values() {
-                    if let Some((_, link)) = &entry.session {
+                let connected: Vec<AgentId> = self
+                    .agents
+                    .iter()
+                    .filter(|(_, a)| a.session.is_some())
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in connected {
+                    if let Some((_, link)) = self.agents.get_mut(&id).and_then(|a| a.session.take())
+                    {
                         let _ = link.send(Message::Goodbye(Goodbye::new(Some(
                             "the mesh is shutting down".into(),
                         ))));
                         link.close(1001, "shutting down");
+                    }
+                    // The registry says they are gone (their tasks stay for the next engine).
+                    if let Some(a) = self.agents.get_mut(&id)
+                        && walk(&mut a.agent, AgentStatus::Offline).is_ok()
+                        && let Err(e) = self.save_agent(id).await
+                    {
+                        tracing::warn!(error = %e, agent = %id, "recording an agent offline failed");
                     }
                 }
                 let _ = reply.send(());
@@ -481,8 +497,8 @@ impl<S: Stores> State<S> {
         agent.labels = hello.labels.clone().unwrap_or_default();
         agent.last_seen_at = Utc::now();
         walk(&mut agent, AgentStatus::Active)?;
+        self.remember_tenant(tenant).await?;
         let tenant_key = tenant.to_string();
-        let _ = self.changes.send(Change::Agent { tenant, id });
         let version = match version {
             Some(v) => {
                 self.stores
@@ -499,6 +515,7 @@ impl<S: Stores> State<S> {
                     .version
             }
         };
+        let _ = self.changes.send(Change::Agent { tenant, id });
         let mut caps: Vec<String> = hello.capabilities.clone();
         caps.push(tenant_capability(tenant));
         self.index.upsert(
@@ -879,17 +896,7 @@ impl<S: Stores> State<S> {
         if let Some(parent) = spec.parent {
             self.add_child(tenant, parent, task.id).await?;
         }
-        if self.tenants.insert(tenant) {
-            match self
-                .stores
-                .tenants()
-                .create(SYSTEM_TENANT, &TenantEntry { id: tenant })
-                .await
-            {
-                Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        self.remember_tenant(tenant).await?;
         let version = self
             .stores
             .tasks()
@@ -907,6 +914,25 @@ impl<S: Stores> State<S> {
         });
         self.track(task.clone(), version, watcher);
         Ok(task)
+    }
+
+    /// Records a tenant the engine has seen, so restarts and sweeps find its records.
+    async fn remember_tenant(&mut self, tenant: TenantId) -> Result<()> {
+        if self.tenants.insert(tenant) {
+            match self
+                .stores
+                .tenants()
+                .create(SYSTEM_TENANT, &TenantEntry { id: tenant })
+                .await
+            {
+                Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
+                Err(e) => {
+                    self.tenants.remove(&tenant);
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn add_child(&mut self, tenant: TenantId, parent: TaskId, child: TaskId) -> Result<()> {
@@ -1275,6 +1301,12 @@ impl<S: Stores> State<S> {
             if let Err(e) = self.expire(id).await {
                 tracing::error!(error = %e, task = %id, "expiring a task failed");
             }
+        }
+        if self.config.clustered
+            && now.duration_since(self.last_seen_saved) >= self.config.heartbeat_interval
+        {
+            self.last_seen_saved = now;
+            self.save_last_seen().await;
         }
         if now.duration_since(self.last_heartbeat_check) >= Duration::from_millis(500) {
             self.last_heartbeat_check = now;

@@ -291,12 +291,13 @@ impl<S: Stores> State<S> {
     }
 
     /// Recovers in-flight tasks whose attempt ran out more than `grace` ago and that no
-    /// engine here holds.
+    /// engine here holds, and marks offline the agents no engine vouches for any more.
     pub(super) async fn sweep(&mut self, grace: Duration) -> Result<usize> {
         let mut recovered = 0;
         let tenants = self.known_tenants().await?;
         let now = Utc::now();
         for tenant in tenants {
+            recovered += self.sweep_agents(tenant).await?;
             let key = tenant.to_string();
             for status in [
                 TaskStatus::Assigned,
@@ -387,6 +388,66 @@ impl<S: Stores> State<S> {
             }
         }
         Ok(())
+    }
+
+    /// Records that this engine's connected agents are alive, so other engines can tell
+    /// them from agents of an engine that died ([`Self::sweep`]).
+    pub(super) async fn save_last_seen(&mut self) {
+        let connected: Vec<AgentId> = self
+            .agents
+            .iter()
+            .filter(|(_, a)| a.session.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in connected {
+            if let Some(a) = self.agents.get_mut(&id) {
+                a.agent.last_seen_at = Utc::now();
+            }
+            if let Err(e) = self.save_agent(id).await {
+                tracing::warn!(error = %e, agent = %id, "recording an agent alive failed");
+            }
+        }
+    }
+
+    /// Marks offline the active agents in the stores that no engine has vouched for in
+    /// `missed_heartbeats` × 2 intervals (their engine died). Returns how many.
+    async fn sweep_agents(&mut self, tenant: TenantId) -> Result<usize> {
+        let limit = self.config.heartbeat_interval * self.config.missed_heartbeats * 2;
+        let stale_before =
+            Utc::now() - chrono::Duration::from_std(limit).unwrap_or(chrono::Duration::MAX);
+        let key = tenant.to_string();
+        let query = Query::new()
+            .filter("status", crate::AgentStatus::Active.as_str())
+            .limit(Query::MAX_LIMIT);
+        let mut swept = 0;
+        for stored in self.stores.agents().list(&key, &query).await?.items {
+            let mut agent = stored.record;
+            if self.agents.contains_key(&agent.id) || agent.last_seen_at > stale_before {
+                continue;
+            }
+            super::walk(&mut agent, crate::AgentStatus::Offline)?;
+            match self
+                .stores
+                .agents()
+                .update(&key, &agent, stored.version)
+                .await
+            {
+                Ok(_) => {
+                    swept += 1;
+                    let _ = self.changes.send(Change::Agent {
+                        tenant,
+                        id: agent.id,
+                    });
+                    let _ = self.events.send(Event::AgentDisconnected {
+                        tenant,
+                        agent: agent.id,
+                    });
+                }
+                Err(StoreError::Conflict { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(swept)
     }
 
     /// Every tenant in the stores (others' engines may have added some).
