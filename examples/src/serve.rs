@@ -6,6 +6,38 @@ use std::time::Duration;
 use mesh_core::api::{ApiConfig, Surfaces, router};
 use mesh_core::services::Services;
 
+use crate::setup::{Backend, init_tracing};
+
+/// The command line of an HTTP service binary: where state lives, and how to serve.
+#[derive(Debug, clap::Args)]
+pub struct HttpService {
+    #[command(flatten)]
+    backend: Backend,
+    #[command(flatten)]
+    http: Http,
+}
+
+impl HttpService {
+    /// The whole `main` of an HTTP service called `name` serving `surfaces`: logs,
+    /// builds the services, serves until a signal; the exit code says how it went.
+    pub async fn main(self, name: &str, surfaces: Surfaces) -> std::process::ExitCode {
+        init_tracing();
+        let run = async {
+            let built = self.backend.build().await?;
+            self.http
+                .serve(built.services, surfaces, self.backend.jwt_secret.clone())
+                .await
+        };
+        match run.await {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{name}: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        }
+    }
+}
+
 /// HTTP settings shared by the REST API and MCP server binaries.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Http {

@@ -106,22 +106,7 @@ async fn a_cancel_on_one_engine_stops_the_agent_on_another() {
     let Some((mut a, b)) = pair().await else {
         return;
     };
-    let stopped = Arc::new(AtomicUsize::new(0));
-    let flag = stopped.clone();
-    let _slow = a.agent("slow", &["work"], 1, move |_, _| {
-        let flag = flag.clone();
-        async move {
-            struct Guard(Arc<AtomicUsize>);
-            impl Drop for Guard {
-                fn drop(&mut self) {
-                    self.0.fetch_add(1, Ordering::SeqCst);
-                }
-            }
-            let _guard = Guard(flag);
-            tokio::time::sleep(Duration::from_secs(60)).await;
-            Ok(json!({}))
-        }
-    });
+    let (_slow, stopped) = a.stoppable_agent("slow", &["work"]);
     a.wait_for_agents(1).await;
     let task = b
         .engine

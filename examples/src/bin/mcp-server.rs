@@ -3,8 +3,7 @@
 
 use clap::Parser;
 use mesh_core::api::Surfaces;
-use mesh_examples::serve::Http;
-use mesh_examples::setup::{Backend, init_tracing};
+use mesh_examples::serve::HttpService;
 
 /// The Mesh MCP server and agent hub. Several instances can share one PostgreSQL:
 /// an agent on any of them receives tasks submitted through any other.
@@ -12,30 +11,10 @@ use mesh_examples::setup::{Backend, init_tracing};
 #[command(name = "mcp-server", version)]
 struct Cli {
     #[command(flatten)]
-    backend: Backend,
-    #[command(flatten)]
-    http: Http,
+    service: HttpService,
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    init_tracing();
-    let cli = Cli::parse();
-    let run = async {
-        let built = cli.backend.build().await?;
-        cli.http
-            .serve(
-                built.services,
-                Surfaces::MCP,
-                cli.backend.jwt_secret.clone(),
-            )
-            .await
-    };
-    match run.await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("mcp-server: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    Cli::parse().service.main("mcp-server", Surfaces::MCP).await
 }

@@ -258,34 +258,22 @@ impl<S: Stores> State<S> {
         };
         for tenant in tenants {
             for &status in statuses {
-                let mut query = Query::new()
-                    .filter("status", status.as_str())
-                    .limit(Query::MAX_LIMIT);
-                loop {
-                    let page = self
-                        .stores
-                        .tasks()
-                        .list(&tenant.to_string(), &query)
-                        .await?;
-                    for stored in page.items {
-                        let mut task = stored.record;
-                        let mut version = stored.version;
-                        if task.status().is_in_flight() {
-                            task.transition(TaskStatus::Pending)?;
-                            task.agent_id = None;
-                            version = self
-                                .stores
-                                .tasks()
-                                .update(&tenant.to_string(), &task, version)
-                                .await?
-                                .version;
-                        }
-                        self.track(task, version, None);
+                let query = shared::with_status(status.as_str());
+                let key = tenant.to_string();
+                for stored in shared::every(self.stores.tasks(), &key, query).await? {
+                    let mut task = stored.record;
+                    let mut version = stored.version;
+                    if task.status().is_in_flight() {
+                        task.transition(TaskStatus::Pending)?;
+                        task.agent_id = None;
+                        version = self
+                            .stores
+                            .tasks()
+                            .update(&key, &task, version)
+                            .await?
+                            .version;
                     }
-                    match page.next {
-                        Some(next) => query = query.after(next),
-                        None => break,
-                    }
+                    self.track(task, version, None);
                 }
             }
         }

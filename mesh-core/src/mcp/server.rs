@@ -26,6 +26,18 @@ use crate::{
 pub const PROTOCOL_VERSIONS: [ProtocolVersion; 2] =
     [ProtocolVersion::V_2025_06_18, ProtocolVersion::V_2025_11_25];
 
+/// The tools, by name (what `tools/call` accepts).
+const TOOL_NAMES: [&str; 8] = [
+    "list_agents",
+    "submit_task",
+    "get_task",
+    "cancel_task",
+    "run_collab",
+    "index_document",
+    "search",
+    "execute_tool",
+];
+
 /// The MCP server for one connection (WebSocket) or one HTTP session.
 #[derive(Clone)]
 pub struct MeshMcp {
@@ -365,7 +377,7 @@ impl ServerHandler for MeshMcp {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let who = self.caller(&context)?;
-        if !Self::tools().iter().any(|t| t.name == request.name) {
+        if !TOOL_NAMES.contains(&request.name.as_ref()) {
             return Err(ErrorData::invalid_params(
                 format!("unknown tool: {}", request.name),
                 None,

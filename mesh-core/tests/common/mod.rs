@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use mesh_core::hub::{Hub, HubConfig};
@@ -101,15 +102,29 @@ impl Mesh {
         F: Fn(TaskAssign, AgentContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Value, TaskError>> + Send + 'static,
     {
-        let mut hello = Hello::new(name, caps.iter().copied());
-        hello.max_concurrency = Some(concurrency);
-        let config = self.client();
-        let f = Arc::new(f);
-        tokio::spawn(async move {
-            let handler =
-                move |task: TaskAssign, ctx: AgentContext| -> TaskFuture { Box::pin(f(task, ctx)) };
-            let _ = run_agent(config, hello, handler, std::future::pending()).await;
-        })
+        agent_at(self.client(), name, caps, concurrency, f)
+    }
+
+    /// An agent that works on each task for a minute; the counter says how many of
+    /// its tasks were stopped (their work dropped) before that.
+    pub fn stoppable_agent(&self, name: &str, caps: &[&str]) -> (JoinHandle<()>, Arc<AtomicUsize>) {
+        let stopped = Arc::new(AtomicUsize::new(0));
+        let counter = stopped.clone();
+        let agent = self.agent(name, caps, 1, move |_, _| {
+            let counter = counter.clone();
+            async move {
+                struct Stopped(Arc<AtomicUsize>);
+                impl Drop for Stopped {
+                    fn drop(&mut self) {
+                        self.0.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                let _stopped = Stopped(counter);
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                Ok(serde_json::json!({}))
+            }
+        });
+        (agent, stopped)
     }
 
     /// An agent that answers `{"by": name, "input": …}` at once.
@@ -213,6 +228,28 @@ pub async fn serve_api(
     (addr, server)
 }
 
+/// Starts an agent through `config` whose handler is `f`.
+pub fn agent_at<F, Fut>(
+    config: ClientConfig,
+    name: &str,
+    caps: &[&str],
+    concurrency: u32,
+    f: F,
+) -> JoinHandle<()>
+where
+    F: Fn(TaskAssign, AgentContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Value, TaskError>> + Send + 'static,
+{
+    let mut hello = Hello::new(name, caps.iter().copied());
+    hello.max_concurrency = Some(concurrency);
+    let f = Arc::new(f);
+    tokio::spawn(async move {
+        let handler =
+            move |task: TaskAssign, ctx: AgentContext| -> TaskFuture { Box::pin(f(task, ctx)) };
+        let _ = run_agent(config, hello, handler, std::future::pending()).await;
+    })
+}
+
 /// Starts an agent named `name` with `caps` against the hub at `url` that answers
 /// `{"by": name, "input": …}`.
 pub fn echo_agent_at(url: &str, key: &str, name: &'static str, caps: &[&str]) -> JoinHandle<()> {
@@ -220,12 +257,7 @@ pub fn echo_agent_at(url: &str, key: &str, name: &'static str, caps: &[&str]) ->
         Backoff::new(Duration::from_millis(20), Duration::from_millis(200)),
         50,
     );
-    let mut hello = Hello::new(name, caps.iter().copied());
-    hello.max_concurrency = Some(4);
-    tokio::spawn(async move {
-        let handler = move |task: TaskAssign, _ctx: AgentContext| -> TaskFuture {
-            Box::pin(async move { Ok(serde_json::json!({"by": name, "input": task.input})) })
-        };
-        let _ = run_agent(config, hello, handler, std::future::pending()).await;
+    agent_at(config, name, caps, 4, move |task, _| async move {
+        Ok(serde_json::json!({"by": name, "input": task.input}))
     })
 }

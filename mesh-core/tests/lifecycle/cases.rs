@@ -256,22 +256,7 @@ async fn an_agent_delegates_a_sub_task_and_gets_its_result() {
 #[tokio::test]
 async fn cancelling_a_running_task_tells_its_agent() {
     let Some(mut m) = mesh().await else { return };
-    let aborted = Arc::new(AtomicUsize::new(0));
-    let flag = aborted.clone();
-    let _slow = m.agent("slow", &["work"], 1, move |_, _| {
-        let flag = flag.clone();
-        async move {
-            struct Guard(Arc<AtomicUsize>);
-            impl Drop for Guard {
-                fn drop(&mut self) {
-                    self.0.fetch_add(1, Ordering::SeqCst);
-                }
-            }
-            let _guard = Guard(flag);
-            tokio::time::sleep(Duration::from_secs(60)).await;
-            Ok(json!({}))
-        }
-    });
+    let (_slow, aborted) = m.stoppable_agent("slow", &["work"]);
     m.wait_for_agents(1).await;
     let task = m
         .engine

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use mesh_protocol::{Message, TaskCancel, TaskUpdate};
-use mesh_store::{Query, Repository, StoreError};
+use mesh_store::{Query, Record, Repository, StoreError, Versioned};
 
 use super::{EngineError, Result, State, candidate, wire_status};
 use crate::engine::{AgentFilter, Change, Event, Page, TaskFilter};
@@ -15,6 +15,29 @@ use crate::{Agent, AgentId, Task, TaskId, TaskStatus, TenantId};
 
 /// How often a compare-and-set write is retried when another engine wrote first.
 const CAS_ATTEMPTS: usize = 5;
+
+/// Every record of `tenant` that `query` matches, reading page after page.
+pub(super) async fn every<T: Record, R: Repository<T>>(
+    repository: &R,
+    tenant: &str,
+    query: Query,
+) -> Result<Vec<Versioned<T>>> {
+    let mut query = query.limit(Query::MAX_LIMIT);
+    let mut all = Vec::new();
+    loop {
+        let page = repository.list(tenant, &query).await?;
+        all.extend(page.items);
+        match page.next {
+            Some(next) => query = query.after(next),
+            None => return Ok(all),
+        }
+    }
+}
+
+/// Records whose `status` is `status`.
+pub(super) fn with_status(status: &str) -> Query {
+    Query::new().filter("status", status)
+}
 
 impl<S: Stores> State<S> {
     pub(super) async fn list_tasks(
@@ -52,33 +75,21 @@ impl<S: Stores> State<S> {
         tenant: TenantId,
         filter: AgentFilter,
     ) -> Result<Vec<Agent>> {
-        let mut query = Query::new().limit(Query::MAX_LIMIT);
-        if let Some(status) = filter.status {
-            query = query.filter("status", status.as_str());
-        }
-        let mut agents = Vec::new();
-        loop {
-            let page = self
-                .stores
-                .agents()
-                .list(&tenant.to_string(), &query)
-                .await?;
-            agents.extend(
-                page.items
-                    .into_iter()
-                    .map(|v| v.record)
-                    .filter(|a: &Agent| {
-                        filter
-                            .capability
-                            .as_ref()
-                            .is_none_or(|c| a.capabilities.contains(c))
-                    }),
-            );
-            match page.next {
-                Some(next) => query = query.after(next),
-                None => return Ok(agents),
-            }
-        }
+        let query = match filter.status {
+            Some(status) => with_status(status.as_str()),
+            None => Query::new(),
+        };
+        let stored = every(self.stores.agents(), &tenant.to_string(), query).await?;
+        Ok(stored
+            .into_iter()
+            .map(|v| v.record)
+            .filter(|a: &Agent| {
+                filter
+                    .capability
+                    .as_ref()
+                    .is_none_or(|c| a.capabilities.contains(c))
+            })
+            .collect())
     }
 
     pub(super) async fn get_agent(
@@ -304,11 +315,8 @@ impl<S: Stores> State<S> {
                 TaskStatus::Accepted,
                 TaskStatus::InProgress,
             ] {
-                let query = Query::new()
-                    .filter("status", status.as_str())
-                    .limit(Query::MAX_LIMIT);
-                let page = self.stores.tasks().list(&key, &query).await?;
-                for stored in page.items {
+                let stuck = every(self.stores.tasks(), &key, with_status(status.as_str())).await?;
+                for stored in stuck {
                     let mut task = stored.record;
                     if self.tasks.contains_key(&task.id) {
                         continue;
@@ -367,23 +375,10 @@ impl<S: Stores> State<S> {
     /// notification was lost), so its agents can take them.
     pub(super) async fn adopt_pending(&mut self) -> Result<()> {
         for tenant in self.known_tenants().await? {
-            let mut query = Query::new()
-                .filter("status", TaskStatus::Pending.as_str())
-                .limit(Query::MAX_LIMIT);
-            loop {
-                let page = self
-                    .stores
-                    .tasks()
-                    .list(&tenant.to_string(), &query)
-                    .await?;
-                for stored in page.items {
-                    if !self.tasks.contains_key(&stored.record.id) {
-                        self.track(stored.record, stored.version, None);
-                    }
-                }
-                match page.next {
-                    Some(next) => query = query.after(next),
-                    None => break,
+            let query = with_status(TaskStatus::Pending.as_str());
+            for stored in every(self.stores.tasks(), &tenant.to_string(), query).await? {
+                if !self.tasks.contains_key(&stored.record.id) {
+                    self.track(stored.record, stored.version, None);
                 }
             }
         }
@@ -416,11 +411,9 @@ impl<S: Stores> State<S> {
         let stale_before =
             Utc::now() - chrono::Duration::from_std(limit).unwrap_or(chrono::Duration::MAX);
         let key = tenant.to_string();
-        let query = Query::new()
-            .filter("status", crate::AgentStatus::Active.as_str())
-            .limit(Query::MAX_LIMIT);
+        let active = with_status(crate::AgentStatus::Active.as_str());
         let mut swept = 0;
-        for stored in self.stores.agents().list(&key, &query).await?.items {
+        for stored in every(self.stores.agents(), &key, active).await? {
             let mut agent = stored.record;
             if self.agents.contains_key(&agent.id) || agent.last_seen_at > stale_before {
                 continue;
@@ -452,19 +445,13 @@ impl<S: Stores> State<S> {
 
     /// Every tenant in the stores (others' engines may have added some).
     pub(super) async fn known_tenants(&mut self) -> Result<Vec<TenantId>> {
-        let mut query = Query::new().limit(Query::MAX_LIMIT);
-        loop {
-            let page = self
-                .stores
-                .tenants()
-                .list(crate::records::SYSTEM_TENANT, &query)
-                .await?;
-            self.tenants.extend(page.items.iter().map(|t| t.record.id));
-            match page.next {
-                Some(next) => query = query.after(next),
-                None => break,
-            }
-        }
+        let stored = every(
+            self.stores.tenants(),
+            crate::records::SYSTEM_TENANT,
+            Query::new(),
+        )
+        .await?;
+        self.tenants.extend(stored.iter().map(|t| t.record.id));
         Ok(self.tenants.iter().copied().collect())
     }
 }
