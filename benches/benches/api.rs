@@ -11,7 +11,7 @@
 use std::net::SocketAddr;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use mesh_core::api::{ApiConfig, router};
+use mesh_core::app::{AppConfig, router};
 use mesh_core::services::Services;
 use mesh_core::{Engine, Scope, TenantId};
 use serde_json::{Value, json};
@@ -37,7 +37,7 @@ fn bench(c: &mut Criterion) {
             .unwrap();
         let mesh = serve(router(
             Services::in_memory(engine),
-            ApiConfig::default().rate_limit(1e9, 1e9),
+            AppConfig::default().rate_limit(1e9, 1e9),
         ))
         .await;
         let body = json!({"id": "0190a6f0-0000-7000-8000-000000000000", "kind": "bench", "status": "pending",

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mesh_core::api::{ApiConfig, Surfaces, router};
+use mesh_core::app::{AppConfig, Surfaces, router};
 use mesh_core::services::Services;
 
 use crate::setup::{Backend, init_tracing};
@@ -65,10 +65,10 @@ impl Http {
         surfaces: Surfaces,
         jwt_secret: Option<String>,
     ) -> Result<(), Box<dyn std::error::Error>> {
-        let mut config = ApiConfig::default()
+        let mut config = AppConfig::default()
             .surfaces(surfaces)
             .cors_origins(self.cors_origins.clone());
-        config.mcp_allowed_hosts = self.mcp_allowed_hosts.clone();
+        config.mcp.allowed_hosts = self.mcp_allowed_hosts.clone();
         if let Some(rate) = self.rate_limit {
             config = config.rate_limit(rate, (rate * 2.0).max(1.0));
         }

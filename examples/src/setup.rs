@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
-use mesh_core::services::{JobQueue, Services};
+use mesh_core::services::Services;
 use mesh_core::tools::{GitHubAdapter, ToolRegistry};
 use mesh_core::{Engine, EngineConfig, MemoryStores, PgStores, Scope, TenantId};
+use mesh_store::DynQueue;
 use mesh_store::{PgStore, QueueConfig, SqsConfig, SqsQueue};
 
 /// The name of the job queue in PostgreSQL.
@@ -97,7 +98,7 @@ impl Backend {
             if let Some(endpoint) = &self.sqs_endpoint {
                 config = config.endpoint(endpoint.clone());
             }
-            services.jobs = Arc::new(SqsQueue::connect(&config).await?) as Arc<dyn JobQueue>;
+            services.jobs = Arc::new(SqsQueue::connect(&config).await?) as Arc<dyn DynQueue>;
         }
         services.tools = Arc::new(tools);
         if let Some(key) = &self.api_key

@@ -11,8 +11,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mesh_protocol::Hello;
-use mesh_protocol::ws::{AgentContext, Backoff, ClientConfig, TaskFuture, run_agent};
+use mesh_core::testing;
 use serde_json::{Value, json};
 
 const KEY: &str = "e2e-bootstrap-key-0123456789";
@@ -30,19 +29,6 @@ fn services() -> Option<(String, String)> {
             None
         }
     }
-}
-
-/// A fresh database on the test server, so runs never share state.
-async fn fresh_database(base: &str) -> String {
-    let name = format!("mesh_e2e_{}", uuid::Uuid::now_v7().simple());
-    let admin = sqlx::PgPool::connect(base).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-    let (prefix, _) = base.rsplit_once('/').unwrap();
-    format!("{prefix}/{name}")
 }
 
 /// A service process, killed when dropped.
@@ -146,22 +132,7 @@ impl Rest {
 }
 
 fn echo_agent(url: String) -> tokio::task::JoinHandle<()> {
-    let config = ClientConfig::new(url).api_key(KEY).retry(
-        Backoff::new(Duration::from_millis(50), Duration::from_millis(500)),
-        100,
-    );
-    tokio::spawn(async move {
-        let handler = |task: mesh_protocol::TaskAssign, _: AgentContext| -> TaskFuture {
-            Box::pin(async move { Ok(json!({"by": "agent-on-mcp-2", "input": task.input})) })
-        };
-        let _ = run_agent(
-            config,
-            Hello::new("agent-on-mcp-2", ["echo"]),
-            handler,
-            std::future::pending(),
-        )
-        .await;
-    })
+    testing::echo_agent_at(&url, KEY, "agent-on-mcp-2", &["echo"])
 }
 
 type McpClient = rmcp::service::RunningService<rmcp::RoleClient, rmcp::model::ClientConfig>;
@@ -199,7 +170,7 @@ async fn three_services_as_processes_share_postgres_and_sqs() {
         return;
     };
     let env = Env {
-        database: fresh_database(&base).await,
+        database: testing::fresh_database_on(&base).await,
         sqs,
         queue: format!("mesh-e2e-{}", uuid::Uuid::now_v7().simple()),
     };

@@ -9,7 +9,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::{Change, Engine};
+use crate::engine::{Change, Engine};
 
 /// The PostgreSQL channel the engines talk on.
 pub const CHANNEL: &str = "mesh_changes";

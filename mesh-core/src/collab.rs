@@ -9,7 +9,8 @@ use futures_util::stream::FuturesUnordered;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{Engine, EngineError, Task, TaskId, TaskSpec, TaskStatus, TenantId};
+use crate::domain::{Task, TaskId, TaskSpec, TaskStatus, TenantId};
+use crate::engine::{Engine, EngineError};
 
 /// When a parallel fan-out is done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +70,29 @@ pub enum CollabError {
     /// Nothing to do.
     #[error("no tasks given")]
     Empty,
+    /// The job would start more tasks than one job may.
+    #[error("a collaboration job starts at most {max} tasks, not {count}", max = MAX_COLLAB_TASKS)]
+    TooManyTasks {
+        /// How many it would start.
+        count: usize,
+    },
+    /// The outcome could not be written as JSON (a bug if it ever surfaces).
+    #[error("encoding the outcome: {0}")]
+    Encode(#[source] serde_json::Error),
+}
+
+impl CollabError {
+    /// A stable, machine-readable code: the engine's for its errors, else
+    /// `invalid_request` (nothing to do, too many tasks), `collab_failed` (a task did
+    /// not complete) or `internal`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Engine(e) => e.code(),
+            Self::Empty | Self::TooManyTasks { .. } => "invalid_request",
+            Self::TaskDidNotComplete { .. } => "collab_failed",
+            Self::Encode(_) => "internal",
+        }
+    }
 }
 
 fn did_not_complete(task: &Task) -> CollabError {
@@ -314,14 +338,11 @@ impl CollabJob {
 
     /// Runs the job to its end and returns its outcome as JSON.
     pub async fn run(self, engine: &Engine, tenant: TenantId) -> Result<Value, CollabError> {
-        if self.size() > MAX_COLLAB_TASKS {
-            return Err(CollabError::Engine(EngineError::Invalid(format!(
-                "a collaboration job starts at most {MAX_COLLAB_TASKS} tasks"
-            ))));
+        let count = self.size();
+        if count > MAX_COLLAB_TASKS {
+            return Err(CollabError::TooManyTasks { count });
         }
-        let json = |v: Result<Value, serde_json::Error>| {
-            v.map_err(|e| CollabError::Engine(EngineError::Invalid(e.to_string())))
-        };
+        let json = |v: Result<Value, serde_json::Error>| v.map_err(CollabError::Encode);
         match self {
             Self::Parallel { tasks, completion } => json(serde_json::to_value(
                 parallel(engine, tenant, tasks, completion).await?,

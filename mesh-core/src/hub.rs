@@ -1,28 +1,29 @@
 //! The agent hub (feature `hub`): the `GET /ws` endpoint of the protocol, served by an
 //! [`Engine`].
 //!
-//! Agents authenticate at upgrade time with an API key that has the `agent` scope
-//! (`Authorization: Bearer`, `X-API-Key`, or the `api_key` query parameter) — refused
-//! with 401/403 before the upgrade otherwise, and never logged. The first message must
-//! be `hello`; the engine answers `welcome`, then routes tasks to the agent. A peer
-//! that does not read is dropped by the transport's bounded queue (its tasks are
-//! reassigned); `goodbye` drains an agent.
+//! Agents authenticate at upgrade time through the [credential gate](Gate) (an API key
+//! or a JWT with the `agent` scope, in `Authorization: Bearer`, `X-API-Key` or the
+//! `api_key` query parameter) — refused with 401/403 before the upgrade otherwise. The
+//! first message must be `hello`; the engine answers `welcome`, then routes tasks to
+//! the agent. A peer that does not read is dropped by the transport's bounded queue
+//! (its tasks are reassigned); `goodbye` drains an agent.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::Full;
-use hyper::body::Bytes;
-use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use mesh_protocol::ws::{Connection, ConnectionConfig, Incoming, Sender, credential, upgrade};
+use axum::Router;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use mesh_protocol::ws::{Connection, ConnectionConfig, Incoming, Sender, upgrade};
 use mesh_protocol::{ErrorMessage, JsonRpcError, JsonRpcMessage, Message};
 use tokio::net::TcpListener;
 
-use crate::{AgentId, Engine, Scope, TenantId};
+use crate::domain::{AgentId, Scope, TenantId};
+use crate::engine::Engine;
+use crate::http::{ApiError, Gate, GateConfig, require};
 
 /// Hub settings.
 #[derive(Debug, Clone)]
@@ -51,32 +52,26 @@ impl HubConfig {
     }
 }
 
-/// The hub: an engine and how to serve it. Cheap to clone.
+/// The hub: an engine, the gate agents pass, and how to serve them. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Hub {
     engine: Engine,
+    gate: Arc<Gate>,
     config: Arc<HubConfig>,
 }
 
-/// An HTTP response with a full body.
-pub type HttpResponse = Response<Full<Bytes>>;
-
-fn json(status: StatusCode, code: &str, message: &str) -> HttpResponse {
-    let body = serde_json::json!({"code": code, "message": message}).to_string();
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
 impl Hub {
-    /// A hub serving `engine`.
+    /// A hub serving `engine`, with a gate of its own that takes API keys.
     pub fn new(engine: Engine, config: HubConfig) -> Self {
+        let gate = Arc::new(Gate::new(engine.clone(), GateConfig::default()));
+        Self::with_gate(engine, gate, config)
+    }
+
+    /// A hub serving `engine` behind `gate` (the one the other surfaces share).
+    pub fn with_gate(engine: Engine, gate: Arc<Gate>, config: HubConfig) -> Self {
         Self {
             engine,
+            gate,
             config: Arc::new(config),
         }
     }
@@ -86,83 +81,56 @@ impl Hub {
         &self.engine
     }
 
-    /// The settings of the WebSocket connections it accepts.
-    pub fn connection_config(&self) -> ConnectionConfig {
-        self.config.connection
+    /// `GET /ws` (the hub) and `GET /healthz`, on their own.
+    pub fn router(&self) -> Router {
+        let hub = self.clone();
+        Router::new()
+            .route(
+                "/ws",
+                get(move |request: Request| async move { hub.upgrade(request).await }),
+            )
+            .route("/healthz", get(crate::http::healthz))
     }
 
-    /// Serves connections from `listener` until `shutdown` resolves.
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        loop {
-            let accepted = tokio::select! {
-                () = &mut shutdown => return,
-                accepted = listener.accept() => accepted,
-            };
-            let Ok((stream, _)) = accepted else { continue };
-            let _ = stream.set_nodelay(true);
-            let hub = self.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |request| {
-                    let hub = hub.clone();
-                    async move { Ok::<_, Infallible>(hub.handle(request).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .with_upgrades()
-                    .await;
-            });
-        }
+    /// Serves [`router`](Self::router) on `listener` until `shutdown` resolves.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) {
+        use axum::serve::ListenerExt;
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let _ = axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await;
     }
 
-    /// Answers one HTTP request: `GET /ws` (the agent hub) and `GET /healthz`.
-    pub async fn handle<B>(&self, mut request: Request<B>) -> HttpResponse {
-        match (request.method(), request.uri().path()) {
-            (&Method::GET, "/healthz") => json(StatusCode::OK, "ok", "alive"),
-            (&Method::GET, "/ws") => self.upgrade(&mut request).await,
-            _ => json(StatusCode::NOT_FOUND, "not_found", "no such route"),
-        }
-    }
-
-    async fn upgrade<B>(&self, request: &mut Request<B>) -> HttpResponse {
-        let Some(key) = credential(request) else {
-            return json(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "an API key is required",
-            );
+    /// Answers `GET /ws` for an agent: authenticates, upgrades, and runs the session.
+    pub async fn upgrade(&self, mut request: Request) -> Response {
+        let who = match self.gate.check(request.headers(), request.uri()).await {
+            Ok(who) => who,
+            Err(e) => return ApiError::from(e).into_response(),
         };
-        let record = match self.engine.authenticate(&key).await {
-            Ok(Some(record)) => record,
-            Ok(None) => return json(StatusCode::UNAUTHORIZED, "unauthorized", "unknown API key"),
+        if let Err(e) = require(&who, Scope::Agent) {
+            return ApiError::from(e).into_response();
+        }
+        let (response, pending) = match upgrade(&mut request) {
+            Ok(upgraded) => upgraded,
             Err(e) => {
-                return json(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    &e.to_string(),
-                );
+                return ApiError::new(StatusCode::BAD_REQUEST, "bad_upgrade", e.to_string())
+                    .into_response();
             }
         };
-        if !record.allows(Scope::Agent) {
-            return json(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "the key lacks the agent scope",
-            );
-        }
-        let (response, pending) = match upgrade(request) {
-            Ok(upgraded) => upgraded,
-            Err(e) => return json(StatusCode::BAD_REQUEST, "bad_upgrade", &e.to_string()),
-        };
-        let (engine, config, tenant) = (self.engine.clone(), self.config.clone(), record.tenant_id);
+        let (engine, config, tenant) = (self.engine.clone(), self.config.clone(), who.tenant);
         tokio::spawn(async move {
             match pending.into_connection(config.connection).await {
                 Ok(connection) => session(engine, tenant, connection, config.hello_timeout).await,
                 Err(e) => tracing::debug!(error = %e, "upgrade did not complete"),
             }
         });
-        let (parts, _) = response.into_parts();
-        Response::from_parts(parts, Full::new(Bytes::new()))
+        response.map(|_| axum::body::Body::empty())
     }
 }
 
@@ -227,8 +195,9 @@ async fn first_hello(connection: &mut Connection, sender: &Sender) -> Option<mes
     }
 }
 
-/// MCP over this socket is served by the MCP server; here every request gets
-/// "method not found" (-32601), unreadable text a parse error.
+/// MCP over this socket is served by the MCP server (subprotocol `mcp`); on an agent
+/// connection every request gets "method not found" (-32601), unreadable text a parse
+/// error.
 fn answer_json_rpc(sender: &Sender, text: &str) {
     let reply = match JsonRpcMessage::from_slice(text.as_bytes()) {
         Ok(JsonRpcMessage::Request { id, .. }) => JsonRpcMessage::Error {

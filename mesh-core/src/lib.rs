@@ -1,62 +1,99 @@
 //! # mesh-core
 //!
 //! The engine of [Mesh](https://github.com/mesh-agents/mesh), an SDK for orchestrating
-//! AI agents. This crate joins the leaf crates (protocol, router, store, embed, crdt) and
-//! is what a Rust service embeds.
+//! AI agents, and the services around it. This crate joins the leaf crates (protocol,
+//! router, store, embed, crdt) and is what a Rust service embeds; it re-exports them
+//! ([`protocol`], [`router`], [`store`], [`embed`], [`crdt`]) so that one dependency
+//! suffices.
 //!
-//! Today it holds the domain model every other part speaks:
+//! The module tree is the architecture, in layers; each only uses the ones below it:
 //!
-//! - typed ids ([`AgentId`], [`TaskId`], [`WorkflowId`], [`TenantId`], [`SessionId`]) —
-//!   UUID newtypes that cannot be mixed up;
-//! - [`Agent`] and [`Task`], each with a status whose lifecycle is a validated state
-//!   machine: an invalid transition is a typed [`Error`], never a panic.
+//! 1. [`domain`] — ids, agents, tasks, task specs, principals; no I/O.
+//! 2. [`engine`] — the single-owner engine (registry, routing, lifecycle, timers,
+//!    keys, clustering), with [`collab`] patterns on top; [`services`] bundle it with
+//!    the vector index, embedder, job queue and [`tools`]; [`knowledge`] indexes and
+//!    searches documents; the [`worker`] drains the job queue.
+//! 3. `http` — what every HTTP surface shares: state, the one credential gate, the
+//!    error type, extractors.
+//! 4. Surfaces, siblings over `http`: the agent `hub`, `rest`, `mcp`.
+//! 5. `app` — one router that mounts the chosen surfaces.
+//!
+//! With `default-features = false` only layers 1–2 are built: no HTTP at all.
+//!
+//! ## Features
+//!
+//! | feature | what it adds | heavy dependencies |
+//! |---|---|---|
+//! | `hub` (default) | `hub`: the agent hub at `/ws` (mesh.v1 WebSocket protocol) | hyper, fastwebsockets, axum |
+//! | `http` | `http` and `app`: state, credential gate, errors, composition | axum, tower-http |
+//! | `rest` | `rest`: the REST API under `/api/v1` with its OpenAPI 3.1 document | utoipa |
+//! | `mcp` | `mcp`: the MCP server (Streamable HTTP at `/mcp`, WebSocket at `/ws`) | rmcp, schemars |
+//! | `github` | the GitHub tool adapter | reqwest |
+//! | `postgres` | `PgStores` and clustering over LISTEN/NOTIFY | sqlx |
+//! | `server` | `hub` + `rest` + `mcp` + `github`, what the binaries use | |
+//! | `testing` | `testing`: helpers for tests, benches and examples | |
 //!
 //! ## Quick start
 //!
-//! ```
-//! use mesh_core::{Task, TaskStatus, TenantId};
+//! An engine on embedded defaults, an agent running in this process, one task:
 //!
-//! let mut task = Task::new(TenantId::new(), "summarize", serde_json::json!({"url": "…"}));
-//! task.transition(TaskStatus::Assigned)?;
-//! task.transition(TaskStatus::Accepted)?;
-//! // A finished task cannot be re-opened:
-//! task.transition(TaskStatus::Completed)?;
-//! assert!(task.transition(TaskStatus::Pending).is_err());
-//! # Ok::<(), mesh_core::Error>(())
+//! ```
+//! use mesh_core::protocol::Hello;
+//! use mesh_core::{Engine, TaskSpec, TaskStatus, TenantId};
+//!
+//! # async fn run() -> Result<(), mesh_core::EngineError> {
+//! let engine = Engine::in_memory().await;
+//! let tenant = TenantId::new();
+//! let _agent = engine
+//!     .connect_local(tenant, Hello::new("echo", ["echo"]), |task| async move {
+//!         Ok(task.input)
+//!     })
+//!     .await?;
+//! let task = engine.submit(tenant, TaskSpec::new("echo", "hi".into())).await?;
+//! let done = engine.wait(tenant, task.id).await?;
+//! assert_eq!(done.status(), TaskStatus::Completed);
+//! # Ok(()) }
+//! # tokio::runtime::Runtime::new().unwrap().block_on(run()).unwrap();
 //! ```
 
-mod agent;
-#[cfg(feature = "rest")]
-pub mod api;
-mod auth;
+#[cfg(feature = "http")]
+pub mod app;
 #[cfg(feature = "postgres")]
 pub mod cluster;
 pub mod collab;
-mod engine;
-mod error;
+pub mod domain;
+pub mod engine;
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(feature = "hub")]
 pub mod hub;
-mod ids;
+pub mod knowledge;
 #[cfg(feature = "mcp")]
 pub mod mcp;
-mod records;
+#[cfg(feature = "rest")]
+pub mod rest;
 pub mod services;
-mod stores;
-mod task;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tools;
 pub mod worker;
 
-pub use agent::{Agent, AgentStatus};
-pub use auth::{ApiKey, Scope, generate_key, hash_key};
-pub use engine::{
-    AgentFilter, AgentLink, Change, Engine, EngineConfig, EngineError, Event, Page, TaskFilter,
-    TaskSpec,
-};
-pub use error::Error;
-pub use ids::{AgentId, ParseIdError, SessionId, TaskId, TenantId, WorkflowId};
+pub use mesh_crdt as crdt;
+pub use mesh_embed as embed;
+pub use mesh_protocol as protocol;
+pub use mesh_router as router;
+pub use mesh_store as store;
+
 #[doc(hidden)]
-pub use records::TenantEntry;
+pub use domain::TenantEntry;
+pub use domain::{
+    Agent, AgentId, AgentStatus, ApiKey, Error, ParseIdError, Principal, Priority,
+    RoutingPreference, Scope, SessionId, Task, TaskId, TaskSpec, TaskStatus, TenantId, WorkflowId,
+    generate_key, hash_key,
+};
 #[cfg(feature = "postgres")]
-pub use stores::PgStores;
-pub use stores::{MemoryStores, Stores};
-pub use task::{Priority, RoutingPreference, Task, TaskStatus};
+pub use engine::PgStores;
+pub use engine::{
+    AgentFilter, AgentLink, Change, Engine, EngineConfig, EngineError, Event, LocalAgent,
+    MemoryStores, Page, RouterFactory, Stores, TaskFilter,
+};

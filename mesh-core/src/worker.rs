@@ -9,7 +9,8 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::services::{Job, Services};
+use crate::knowledge::Job;
+use crate::services::Services;
 
 /// Worker settings.
 #[derive(Debug, Clone)]
@@ -154,7 +155,7 @@ mod tests {
     use mesh_store::{MemoryQueue, Queue, QueueConfig};
 
     use super::*;
-    use crate::services::IndexRequest;
+    use crate::knowledge::IndexRequest;
     use crate::{Engine, TenantId};
 
     #[tokio::test]
@@ -197,7 +198,7 @@ mod tests {
         assert_eq!(dead[0].receive_count, 3, "tried max_receives times");
         let depth = queue.depth().await.unwrap();
         assert_eq!((depth.available, depth.in_flight, depth.delayed), (0, 0, 0));
-        let search = crate::services::SearchRequest {
+        let search = crate::knowledge::SearchRequest {
             collection: "docs".into(),
             query: "idempotent worker jobs".into(),
             k: Some(10),

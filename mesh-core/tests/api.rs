@@ -4,14 +4,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use mesh_core::testing as common;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mesh_core::api::{ApiConfig, sign_jwt};
+use mesh_core::app::AppConfig;
+use mesh_core::http::sign_jwt;
 use mesh_core::services::Services;
 use mesh_core::tools::{GitHubAdapter, ToolRegistry};
 use mesh_core::worker::{WorkerConfig, run_worker};
@@ -32,7 +33,7 @@ struct Api {
 
 const JWT_SECRET: &str = "test-secret-test-secret";
 
-async fn api_with(config: ApiConfig, tools: ToolRegistry) -> Api {
+async fn api_with(config: AppConfig, tools: ToolRegistry) -> Api {
     let engine = Engine::start(common::fast_config(), mesh_core::MemoryStores::new())
         .await
         .unwrap();
@@ -52,7 +53,7 @@ async fn api_with(config: ApiConfig, tools: ToolRegistry) -> Api {
     let admin = key(tenant, vec![Scope::Admin]).await;
     let reader = key(tenant, vec![Scope::Read]).await;
     let other_tenant_admin = key(TenantId::new(), vec![Scope::Admin]).await;
-    let (addr, _server) = common::serve_api(services.clone(), config.jwt_secret(JWT_SECRET)).await;
+    let (addr, _server) = common::serve_app(services.clone(), config.jwt_secret(JWT_SECRET)).await;
     Api {
         addr,
         http: reqwest::Client::new(),
@@ -66,7 +67,7 @@ async fn api_with(config: ApiConfig, tools: ToolRegistry) -> Api {
 }
 
 async fn api() -> Api {
-    api_with(ApiConfig::default(), ToolRegistry::new()).await
+    api_with(AppConfig::default(), ToolRegistry::new()).await
 }
 
 impl Api {
@@ -503,7 +504,7 @@ async fn bad_input_gets_a_typed_json_error_and_the_server_keeps_serving() {
 
 #[tokio::test]
 async fn request_ids_rate_limits_and_cors() {
-    let config = ApiConfig::default()
+    let config = AppConfig::default()
         .rate_limit(1.0, 2.0)
         .cors_origins(["https://app.example"]);
     let api = api_with(config, ToolRegistry::new()).await;
@@ -732,7 +733,7 @@ async fn the_github_tool_speaks_the_github_rest_api() {
         format!("http://{github}/"),
         Some("ghp_test".into()),
     ));
-    let api = api_with(ApiConfig::default(), tools).await;
+    let api = api_with(AppConfig::default(), tools).await;
     let (_, listed) = api.get("/api/v1/tools", &api.reader).await;
     assert_eq!(listed[0]["name"], "github");
     let actions: BTreeSet<&str> = listed[0]["actions"]

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use mesh_core::testing as common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,8 +16,8 @@ use mesh_protocol::ws::{TaskError, connect};
 use mesh_protocol::{Hello, Message, TaskReject};
 use serde_json::json;
 
-async fn mesh() -> Option<Mesh> {
-    Some(common::mesh().await)
+async fn mesh_with(config: mesh_core::EngineConfig) -> Option<Mesh> {
+    Some(common::mesh_on(config, mesh_core::MemoryStores::new()).await)
 }
 
 include!("lifecycle/cases.rs");

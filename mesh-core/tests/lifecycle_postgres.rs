@@ -5,7 +5,7 @@
 #![cfg(feature = "postgres")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use mesh_core::testing as common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,9 +18,9 @@ use mesh_protocol::ws::{TaskError, connect};
 use mesh_protocol::{Hello, Message, TaskReject};
 use serde_json::json;
 
-async fn mesh() -> Option<Mesh> {
+async fn mesh_with(config: mesh_core::EngineConfig) -> Option<Mesh> {
     let url = common::fresh_database().await?;
-    Some(common::mesh_on(common::fast_config(), common::pg_stores(&url).await).await)
+    Some(common::mesh_on(config, common::pg_stores(&url).await).await)
 }
 
 include!("lifecycle/cases.rs");

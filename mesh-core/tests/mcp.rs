@@ -4,14 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use mesh_core::testing as common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::stream;
-use mesh_core::api::ApiConfig;
+use mesh_core::app::AppConfig;
 use mesh_core::services::Services;
 use mesh_core::tools::{ToolAction, ToolAdapter, ToolError, ToolRegistry};
 use mesh_core::worker::{WorkerConfig, run_worker};
@@ -84,7 +84,7 @@ async fn server() -> Server {
     let mut tools = ToolRegistry::new();
     tools.register(Adder);
     services.tools = Arc::new(tools);
-    let (addr, _server) = common::serve_api(services.clone(), ApiConfig::default()).await;
+    let (addr, _server) = common::serve_app(services.clone(), AppConfig::default()).await;
     Server {
         addr,
         services,
@@ -356,7 +356,8 @@ async fn both_protocol_versions_work_on_both_transports_and_scopes_hold() {
             assert!(!call(client, "list_agents", json!({})).await.0);
             let (error, message) = call(client, "submit_task", json!({"kind": "x"})).await;
             assert!(error);
-            assert!(message.as_str().unwrap().contains("forbidden"));
+            assert_eq!(message["code"], "forbidden", "{message}");
+            assert!(message["message"].as_str().unwrap().contains("write"));
         }
         http.cancel().await.unwrap();
         ws.cancel().await.unwrap();

@@ -47,6 +47,7 @@ mod frame;
 mod gzip;
 mod jsonrpc;
 mod message;
+mod task_error;
 #[cfg(feature = "ws")]
 pub mod ws;
 
@@ -60,3 +61,4 @@ pub use message::{
     TaskCancel, TaskComplete, TaskFail, TaskProgress, TaskReject, TaskStatus, TaskSubmit,
     TaskSubmitted, TaskUpdate, Welcome,
 };
+pub use task_error::TaskError;

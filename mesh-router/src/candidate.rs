@@ -34,6 +34,9 @@ pub struct CandidateSpec {
     pub cost_per_hour: f64,
     /// Its own rate limit, if any.
     pub rate_limit: Option<RateLimit>,
+    /// Free-form `key = value` labels (a region, a model…) for custom routers to read
+    /// through [`CandidateView::label`](crate::CandidateView::label).
+    pub labels: Vec<(String, String)>,
 }
 
 impl CandidateSpec {
@@ -48,6 +51,7 @@ impl CandidateSpec {
             max_concurrency: 1,
             cost_per_hour: 0.0,
             rate_limit: None,
+            labels: Vec::new(),
         }
     }
 
@@ -70,6 +74,16 @@ impl CandidateSpec {
     /// Sets a rate limit.
     pub fn rate_limit(mut self, limit: RateLimit) -> Self {
         self.rate_limit = Some(limit);
+        self
+    }
+
+    /// Adds `key = value` labels.
+    pub fn labels(
+        mut self,
+        labels: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
+    ) -> Self {
+        self.labels
+            .extend(labels.into_iter().map(|(k, v)| (k.into(), v.into())));
         self
     }
 }

@@ -104,6 +104,8 @@ struct Entry {
     breaker: CircuitBreaker,
     bucket: Option<TokenBucket>,
     tiebreak: u32,
+    /// Sorted by key, for binary search.
+    labels: Box<[(String, String)]>,
 }
 
 impl Entry {
@@ -240,6 +242,9 @@ impl CandidateIndex {
             })
             .collect();
         let n = caps.len();
+        let mut labels = spec.labels;
+        labels.sort_unstable();
+        labels.dedup_by(|a, b| a.0 == b.0);
         let entry = Entry {
             id: spec.id,
             caps: caps.into_boxed_slice(),
@@ -253,6 +258,7 @@ impl CandidateIndex {
             breaker,
             bucket: spec.rate_limit.map(|l| TokenBucket::new(l, now)),
             tiebreak: self.rng.random(),
+            labels: labels.into_boxed_slice(),
         };
         let slot = match self.free.pop() {
             Some(slot) => slot,
@@ -753,6 +759,15 @@ impl<'a> CandidateView<'a> {
     pub fn expected_latency(&self, kind: Capability) -> f64 {
         self.stats(kind)
             .latency_or(self.index.config.latency_prior.as_secs_f64())
+    }
+
+    /// The value of its label `key`, if it has one.
+    pub fn label(&self, key: &str) -> Option<&'a str> {
+        let labels = &self.entry().labels;
+        labels
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()
+            .map(|i| labels[i].1.as_str())
     }
 
     /// Its circuit breaker.

@@ -310,3 +310,50 @@ fn excluded_candidates_are_skipped_and_release_frees_a_slot() {
         "release records no outcome"
     );
 }
+
+/// A custom router reads labels: this one only ever picks candidates in `region=eu`.
+struct EuOnly;
+
+impl Router for EuOnly {
+    fn name(&self) -> &str {
+        "eu-only"
+    }
+
+    fn route(
+        &mut self,
+        index: &CandidateIndex,
+        request: &mesh_router::Resolved,
+    ) -> Result<CandidateId, RouteError> {
+        index
+            .eligible(request)
+            .find(|c| c.label("region") == Some("eu"))
+            .map(|c| c.id())
+            .ok_or_else(|| index.explain(request))
+    }
+}
+
+#[test]
+fn labels_reach_custom_routers() {
+    let mut index = CandidateIndex::default();
+    index.upsert(
+        CandidateSpec::new(1u128, ["x"])
+            .max_concurrency(100)
+            .labels([("region", "us")]),
+    );
+    index.upsert(
+        CandidateSpec::new(2u128, ["x"])
+            .max_concurrency(100)
+            .labels([("tier", "gold"), ("region", "eu")]),
+    );
+    let view = index.get(CandidateId(2)).unwrap();
+    assert_eq!(view.label("region"), Some("eu"));
+    assert_eq!(view.label("tier"), Some("gold"));
+    assert_eq!(view.label("zone"), None);
+    let mut router = EuOnly;
+    for _ in 0..10 {
+        let chosen = index
+            .dispatch(&mut router, &RouteRequest::new("x"))
+            .unwrap();
+        assert_eq!(chosen, CandidateId(2));
+    }
+}

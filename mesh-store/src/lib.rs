@@ -43,6 +43,7 @@
 //! # Ok::<(), mesh_store::StoreError>(()) }).unwrap();
 //! ```
 
+mod dynamic;
 mod error;
 mod kernels;
 #[cfg(feature = "memory")]
@@ -56,6 +57,7 @@ mod repository;
 mod sqs;
 mod vector;
 
+pub use dynamic::{BoxFuture, DynQueue, DynVectorIndex};
 pub use error::{Result, StoreError};
 #[doc(hidden)]
 pub use kernels::sum as bandwidth_baseline;

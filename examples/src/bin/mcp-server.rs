@@ -2,7 +2,7 @@
 //! `mcp`), and the agent hub (`/ws`, subprotocol `mesh.v1`).
 
 use clap::Parser;
-use mesh_core::api::Surfaces;
+use mesh_core::app::Surfaces;
 use mesh_examples::serve::HttpService;
 
 /// The Mesh MCP server and agent hub. Several instances can share one PostgreSQL:

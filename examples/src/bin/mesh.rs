@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use mesh_core::api::{ApiConfig, router};
+use mesh_core::app::{AppConfig, router};
 use mesh_core::services::Services;
 use mesh_core::worker::{WorkerConfig, run_worker};
 use mesh_core::{Engine, Scope, TenantId};
@@ -70,7 +70,7 @@ async fn main() -> std::process::ExitCode {
             .await
         }
         Command::Openapi => {
-            use mesh_core::api::ApiDoc;
+            use mesh_core::rest::ApiDoc;
             use utoipa::OpenApi;
             ApiDoc::openapi()
                 .to_pretty_json()
@@ -122,7 +122,7 @@ async fn up(
     println!();
 
     let services = Services::in_memory(engine.clone());
-    let app = router(services.clone(), ApiConfig::default());
+    let app = router(services.clone(), AppConfig::default());
     let mut server_stop = stop.clone();
     let server = tokio::spawn(async move {
         let stopped = async move {

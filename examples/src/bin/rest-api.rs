@@ -1,7 +1,7 @@
 //! `rest-api`: the REST API service (`/api/v1`, `/healthz`, `/readyz`, OpenAPI).
 
 use clap::Parser;
-use mesh_core::api::Surfaces;
+use mesh_core::app::Surfaces;
 use mesh_examples::serve::HttpService;
 
 /// The Mesh REST API. Several instances can share one PostgreSQL.

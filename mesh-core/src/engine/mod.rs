@@ -1,404 +1,54 @@
-//! The engine: agent registry, routing, task lifecycle, delegation and events.
+//! Layer 2, the engine: agent registry, routing, task lifecycle, delegation and events.
 //!
-//! One task owns all engine state (the registry, the router's candidate index, the
-//! tasks in flight) and serves commands from a channel; [`Engine`] is a cheap handle
-//! to it. Every task transition is written through the [`Stores`] before it is
-//! announced, so an engine restarted on PostgreSQL resumes where it stopped.
+//! One task owns all mutable engine state (the registry, the router's candidate index,
+//! the tasks in flight) and serves [`Command`](command::Command)s from a channel;
+//! [`Engine`] is a cheap handle to it. Every transition is written through the
+//! [`Stores`] before it is announced, so plain reads (a task, a list, an API key) go to
+//! the stores directly and never queue behind routing, and an engine restarted on
+//! PostgreSQL resumes where it stopped.
+//!
+//! | file | concern |
+//! |---|---|
+//! | `config.rs` | [`EngineConfig`], custom routers by name |
+//! | `command.rs` | the mutations the engine task serves |
+//! | `reads.rs` | reads served from the stores |
+//! | `local.rs` | in-process agents ([`Engine::connect_local`]) |
+//! | `state/` | the engine task: `agents`, `tasks`, `routing`, `timers`, `keys`, `cluster` |
 
+mod command;
+mod config;
+mod error;
+mod event;
+mod link;
+mod local;
+mod query;
+mod reads;
+mod scan;
 mod state;
+mod stores;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use mesh_protocol::{Hello, Message, Welcome};
-use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::auth::{ApiKey, Scope};
-use crate::stores::Stores;
-use crate::{
-    Agent, AgentId, AgentStatus, Priority, RoutingPreference, SessionId, Task, TaskId, TaskStatus,
-    TenantId,
+use self::command::{Command, Reply};
+use self::reads::{Reads, StoreReads};
+use crate::domain::{
+    Agent, AgentId, AgentStatus, ApiKey, Scope, SessionId, Task, TaskId, TaskSpec, TenantId,
+    hash_key,
 };
 
-pub use state::EngineError;
-
-/// How the engine talks to one connected agent: the hub gives it the connection's
-/// sender; tests can give it anything.
-pub trait AgentLink: Send + Sync + 'static {
-    /// Queues `message` for the agent without waiting; an error means the agent is
-    /// gone or too slow, and the engine treats it as disconnected.
-    fn send(&self, message: Message) -> Result<(), mesh_protocol::Error>;
-    /// Ends the connection.
-    fn close(&self, code: u16, reason: &str);
-}
-
-#[cfg(feature = "hub")]
-impl AgentLink for mesh_protocol::ws::Sender {
-    fn send(&self, message: Message) -> Result<(), mesh_protocol::Error> {
-        self.try_send(message)
-    }
-
-    fn close(&self, code: u16, reason: &str) {
-        mesh_protocol::ws::Sender::close(self, code, reason);
-    }
-}
-
-/// Engine settings.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct EngineConfig {
-    /// How often agents are asked to heartbeat. Default 10 s.
-    pub heartbeat_interval: Duration,
-    /// Heartbeats an agent may miss before it counts as gone. Default 3.
-    pub missed_heartbeats: u32,
-    /// How long one attempt of a task may take unless the task says. Default 60 s.
-    pub task_timeout: Duration,
-    /// Delay before retrying a failed or timed-out task; doubles per attempt. Default 100 ms.
-    pub retry_backoff: Duration,
-    /// Largest retry delay. Default 10 s.
-    pub max_backoff: Duration,
-    /// Attempts a task gets unless it says. Default 3.
-    pub max_attempts: u32,
-    /// How often deadlines and heartbeats are checked. Default 50 ms.
-    pub tick: Duration,
-    /// Capacity of the command channel (back-pressure on submitters). Default 65,536.
-    pub queue: usize,
-    /// Whether other engines share the stores (several service instances on one
-    /// PostgreSQL). A clustered engine does not take back in-flight tasks when it starts
-    /// (their owners still hold them; [`Engine::sweep`] recovers those of dead
-    /// instances) and claims tasks with optimistic concurrency. Default false.
-    pub clustered: bool,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        Self {
-            heartbeat_interval: Duration::from_secs(10),
-            missed_heartbeats: 3,
-            task_timeout: Duration::from_secs(60),
-            retry_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(10),
-            max_attempts: 3,
-            tick: Duration::from_millis(50),
-            queue: 65_536,
-            clustered: false,
-        }
-    }
-}
-
-impl EngineConfig {
-    /// Sets the heartbeat interval and how many may be missed.
-    pub fn heartbeat(mut self, interval: Duration, missed: u32) -> Self {
-        self.heartbeat_interval = interval;
-        self.missed_heartbeats = missed.max(1);
-        self
-    }
-
-    /// Sets the default per-attempt timeout.
-    pub fn task_timeout(mut self, timeout: Duration) -> Self {
-        self.task_timeout = timeout;
-        self
-    }
-
-    /// Sets the retry backoff (initial and largest).
-    pub fn retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
-        self.retry_backoff = initial;
-        self.max_backoff = max;
-        self
-    }
-
-    /// Sets the default number of attempts.
-    pub fn max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = attempts.max(1);
-        self
-    }
-
-    /// Sets how often deadlines are checked.
-    pub fn tick(mut self, tick: Duration) -> Self {
-        self.tick = tick;
-        self
-    }
-
-    /// Marks the engine as one of several sharing the stores (see [`Self::clustered`]).
-    pub fn clustered(mut self, clustered: bool) -> Self {
-        self.clustered = clustered;
-        self
-    }
-}
-
-/// A record this engine wrote, so that other engines on the same stores can pick the
-/// change up ([`Engine::changes`], [`Engine::refresh`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "record", rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Change {
-    /// A task was created or changed.
-    Task {
-        /// Its tenant.
-        tenant: TenantId,
-        /// The task.
-        id: TaskId,
-    },
-    /// An agent was registered, changed or deregistered.
-    Agent {
-        /// Its tenant.
-        tenant: TenantId,
-        /// The agent.
-        id: AgentId,
-    },
-}
-
-/// Which of a tenant's tasks to list ([`Engine::tasks`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct TaskFilter {
-    /// Only tasks with this status.
-    pub status: Option<TaskStatus>,
-    /// Only tasks of this kind.
-    pub kind: Option<String>,
-    /// At most this many (1 to 1,000; default 100).
-    pub limit: Option<usize>,
-    /// The `next` cursor of the previous page.
-    pub cursor: Option<String>,
-}
-
-/// Which of a tenant's agents to list ([`Engine::list_agents`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct AgentFilter {
-    /// Only agents with this status.
-    pub status: Option<AgentStatus>,
-    /// Only agents that have this capability.
-    pub capability: Option<String>,
-}
-
-/// One page of a list.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Page<T> {
-    /// The items, oldest first.
-    pub items: Vec<T>,
-    /// Pass back as the cursor for the next page; `None` on the last.
-    pub next: Option<String>,
-}
-
-/// What to run: the input to [`Engine::submit`].
-#[cfg_attr(feature = "rest", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct TaskSpec {
-    /// The task kind; an eligible agent has it among its capabilities.
-    pub kind: String,
-    /// Input handed to the agent.
-    #[serde(default)]
-    pub input: serde_json::Value,
-    /// Capabilities the agent needs besides `kind`.
-    #[serde(default)]
-    pub required_capabilities: Vec<String>,
-    /// Urgency.
-    #[serde(default)]
-    pub priority: Priority,
-    /// Which routing strategy picks the agent.
-    #[serde(default)]
-    pub routing: RoutingPreference,
-    /// Attempts before it fails for good (the engine's default if `None`).
-    #[serde(default)]
-    pub max_attempts: Option<u32>,
-    /// Milliseconds one attempt may take (the engine's default if `None`).
-    #[serde(default)]
-    pub timeout_ms: Option<u64>,
-    /// When it must be done by, at the latest.
-    #[serde(default)]
-    pub deadline: Option<DateTime<Utc>>,
-    /// The task it is a sub-task of.
-    #[serde(default)]
-    pub parent: Option<TaskId>,
-}
-
-impl TaskSpec {
-    /// A task of `kind` with `input`.
-    pub fn new(kind: impl Into<String>, input: serde_json::Value) -> Self {
-        Self {
-            kind: kind.into(),
-            input,
-            ..Self::default()
-        }
-    }
-
-    /// Adds required capabilities.
-    pub fn require(mut self, caps: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.required_capabilities
-            .extend(caps.into_iter().map(Into::into));
-        self
-    }
-
-    /// Sets the priority.
-    pub fn priority(mut self, priority: Priority) -> Self {
-        self.priority = priority;
-        self
-    }
-
-    /// Sets the routing strategy.
-    pub fn routing(mut self, routing: RoutingPreference) -> Self {
-        self.routing = routing;
-        self
-    }
-
-    /// Sets the number of attempts.
-    pub fn max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = Some(attempts.max(1));
-        self
-    }
-
-    /// Sets the per-attempt timeout.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout_ms = Some(timeout.as_millis() as u64);
-        self
-    }
-
-    /// Makes it a sub-task of `parent`.
-    pub fn parent(mut self, parent: TaskId) -> Self {
-        self.parent = Some(parent);
-        self
-    }
-}
-
-/// Something that happened, for front-ends to follow ([`Engine::subscribe`]).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Event {
-    /// An agent registered or resumed.
-    AgentConnected {
-        /// Its tenant.
-        tenant: TenantId,
-        /// The agent.
-        agent: AgentId,
-        /// Its name.
-        name: String,
-    },
-    /// An agent's connection ended.
-    AgentDisconnected {
-        /// Its tenant.
-        tenant: TenantId,
-        /// The agent.
-        agent: AgentId,
-    },
-    /// A task was submitted.
-    TaskSubmitted {
-        /// Its tenant.
-        tenant: TenantId,
-        /// The task.
-        task: TaskId,
-        /// Its kind.
-        kind: String,
-    },
-    /// A task was given to an agent.
-    TaskAssigned {
-        /// Its tenant.
-        tenant: TenantId,
-        /// The task.
-        task: TaskId,
-        /// The agent.
-        agent: AgentId,
-        /// The agent's name.
-        agent_name: String,
-        /// Which attempt.
-        attempt: u32,
-    },
-    /// A task's status changed.
-    TaskStatus {
-        /// Its tenant.
-        tenant: TenantId,
-        /// The task.
-        task: TaskId,
-        /// The new status.
-        status: TaskStatus,
-    },
-}
-
-/// Why a request to the engine failed.
-pub(crate) type Reply<T> = oneshot::Sender<Result<T, EngineError>>;
-
-pub(crate) enum Command {
-    Connect {
-        tenant: TenantId,
-        hello: Hello,
-        link: Arc<dyn AgentLink>,
-        reply: Reply<(Welcome, SessionId)>,
-    },
-    FromAgent {
-        agent: AgentId,
-        session: SessionId,
-        message: Message,
-    },
-    Disconnect {
-        agent: AgentId,
-        session: SessionId,
-    },
-    Submit {
-        tenant: TenantId,
-        spec: TaskSpec,
-        reply: Reply<Task>,
-    },
-    Get {
-        tenant: TenantId,
-        id: TaskId,
-        reply: Reply<Option<Task>>,
-    },
-    Wait {
-        tenant: TenantId,
-        id: TaskId,
-        reply: Reply<Task>,
-    },
-    Cancel {
-        tenant: TenantId,
-        id: TaskId,
-        reply: Reply<Task>,
-    },
-    ListAgents {
-        tenant: TenantId,
-        filter: AgentFilter,
-        reply: Reply<Vec<Agent>>,
-    },
-    GetAgent {
-        tenant: TenantId,
-        id: AgentId,
-        reply: Reply<Option<Agent>>,
-    },
-    Deregister {
-        tenant: TenantId,
-        id: AgentId,
-        reply: Reply<bool>,
-    },
-    ListTasks {
-        tenant: TenantId,
-        filter: TaskFilter,
-        reply: Reply<Page<Task>>,
-    },
-    Refresh {
-        change: Change,
-    },
-    Sweep {
-        grace: Duration,
-        reply: Reply<usize>,
-    },
-    CreateKey {
-        tenant: TenantId,
-        name: String,
-        scopes: Vec<Scope>,
-        key: Option<String>,
-        reply: Reply<(String, ApiKey)>,
-    },
-    Authenticate {
-        key: String,
-        reply: Reply<Option<ApiKey>>,
-    },
-    Shutdown {
-        reply: oneshot::Sender<()>,
-    },
-}
+pub use config::{EngineConfig, RouterFactory};
+pub use error::EngineError;
+pub use event::{Change, Event};
+pub use link::AgentLink;
+pub use local::LocalAgent;
+pub use query::{AgentFilter, Page, TaskFilter};
+#[cfg(feature = "postgres")]
+pub use stores::PgStores;
+pub use stores::{MemoryStores, Stores};
 
 /// A handle to a running engine; cheap to clone.
 #[derive(Clone)]
@@ -406,6 +56,7 @@ pub struct Engine {
     commands: mpsc::Sender<Command>,
     events: broadcast::Sender<Event>,
     changes: broadcast::Sender<Change>,
+    reads: Arc<dyn Reads>,
     config: Arc<EngineConfig>,
 }
 
@@ -426,20 +77,27 @@ impl Engine {
         let (events, _) = broadcast::channel(4096);
         let (changes, _) = broadcast::channel(4096);
         let config = Arc::new(config);
-        let state =
-            state::State::load(config.clone(), stores, events.clone(), changes.clone()).await?;
+        let stores = Arc::new(stores);
+        let state = state::State::load(
+            config.clone(),
+            stores.clone(),
+            events.clone(),
+            changes.clone(),
+        )
+        .await?;
         tokio::spawn(state.run(rx));
         Ok(Self {
             commands,
             events,
             changes,
+            reads: Arc::new(StoreReads(stores)),
             config,
         })
     }
 
     /// Starts an engine on embedded defaults (everything in memory).
     pub async fn in_memory() -> Self {
-        match Self::start(EngineConfig::default(), crate::MemoryStores::new()).await {
+        match Self::start(EngineConfig::default(), MemoryStores::new()).await {
             Ok(engine) => engine,
             Err(e) => unreachable!("memory stores cannot fail to load: {e}"),
         }
@@ -452,14 +110,19 @@ impl Engine {
 
     async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, EngineError> {
         let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(make(tx))
-            .await
-            .map_err(|_| EngineError::Stopped)?;
+        self.tell(make(tx)).await?;
         rx.await.map_err(|_| EngineError::Stopped)?
     }
 
-    /// Submits a task; it is routed as soon as an eligible agent is free.
+    async fn tell(&self, command: Command) -> Result<(), EngineError> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| EngineError::Stopped)
+    }
+
+    /// Submits a task; it is routed as soon as an eligible agent is free. The spec is
+    /// checked here, the same way whatever the front end: see [`TaskSpec`]'s bounds.
     pub async fn submit(&self, tenant: TenantId, spec: TaskSpec) -> Result<Task, EngineError> {
         self.ask(|reply| Command::Submit {
             tenant,
@@ -469,9 +132,9 @@ impl Engine {
         .await
     }
 
-    /// The task, if the tenant has it.
+    /// The task, if the tenant has it (read from the stores).
     pub async fn task(&self, tenant: TenantId, id: TaskId) -> Result<Option<Task>, EngineError> {
-        self.ask(|reply| Command::Get { tenant, id, reply }).await
+        self.reads.task(tenant, id).await
     }
 
     /// Waits until the task is finished (completed, failed, cancelled, timed out).
@@ -494,24 +157,18 @@ impl Engine {
         self.list_agents(tenant, filter).await
     }
 
-    /// The tenant's registered agents that match `filter`, from the stores.
+    /// The tenant's registered agents that match `filter` (read from the stores).
     pub async fn list_agents(
         &self,
         tenant: TenantId,
         filter: AgentFilter,
     ) -> Result<Vec<Agent>, EngineError> {
-        self.ask(|reply| Command::ListAgents {
-            tenant,
-            filter,
-            reply,
-        })
-        .await
+        self.reads.agents(tenant, filter).await
     }
 
-    /// The agent, if the tenant has it.
+    /// The agent, if the tenant has it (read from the stores).
     pub async fn agent(&self, tenant: TenantId, id: AgentId) -> Result<Option<Agent>, EngineError> {
-        self.ask(|reply| Command::GetAgent { tenant, id, reply })
-            .await
+        self.reads.agent(tenant, id).await
     }
 
     /// Removes an agent from the registry: its connection is closed (on whichever
@@ -522,18 +179,13 @@ impl Engine {
             .await
     }
 
-    /// One page of the tenant's tasks, oldest first.
+    /// One page of the tenant's tasks, oldest first (read from the stores).
     pub async fn tasks(
         &self,
         tenant: TenantId,
         filter: TaskFilter,
     ) -> Result<Page<Task>, EngineError> {
-        self.ask(|reply| Command::ListTasks {
-            tenant,
-            filter,
-            reply,
-        })
-        .await
+        self.reads.tasks(tenant, filter).await
     }
 
     /// Records this engine wrote; publish them so other engines on the same stores can
@@ -546,10 +198,7 @@ impl Engine {
     /// that became pending, finishes one that ended elsewhere, and closes the session
     /// of an agent deregistered elsewhere.
     pub async fn refresh(&self, change: Change) -> Result<(), EngineError> {
-        self.commands
-            .send(Command::Refresh { change })
-            .await
-            .map_err(|_| EngineError::Stopped)
+        self.tell(Command::Refresh { change }).await
     }
 
     /// Recovers tasks stuck in flight in the stores — held by an engine that died —
@@ -581,10 +230,10 @@ impl Engine {
         .await
     }
 
-    /// The key's record if `key` is a valid API key.
+    /// The key's record if `key` is a valid API key (read from the stores; the
+    /// credential gate of the HTTP layer caches the answers).
     pub async fn authenticate(&self, key: &str) -> Result<Option<ApiKey>, EngineError> {
-        let key = key.to_owned();
-        self.ask(|reply| Command::Authenticate { key, reply }).await
+        self.reads.key(hash_key(key)).await
     }
 
     /// Follows what happens. A subscriber that falls more than 4,096 events behind
@@ -617,33 +266,31 @@ impl Engine {
         session: SessionId,
         message: Message,
     ) -> Result<(), EngineError> {
-        self.commands
-            .send(Command::FromAgent {
-                agent,
-                session,
-                message,
-            })
-            .await
-            .map_err(|_| EngineError::Stopped)
+        self.tell(Command::FromAgent {
+            agent,
+            session,
+            message,
+        })
+        .await
     }
 
     /// Tells the engine an agent's connection ended; its tasks are reassigned.
     pub async fn disconnect_agent(&self, agent: AgentId, session: SessionId) {
-        let _ = self
-            .commands
-            .send(Command::Disconnect { agent, session })
-            .await;
+        let _ = self.tell(Command::Disconnect { agent, session }).await;
+    }
+
+    /// Waits until the engine has served every command sent before this call.
+    pub(crate) async fn settle(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tell(Command::Settle { reply: tx }).await.is_ok() {
+            let _ = rx.await;
+        }
     }
 
     /// Stops the engine: agents are told `goodbye`; pending work stays in the stores.
     pub async fn shutdown(&self) {
         let (tx, rx) = oneshot::channel();
-        if self
-            .commands
-            .send(Command::Shutdown { reply: tx })
-            .await
-            .is_ok()
-        {
+        if self.tell(Command::Shutdown { reply: tx }).await.is_ok() {
             let _ = rx.await;
         }
     }

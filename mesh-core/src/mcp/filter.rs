@@ -6,6 +6,7 @@ use axum::extract::Request;
 use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use mesh_protocol::JsonRpcError;
 use serde_json::{Value, json};
 
 /// The methods the MCP server serves; every other request gets -32601.
@@ -32,12 +33,18 @@ pub(crate) fn early_reply(text: &[u8]) -> Option<Value> {
     };
     let message: Value = match serde_json::from_slice(text) {
         Ok(v) => v,
-        Err(e) => return error(Value::Null, -32700, format!("parse error: {e}")),
+        Err(e) => {
+            return error(
+                Value::Null,
+                JsonRpcError::PARSE_ERROR,
+                format!("parse error: {e}"),
+            );
+        }
     };
     let Some(object) = message.as_object() else {
         return error(
             Value::Null,
-            -32600,
+            JsonRpcError::INVALID_REQUEST,
             "invalid request: expected one JSON-RPC object".into(),
         );
     };
@@ -46,10 +53,14 @@ pub(crate) fn early_reply(text: &[u8]) -> Option<Value> {
     };
     match method.as_str() {
         Some(m) if SERVED.contains(&m) => None,
-        Some(m) => error(id.clone(), -32601, format!("method not found: {m}")),
+        Some(m) => error(
+            id.clone(),
+            JsonRpcError::METHOD_NOT_FOUND,
+            format!("method not found: {m}"),
+        ),
         None => error(
             id.clone(),
-            -32600,
+            JsonRpcError::INVALID_REQUEST,
             "invalid request: method must be a string".into(),
         ),
     }
@@ -63,7 +74,7 @@ pub(crate) async fn unknown_methods(request: Request, next: Next) -> Response {
     let bytes = match to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(_) => {
-            return crate::api::ApiError::new(
+            return crate::http::ApiError::new(
                 axum::http::StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",
                 "an MCP message has at most 4 MiB",

@@ -4,10 +4,11 @@
 //!
 //! Tools: `list_agents`, `submit_task`, `get_task`, `cancel_task`, `run_collab`,
 //! `index_document`, `search`, `execute_tool`; resources `mesh://agents`,
-//! `mesh://tasks` and `mesh://tasks/{id}`. Both transports need the same credentials
-//! as the REST API and act for the caller's tenant. A method the server does not serve
-//! gets -32601 at once, even before `initialize`; an unknown tool a JSON-RPC error;
-//! bad arguments a tool result with `isError`.
+//! `mesh://tasks` and `mesh://tasks/{id}`. Both transports pass the same
+//! [credential gate](crate::http::Gate) as every surface and act for the caller's
+//! tenant. A method the server does not serve gets -32601 at once, even before
+//! `initialize`; an unknown tool a JSON-RPC error; bad arguments or a failed call a
+//! tool result with `isError` and `{"code", "message"}` as structured content.
 
 mod filter;
 mod server;
@@ -16,33 +17,45 @@ mod websocket;
 use std::sync::Arc;
 
 use axum::Router;
+use mesh_protocol::ws::ConnectionConfig;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
 pub use server::{MeshMcp, PROTOCOL_VERSIONS};
-pub(crate) use websocket::websocket;
+pub use websocket::websocket;
 
-use crate::api::AppState;
+use crate::http::AppState;
 
-/// `/mcp`: Streamable HTTP, behind authentication and the unknown-method filter.
-pub(crate) fn routes(state: AppState) -> Router<AppState> {
+/// MCP settings.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct McpConfig {
+    /// `Host` values `/mcp` accepts (DNS-rebinding protection): loopback only if
+    /// empty, any with `*`.
+    pub allowed_hosts: Vec<String>,
+    /// Limits, queue and keep-alive of MCP WebSocket connections.
+    pub connection: ConnectionConfig,
+}
+
+/// `/mcp`: Streamable HTTP, behind the credential gate and the unknown-method filter.
+pub fn routes(state: AppState, config: &McpConfig) -> Router<AppState> {
     let factory_state = state.clone();
-    let mut config = StreamableHttpServerConfig::default();
-    if state.mcp_hosts.iter().any(|h| h == "*") {
-        config = config.disable_allowed_hosts();
-    } else if !state.mcp_hosts.is_empty() {
-        config = config.with_allowed_hosts(state.mcp_hosts.iter().cloned());
+    let mut http = StreamableHttpServerConfig::default();
+    if config.allowed_hosts.iter().any(|h| h == "*") {
+        http = http.disable_allowed_hosts();
+    } else if !config.allowed_hosts.is_empty() {
+        http = http.with_allowed_hosts(config.allowed_hosts.iter().cloned());
     }
     let service = StreamableHttpService::new(
         move || Ok(MeshMcp::new(factory_state.clone(), None)),
         Arc::new(LocalSessionManager::default()),
-        config,
+        http,
     );
     Router::new()
         .nest_service("/mcp", service)
         .layer(axum::middleware::from_fn(filter::unknown_methods))
         .layer(axum::middleware::from_fn_with_state(
             state,
-            crate::api::authenticate_middleware,
+            crate::http::authenticate,
         ))
 }

@@ -1,42 +1,32 @@
-//! The MCP handler: tools and resources over the shared services.
+//! The MCP handler: Mesh's tools, declared once with rmcp's tool macros (input schemas
+//! from the argument types, dispatch, structured output), and its resources.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
+use rmcp::handler::server::common::{FromContextPart, schema_for_type};
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::{IntoCallToolResult, ToolCallContext};
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, JsonObject,
-    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
-    ResourceContents, ResourceTemplate, ServerCapabilities, ServerConfig, Tool,
+    CallToolResponse, CallToolResult, ContentBlock, ListResourceTemplatesResult,
+    ListResourcesResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ResourceTemplate,
+    ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
-use rmcp::{ErrorData, RoleServer, ServerHandler};
+use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::api::{AppState, Principal};
 use crate::collab::CollabJob;
-use crate::services::{IndexRequest, SearchRequest};
-use crate::{
-    AgentFilter, AgentStatus, Priority, RoutingPreference, Scope, TaskFilter, TaskId, TaskSpec,
-};
+use crate::domain::{AgentStatus, Principal, Scope, TaskId, TaskSpec};
+use crate::engine::{AgentFilter, TaskFilter};
+use crate::http::{AppState, require};
+use crate::knowledge::{IndexRequest, SearchRequest};
 
 /// The protocol versions served.
 pub const PROTOCOL_VERSIONS: [ProtocolVersion; 2] =
     [ProtocolVersion::V_2025_06_18, ProtocolVersion::V_2025_11_25];
-
-/// The tools, by name (what `tools/call` accepts).
-const TOOL_NAMES: [&str; 8] = [
-    "list_agents",
-    "submit_task",
-    "get_task",
-    "cancel_task",
-    "run_collab",
-    "index_document",
-    "search",
-    "execute_tool",
-];
 
 /// The MCP server for one connection (WebSocket) or one HTTP session.
 #[derive(Clone)]
@@ -44,6 +34,7 @@ pub struct MeshMcp {
     state: AppState,
     /// Known up front on WebSocket; on HTTP it comes with each request.
     principal: Option<Principal>,
+    tool_router: ToolRouter<Self>,
 }
 
 impl std::fmt::Debug for MeshMcp {
@@ -54,29 +45,103 @@ impl std::fmt::Debug for MeshMcp {
     }
 }
 
-/// A tool call that went wrong in a way the model should see (`isError`).
-struct ToolFailure(String);
+/// A tool call that went wrong in a way the model should see: a result with `isError`
+/// whose structured content is `{"code", "message"}` — the same stable codes as REST.
+#[derive(Debug)]
+pub(crate) struct ToolFailure {
+    code: &'static str,
+    message: String,
+}
 
-impl<E: std::fmt::Display> From<E> for ToolFailure {
-    fn from(e: E) -> Self {
-        Self(e.to_string())
+impl ToolFailure {
+    fn invalid(message: impl Into<String>) -> Self {
+        Self {
+            code: "invalid_request",
+            message: message.into(),
+        }
     }
 }
 
-type ToolResult = Result<Value, ToolFailure>;
-
-fn schema<T: schemars::JsonSchema>() -> Arc<JsonObject> {
-    let schema = schemars::schema_for!(T);
-    match serde_json::to_value(schema) {
-        Ok(Value::Object(map)) => Arc::new(map),
-        _ => Arc::new(JsonObject::new()),
+impl IntoCallToolResult for ToolFailure {
+    fn into_call_tool_result(self) -> Result<CallToolResponse, ErrorData> {
+        let body = json!({"code": self.code, "message": self.message});
+        Ok(CallToolResult::structured_error(body).into())
     }
 }
 
-fn object(value: Value) -> Arc<JsonObject> {
-    match value {
-        Value::Object(map) => Arc::new(map),
-        _ => Arc::new(JsonObject::new()),
+/// Every core error carries its stable code into the tool result.
+macro_rules! coded_failure {
+    ($($error:ty),*) => {$(
+        impl From<$error> for ToolFailure {
+            fn from(e: $error) -> Self {
+                Self { code: e.code(), message: e.to_string() }
+            }
+        }
+    )*};
+}
+coded_failure!(
+    crate::engine::EngineError,
+    crate::collab::CollabError,
+    crate::http::AuthError
+);
+
+impl From<crate::services::ServiceError> for ToolFailure {
+    fn from(e: crate::services::ServiceError) -> Self {
+        let api = crate::http::ApiError::from(e);
+        Self {
+            code: code_name(&api.body.code),
+            message: api.body.message,
+        }
+    }
+}
+
+impl From<crate::tools::ToolError> for ToolFailure {
+    fn from(e: crate::tools::ToolError) -> Self {
+        let api = crate::http::ApiError::from(e);
+        Self {
+            code: code_name(&api.body.code),
+            message: api.body.message,
+        }
+    }
+}
+
+/// The static name of a code REST gives (the codes are a closed set).
+fn code_name(code: &str) -> &'static str {
+    const CODES: [&str; 8] = [
+        "invalid_request",
+        "not_found",
+        "unavailable",
+        "embedder_failed",
+        "tool_not_found",
+        "action_not_found",
+        "upstream_failed",
+        "conflict",
+    ];
+    CODES.into_iter().find(|c| *c == code).unwrap_or("internal")
+}
+
+type ToolResult = Result<CallToolResult, ToolFailure>;
+
+/// A tool's output: structured content when it is an object, text otherwise.
+fn output(value: impl serde::Serialize) -> ToolResult {
+    let value = serde_json::to_value(value).map_err(|e| ToolFailure::invalid(e.to_string()))?;
+    Ok(if value.is_object() {
+        CallToolResult::structured(value)
+    } else {
+        CallToolResult::success(vec![ContentBlock::text(value.to_string())])
+    })
+}
+
+/// A tool's arguments, parsed leniently: arguments that do not fit are a tool result
+/// with `isError` (the model can correct them), not a protocol error.
+pub(crate) struct Args<T>(Result<T, ToolFailure>);
+
+impl<S, T: DeserializeOwned> FromContextPart<ToolCallContext<'_, S>> for Args<T> {
+    fn from_context_part(context: &mut ToolCallContext<'_, S>) -> Result<Self, ErrorData> {
+        let arguments = Value::Object(context.arguments.take().unwrap_or_default());
+        Ok(Self(serde_json::from_value(arguments).map_err(|e| {
+            ToolFailure::invalid(format!("invalid arguments: {e}"))
+        })))
     }
 }
 
@@ -86,25 +151,6 @@ struct ListAgentsArgs {
     status: Option<AgentStatus>,
     /// Only agents with this capability.
     capability: Option<String>,
-}
-
-#[derive(Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct SubmitArgs {
-    /// The task kind.
-    kind: String,
-    /// Input for the agent.
-    #[serde(default)]
-    input: Value,
-    /// Capabilities the agent needs besides the kind.
-    #[serde(default)]
-    required_capabilities: Vec<String>,
-    /// low, normal, high or critical.
-    #[serde(default)]
-    priority: Priority,
-    /// The routing strategy.
-    #[serde(default)]
-    routing: RoutingPreference,
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -124,41 +170,61 @@ struct ExecuteArgs {
     input: Value,
 }
 
-fn args<T: DeserializeOwned>(arguments: Option<JsonObject>) -> Result<T, ToolFailure> {
-    serde_json::from_value(Value::Object(arguments.unwrap_or_default()))
-        .map_err(|e| ToolFailure(format!("invalid arguments: {e}")))
+/// A collaboration job and how long to wait for it.
+#[derive(Deserialize)]
+struct CollabArgs {
+    #[serde(flatten)]
+    job: CollabJob,
+    #[serde(default)]
+    wait_ms: Option<u64>,
+}
+
+/// The schema of [`CollabArgs`]: a job, by pattern — parallel {tasks, completion?},
+/// map_reduce {map_kind, inputs, reduce_kind}, pipeline {stages, input?}, consensus
+/// {task, voters} — and how long to wait for it.
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)]
+struct CollabShape {
+    /// `parallel`, `map_reduce`, `pipeline` or `consensus`.
+    pattern: String,
+    /// parallel: the tasks.
+    tasks: Option<Vec<TaskSpec>>,
+    /// parallel: `{"mode": "all" | "any" | "majority"}` or `{"mode": "first_n", "n": 2}`.
+    completion: Option<Value>,
+    /// map_reduce: the map tasks' kind.
+    map_kind: Option<String>,
+    /// map_reduce: one map task per input.
+    inputs: Option<Vec<Value>>,
+    /// map_reduce: the reduce task's kind.
+    reduce_kind: Option<String>,
+    /// pipeline: task kinds, in order.
+    stages: Option<Vec<String>>,
+    /// pipeline: the first stage's input.
+    input: Option<Value>,
+    /// consensus: the task.
+    task: Option<TaskSpec>,
+    /// consensus: how many times to run it.
+    voters: Option<usize>,
+    /// Milliseconds to wait for the outcome (0 to 120,000; default 30,000); the job
+    /// keeps running past it.
+    #[schemars(range(max = 120_000))]
+    wait_ms: Option<u64>,
 }
 
 fn task_id(id: &str) -> Result<TaskId, ToolFailure> {
     id.parse()
-        .map_err(|e| ToolFailure(format!("invalid task id: {e}")))
+        .map_err(|e| ToolFailure::invalid(format!("invalid task id: {e}")))
 }
 
-fn collab_schema() -> Arc<JsonObject> {
-    object(json!({
-        "type": "object",
-        "description": "A collaboration job, by pattern: parallel {tasks, completion?}, map_reduce {map_kind, inputs, reduce_kind}, pipeline {stages, input?}, consensus {task, voters}. Tasks are {kind, input?, required_capabilities?, priority?}.",
-        "properties": {
-            "pattern": {"type": "string", "enum": ["parallel", "map_reduce", "pipeline", "consensus"]},
-            "tasks": {"type": "array", "items": {"type": "object"}},
-            "completion": {"type": "object", "description": "{\"mode\": \"all\" | \"any\" | \"majority\"} or {\"mode\": \"first_n\", \"n\": 2}"},
-            "map_kind": {"type": "string"},
-            "inputs": {"type": "array"},
-            "reduce_kind": {"type": "string"},
-            "stages": {"type": "array", "items": {"type": "string"}},
-            "input": {},
-            "task": {"type": "object"},
-            "voters": {"type": "integer", "minimum": 1},
-            "wait_ms": {"type": "integer", "minimum": 0, "maximum": 120000}
-        },
-        "required": ["pattern"]
-    }))
-}
-
+#[tool_router]
 impl MeshMcp {
     /// A server acting for `principal` (or, over HTTP, for each request's caller).
     pub fn new(state: AppState, principal: Option<Principal>) -> Self {
-        Self { state, principal }
+        Self {
+            state,
+            principal,
+            tool_router: Self::tool_router(),
+        }
     }
 
     fn caller(&self, context: &RequestContext<RoleServer>) -> Result<Principal, ErrorData> {
@@ -173,143 +239,162 @@ impl MeshMcp {
             .ok_or_else(|| ErrorData::invalid_request("not authenticated", None))
     }
 
-    fn tools() -> Vec<Tool> {
-        vec![
-            Tool::new(
-                "list_agents",
-                "List the tenant's registered agents, optionally by status or capability.",
-                schema::<ListAgentsArgs>(),
-            ),
-            Tool::new(
-                "submit_task",
-                "Submit a task; it is routed to an eligible agent. Returns the task.",
-                schema::<SubmitArgs>(),
-            ),
-            Tool::new(
-                "get_task",
-                "Get a task: status, agent, output, error.",
-                schema::<TaskArgs>(),
-            ),
-            Tool::new(
-                "cancel_task",
-                "Cancel a task; its agent is told to stop.",
-                schema::<TaskArgs>(),
-            ),
-            Tool::new(
-                "run_collab",
-                "Run a collaboration job (parallel, map_reduce, pipeline, consensus) and return its outcome.",
-                collab_schema(),
-            ),
-            Tool::new(
-                "index_document",
-                "Queue a document to be chunked, embedded and indexed into a collection.",
-                schema::<IndexRequest>(),
-            ),
-            Tool::new(
-                "search",
-                "Semantic search over a collection's indexed documents.",
-                schema::<SearchRequest>(),
-            ),
-            Tool::new(
-                "execute_tool",
-                "Run an action of a registered tool (see the REST API's /api/v1/tools for the list).",
-                schema::<ExecuteArgs>(),
-            ),
-        ]
+    /// The caller, if it may do what `scope` allows.
+    fn allowed(
+        &self,
+        context: &RequestContext<RoleServer>,
+        scope: Scope,
+    ) -> Result<Principal, ToolFailure> {
+        let who = self.caller(context).map_err(|e| ToolFailure {
+            code: "unauthorized",
+            message: e.message.to_string(),
+        })?;
+        require(&who, scope)?;
+        Ok(who)
     }
 
-    async fn run(&self, who: &Principal, name: &str, arguments: Option<JsonObject>) -> ToolResult {
-        let services = &self.state.services;
-        let need = |scope: Scope| {
-            if who.allows(scope) {
-                Ok(())
-            } else {
-                Err(ToolFailure(format!(
-                    "forbidden: this needs the {scope:?} scope"
-                )))
-            }
+    #[tool(
+        description = "List the tenant's registered agents, optionally by status or capability.",
+        input_schema = schema_for_type::<ListAgentsArgs>()
+    )]
+    async fn list_agents(
+        &self,
+        Args(args): Args<ListAgentsArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        let who = self.allowed(&context, Scope::Read)?;
+        let args = args?;
+        let filter = AgentFilter {
+            status: args.status,
+            capability: args.capability,
         };
-        match name {
-            "list_agents" => {
-                need(Scope::Read)?;
-                let a: ListAgentsArgs = args(arguments)?;
-                let filter = AgentFilter {
-                    status: a.status,
-                    capability: a.capability,
-                };
-                Ok(serde_json::to_value(
-                    services.engine.list_agents(who.tenant, filter).await?,
-                )?)
-            }
-            "submit_task" => {
-                need(Scope::Write)?;
-                let a: SubmitArgs = args(arguments)?;
-                let spec = TaskSpec::new(a.kind, a.input)
-                    .require(a.required_capabilities)
-                    .priority(a.priority)
-                    .routing(a.routing);
-                Ok(serde_json::to_value(
-                    services.engine.submit(who.tenant, spec).await?,
-                )?)
-            }
-            "get_task" => {
-                need(Scope::Read)?;
-                let a: TaskArgs = args(arguments)?;
-                let id = task_id(&a.id)?;
-                match services.engine.task(who.tenant, id).await? {
-                    Some(task) => Ok(serde_json::to_value(task)?),
-                    None => Err(ToolFailure(format!("task {id} not found"))),
-                }
-            }
-            "cancel_task" => {
-                need(Scope::Write)?;
-                let a: TaskArgs = args(arguments)?;
-                let id = task_id(&a.id)?;
-                Ok(serde_json::to_value(
-                    services.engine.cancel(who.tenant, id).await?,
-                )?)
-            }
-            "run_collab" => {
-                need(Scope::Write)?;
-                let mut arguments = arguments.unwrap_or_default();
-                let wait = arguments
-                    .remove("wait_ms")
-                    .and_then(|w| w.as_u64())
-                    .unwrap_or(30_000)
-                    .min(120_000);
-                let job: CollabJob = args(Some(arguments))?;
-                let (engine, tenant) = (services.engine.clone(), who.tenant);
-                let job = tokio::spawn(async move { job.run(&engine, tenant).await });
-                match tokio::time::timeout(std::time::Duration::from_millis(wait), job).await {
-                    Ok(Ok(outcome)) => Ok(json!({"status": "completed", "outcome": outcome?})),
-                    Ok(Err(e)) => Err(e.into()),
-                    Err(_) => Ok(json!({"status": "running"})),
-                }
-            }
-            "index_document" => {
-                need(Scope::Write)?;
-                let request: IndexRequest = args(arguments)?;
-                let job_id = services.index_document(who.tenant, request).await?;
-                Ok(json!({"job_id": job_id}))
-            }
-            "search" => {
-                need(Scope::Read)?;
-                let request: SearchRequest = args(arguments)?;
-                Ok(json!({"hits": services.search(who.tenant, &request).await?}))
-            }
-            "execute_tool" => {
-                need(Scope::Write)?;
-                let a: ExecuteArgs = args(arguments)?;
-                let output = services.tools.execute(&a.tool, &a.action, a.input).await?;
-                Ok(json!({"output": output}))
-            }
-            _ => Err(ToolFailure(format!("unknown tool {name}"))),
+        output(
+            self.state
+                .services
+                .engine
+                .list_agents(who.tenant, filter)
+                .await?,
+        )
+    }
+
+    #[tool(
+        description = "Submit a task; it is routed to an eligible agent. Returns the task.",
+        input_schema = schema_for_type::<TaskSpec>()
+    )]
+    async fn submit_task(
+        &self,
+        Args(spec): Args<TaskSpec>,
+        context: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        let who = self.allowed(&context, Scope::Write)?;
+        output(self.state.services.engine.submit(who.tenant, spec?).await?)
+    }
+
+    #[tool(
+        description = "Get a task: status, agent, output, error.",
+        input_schema = schema_for_type::<TaskArgs>()
+    )]
+    async fn get_task(
+        &self,
+        Args(args): Args<TaskArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        let who = self.allowed(&context, Scope::Read)?;
+        let id = task_id(&args?.id)?;
+        match self.state.services.engine.task(who.tenant, id).await? {
+            Some(task) => output(task),
+            None => Err(crate::engine::EngineError::TaskNotFound(id).into()),
         }
+    }
+
+    #[tool(
+        description = "Cancel a task; its agent is told to stop.",
+        input_schema = schema_for_type::<TaskArgs>()
+    )]
+    async fn cancel_task(
+        &self,
+        Args(args): Args<TaskArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        let who = self.allowed(&context, Scope::Write)?;
+        let id = task_id(&args?.id)?;
+        output(self.state.services.engine.cancel(who.tenant, id).await?)
+    }
+
+    #[tool(
+        description = "Run a collaboration job (parallel, map_reduce, pipeline, consensus) and return its outcome.",
+        input_schema = schema_for_type::<CollabShape>()
+    )]
+    async fn run_collab(
+        &self,
+        Args(args): Args<CollabArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        let who = self.allowed(&context, Scope::Write)?;
+        let args = args?;
+        let wait = args.wait_ms.unwrap_or(30_000).min(120_000);
+        let (engine, tenant) = (self.state.services.engine.clone(), who.tenant);
+        let job = args.job;
+        // The job runs on its own task, so it finishes even if the wait runs out.
+        let job = tokio::spawn(async move { job.run(&engine, tenant).await });
+        match tokio::time::timeout(std::time::Duration::from_millis(wait), job).await {
+            Ok(Ok(outcome)) => output(json!({"status": "completed", "outcome": outcome?})),
+            Ok(Err(e)) => Err(ToolFailure {
+                code: "internal",
+                message: e.to_string(),
+            }),
+            Err(_) => output(json!({"status": "running"})),
+        }
+    }
+
+    #[tool(
+        description = "Queue a document to be chunked, embedded and indexed into a collection.",
+        input_schema = schema_for_type::<IndexRequest>()
+    )]
+    async fn index_document(
+        &self,
+        Args(request): Args<IndexRequest>,
+        context: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        let who = self.allowed(&context, Scope::Write)?;
+        let services = &self.state.services;
+        let job_id = services.index_document(who.tenant, request?).await?;
+        output(json!({"job_id": job_id}))
+    }
+
+    #[tool(
+        description = "Semantic search over a collection's indexed documents.",
+        input_schema = schema_for_type::<SearchRequest>()
+    )]
+    async fn search(
+        &self,
+        Args(request): Args<SearchRequest>,
+        context: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        let who = self.allowed(&context, Scope::Read)?;
+        let hits = self.state.services.search(who.tenant, &request?).await?;
+        output(json!({ "hits": hits }))
+    }
+
+    #[tool(
+        description = "Run an action of a registered tool (see the REST API's /api/v1/tools for the list).",
+        input_schema = schema_for_type::<ExecuteArgs>()
+    )]
+    async fn execute_tool(
+        &self,
+        Args(args): Args<ExecuteArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        self.allowed(&context, Scope::Write)?;
+        let args = args?;
+        let tools = &self.state.services.tools;
+        let result = tools.execute(&args.tool, &args.action, args.input).await?;
+        output(json!({ "output": result }))
     }
 
     async fn read(&self, who: &Principal, uri: &str) -> Result<Value, ErrorData> {
         let engine = &self.state.services.engine;
-        let failed = |e: crate::EngineError| ErrorData::internal_error(e.to_string(), None);
+        let failed = |e: crate::engine::EngineError| ErrorData::internal_error(e.to_string(), None);
         if !who.allows(Scope::Read) {
             return Err(ErrorData::invalid_request(
                 "forbidden: this needs the read scope",
@@ -351,6 +436,7 @@ impl MeshMcp {
     }
 }
 
+#[tool_handler(router = self.tool_router)]
 impl ServerHandler for MeshMcp {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_resources().build())
@@ -361,33 +447,6 @@ impl ServerHandler for MeshMcp {
 
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
         Cow::Owned(PROTOCOL_VERSIONS.to_vec())
-    }
-
-    async fn list_tools(
-        &self,
-        _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(Self::tools()))
-    }
-
-    async fn call_tool(
-        &self,
-        request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, ErrorData> {
-        let who = self.caller(&context)?;
-        if !TOOL_NAMES.contains(&request.name.as_ref()) {
-            return Err(ErrorData::invalid_params(
-                format!("unknown tool: {}", request.name),
-                None,
-            ));
-        }
-        let result = match self.run(&who, &request.name, request.arguments).await {
-            Ok(value) => CallToolResult::success(vec![ContentBlock::text(value.to_string())]),
-            Err(ToolFailure(message)) => CallToolResult::error(vec![ContentBlock::text(message)]),
-        };
-        Ok(result.into())
     }
 
     async fn list_resources(

@@ -4,19 +4,28 @@
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
+use mesh_protocol::JsonRpcError;
 use mesh_protocol::ws::{Connection, Incoming, Sender, upgrade};
 use rmcp::ServiceExt;
 use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
 
+use mesh_protocol::ws::ConnectionConfig;
+
 use super::filter::early_reply;
 use super::server::MeshMcp;
-use crate::api::{ApiError, AppState, Principal};
+use crate::domain::Principal;
+use crate::http::{ApiError, AppState};
 
-/// Authenticates, upgrades, and serves MCP on the connection.
-pub(crate) async fn websocket(state: AppState, mut request: Request) -> Response {
-    let who = match state.principal(request.headers()).await {
+/// Answers a WebSocket upgrade with subprotocol `mcp`: authenticates through the gate,
+/// upgrades, and serves one MCP session on the connection.
+pub async fn websocket(
+    state: AppState,
+    config: ConnectionConfig,
+    mut request: Request,
+) -> Response {
+    let who = match state.gate.check(request.headers(), request.uri()).await {
         Ok(who) => who,
-        Err(e) => return e.into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
     };
     let (response, pending) = match upgrade(&mut request) {
         Ok(upgraded) => upgraded,
@@ -29,7 +38,6 @@ pub(crate) async fn websocket(state: AppState, mut request: Request) -> Response
             .into_response();
         }
     };
-    let config = state.hub.connection_config();
     tokio::spawn(async move {
         match pending.into_connection(config).await {
             Ok(connection) => session(state, who, connection).await,
@@ -63,7 +71,7 @@ async fn session(state: AppState, who: Principal, connection: Connection) {
                             Ok(message) => return Some((message, (connection, sender))),
                             Err(e) => {
                                 let reply = serde_json::json!({"jsonrpc": "2.0", "id": null,
-                                    "error": {"code": -32600, "message": format!("invalid request: {e}")}});
+                                    "error": {"code": JsonRpcError::INVALID_REQUEST, "message": format!("invalid request: {e}")}});
                                 let _ = sender.try_send_text(reply.to_string());
                             }
                         }
@@ -71,7 +79,7 @@ async fn session(state: AppState, who: Principal, connection: Connection) {
                     // Binary mesh frames have no meaning on an MCP connection.
                     Ok(Incoming::Message(_)) => {
                         let reply = serde_json::json!({"jsonrpc": "2.0", "id": null,
-                            "error": {"code": -32600, "message": "MCP over WebSocket uses text frames"}});
+                            "error": {"code": JsonRpcError::INVALID_REQUEST, "message": "MCP over WebSocket uses text frames"}});
                         let _ = sender.try_send_text(reply.to_string());
                     }
                     Ok(_) => {}

@@ -1,5 +1,133 @@
 // The lifecycle cases, shared by the memory and PostgreSQL test binaries (included).
 
+async fn mesh() -> Option<Mesh> {
+    mesh_with(common::fast_config()).await
+}
+
+/// A custom router: every task goes to an agent labelled `region=eu`.
+struct EuOnly;
+
+impl mesh_core::router::Router for EuOnly {
+    fn name(&self) -> &str {
+        "eu-only"
+    }
+
+    fn route(
+        &mut self,
+        index: &mesh_core::router::CandidateIndex,
+        request: &mesh_core::router::Resolved,
+    ) -> Result<mesh_core::router::CandidateId, mesh_core::router::RouteError> {
+        index
+            .eligible(request)
+            .find(|c| c.label("region") == Some("eu"))
+            .map(|c| c.id())
+            .ok_or_else(|| index.explain(request))
+    }
+}
+
+#[tokio::test]
+async fn a_custom_router_sends_every_task_to_the_agent_labelled_region_eu() {
+    let config = common::fast_config().router("eu-only", || EuOnly);
+    let Some(m) = mesh_with(config).await else { return };
+    let mut agents = Vec::new();
+    for (name, region) in [("us-1", "us"), ("eu-1", "eu"), ("us-2", "us")] {
+        let mut hello = Hello::new(name, ["translate"]);
+        hello.max_concurrency = Some(8);
+        hello.labels = Some([("region".to_owned(), region.to_owned())].into());
+        let by = name;
+        agents.push(common::agent_with_hello(m.client(), hello, move |task, _| async move {
+            Ok(json!({"by": by, "input": task.input}))
+        }));
+    }
+    m.wait_for_agents(3).await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let spec = TaskSpec::new("translate", json!(i)).router("eu-only");
+        ids.push(m.engine.submit(m.tenant, spec).await.unwrap().id);
+    }
+    for id in ids {
+        let task = m.finished(id).await;
+        assert_eq!(completed_by(&task), "eu-1");
+        assert_eq!(task.router.as_deref(), Some("eu-only"));
+    }
+    // Without the router, the others get work too.
+    let mut by = std::collections::BTreeSet::new();
+    for i in 0..30 {
+        let spec = TaskSpec::new("translate", json!(i))
+            .routing(mesh_core::RoutingPreference::RoundRobin);
+        let task = m.engine.submit(m.tenant, spec).await.unwrap();
+        by.insert(completed_by(&m.finished(task.id).await).to_owned());
+    }
+    assert_eq!(by.len(), 3, "{by:?}");
+    // A router nobody registered is refused up front.
+    let unknown = TaskSpec::new("translate", json!(0)).router("nowhere");
+    let error = m.engine.submit(m.tenant, unknown).await.unwrap_err();
+    assert!(matches!(error, mesh_core::EngineError::UnknownRouter(ref n) if n == "nowhere"), "{error}");
+    assert_eq!(error.code(), "invalid_request");
+}
+
+#[tokio::test]
+async fn an_in_process_agent_runs_tasks_retries_cancels_and_survives_a_panic() {
+    let Some(m) = mesh().await else { return };
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let seen = attempts.clone();
+    let agent = m
+        .engine
+        .connect_local(m.tenant, Hello::new("local", ["upper", "flaky", "slow", "boom"]), move |task| {
+            let seen = seen.clone();
+            async move {
+                match task.kind.as_str() {
+                    "upper" => Ok(json!(task.input.as_str().unwrap_or("").to_uppercase())),
+                    "flaky" if seen.fetch_add(1, Ordering::SeqCst) == 0 => {
+                        Err(TaskError::retryable("not yet"))
+                    }
+                    "flaky" => Ok(json!("second time lucky")),
+                    "slow" => {
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                        Ok(json!(null))
+                    }
+                    _ => panic!("the handler blew up"),
+                }
+            }
+        })
+        .await
+        .unwrap();
+    let listed = m.engine.agents(m.tenant).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].id, listed[0].name.as_str()), (agent.id(), "local"));
+
+    let task = m.engine.submit(m.tenant, TaskSpec::new("upper", json!("mesh"))).await.unwrap();
+    let done = m.finished(task.id).await;
+    assert_eq!(done.output, Some(json!("MESH")));
+    assert_eq!(done.agent_id, Some(agent.id()));
+
+    let task = m.engine.submit(m.tenant, TaskSpec::new("flaky", json!(null))).await.unwrap();
+    let done = m.finished(task.id).await;
+    assert_eq!((done.status(), done.attempts), (TaskStatus::Completed, 2));
+
+    let slow = m.engine.submit(m.tenant, TaskSpec::new("slow", json!(null))).await.unwrap();
+    while m.engine.task(m.tenant, slow.id).await.unwrap().unwrap().status() == TaskStatus::Pending {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let cancelled = m.engine.cancel(m.tenant, slow.id).await.unwrap();
+    assert_eq!(cancelled.status(), TaskStatus::Cancelled);
+
+    let boom = m
+        .engine
+        .submit(m.tenant, TaskSpec::new("boom", json!(null)).max_attempts(1))
+        .await
+        .unwrap();
+    let done = m.finished(boom.id).await;
+    assert_eq!(done.status(), TaskStatus::Failed);
+    assert_eq!(done.error.as_deref(), Some("the handler panicked"));
+
+    // Still serving after the panic; then stopped, it is offline.
+    let task = m.engine.submit(m.tenant, TaskSpec::new("upper", json!("again"))).await.unwrap();
+    assert_eq!(m.finished(task.id).await.output, Some(json!("AGAIN")));
+    agent.stop().await;
+    assert!(m.engine.agents(m.tenant).await.unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn agents_register_and_resume_their_identity() {
     let Some(m) = mesh().await else { return };

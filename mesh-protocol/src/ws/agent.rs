@@ -13,37 +13,11 @@ use tokio::task::AbortHandle;
 use uuid::Uuid;
 
 use super::{ClientConfig, Incoming, Sender, connect};
+pub use crate::TaskError;
 use crate::{
     Error, Heartbeat, Hello, Message, TaskAccept, TaskAssign, TaskComplete, TaskFail, TaskProgress,
     TaskReject, TaskStatus, TaskSubmit, TaskUpdate,
 };
-
-/// Why a task failed, as the handler reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaskError {
-    /// What went wrong.
-    pub message: String,
-    /// Whether another attempt (perhaps on another agent) may succeed.
-    pub retryable: bool,
-}
-
-impl TaskError {
-    /// A failure worth retrying.
-    pub fn retryable(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            retryable: true,
-        }
-    }
-
-    /// A failure that will not go away.
-    pub fn permanent(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            retryable: false,
-        }
-    }
-}
 
 /// A boxed task future, as handlers return it.
 pub type TaskFuture = Pin<Box<dyn Future<Output = Result<Value, TaskError>> + Send>>;

@@ -1,6 +1,6 @@
 //! The crate's error type.
 
-use crate::{AgentStatus, TaskStatus};
+use super::{AgentStatus, TaskStatus};
 
 /// What can go wrong in mesh-core.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -27,6 +27,7 @@ macro_rules! typed_id {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(transparent)]
         #[cfg_attr(feature = "rest", derive(utoipa::ToSchema), schema(value_type = String, format = Uuid))]
+        #[cfg_attr(feature = "mcp", derive(schemars::JsonSchema), schemars(transparent))]
         pub struct $name(Uuid);
 
         impl $name {

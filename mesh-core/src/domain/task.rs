@@ -6,7 +6,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{AgentId, Error, TaskId, TenantId};
+use super::{AgentId, Error, TaskId, TenantId};
 
 /// Where a task is in its lifecycle. The names are the wire statuses of the protocol.
 ///
@@ -169,6 +169,10 @@ pub struct Task {
     pub required_capabilities: BTreeSet<String>,
     /// Which routing strategy to use.
     pub routing: RoutingPreference,
+    /// A custom router registered with the engine under this name; overrides
+    /// `routing` when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router: Option<String>,
     /// Where the task is; change it with [`Task::transition`].
     status: TaskStatus,
     /// The agent holding the task, if any.
@@ -214,6 +218,7 @@ impl Task {
             priority: Priority::default(),
             required_capabilities: BTreeSet::new(),
             routing: RoutingPreference::default(),
+            router: None,
             status: TaskStatus::Pending,
             agent_id: None,
             attempts: 0,

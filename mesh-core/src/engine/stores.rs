@@ -2,9 +2,7 @@
 
 use mesh_store::Repository;
 
-use crate::auth::ApiKey;
-use crate::records::TenantEntry;
-use crate::{Agent, Task};
+use crate::domain::{Agent, ApiKey, Task, TenantEntry};
 
 /// The repositories the engine needs. [`MemoryStores`] is the embedded default;
 /// `PgStores` (feature `postgres`) keeps everything in PostgreSQL so an engine

@@ -6,10 +6,11 @@ use axum::http::StatusCode;
 use mesh_embed::Role;
 use serde::{Deserialize, Serialize};
 
-use super::extract::Json;
-use super::{ApiError, AppState, ErrorBody, Principal};
 use crate::Scope;
-use crate::services::{IndexRequest, SearchHit, SearchRequest};
+use crate::domain::Principal;
+use crate::http::Json;
+use crate::http::{ApiError, AppState, ErrorBody, require};
+use crate::knowledge::{IndexRequest, SearchHit, SearchRequest};
 
 /// `POST /api/v1/embeddings`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -54,7 +55,7 @@ pub(crate) async fn embed(
     Extension(who): Extension<Principal>,
     Json(body): Json<EmbedRequest>,
 ) -> Result<Json<EmbedResponse>, ApiError> {
-    who.require(Scope::Read)?;
+    require(&who, Scope::Read)?;
     let role = if body.query {
         Role::Query
     } else {
@@ -77,7 +78,7 @@ pub(crate) async fn index(
     Extension(who): Extension<Principal>,
     Json(body): Json<IndexRequest>,
 ) -> Result<(StatusCode, Json<IndexAccepted>), ApiError> {
-    who.require(Scope::Write)?;
+    require(&who, Scope::Write)?;
     let job_id = state.services.index_document(who.tenant, body).await?;
     Ok((StatusCode::ACCEPTED, Json(IndexAccepted { job_id })))
 }
@@ -90,7 +91,7 @@ pub(crate) async fn search(
     Extension(who): Extension<Principal>,
     Json(body): Json<SearchRequest>,
 ) -> Result<Json<SearchResponse>, ApiError> {
-    who.require(Scope::Read)?;
+    require(&who, Scope::Read)?;
     let hits = state.services.search(who.tenant, &body).await?;
     Ok(Json(SearchResponse { hits }))
 }

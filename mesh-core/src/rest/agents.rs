@@ -5,8 +5,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 
-use super::extract::{Json, Path, Query};
-use super::{ApiError, AppState, ErrorBody, Principal};
+use crate::domain::Principal;
+use crate::http::{ApiError, AppState, ErrorBody, require};
+use crate::http::{Json, Path, Query};
 use crate::{Agent, AgentFilter, AgentId, AgentStatus, Scope};
 
 /// Filters for `GET /api/v1/agents`.
@@ -27,7 +28,7 @@ pub(crate) async fn list(
     Extension(who): Extension<Principal>,
     Query(params): Query<AgentListParams>,
 ) -> Result<Json<Vec<Agent>>, ApiError> {
-    who.require(Scope::Read)?;
+    require(&who, Scope::Read)?;
     let filter = AgentFilter {
         status: params.status,
         capability: params.capability,
@@ -50,7 +51,7 @@ pub(crate) async fn get(
     Extension(who): Extension<Principal>,
     Path(id): Path<AgentId>,
 ) -> Result<Json<Agent>, ApiError> {
-    who.require(Scope::Read)?;
+    require(&who, Scope::Read)?;
     state
         .services
         .engine
@@ -70,7 +71,7 @@ pub(crate) async fn deregister(
     Extension(who): Extension<Principal>,
     Path(id): Path<AgentId>,
 ) -> Result<StatusCode, ApiError> {
-    who.require(Scope::Admin)?;
+    require(&who, Scope::Admin)?;
     if state.services.engine.deregister(who.tenant, id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

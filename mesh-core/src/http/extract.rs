@@ -14,12 +14,12 @@ pub struct Json<T>(pub T);
 /// Path parameters.
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
-pub(crate) struct Path<T>(pub T);
+pub struct Path<T>(pub T);
 
 /// Query parameters.
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
-pub(crate) struct Query<T>(pub T);
+pub struct Query<T>(pub T);
 
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {

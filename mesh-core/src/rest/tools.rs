@@ -5,9 +5,10 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::extract::{Json, Path};
-use super::{ApiError, AppState, ErrorBody, Principal};
 use crate::Scope;
+use crate::domain::Principal;
+use crate::http::{ApiError, AppState, ErrorBody, require};
+use crate::http::{Json, Path};
 use crate::tools::ToolInfo;
 
 /// `POST /api/v1/tools/{name}/execute`.
@@ -34,7 +35,7 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
 ) -> Result<Json<Vec<ToolInfo>>, ApiError> {
-    who.require(Scope::Read)?;
+    require(&who, Scope::Read)?;
     Ok(Json(state.services.tools.list()))
 }
 
@@ -49,7 +50,7 @@ pub(crate) async fn execute(
     Path(name): Path<String>,
     Json(body): Json<ExecuteTool>,
 ) -> Result<Json<ToolOutput>, ApiError> {
-    who.require(Scope::Write)?;
+    require(&who, Scope::Write)?;
     let output = state
         .services
         .tools

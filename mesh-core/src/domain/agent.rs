@@ -6,7 +6,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{AgentId, Error, TenantId};
+use super::{AgentId, Error, TenantId};
 
 /// Where an agent is in its lifecycle.
 ///

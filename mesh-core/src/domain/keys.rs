@@ -1,4 +1,5 @@
-//! API keys: generated once, stored only as a SHA-256 hash, scoped to a tenant.
+//! API keys: generated once, stored only as a SHA-256 hash, scoped to a tenant, with
+//! the [`Scope`]s they grant.
 
 use std::fmt;
 
@@ -11,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::TenantId;
+use super::TenantId;
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -31,6 +32,22 @@ pub enum Scope {
 impl Scope {
     /// Every scope.
     pub const ALL: [Scope; 4] = [Scope::Read, Scope::Write, Scope::Admin, Scope::Agent];
+
+    /// The snake_case name used in JSON and JWT claims.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Write => "write",
+            Self::Admin => "admin",
+            Self::Agent => "agent",
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A stored API key: its hash, never the key itself.

@@ -1,143 +1,19 @@
-//! What the engine reads from, and learns through, the stores it may share with other
-//! engines: lists, the registry, changes made elsewhere, and recovery of tasks whose
-//! engine died.
+//! What the engine learns through the stores it may share with other engines: changes
+//! made elsewhere, tasks whose engine died, agents no engine vouches for any more.
 
 use std::time::Duration;
 
 use chrono::Utc;
-use mesh_protocol::{Message, TaskCancel, TaskUpdate};
-use mesh_store::{Query, Record, Repository, StoreError, Versioned};
+use mesh_protocol::{Message, TaskCancel};
+use mesh_store::{Query, Repository, StoreError};
 
-use super::{EngineError, Result, State, candidate, wire_status};
-use crate::engine::{AgentFilter, Change, Event, Page, TaskFilter};
-use crate::stores::Stores;
-use crate::{Agent, AgentId, Task, TaskId, TaskStatus, TenantId};
-
-/// How often a compare-and-set write is retried when another engine wrote first.
-const CAS_ATTEMPTS: usize = 5;
-
-/// Every record of `tenant` that `query` matches, reading page after page.
-pub(super) async fn every<T: Record, R: Repository<T>>(
-    repository: &R,
-    tenant: &str,
-    query: Query,
-) -> Result<Vec<Versioned<T>>> {
-    let mut query = query.limit(Query::MAX_LIMIT);
-    let mut all = Vec::new();
-    loop {
-        let page = repository.list(tenant, &query).await?;
-        all.extend(page.items);
-        match page.next {
-            Some(next) => query = query.after(next),
-            None => return Ok(all),
-        }
-    }
-}
-
-/// Records whose `status` is `status`.
-pub(super) fn with_status(status: &str) -> Query {
-    Query::new().filter("status", status)
-}
+use super::rules::{candidate, walk};
+use super::{CAS_ATTEMPTS, Result, State};
+use crate::domain::{AgentId, AgentStatus, SYSTEM_TENANT, Task, TaskId, TaskStatus, TenantId};
+use crate::engine::scan::{every, with_status};
+use crate::engine::{Change, EngineError, Event, Stores};
 
 impl<S: Stores> State<S> {
-    pub(super) async fn list_tasks(
-        &mut self,
-        tenant: TenantId,
-        filter: TaskFilter,
-    ) -> Result<Page<Task>> {
-        let mut query = Query::new().limit(filter.limit.unwrap_or(100).clamp(1, 1000));
-        if let Some(status) = filter.status {
-            query = query.filter("status", status.as_str());
-        }
-        if let Some(kind) = filter.kind {
-            query = query.filter("kind", kind);
-        }
-        if let Some(cursor) = filter.cursor {
-            query = query.after(cursor);
-        }
-        let page = self
-            .stores
-            .tasks()
-            .list(&tenant.to_string(), &query)
-            .await
-            .map_err(|e| match e {
-                StoreError::Invalid(why) => EngineError::Invalid(why),
-                e => e.into(),
-            })?;
-        Ok(Page {
-            items: page.items.into_iter().map(|v| v.record).collect(),
-            next: page.next,
-        })
-    }
-
-    pub(super) async fn list_agents(
-        &mut self,
-        tenant: TenantId,
-        filter: AgentFilter,
-    ) -> Result<Vec<Agent>> {
-        let query = match filter.status {
-            Some(status) => with_status(status.as_str()),
-            None => Query::new(),
-        };
-        let stored = every(self.stores.agents(), &tenant.to_string(), query).await?;
-        Ok(stored
-            .into_iter()
-            .map(|v| v.record)
-            .filter(|a: &Agent| {
-                filter
-                    .capability
-                    .as_ref()
-                    .is_none_or(|c| a.capabilities.contains(c))
-            })
-            .collect())
-    }
-
-    pub(super) async fn get_agent(
-        &mut self,
-        tenant: TenantId,
-        id: AgentId,
-    ) -> Result<Option<Agent>> {
-        Ok(self
-            .stores
-            .agents()
-            .get(&tenant.to_string(), *id.as_uuid())
-            .await?
-            .map(|v| v.record))
-    }
-
-    pub(super) async fn deregister(&mut self, tenant: TenantId, id: AgentId) -> Result<bool> {
-        let existed = self
-            .stores
-            .agents()
-            .delete(&tenant.to_string(), *id.as_uuid())
-            .await?;
-        if existed {
-            self.drop_agent(id, "deregistered").await?;
-            let _ = self.changes.send(Change::Agent { tenant, id });
-        }
-        Ok(existed)
-    }
-
-    /// Forgets a local agent whose record is gone: closes its session and puts its
-    /// tasks back to pending.
-    async fn drop_agent(&mut self, id: AgentId, reason: &str) -> Result<()> {
-        if !self.agents.contains_key(&id) {
-            return Ok(());
-        }
-        self.requeue_agent_tasks(id).await?;
-        let _ = self.index.remove(candidate(id));
-        if let Some(entry) = self.agents.remove(&id) {
-            if let Some((_, link)) = entry.session {
-                link.close(4001, reason);
-            }
-            let _ = self.events.send(Event::AgentDisconnected {
-                tenant: entry.agent.tenant_id,
-                agent: id,
-            });
-        }
-        Ok(())
-    }
-
     /// Takes in a change another engine made.
     pub(super) async fn refresh(&mut self, change: Change) -> Result<()> {
         match change {
@@ -233,32 +109,6 @@ impl<S: Stores> State<S> {
         Ok(())
     }
 
-    /// Tells whoever waits on a finished task that it ended.
-    pub(super) fn announce_end(
-        &self,
-        task: Task,
-        waiters: Vec<super::Reply<Task>>,
-        watcher: Option<AgentId>,
-    ) {
-        for waiter in waiters {
-            let _ = waiter.send(Ok(task.clone()));
-        }
-        if let Some((_, link)) = watcher
-            .and_then(|w| self.agents.get(&w))
-            .and_then(|a| a.session.as_ref())
-        {
-            let mut update = TaskUpdate::new(*task.id.as_uuid(), wire_status(task.status()));
-            update.output = task.output.clone();
-            update.error = task.error.clone();
-            let _ = link.send(Message::TaskUpdate(update));
-        }
-        let _ = self.events.send(Event::TaskStatus {
-            tenant: task.tenant_id,
-            task: task.id,
-            status: task.status(),
-        });
-    }
-
     /// Cancels a task this engine does not track (another engine holds it, or it is
     /// finished) by writing the store directly; the holder learns it by refresh.
     pub(super) async fn cancel_stored(&mut self, tenant: TenantId, id: TaskId) -> Result<Task> {
@@ -296,9 +146,7 @@ impl<S: Stores> State<S> {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(EngineError::Invalid(format!(
-            "task {id} keeps changing; try again"
-        )))
+        Err(EngineError::Contended(id))
     }
 
     /// Recovers in-flight tasks whose attempt ran out more than `grace` ago and that no
@@ -406,19 +254,19 @@ impl<S: Stores> State<S> {
 
     /// Marks offline the active agents in the stores that no engine has vouched for in
     /// `missed_heartbeats` × 2 intervals (their engine died). Returns how many.
-    async fn sweep_agents(&mut self, tenant: TenantId) -> Result<usize> {
+    pub(super) async fn sweep_agents(&mut self, tenant: TenantId) -> Result<usize> {
         let limit = self.config.heartbeat_interval * self.config.missed_heartbeats * 2;
         let stale_before =
             Utc::now() - chrono::Duration::from_std(limit).unwrap_or(chrono::Duration::MAX);
         let key = tenant.to_string();
-        let active = with_status(crate::AgentStatus::Active.as_str());
+        let active = with_status(AgentStatus::Active.as_str());
         let mut swept = 0;
         for stored in every(self.stores.agents(), &key, active).await? {
             let mut agent = stored.record;
             if self.agents.contains_key(&agent.id) || agent.last_seen_at > stale_before {
                 continue;
             }
-            super::walk(&mut agent, crate::AgentStatus::Offline)?;
+            walk(&mut agent, AgentStatus::Offline)?;
             match self
                 .stores
                 .agents()
@@ -445,12 +293,7 @@ impl<S: Stores> State<S> {
 
     /// Every tenant in the stores (others' engines may have added some).
     pub(super) async fn known_tenants(&mut self) -> Result<Vec<TenantId>> {
-        let stored = every(
-            self.stores.tenants(),
-            crate::records::SYSTEM_TENANT,
-            Query::new(),
-        )
-        .await?;
+        let stored = every(self.stores.tenants(), SYSTEM_TENANT, Query::new()).await?;
         self.tenants.extend(stored.iter().map(|t| t.record.id));
         Ok(self.tenants.iter().copied().collect())
     }

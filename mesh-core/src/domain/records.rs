@@ -4,7 +4,7 @@ use mesh_store::Record;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{Agent, Task, TenantId};
+use super::{Agent, Task, TenantId};
 
 impl Record for Task {
     const COLLECTION: &'static str = "tasks";

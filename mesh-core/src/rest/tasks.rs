@@ -1,4 +1,5 @@
-//! `/api/v1/tasks` and `/api/v1/collab`.
+//! `/api/v1/tasks` and `/api/v1/collab`. A submitted task is a [`TaskSpec`], the same
+//! input every front end uses; the engine checks it.
 
 use std::time::Duration;
 
@@ -8,40 +9,12 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::extract::{Json, Path, Query};
-use super::{ApiError, AppState, ErrorBody, Principal};
 use crate::collab::CollabJob;
-use crate::{
-    Page, Priority, RoutingPreference, Scope, Task, TaskFilter, TaskId, TaskSpec, TaskStatus,
-};
-
-/// `POST /api/v1/tasks`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SubmitTask {
-    /// The task kind (an eligible agent has it among its capabilities).
-    pub kind: String,
-    /// Input handed to the agent.
-    #[serde(default)]
-    pub input: Value,
-    /// Capabilities the agent needs besides `kind`.
-    #[serde(default)]
-    pub required_capabilities: Vec<String>,
-    /// Urgency (`low`, `normal`, `high`, `critical`).
-    #[serde(default)]
-    pub priority: Priority,
-    /// Routing strategy.
-    #[serde(default)]
-    pub routing: RoutingPreference,
-    /// Attempts before it fails for good (1 to 100).
-    #[serde(default)]
-    #[schema(minimum = 1, maximum = 100)]
-    pub max_attempts: Option<u32>,
-    /// Milliseconds one attempt may take (1 to 86,400,000).
-    #[serde(default)]
-    #[schema(minimum = 1, maximum = 86_400_000)]
-    pub timeout_ms: Option<u64>,
-}
+use crate::domain::Principal;
+use crate::domain::{Scope, Task, TaskId, TaskSpec, TaskStatus};
+use crate::engine::{Page, TaskFilter};
+use crate::http::{ApiError, AppState, ErrorBody, require};
+use crate::http::{Json, Path, Query};
 
 /// Filters for `GET /api/v1/tasks`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -76,30 +49,15 @@ impl From<Page<Task>> for TaskPage {
     }
 }
 
-#[utoipa::path(operation_id = "submit_task", post, path = "/api/v1/tasks", tag = "tasks", request_body = SubmitTask,
+#[utoipa::path(operation_id = "submit_task", post, path = "/api/v1/tasks", tag = "tasks", request_body = TaskSpec,
     responses((status = 201, body = Task), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn submit(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
-    Json(body): Json<SubmitTask>,
+    Json(spec): Json<TaskSpec>,
 ) -> Result<(StatusCode, Json<Task>), ApiError> {
-    who.require(Scope::Write)?;
-    if body.max_attempts.is_some_and(|a| !(1..=100).contains(&a)) {
-        return Err(ApiError::invalid("max_attempts must be 1 to 100"));
-    }
-    if body
-        .timeout_ms
-        .is_some_and(|t| !(1..=86_400_000).contains(&t))
-    {
-        return Err(ApiError::invalid("timeout_ms must be 1 to 86400000"));
-    }
-    let mut spec = TaskSpec::new(body.kind, body.input)
-        .require(body.required_capabilities)
-        .priority(body.priority)
-        .routing(body.routing);
-    spec.max_attempts = body.max_attempts;
-    spec.timeout_ms = body.timeout_ms;
+    require(&who, Scope::Write)?;
     let task = state.services.engine.submit(who.tenant, spec).await?;
     Ok((StatusCode::CREATED, Json(task)))
 }
@@ -112,7 +70,7 @@ pub(crate) async fn list(
     Extension(who): Extension<Principal>,
     Query(params): Query<TaskListParams>,
 ) -> Result<Json<TaskPage>, ApiError> {
-    who.require(Scope::Read)?;
+    require(&who, Scope::Read)?;
     if params.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
         return Err(ApiError::invalid("limit must be 1 to 1000"));
     }
@@ -141,7 +99,7 @@ pub(crate) async fn get(
     Extension(who): Extension<Principal>,
     Path(id): Path<TaskId>,
 ) -> Result<Json<Task>, ApiError> {
-    who.require(Scope::Read)?;
+    require(&who, Scope::Read)?;
     state
         .services
         .engine
@@ -160,7 +118,7 @@ pub(crate) async fn cancel(
     Extension(who): Extension<Principal>,
     Path(id): Path<TaskId>,
 ) -> Result<Json<Task>, ApiError> {
-    who.require(Scope::Write)?;
+    require(&who, Scope::Write)?;
     Ok(Json(state.services.engine.cancel(who.tenant, id).await?))
 }
 
@@ -195,7 +153,7 @@ pub(crate) async fn collab(
     Extension(who): Extension<Principal>,
     Json(body): Json<CollabRequest>,
 ) -> Result<(StatusCode, Json<CollabResponse>), ApiError> {
-    who.require(Scope::Write)?;
+    require(&who, Scope::Write)?;
     let wait = body.wait_ms.unwrap_or(30_000);
     if wait > 120_000 {
         return Err(ApiError::invalid("wait_ms must be 0 to 120000"));

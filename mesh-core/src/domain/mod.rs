@@ -1,0 +1,22 @@
+//! Layer 1, the domain: typed ids, agents, tasks and their lifecycles, what a client
+//! asks for ([`TaskSpec`]), who is asking ([`Principal`], [`ApiKey`], [`Scope`]), and
+//! how these records are stored. No I/O: everything above builds on it.
+
+mod agent;
+mod error;
+mod ids;
+mod keys;
+mod principal;
+mod records;
+mod spec;
+mod task;
+
+pub use agent::{Agent, AgentStatus};
+pub use error::Error;
+pub use ids::{AgentId, ParseIdError, SessionId, TaskId, TenantId, WorkflowId};
+pub use keys::{ApiKey, Scope, generate_key, hash_key};
+pub use principal::Principal;
+pub(crate) use records::SYSTEM_TENANT;
+pub use records::TenantEntry;
+pub use spec::TaskSpec;
+pub use task::{Priority, RoutingPreference, Task, TaskStatus};

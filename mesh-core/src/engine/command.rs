@@ -1,0 +1,75 @@
+//! The mutations the engine task serves, one [`Command`] each; reads go to the stores
+//! directly (`reads`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mesh_protocol::{Hello, Message, Welcome};
+use tokio::sync::oneshot;
+
+use super::EngineError;
+use super::event::Change;
+use super::link::AgentLink;
+use crate::domain::{AgentId, ApiKey, Scope, SessionId, Task, TaskId, TaskSpec, TenantId};
+
+/// Where the engine task sends a command's answer.
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, EngineError>>;
+
+pub(crate) enum Command {
+    Connect {
+        tenant: TenantId,
+        hello: Hello,
+        link: Arc<dyn AgentLink>,
+        reply: Reply<(Welcome, SessionId)>,
+    },
+    FromAgent {
+        agent: AgentId,
+        session: SessionId,
+        message: Message,
+    },
+    Disconnect {
+        agent: AgentId,
+        session: SessionId,
+    },
+    Submit {
+        tenant: TenantId,
+        spec: TaskSpec,
+        reply: Reply<Task>,
+    },
+    Wait {
+        tenant: TenantId,
+        id: TaskId,
+        reply: Reply<Task>,
+    },
+    Cancel {
+        tenant: TenantId,
+        id: TaskId,
+        reply: Reply<Task>,
+    },
+    Deregister {
+        tenant: TenantId,
+        id: AgentId,
+        reply: Reply<bool>,
+    },
+    Refresh {
+        change: Change,
+    },
+    Sweep {
+        grace: Duration,
+        reply: Reply<usize>,
+    },
+    CreateKey {
+        tenant: TenantId,
+        name: String,
+        scopes: Vec<Scope>,
+        key: Option<String>,
+        reply: Reply<(String, ApiKey)>,
+    },
+    /// Answered once every command sent before it has been served.
+    Settle {
+        reply: oneshot::Sender<()>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}

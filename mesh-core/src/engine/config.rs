@@ -1,0 +1,127 @@
+//! [`EngineConfig`]: timings, limits and the custom routers an embedder registers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mesh_router::Router;
+
+/// Makes a fresh instance of a custom router (one per engine).
+pub type RouterFactory = Arc<dyn Fn() -> Box<dyn Router> + Send + Sync>;
+
+/// Engine settings.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct EngineConfig {
+    /// How often agents are asked to heartbeat. Default 10 s.
+    pub heartbeat_interval: Duration,
+    /// Heartbeats an agent may miss before it counts as gone. Default 3.
+    pub missed_heartbeats: u32,
+    /// How long one attempt of a task may take unless the task says. Default 60 s.
+    pub task_timeout: Duration,
+    /// Delay before retrying a failed or timed-out task; doubles per attempt. Default 100 ms.
+    pub retry_backoff: Duration,
+    /// Largest retry delay. Default 10 s.
+    pub max_backoff: Duration,
+    /// Attempts a task gets unless it says. Default 3.
+    pub max_attempts: u32,
+    /// How often deadlines and heartbeats are checked. Default 50 ms.
+    pub tick: Duration,
+    /// Capacity of the command channel (back-pressure on submitters). Default 65,536.
+    pub queue: usize,
+    /// Whether other engines share the stores (several service instances on one
+    /// PostgreSQL). A clustered engine does not take back in-flight tasks when it starts
+    /// (their owners still hold them; `Engine::sweep` recovers those of dead
+    /// instances) and claims tasks with optimistic concurrency. Default false.
+    pub clustered: bool,
+    /// Custom routers by name; a task selects one with `TaskSpec::router`.
+    pub routers: BTreeMap<String, RouterFactory>,
+}
+
+impl std::fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("missed_heartbeats", &self.missed_heartbeats)
+            .field("task_timeout", &self.task_timeout)
+            .field("retry_backoff", &self.retry_backoff)
+            .field("max_backoff", &self.max_backoff)
+            .field("max_attempts", &self.max_attempts)
+            .field("tick", &self.tick)
+            .field("queue", &self.queue)
+            .field("clustered", &self.clustered)
+            .field("routers", &self.routers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval: Duration::from_secs(10),
+            missed_heartbeats: 3,
+            task_timeout: Duration::from_secs(60),
+            retry_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(10),
+            max_attempts: 3,
+            tick: Duration::from_millis(50),
+            queue: 65_536,
+            clustered: false,
+            routers: BTreeMap::new(),
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Sets the heartbeat interval and how many may be missed.
+    pub fn heartbeat(mut self, interval: Duration, missed: u32) -> Self {
+        self.heartbeat_interval = interval;
+        self.missed_heartbeats = missed.max(1);
+        self
+    }
+
+    /// Sets the default per-attempt timeout.
+    pub fn task_timeout(mut self, timeout: Duration) -> Self {
+        self.task_timeout = timeout;
+        self
+    }
+
+    /// Sets the retry backoff (initial and largest).
+    pub fn retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.retry_backoff = initial;
+        self.max_backoff = max;
+        self
+    }
+
+    /// Sets the default number of attempts.
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// Sets how often deadlines are checked.
+    pub fn tick(mut self, tick: Duration) -> Self {
+        self.tick = tick;
+        self
+    }
+
+    /// Marks the engine as one of several sharing the stores (see [`Self::clustered`]).
+    pub fn clustered(mut self, clustered: bool) -> Self {
+        self.clustered = clustered;
+        self
+    }
+
+    /// Registers a custom router under `name`: tasks submitted with
+    /// `TaskSpec::router(name)` are routed by it. `make` is called once per engine; the
+    /// router keeps its state across tasks. Agents' `hello` labels reach it as
+    /// [`CandidateView::label`](mesh_router::CandidateView::label).
+    pub fn router<R, F>(mut self, name: impl Into<String>, make: F) -> Self
+    where
+        R: Router + 'static,
+        F: Fn() -> R + Send + Sync + 'static,
+    {
+        let factory: RouterFactory = Arc::new(move || Box::new(make()) as Box<dyn Router>);
+        self.routers.insert(name.into(), factory);
+        self
+    }
+}

@@ -1,0 +1,82 @@
+//! What the engine tells the world: [`Event`]s for front-ends to follow, and
+//! [`Change`]s for other engines sharing the stores.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{AgentId, TaskId, TaskStatus, TenantId};
+
+/// A record this engine wrote, so that other engines on the same stores can pick the
+/// change up ([`Engine::changes`](crate::Engine::changes), [`Engine::refresh`](crate::Engine::refresh)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "record", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Change {
+    /// A task was created or changed.
+    Task {
+        /// Its tenant.
+        tenant: TenantId,
+        /// The task.
+        id: TaskId,
+    },
+    /// An agent was registered, changed or deregistered.
+    Agent {
+        /// Its tenant.
+        tenant: TenantId,
+        /// The agent.
+        id: AgentId,
+    },
+}
+
+/// Something that happened, for front-ends to follow ([`Engine::subscribe`](crate::Engine::subscribe)).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event {
+    /// An agent registered or resumed.
+    AgentConnected {
+        /// Its tenant.
+        tenant: TenantId,
+        /// The agent.
+        agent: AgentId,
+        /// Its name.
+        name: String,
+    },
+    /// An agent's connection ended.
+    AgentDisconnected {
+        /// Its tenant.
+        tenant: TenantId,
+        /// The agent.
+        agent: AgentId,
+    },
+    /// A task was submitted.
+    TaskSubmitted {
+        /// Its tenant.
+        tenant: TenantId,
+        /// The task.
+        task: TaskId,
+        /// Its kind.
+        kind: String,
+    },
+    /// A task was given to an agent.
+    TaskAssigned {
+        /// Its tenant.
+        tenant: TenantId,
+        /// The task.
+        task: TaskId,
+        /// The agent.
+        agent: AgentId,
+        /// The agent's name.
+        agent_name: String,
+        /// Which attempt.
+        attempt: u32,
+    },
+    /// A task's status changed.
+    TaskStatus {
+        /// Its tenant.
+        tenant: TenantId,
+        /// The task.
+        task: TaskId,
+        /// The new status.
+        status: TaskStatus,
+    },
+}

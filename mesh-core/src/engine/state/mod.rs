@@ -1,0 +1,291 @@
+//! The engine task: the state it owns, how it starts (resuming unfinished tasks), and
+//! its loop. Each concern's methods live in a file of their own beside this one:
+//! `agents`, `tasks`, `routing`, `timers`, `keys`, `cluster`; `rules` holds the pure
+//! rules they share. Those files only extend [`State`]; this file imports none of them.
+
+mod agents;
+mod cluster;
+mod keys;
+mod routing;
+mod rules;
+mod tasks;
+mod timers;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mesh_protocol::{Goodbye, Message};
+use mesh_router::CandidateIndex;
+use mesh_store::Repository;
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+
+use self::rules::walk;
+use super::command::{Command, Reply};
+use super::scan::{every, with_status};
+use super::{AgentLink, Change, EngineConfig, EngineError, Event, Stores};
+use crate::domain::{
+    Agent, AgentId, AgentStatus, Priority, SessionId, Task, TaskId, TaskStatus, TenantId,
+};
+
+type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// How often a clustered engine reads the pending tasks in the stores, in case a
+/// change notification was lost.
+const ADOPT_EVERY: Duration = Duration::from_secs(5);
+
+/// How often a compare-and-set write is retried when another engine wrote first.
+const CAS_ATTEMPTS: usize = 5;
+
+/// A connected (or known) agent.
+struct AgentEntry {
+    agent: Agent,
+    version: u64,
+    session: Option<(SessionId, Arc<dyn AgentLink>)>,
+    in_flight: HashSet<TaskId>,
+    last_seen: Instant,
+}
+
+/// A task this engine tracks (pending, in flight here, or waited on).
+struct TaskEntry {
+    task: Task,
+    version: u64,
+    /// Tenant, kind and required capabilities hashed: tasks that cannot be routed now
+    /// block others with the same signature for the rest of a routing pass.
+    signature: u64,
+    queue_key: Option<QueueKey>,
+    assigned_at: Option<Instant>,
+    deadline: Option<Instant>,
+    not_before: Option<Instant>,
+    rejected_by: Vec<AgentId>,
+    watcher: Option<AgentId>,
+    waiters: Vec<Reply<Task>>,
+}
+
+/// A pending task's place in the queue: most urgent first, then oldest.
+type QueueKey = (Reverse<Priority>, u64, TaskId);
+
+pub(super) struct State<S> {
+    config: Arc<EngineConfig>,
+    stores: Arc<S>,
+    events: broadcast::Sender<Event>,
+    changes: broadcast::Sender<Change>,
+    index: CandidateIndex,
+    routers: routing::Routers,
+    agents: HashMap<AgentId, AgentEntry>,
+    tasks: HashMap<TaskId, TaskEntry>,
+    pending: BTreeSet<QueueKey>,
+    deadlines: BTreeSet<(Instant, TaskId)>,
+    seq: u64,
+    tenants: HashSet<TenantId>,
+    /// Something changed that may let any pending task through (capacity freed, an
+    /// agent came): the next pass looks at the whole queue.
+    dirty: bool,
+    /// Tasks that became pending since the last pass; when nothing else changed, only
+    /// they can be routable (the rest were not, and no capacity came), so a submit
+    /// costs a look at one task, not at the whole queue.
+    fresh: Vec<QueueKey>,
+    last_heartbeat_check: Instant,
+    last_adopt: Instant,
+    last_seen_saved: Instant,
+}
+
+impl<S: Stores> State<S> {
+    pub(super) async fn load(
+        config: Arc<EngineConfig>,
+        stores: Arc<S>,
+        events: broadcast::Sender<Event>,
+        changes: broadcast::Sender<Change>,
+    ) -> Result<Self> {
+        let routers = routing::Routers::new(&config);
+        let mut state = Self {
+            config,
+            stores,
+            events,
+            changes,
+            index: CandidateIndex::default(),
+            routers,
+            agents: HashMap::new(),
+            tasks: HashMap::new(),
+            pending: BTreeSet::new(),
+            deadlines: BTreeSet::new(),
+            seq: 0,
+            tenants: HashSet::new(),
+            dirty: false,
+            fresh: Vec::new(),
+            last_heartbeat_check: Instant::now(),
+            last_adopt: Instant::now(),
+            last_seen_saved: Instant::now(),
+        };
+        state.resume().await?;
+        Ok(state)
+    }
+
+    /// Takes back every unfinished task in the stores: in-flight ones return to pending.
+    async fn resume(&mut self) -> Result<()> {
+        let tenants = self.known_tenants().await?;
+        // Clustered, in-flight tasks belong to the engines holding them.
+        let statuses: &[TaskStatus] = if self.config.clustered {
+            &[TaskStatus::Pending]
+        } else {
+            &[
+                TaskStatus::Pending,
+                TaskStatus::Assigned,
+                TaskStatus::Accepted,
+                TaskStatus::InProgress,
+            ]
+        };
+        for tenant in tenants {
+            for &status in statuses {
+                let query = with_status(status.as_str());
+                let key = tenant.to_string();
+                for stored in every(self.stores.tasks(), &key, query).await? {
+                    let mut task = stored.record;
+                    let mut version = stored.version;
+                    if task.status().is_in_flight() {
+                        task.transition(TaskStatus::Pending)?;
+                        task.agent_id = None;
+                        version = self
+                            .stores
+                            .tasks()
+                            .update(&key, &task, version)
+                            .await?
+                            .version;
+                    }
+                    self.track(task, version, None);
+                }
+            }
+        }
+        if !self.tasks.is_empty() {
+            tracing::info!(tasks = self.tasks.len(), "resumed unfinished tasks");
+        }
+        Ok(())
+    }
+
+    pub(super) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut tick = tokio::time::interval(self.config.tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                command = commands.recv() => {
+                    let Some(command) = command else { break };
+                    if !self.handle(command).await {
+                        break;
+                    }
+                    // Take what else is queued before routing, so bursts route once.
+                    for _ in 0..256 {
+                        let Ok(command) = commands.try_recv() else { break };
+                        if !self.handle(command).await {
+                            return;
+                        }
+                    }
+                }
+                _ = tick.tick() => self.on_tick().await,
+            }
+            if self.dirty || !self.fresh.is_empty() {
+                self.route_pending().await;
+            }
+        }
+    }
+
+    /// Serves one command; false once the engine should stop.
+    async fn handle(&mut self, command: Command) -> bool {
+        match command {
+            Command::Connect {
+                tenant,
+                hello,
+                link,
+                reply,
+            } => {
+                let _ = reply.send(self.connect(tenant, hello, link).await);
+            }
+            Command::FromAgent {
+                agent,
+                session,
+                message,
+            } => {
+                if let Err(e) = self.on_agent_message(agent, session, message).await {
+                    tracing::error!(error = %e, %agent, "handling an agent message failed");
+                }
+            }
+            Command::Disconnect { agent, session } => {
+                let current = self
+                    .agents
+                    .get(&agent)
+                    .and_then(|a| a.session.as_ref())
+                    .is_some_and(|(s, _)| *s == session);
+                if current && let Err(e) = self.agent_lost(agent).await {
+                    tracing::error!(error = %e, %agent, "handling a disconnect failed");
+                }
+            }
+            Command::Submit {
+                tenant,
+                spec,
+                reply,
+            } => {
+                let _ = reply.send(self.submit(tenant, spec, None).await);
+            }
+            Command::Wait { tenant, id, reply } => self.wait(tenant, id, reply).await,
+            Command::Cancel { tenant, id, reply } => {
+                let _ = reply.send(self.cancel(tenant, id).await);
+            }
+            Command::Deregister { tenant, id, reply } => {
+                let _ = reply.send(self.deregister(tenant, id).await);
+            }
+            Command::Refresh { change } => {
+                if let Err(e) = self.refresh(change).await {
+                    tracing::warn!(error = %e, ?change, "refreshing a record failed");
+                }
+            }
+            Command::Sweep { grace, reply } => {
+                let _ = reply.send(self.sweep(grace).await);
+            }
+            Command::CreateKey {
+                tenant,
+                name,
+                scopes,
+                key,
+                reply,
+            } => {
+                let _ = reply.send(self.create_key(tenant, name, scopes, key).await);
+            }
+            Command::Settle { reply } => {
+                let _ = reply.send(());
+            }
+            Command::Shutdown { reply } => {
+                self.shutdown().await;
+                let _ = reply.send(());
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Tells every connected agent goodbye and records it offline; its tasks stay in
+    /// the stores for the next engine.
+    async fn shutdown(&mut self) {
+        let connected: Vec<AgentId> = self
+            .agents
+            .iter()
+            .filter(|(_, a)| a.session.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in connected {
+            if let Some((_, link)) = self.agents.get_mut(&id).and_then(|a| a.session.take()) {
+                let _ = link.send(Message::Goodbye(Goodbye::new(Some(
+                    "the mesh is shutting down".into(),
+                ))));
+                link.close(1001, "shutting down");
+            }
+            // The registry says they are gone (their tasks stay for the next engine).
+            if let Some(a) = self.agents.get_mut(&id)
+                && walk(&mut a.agent, AgentStatus::Offline).is_ok()
+                && let Err(e) = self.save_agent(id).await
+            {
+                tracing::warn!(error = %e, agent = %id, "recording an agent offline failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Routing: which pending tasks to look at, and handing one to the agent a router
+//! picks.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use mesh_protocol::{Message, TaskAssign};
+use mesh_router::RouteRequest;
+use tokio::time::Instant;
+
+use mesh_router::Router;
+
+use super::rules::{agent_of, builtin_router, candidate, router_priority, tenant_capability};
+use super::{QueueKey, Result, State};
+use crate::domain::{RoutingPreference, TaskId, TaskStatus};
+use crate::engine::{EngineConfig, Event, Stores};
+
+/// The engine's routers: one instance per built-in strategy (made when first used)
+/// and one per custom router registered in [`EngineConfig::routers`].
+pub(super) struct Routers {
+    builtin: HashMap<RoutingPreference, Box<dyn Router>>,
+    custom: HashMap<String, Box<dyn Router>>,
+}
+
+impl Routers {
+    pub(super) fn new(config: &EngineConfig) -> Self {
+        Self {
+            builtin: HashMap::new(),
+            custom: config
+                .routers
+                .iter()
+                .map(|(name, make)| (name.clone(), make()))
+                .collect(),
+        }
+    }
+
+    /// Whether a custom router is registered under `name`.
+    pub(super) fn has(&self, name: &str) -> bool {
+        self.custom.contains_key(name)
+    }
+
+    /// The router for a task: its custom router if it names one this engine has (a
+    /// task submitted through an engine configured differently falls back), else its
+    /// built-in strategy.
+    fn for_task(&mut self, custom: Option<&str>, routing: RoutingPreference) -> &mut dyn Router {
+        if let Some(name) = custom {
+            if self.custom.contains_key(name)
+                && let Some(router) = self.custom.get_mut(name)
+            {
+                return router.as_mut();
+            }
+            tracing::warn!(
+                router = name,
+                "no such router here; using the built-in strategy"
+            );
+        }
+        self.builtin
+            .entry(routing)
+            .or_insert_with(|| builtin_router(routing))
+            .as_mut()
+    }
+}
+
+impl<S: Stores> State<S> {
+    pub(super) async fn route_pending(&mut self) {
+        let mut fresh = std::mem::take(&mut self.fresh);
+        let queue: Vec<QueueKey> = if std::mem::take(&mut self.dirty) {
+            self.pending.iter().copied().collect()
+        } else {
+            fresh.sort_unstable();
+            fresh
+        };
+        let now = Instant::now();
+        let mut blocked: HashSet<u64> = HashSet::new();
+        for key in queue {
+            let id = key.2;
+            let Some(entry) = self.tasks.get(&id) else {
+                self.pending.remove(&key);
+                continue;
+            };
+            if entry.queue_key != Some(key) {
+                continue; // routed, or queued again under a newer key
+            }
+            if entry.not_before.is_some_and(|t| t > now) || blocked.contains(&entry.signature) {
+                continue;
+            }
+            let signature = entry.signature;
+            match self.assign(id).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    blocked.insert(signature);
+                }
+                Err(e) => tracing::error!(error = %e, task = %id, "assigning a task failed"),
+            }
+        }
+    }
+
+    /// Routes one pending task and sends it to the chosen agent; false if no agent can
+    /// take it now.
+    pub(super) async fn assign(&mut self, id: TaskId) -> Result<bool> {
+        let Some(entry) = self.tasks.get(&id) else {
+            return Ok(false);
+        };
+        let task = &entry.task;
+        let request = RouteRequest::new(task.kind.clone())
+            .require(
+                task.required_capabilities
+                    .iter()
+                    .cloned()
+                    .chain([tenant_capability(task.tenant_id)]),
+            )
+            .priority(router_priority(task.priority))
+            .cost_sensitive(task.routing == RoutingPreference::CostOptimized)
+            .exclude(entry.rejected_by.iter().map(|a| candidate(*a)));
+        let router = self.routers.for_task(task.router.as_deref(), task.routing);
+        let Ok(chosen) = self.index.dispatch(router, &request) else {
+            return Ok(false);
+        };
+        let agent_id = agent_of(chosen);
+        let Some(link) = self
+            .agents
+            .get(&agent_id)
+            .and_then(|a| a.session.as_ref())
+            .map(|(_, l)| l.clone())
+        else {
+            let _ = self.index.release(chosen);
+            let _ = self.index.set_available(chosen, false);
+            return Ok(false);
+        };
+        let timeout = entry
+            .task
+            .timeout_ms
+            .map_or(self.config.task_timeout, Duration::from_millis);
+        let Some(entry) = self.tasks.get_mut(&id) else {
+            return Ok(false);
+        };
+        entry.task.transition(TaskStatus::Assigned)?;
+        entry.task.agent_id = Some(agent_id);
+        entry.task.attempts += 1;
+        let now = Instant::now();
+        entry.assigned_at = Some(now);
+        entry.not_before = None;
+        if let Some(key) = entry.queue_key.take() {
+            self.pending.remove(&key);
+        }
+        let attempt_deadline = now + timeout;
+        let deadline = entry
+            .deadline
+            .map_or(attempt_deadline, |d| d.min(attempt_deadline));
+        if let Some(old) = entry.deadline.replace(deadline) {
+            self.deadlines.remove(&(old, id));
+        }
+        self.deadlines.insert((deadline, id));
+        let mut assign = TaskAssign::new(
+            *id.as_uuid(),
+            entry.task.kind.clone(),
+            entry.task.input.clone(),
+            entry.task.attempts,
+        );
+        assign.deadline_ms = Some(timeout.as_millis() as u64);
+        let tenant = entry.task.tenant_id;
+        let attempt = entry.task.attempts;
+        if let Err(e) = self.save_task(id).await {
+            // Another engine changed the task first (claimed or cancelled it); the
+            // entry now holds its version.
+            let _ = self.index.release(chosen);
+            return if e.is_conflict() { Ok(true) } else { Err(e) };
+        }
+        let agent_name = match self.agents.get_mut(&agent_id) {
+            Some(a) => {
+                a.in_flight.insert(id);
+                a.agent.name.clone()
+            }
+            None => String::new(),
+        };
+        let _ = self.events.send(Event::TaskAssigned {
+            tenant,
+            task: id,
+            agent: agent_id,
+            agent_name,
+            attempt,
+        });
+        if let Err(e) = link.send(Message::TaskAssign(assign)) {
+            tracing::warn!(error = %e, agent = %agent_id, "agent cannot take messages; dropping it");
+            self.agent_lost(agent_id).await?;
+        }
+        Ok(true)
+    }
+}

@@ -1,0 +1,399 @@
+//! Tasks: submission (checked here, once, for every front end), status changes written
+//! through the stores, waiting, cancelling, and the end of a task.
+
+use std::cmp::Reverse;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::time::Duration;
+
+use chrono::Utc;
+use mesh_protocol::{Message, TaskCancel, TaskUpdate};
+use mesh_store::{Repository, StoreError};
+use tokio::time::Instant;
+
+use super::rules::{candidate, finish_status, walk, wire_status};
+use super::{Result, State, TaskEntry};
+use crate::domain::{
+    AgentId, AgentStatus, SYSTEM_TENANT, Task, TaskId, TaskSpec, TaskStatus, TenantEntry, TenantId,
+};
+use crate::engine::command::Reply;
+use crate::engine::{Change, EngineError, Event, Stores};
+
+impl<S: Stores> State<S> {
+    /// Starts tracking a task in memory; pending ones join the queue.
+    pub(super) fn track(&mut self, task: Task, version: u64, watcher: Option<AgentId>) {
+        let mut hasher = DefaultHasher::new();
+        (task.tenant_id, &task.kind, &task.required_capabilities).hash(&mut hasher);
+        let id = task.id;
+        let deadline = task.deadline.map(|d| {
+            let left = (d - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+            Instant::now() + left
+        });
+        let mut entry = TaskEntry {
+            task,
+            version,
+            signature: hasher.finish(),
+            queue_key: None,
+            assigned_at: None,
+            deadline,
+            not_before: None,
+            rejected_by: Vec::new(),
+            watcher,
+            waiters: Vec::new(),
+        };
+        if let Some(d) = deadline {
+            self.deadlines.insert((d, id));
+        }
+        if entry.task.status() == TaskStatus::Pending {
+            self.seq += 1;
+            let key = (Reverse(entry.task.priority), self.seq, id);
+            self.pending.insert(key);
+            entry.queue_key = Some(key);
+            self.fresh.push(key);
+        }
+        self.tasks.insert(id, entry);
+    }
+
+    pub(super) async fn submit(
+        &mut self,
+        tenant: TenantId,
+        spec: TaskSpec,
+        watcher: Option<AgentId>,
+    ) -> Result<Task> {
+        self.check(&spec)?;
+        let mut task = Task::new(tenant, spec.kind, spec.input);
+        task.required_capabilities = spec.required_capabilities.into_iter().collect();
+        task.priority = spec.priority;
+        task.routing = spec.routing;
+        task.router = spec.router;
+        task.max_attempts = spec.max_attempts.unwrap_or(self.config.max_attempts).max(1);
+        task.timeout_ms = spec.timeout_ms;
+        task.deadline = spec.deadline;
+        task.parent = spec.parent;
+        let tenant_key = tenant.to_string();
+        if let Some(parent) = spec.parent {
+            self.add_child(tenant, parent, task.id).await?;
+        }
+        self.remember_tenant(tenant).await?;
+        let version = self
+            .stores
+            .tasks()
+            .create(&tenant_key, &task)
+            .await?
+            .version;
+        let _ = self.changes.send(Change::Task {
+            tenant,
+            id: task.id,
+        });
+        let _ = self.events.send(Event::TaskSubmitted {
+            tenant,
+            task: task.id,
+            kind: task.kind.clone(),
+        });
+        self.track(task.clone(), version, watcher);
+        Ok(task)
+    }
+
+    /// Checks a spec against [`TaskSpec`]'s bounds, whatever front end sent it.
+    fn check(&self, spec: &TaskSpec) -> Result<()> {
+        if spec.kind.trim().is_empty() || spec.kind.len() > TaskSpec::MAX_KIND_LEN {
+            return Err(EngineError::InvalidKind);
+        }
+        let count = spec.required_capabilities.len();
+        if count > TaskSpec::MAX_REQUIRED_CAPABILITIES {
+            return Err(EngineError::TooManyRequirements { count });
+        }
+        if let Some(attempts) = spec.max_attempts
+            && !(1..=TaskSpec::MAX_ATTEMPTS).contains(&attempts)
+        {
+            return Err(EngineError::InvalidMaxAttempts(attempts));
+        }
+        if let Some(ms) = spec.timeout_ms
+            && !(1..=TaskSpec::MAX_TIMEOUT_MS).contains(&ms)
+        {
+            return Err(EngineError::InvalidTimeout(ms));
+        }
+        if let Some(name) = &spec.router
+            && !self.routers.has(name)
+        {
+            return Err(EngineError::UnknownRouter(name.clone()));
+        }
+        Ok(())
+    }
+
+    /// Records a tenant the engine has seen, so restarts and sweeps find its records.
+    pub(super) async fn remember_tenant(&mut self, tenant: TenantId) -> Result<()> {
+        if self.tenants.insert(tenant) {
+            match self
+                .stores
+                .tenants()
+                .create(SYSTEM_TENANT, &TenantEntry { id: tenant })
+                .await
+            {
+                Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
+                Err(e) => {
+                    self.tenants.remove(&tenant);
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn add_child(
+        &mut self,
+        tenant: TenantId,
+        parent: TaskId,
+        child: TaskId,
+    ) -> Result<()> {
+        if let Some(entry) = self
+            .tasks
+            .get_mut(&parent)
+            .filter(|e| e.task.tenant_id == tenant)
+        {
+            entry.task.children.push(child);
+            entry.version = self
+                .stores
+                .tasks()
+                .update(&tenant.to_string(), &entry.task, entry.version)
+                .await?
+                .version;
+            return Ok(());
+        }
+        let key = tenant.to_string();
+        let Some(mut stored) = self.stores.tasks().get(&key, *parent.as_uuid()).await? else {
+            return Err(EngineError::ParentNotFound(parent));
+        };
+        stored.record.children.push(child);
+        self.stores
+            .tasks()
+            .update(&key, &stored.record, stored.version)
+            .await?;
+        let _ = self.changes.send(Change::Task { tenant, id: parent });
+        Ok(())
+    }
+
+    /// Writes a task's record through the store.
+    pub(super) async fn save_task(&mut self, id: TaskId) -> Result<()> {
+        let Some(entry) = self.tasks.get_mut(&id) else {
+            return Ok(());
+        };
+        let tenant = entry.task.tenant_id;
+        match self
+            .stores
+            .tasks()
+            .update(&tenant.to_string(), &entry.task, entry.version)
+            .await
+        {
+            Ok(saved) => entry.version = saved.version,
+            Err(e @ StoreError::Conflict { .. }) => {
+                // Another engine wrote first: take its version, and tell the caller.
+                self.refresh_task(tenant, id).await?;
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let _ = self.changes.send(Change::Task { tenant, id });
+        Ok(())
+    }
+
+    pub(super) async fn set_status(&mut self, id: TaskId, status: TaskStatus) -> Result<()> {
+        let Some(entry) = self.tasks.get_mut(&id) else {
+            return Ok(());
+        };
+        entry.task.transition(status)?;
+        let tenant = entry.task.tenant_id;
+        self.save_task(id).await?;
+        let _ = self.events.send(Event::TaskStatus {
+            tenant,
+            task: id,
+            status,
+        });
+        Ok(())
+    }
+
+    /// Takes a task out of flight (or leaves it pending) and queues it again after
+    /// `delay`.
+    pub(super) async fn back_to_pending(
+        &mut self,
+        id: TaskId,
+        delay: Option<Duration>,
+    ) -> Result<()> {
+        let Some(entry) = self.tasks.get_mut(&id) else {
+            return Ok(());
+        };
+        if entry.task.status().is_terminal() {
+            return Ok(());
+        }
+        if let Some(d) = entry.assigned_at.take().and(entry.deadline) {
+            self.deadlines.remove(&(d, id));
+        }
+        if entry.task.status() != TaskStatus::Pending {
+            entry.task.transition(TaskStatus::Pending)?;
+            entry.task.agent_id = None;
+            entry.task.progress = None;
+        }
+        entry.not_before = delay.map(|d| Instant::now() + d);
+        // Restore the absolute deadline, if the task has one.
+        entry.deadline = entry
+            .task
+            .deadline
+            .map(|d| Instant::now() + (d - Utc::now()).to_std().unwrap_or(Duration::ZERO));
+        if let Some(d) = entry.deadline {
+            self.deadlines.insert((d, id));
+        }
+        self.seq += 1;
+        let key = (Reverse(entry.task.priority), self.seq, id);
+        if let Some(old) = entry.queue_key.replace(key) {
+            self.pending.remove(&old);
+        }
+        self.pending.insert(key);
+        let tenant = entry.task.tenant_id;
+        self.save_task(id).await?;
+        let _ = self.events.send(Event::TaskStatus {
+            tenant,
+            task: id,
+            status: TaskStatus::Pending,
+        });
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Ends a task: persists the final status, answers waiters and the delegating
+    /// agent, and forgets it.
+    pub(super) async fn terminate(&mut self, id: TaskId, status: TaskStatus) -> Result<()> {
+        let Some(entry) = self.tasks.get_mut(&id) else {
+            return Ok(());
+        };
+        finish_status(&mut entry.task, status)?;
+        if let Some(key) = entry.queue_key.take() {
+            self.pending.remove(&key);
+        }
+        if let Some(d) = entry.deadline.take() {
+            self.deadlines.remove(&(d, id));
+        }
+        self.save_task(id).await?;
+        let Some(entry) = self.tasks.remove(&id) else {
+            return Ok(());
+        };
+        let agent = entry.task.agent_id;
+        self.announce_end(entry.task, entry.waiters, entry.watcher);
+        // A draining agent that just finished its last task becomes inactive.
+        if let Some(agent_id) = agent
+            && let Some(a) = self.agents.get_mut(&agent_id)
+            && a.agent.status() == AgentStatus::Draining
+            && a.in_flight.is_empty()
+        {
+            walk(&mut a.agent, AgentStatus::Inactive)?;
+            self.save_agent(agent_id).await?;
+        }
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Tells whoever waits on a finished task that it ended.
+    pub(super) fn announce_end(
+        &self,
+        task: Task,
+        waiters: Vec<super::Reply<Task>>,
+        watcher: Option<AgentId>,
+    ) {
+        for waiter in waiters {
+            let _ = waiter.send(Ok(task.clone()));
+        }
+        if let Some((_, link)) = watcher
+            .and_then(|w| self.agents.get(&w))
+            .and_then(|a| a.session.as_ref())
+        {
+            let mut update = TaskUpdate::new(*task.id.as_uuid(), wire_status(task.status()));
+            update.output = task.output.clone();
+            update.error = task.error.clone();
+            let _ = link.send(Message::TaskUpdate(update));
+        }
+        let _ = self.events.send(Event::TaskStatus {
+            tenant: task.tenant_id,
+            task: task.id,
+            status: task.status(),
+        });
+    }
+
+    pub(super) async fn get(&mut self, tenant: TenantId, id: TaskId) -> Result<Option<Task>> {
+        if let Some(entry) = self.tasks.get(&id) {
+            return Ok((entry.task.tenant_id == tenant).then(|| entry.task.clone()));
+        }
+        Ok(self
+            .stores
+            .tasks()
+            .get(&tenant.to_string(), *id.as_uuid())
+            .await?
+            .map(|v| v.record))
+    }
+
+    pub(super) async fn wait(&mut self, tenant: TenantId, id: TaskId, reply: Reply<Task>) {
+        if let Some(entry) = self
+            .tasks
+            .get_mut(&id)
+            .filter(|e| e.task.tenant_id == tenant)
+        {
+            entry.waiters.push(reply);
+            return;
+        }
+        let found = self
+            .stores
+            .tasks()
+            .get(&tenant.to_string(), *id.as_uuid())
+            .await;
+        // Held by another engine: wait here until it ends there.
+        if let Ok(Some(v)) = &found
+            && !v.record.status().is_terminal()
+        {
+            self.track(v.record.clone(), v.version, None);
+            if let Some(entry) = self.tasks.get_mut(&id) {
+                entry.waiters.push(reply);
+            }
+            return;
+        }
+        let _ = reply.send(match found {
+            Ok(Some(v)) => Ok(v.record),
+            Ok(None) => Err(EngineError::TaskNotFound(id)),
+            Err(e) => Err(e.into()),
+        });
+    }
+
+    pub(super) async fn cancel(&mut self, tenant: TenantId, id: TaskId) -> Result<Task> {
+        match self.cancel_tracked(tenant, id).await {
+            // Another engine moved the task meanwhile: cancel what is stored.
+            Err(e) if e.is_conflict() => self.cancel_stored(tenant, id).await,
+            other => other,
+        }
+    }
+
+    pub(super) async fn cancel_tracked(&mut self, tenant: TenantId, id: TaskId) -> Result<Task> {
+        let Some(entry) = self
+            .tasks
+            .get_mut(&id)
+            .filter(|e| e.task.tenant_id == tenant)
+        else {
+            return self.cancel_stored(tenant, id).await;
+        };
+        if let Some(agent) = entry
+            .task
+            .agent_id
+            .filter(|_| entry.task.status().is_in_flight())
+        {
+            let _ = self.index.release(candidate(agent));
+            if let Some(a) = self.agents.get_mut(&agent) {
+                a.in_flight.remove(&id);
+                if let Some((_, link)) = &a.session {
+                    let mut cancel = TaskCancel::new(*id.as_uuid());
+                    cancel.reason = Some("cancelled by a client".into());
+                    let _ = link.send(Message::TaskCancel(cancel));
+                }
+            }
+        }
+        self.terminate(id, TaskStatus::Cancelled).await?;
+        self.get(tenant, id)
+            .await?
+            .ok_or(EngineError::TaskNotFound(id))
+    }
+}

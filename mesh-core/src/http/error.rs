@@ -1,0 +1,148 @@
+//! [`ApiError`]: every HTTP error is JSON with a stable `code` (the same code MCP tool
+//! errors carry), mapped here from each layer's typed errors.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::gate::AuthError;
+use crate::collab::CollabError;
+use crate::engine::EngineError;
+use crate::services::ServiceError;
+use crate::tools::ToolError;
+
+/// The body of every error response.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "rest", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    /// Stable, machine-readable: `unauthorized`, `forbidden`, `not_found`,
+    /// `invalid_request`, `rate_limited`, …
+    pub code: String,
+    /// For people.
+    pub message: String,
+}
+
+/// An error response: a status and an [`ErrorBody`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The body.
+    pub body: ErrorBody,
+}
+
+impl ApiError {
+    /// An error with `status`, `code` and `message`.
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: ErrorBody {
+                code: code.to_owned(),
+                message: message.into(),
+            },
+        }
+    }
+
+    /// 400 `invalid_request`.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    /// 404 `not_found`.
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no such {what}"),
+        )
+    }
+
+    /// The status that goes with a stable code of the core's errors.
+    fn status_of(code: &str) -> StatusCode {
+        match code {
+            "invalid_request" => StatusCode::BAD_REQUEST,
+            "unauthorized" => StatusCode::UNAUTHORIZED,
+            "forbidden" => StatusCode::FORBIDDEN,
+            "not_found" => StatusCode::NOT_FOUND,
+            "conflict" => StatusCode::CONFLICT,
+            "collab_failed" => StatusCode::UNPROCESSABLE_ENTITY,
+            "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
+            "unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The error for `code` with `error`'s message; internal errors are logged and
+    /// not shown.
+    fn coded(code: &'static str, error: &dyn std::fmt::Display) -> Self {
+        let status = Self::status_of(code);
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(%error, "internal error");
+            return Self::new(status, "internal", "internal error");
+        }
+        Self::new(status, code, error.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status;
+        let mut response = (status, axum::Json(self.body)).into_response();
+        let headers = response.headers_mut();
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        Self::coded(e.code(), &e)
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        Self::coded(e.code(), &e)
+    }
+}
+
+impl From<CollabError> for ApiError {
+    fn from(e: CollabError) -> Self {
+        Self::coded(e.code(), &e)
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Invalid(m) => Self::invalid(m),
+            ServiceError::Embed(e) => {
+                Self::new(StatusCode::BAD_GATEWAY, "embedder_failed", e.to_string())
+            }
+            ServiceError::Store(s) => EngineError::Store(s).into(),
+        }
+    }
+}
+
+impl From<ToolError> for ApiError {
+    fn from(e: ToolError) -> Self {
+        let message = e.to_string();
+        match e {
+            ToolError::UnknownTool(_) => {
+                Self::new(StatusCode::NOT_FOUND, "tool_not_found", message)
+            }
+            ToolError::UnknownAction(_) => {
+                Self::new(StatusCode::NOT_FOUND, "action_not_found", message)
+            }
+            ToolError::InvalidInput(_) => Self::invalid(message),
+            ToolError::Upstream { .. } | ToolError::Unavailable(_) => {
+                Self::new(StatusCode::BAD_GATEWAY, "upstream_failed", message)
+            }
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! The one credential gate every surface goes through — the agent hub, REST, MCP over
+//! Streamable HTTP and MCP over WebSocket: the same credentials in the same places, one
+//! cache of looked-up API keys, one rate limiter, one [`Principal`].
+//!
+//! A credential is an API key or an HS256 JWT, taken from `Authorization: Bearer`, then
+//! `X-API-Key`, then — on WebSocket upgrades only, for clients that cannot set headers
+//! (browsers, the Python MCP SDK's WebSocket client) — the `api_key` query parameter.
+//! A credential is never logged.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Uri, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use mesh_router::{RateLimit, TokenBucket};
+
+use super::jwt;
+use super::{ApiError, AppState};
+use crate::domain::{Principal, Scope, hash_key};
+use crate::engine::{Engine, EngineError};
+
+/// Gate settings.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct GateConfig {
+    /// The HS256 secret JWTs are verified with; JWTs are refused without one.
+    pub jwt_secret: Option<Vec<u8>>,
+    /// Requests per second and burst allowed per API key or JWT subject; unlimited if
+    /// `None`.
+    pub rate_limit: Option<(f64, f64)>,
+    /// How long a looked-up API key is trusted without asking the stores again.
+    /// Default 30 s.
+    pub key_ttl: Duration,
+    /// How long an unknown API key is remembered as unknown (so a flood of bad keys
+    /// does not reach the database). Default 5 s.
+    pub unknown_key_ttl: Duration,
+    /// Most API keys cached (known and unknown). Default 10,000.
+    pub key_cache_size: usize,
+}
+
+impl std::fmt::Debug for GateConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GateConfig")
+            .field(
+                "jwt_secret",
+                &self.jwt_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("rate_limit", &self.rate_limit)
+            .field("key_ttl", &self.key_ttl)
+            .field("unknown_key_ttl", &self.unknown_key_ttl)
+            .field("key_cache_size", &self.key_cache_size)
+            .finish()
+    }
+}
+
+impl Default for GateConfig {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            rate_limit: None,
+            key_ttl: Duration::from_secs(30),
+            unknown_key_ttl: Duration::from_secs(5),
+            key_cache_size: 10_000,
+        }
+    }
+}
+
+/// Why the gate refused a caller.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// No credential was presented.
+    #[error("credentials required: Authorization: Bearer <key or JWT>, or X-API-Key")]
+    Missing,
+    /// A JWT that does not verify.
+    #[error("{0}")]
+    InvalidJwt(&'static str),
+    /// An API key nobody has.
+    #[error("unknown API key")]
+    UnknownKey,
+    /// The caller lacks a scope.
+    #[error("this needs the {0} scope")]
+    Forbidden(Scope),
+    /// The caller is over its rate limit.
+    #[error("slow down")]
+    RateLimited,
+    /// Keys could not be looked up.
+    #[error(transparent)]
+    Unavailable(#[from] EngineError),
+}
+
+impl AuthError {
+    /// A stable code: `unauthorized`, `forbidden`, `rate_limited`, or the engine's.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Missing | Self::InvalidJwt(_) | Self::UnknownKey => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::RateLimited => "rate_limited",
+            Self::Unavailable(e) => e.code(),
+        }
+    }
+}
+
+/// Checks that `who` may do what `scope` allows.
+pub fn require(who: &Principal, scope: Scope) -> Result<(), AuthError> {
+    if who.allows(scope) {
+        Ok(())
+    } else {
+        Err(AuthError::Forbidden(scope))
+    }
+}
+
+/// The credential gate. Cheap to share (`Arc`).
+pub struct Gate {
+    engine: Engine,
+    config: GateConfig,
+    limit: Option<RateLimit>,
+    buckets: Mutex<HashMap<String, TokenBucket>>,
+    /// Key hash → its caller (`None`: no such key) and when it was looked up.
+    keys: Mutex<HashMap<String, (Option<Principal>, Instant)>>,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Gate {
+    /// A gate that looks API keys up through `engine`.
+    pub fn new(engine: Engine, config: GateConfig) -> Self {
+        let limit = config
+            .rate_limit
+            .map(|(per_second, burst)| RateLimit::new(per_second, burst));
+        Self {
+            engine,
+            config,
+            limit,
+            buckets: Mutex::new(HashMap::new()),
+            keys: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The credential of a request: `Authorization: Bearer`, `X-API-Key`, and on a
+    /// WebSocket upgrade the `api_key` query parameter.
+    pub fn credential(headers: &HeaderMap, uri: &Uri) -> Option<String> {
+        if let Some(value) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        {
+            return value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+                .map(|t| t.trim().to_owned());
+        }
+        if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+            return Some(key.trim().to_owned());
+        }
+        let upgrade = headers
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+        if !upgrade {
+            return None;
+        }
+        let axum::extract::Query(mut query) =
+            axum::extract::Query::<HashMap<String, String>>::try_from_uri(uri).ok()?;
+        query.remove("api_key")
+    }
+
+    /// The caller a credential stands for, rate limit included.
+    pub async fn authenticate(&self, credential: Option<&str>) -> Result<Principal, AuthError> {
+        let token = credential
+            .filter(|t| !t.is_empty())
+            .ok_or(AuthError::Missing)?;
+        let principal = if token.matches('.').count() == 2
+            && let Some(secret) = &self.config.jwt_secret
+        {
+            jwt::verify(token, secret)
+                .map_err(AuthError::InvalidJwt)?
+                .into_principal()
+        } else {
+            self.key(token).await?
+        };
+        if !self.admit(&principal.subject) {
+            return Err(AuthError::RateLimited);
+        }
+        Ok(principal)
+    }
+
+    /// The caller of a request with these headers and URI.
+    pub async fn check(&self, headers: &HeaderMap, uri: &Uri) -> Result<Principal, AuthError> {
+        self.authenticate(Self::credential(headers, uri).as_deref())
+            .await
+    }
+
+    async fn key(&self, token: &str) -> Result<Principal, AuthError> {
+        let hash = hash_key(token);
+        if let Some(cached) = self.cached(&hash) {
+            return cached.ok_or(AuthError::UnknownKey);
+        }
+        let found = self
+            .engine
+            .authenticate(token)
+            .await?
+            .map(|key| Principal::from_key(&key));
+        self.remember(hash, found.clone());
+        found.ok_or(AuthError::UnknownKey)
+    }
+
+    fn cached(&self, hash: &str) -> Option<Option<Principal>> {
+        let keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        let (principal, at) = keys.get(hash)?;
+        let ttl = if principal.is_some() {
+            self.config.key_ttl
+        } else {
+            self.config.unknown_key_ttl
+        };
+        (at.elapsed() < ttl).then(|| principal.clone())
+    }
+
+    fn remember(&self, hash: String, principal: Option<Principal>) {
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if keys.len() >= self.config.key_cache_size {
+            keys.clear();
+        }
+        keys.insert(hash, (principal, Instant::now()));
+    }
+
+    /// Whether `subject` may make one more request now.
+    fn admit(&self, subject: &str) -> bool {
+        let Some(limit) = self.limit else { return true };
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        buckets
+            .entry(subject.to_owned())
+            .or_insert_with(|| TokenBucket::new(limit, now))
+            .try_take(now)
+    }
+}
+
+/// Middleware: authenticates and rate-limits through the gate, and hands the
+/// [`Principal`] on in the request's extensions.
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    match state.gate.check(request.headers(), request.uri()).await {
+        Ok(principal) => {
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}

@@ -1,0 +1,130 @@
+//! HS256 JWTs: the claims a Mesh token carries, verifying them, and signing them (for
+//! tests, tools and admins minting tokens).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use sha2::Sha256;
+
+use crate::domain::{Principal, Scope, TenantId};
+
+/// The claims a Mesh JWT carries.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Claims {
+    pub(crate) tenant_id: TenantId,
+    #[serde(default)]
+    pub(crate) scopes: Vec<Scope>,
+    exp: i64,
+    #[serde(default)]
+    nbf: Option<i64>,
+    #[serde(default)]
+    sub: Option<String>,
+}
+
+impl Claims {
+    /// The caller the token stands for.
+    pub(crate) fn into_principal(self) -> Principal {
+        let subject = format!("jwt:{}:{}", self.tenant_id, self.sub.unwrap_or_default());
+        Principal::new(self.tenant_id, self.scopes, subject)
+    }
+}
+
+/// Verifies an HS256 JWT with `secret`; the reason it is refused otherwise.
+pub(crate) fn verify(token: &str, secret: &[u8]) -> Result<Claims, &'static str> {
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err("a JWT has three parts");
+    };
+    #[derive(Deserialize)]
+    struct Header {
+        alg: String,
+    }
+    let decode = |s: &str| {
+        URL_SAFE_NO_PAD
+            .decode(s)
+            .map_err(|_| "a JWT part is not base64url")
+    };
+    let head: Header =
+        serde_json::from_slice(&decode(header)?).map_err(|_| "unreadable JWT header")?;
+    if head.alg != "HS256" {
+        return Err("only HS256 JWTs are accepted");
+    }
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| "bad JWT secret")?;
+    mac.update(header.as_bytes());
+    mac.update(b".");
+    mac.update(payload.as_bytes());
+    mac.verify_slice(&decode(signature)?)
+        .map_err(|_| "the JWT signature does not match")?;
+    let claims: Claims = serde_json::from_slice(&decode(payload)?)
+        .map_err(|_| "the JWT needs tenant_id, scopes and exp")?;
+    let now = chrono::Utc::now().timestamp();
+    if claims.exp <= now {
+        return Err("the JWT has expired");
+    }
+    if claims.nbf.is_some_and(|nbf| nbf > now) {
+        return Err("the JWT is not valid yet");
+    }
+    Ok(claims)
+}
+
+/// Signs HS256 claims (for tests, tools and admins minting tokens).
+pub fn sign_jwt(claims: &serde_json::Value, secret: &[u8]) -> String {
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let signing_input = format!("{header}.{payload}");
+    let signature = match Hmac::<Sha256>::new_from_slice(secret) {
+        Ok(mut mac) => {
+            mac.update(signing_input.as_bytes());
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        }
+        Err(_) => String::new(),
+    };
+    format!("{signing_input}.{signature}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jwts_verify_only_with_the_right_secret_and_in_time() {
+        let tenant = TenantId::new();
+        let later = chrono::Utc::now().timestamp() + 60;
+        let token = sign_jwt(
+            &serde_json::json!({"tenant_id": tenant, "scopes": ["read"], "exp": later}),
+            b"secret",
+        );
+        let claims = verify(&token, b"secret").unwrap();
+        assert_eq!(claims.tenant_id, tenant);
+        assert_eq!(claims.scopes, vec![Scope::Read]);
+        assert_eq!(
+            verify(&token, b"other").unwrap_err(),
+            "the JWT signature does not match"
+        );
+        let expired = sign_jwt(
+            &serde_json::json!({"tenant_id": tenant, "scopes": [], "exp": 1}),
+            b"secret",
+        );
+        assert_eq!(
+            verify(&expired, b"secret").unwrap_err(),
+            "the JWT has expired"
+        );
+        let no_tenant = sign_jwt(&serde_json::json!({"exp": later}), b"secret");
+        assert!(verify(&no_tenant, b"secret").is_err());
+        assert!(verify("a.b", b"secret").is_err());
+        assert!(verify("!!.??.**", b"secret").is_err());
+        // alg=none is refused.
+        let none = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#),
+            URL_SAFE_NO_PAD.encode(format!(r#"{{"tenant_id":"{tenant}","exp":{later}}}"#))
+        );
+        assert_eq!(
+            verify(&none, b"secret").unwrap_err(),
+            "only HS256 JWTs are accepted"
+        );
+    }
+}

@@ -1,0 +1,338 @@
+//! Knowledge: documents chunked, embedded and indexed into per-model vector
+//! collections by the worker, and semantic search over them.
+
+use mesh_embed::Role;
+use mesh_store::{Metric, StoreError, VectorItem};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::domain::TenantId;
+use crate::services::{ServiceError, Services};
+
+/// Work for the worker, as it travels through the queue (JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Job {
+    /// Chunk a document, embed the chunks and put them in the vector index.
+    IndexDocument {
+        /// Whose document it is.
+        tenant: TenantId,
+        /// The document.
+        #[serde(flatten)]
+        request: IndexRequest,
+    },
+}
+
+/// A document to index into a collection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "rest", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "mcp", derive(schemars::JsonSchema))]
+pub struct IndexRequest {
+    /// The collection (1 to 64 characters of `[A-Za-z0-9_-]`).
+    pub collection: String,
+    /// The document's id in the collection; indexing it again replaces its chunks.
+    pub document_id: String,
+    /// The text.
+    pub text: String,
+    /// A JSON object stored with every chunk; searches can filter on its keys.
+    #[serde(default)]
+    pub metadata: Value,
+}
+
+/// A semantic search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "rest", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "mcp", derive(schemars::JsonSchema))]
+pub struct SearchRequest {
+    /// The collection.
+    pub collection: String,
+    /// What to look for.
+    pub query: String,
+    /// How many results (1 to 100; default 10).
+    #[serde(default)]
+    pub k: Option<usize>,
+    /// Metadata every result must contain (`{"key": value, …}`).
+    #[serde(default)]
+    pub filter: Option<serde_json::Map<String, Value>>,
+}
+
+/// One search result: a chunk of an indexed document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "rest", derive(utoipa::ToSchema))]
+pub struct SearchHit {
+    /// The document the chunk is from.
+    pub document_id: String,
+    /// The chunk's position in the document.
+    pub chunk: u64,
+    /// The chunk's text.
+    pub text: String,
+    /// Cosine similarity to the query (1 is identical).
+    pub score: f32,
+    /// The document's metadata.
+    pub metadata: Value,
+}
+
+/// The largest document one index request takes (bytes).
+pub const MAX_DOCUMENT_BYTES: usize = 1 << 20;
+/// The most texts one embed request takes.
+pub const MAX_EMBED_TEXTS: usize = 256;
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl Services {
+    /// The vector collection for a user collection: one per embedding model, so
+    /// vectors of different models never mix.
+    fn collection(&self, name: &str) -> Result<String, ServiceError> {
+        if !valid_name(name) {
+            return Err(ServiceError::Invalid(
+                "collection must be 1 to 64 characters of A-Z, a-z, 0-9, - and _".into(),
+            ));
+        }
+        let model: String = self
+            .embedder
+            .model()
+            .id
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        Ok(format!("{name}__{model}"))
+    }
+
+    /// Embeds texts (for documents, or for queries when `query` is set).
+    pub async fn embed(&self, texts: &[String], role: Role) -> Result<Vec<Vec<f32>>, ServiceError> {
+        if texts.is_empty() || texts.len() > MAX_EMBED_TEXTS {
+            return Err(ServiceError::Invalid(format!(
+                "embed 1 to {MAX_EMBED_TEXTS} texts at a time"
+            )));
+        }
+        let mut vectors = Vec::with_capacity(texts.len());
+        for batch in texts.chunks(self.embedder.model().max_batch.max(1)) {
+            vectors.extend(self.embedder.embed(batch, role).await?.vectors);
+        }
+        Ok(vectors)
+    }
+
+    /// Validates a document and queues it for the worker; returns the job's id.
+    pub async fn index_document(
+        &self,
+        tenant: TenantId,
+        request: IndexRequest,
+    ) -> Result<String, ServiceError> {
+        self.collection(&request.collection)?;
+        if request.document_id.is_empty() || request.document_id.len() > 256 {
+            return Err(ServiceError::Invalid(
+                "document_id must be 1 to 256 characters".into(),
+            ));
+        }
+        if request.text.trim().is_empty() || request.text.len() > MAX_DOCUMENT_BYTES {
+            return Err(ServiceError::Invalid(format!(
+                "text must be non-empty and at most {MAX_DOCUMENT_BYTES} bytes"
+            )));
+        }
+        if !(request.metadata.is_null() || request.metadata.is_object()) {
+            return Err(ServiceError::Invalid("metadata must be an object".into()));
+        }
+        let body = serde_json::to_string(&Job::IndexDocument { tenant, request })
+            .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        Ok(self.jobs.send(body, std::time::Duration::ZERO).await?)
+    }
+
+    /// Chunks, embeds and indexes a document now (what the worker does with a job).
+    /// Chunk ids derive from the document id, so doing it twice changes nothing.
+    pub async fn index_now(
+        &self,
+        tenant: TenantId,
+        request: &IndexRequest,
+    ) -> Result<usize, ServiceError> {
+        let collection = self.collection(&request.collection)?;
+        let chunks = chunk_text(&request.text, CHUNK_CHARS, CHUNK_OVERLAP);
+        let vectors = self.embed(&chunks, Role::Document).await?;
+        self.vectors
+            .create_collection(
+                &collection,
+                self.embedder.model().dimensions,
+                Metric::Cosine,
+            )
+            .await?;
+        let items: Vec<VectorItem> = chunks
+            .into_iter()
+            .zip(vectors)
+            .enumerate()
+            .map(|(n, (text, vector))| {
+                let mut metadata = match &request.metadata {
+                    Value::Object(map) => map.clone(),
+                    _ => serde_json::Map::new(),
+                };
+                metadata.insert("document_id".into(), request.document_id.clone().into());
+                metadata.insert("chunk".into(), n.into());
+                metadata.insert("text".into(), text.into());
+                VectorItem::new(
+                    format!("{}#{n}", request.document_id),
+                    vector,
+                    Value::Object(metadata),
+                )
+            })
+            .collect();
+        for batch in items.chunks(256) {
+            self.vectors
+                .upsert(&tenant.to_string(), &collection, batch)
+                .await?;
+        }
+        Ok(items.len())
+    }
+
+    /// The chunks nearest to the query.
+    pub async fn search(
+        &self,
+        tenant: TenantId,
+        request: &SearchRequest,
+    ) -> Result<Vec<SearchHit>, ServiceError> {
+        let collection = self.collection(&request.collection)?;
+        let k = request.k.unwrap_or(10);
+        if !(1..=100).contains(&k) {
+            return Err(ServiceError::Invalid("k must be 1 to 100".into()));
+        }
+        if request.query.trim().is_empty() {
+            return Err(ServiceError::Invalid("query must not be empty".into()));
+        }
+        let query = self
+            .embed(std::slice::from_ref(&request.query), Role::Query)
+            .await?;
+        let filter: Vec<(String, Value)> = request
+            .filter
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let hits = match self
+            .vectors
+            .search(&tenant.to_string(), &collection, &query[0], k, &filter)
+            .await
+        {
+            Ok(hits) => hits,
+            // Nothing was ever indexed into it: no results, not an error.
+            Err(StoreError::UnknownCollection(_)) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(hits
+            .into_iter()
+            .map(|hit| {
+                let mut metadata = hit.metadata;
+                let field =
+                    |m: &mut Value, key: &str| m.as_object_mut().and_then(|o| o.remove(key));
+                let document_id = field(&mut metadata, "document_id")
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                let chunk = field(&mut metadata, "chunk")
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or_default();
+                let text = field(&mut metadata, "text")
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                SearchHit {
+                    document_id,
+                    chunk,
+                    text,
+                    score: 1.0 - hit.distance,
+                    metadata,
+                }
+            })
+            .collect())
+    }
+}
+
+/// Characters per chunk.
+const CHUNK_CHARS: usize = 1000;
+/// Characters shared by neighbouring chunks, so a sentence cut at a boundary is whole
+/// in one of them.
+const CHUNK_OVERLAP: usize = 100;
+
+/// Splits text into chunks of at most `size` characters that overlap by about
+/// `overlap`, cutting at whitespace where there is some.
+pub fn chunk_text(text: &str, size: usize, overlap: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let size = size.max(1);
+    let overlap = overlap.min(size / 2);
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    while start < chars.len() {
+        let mut end = (start + size).min(chars.len());
+        if end < chars.len()
+            && let Some(cut) = chars[start + size / 2..end]
+                .iter()
+                .rposition(|c| c.is_whitespace())
+        {
+            end = start + size / 2 + cut + 1;
+        }
+        let chunk: String = chars[start..end].iter().collect();
+        if !chunk.trim().is_empty() {
+            chunks.push(chunk.trim().to_owned());
+        }
+        if end == chars.len() {
+            break;
+        }
+        start = end.saturating_sub(overlap).max(start + 1);
+    }
+    chunks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Engine;
+
+    #[test]
+    fn chunks_cover_the_text_and_respect_the_size() {
+        let text = "word ".repeat(1000);
+        let chunks = chunk_text(&text, 100, 20);
+        assert!(chunks.iter().all(|c| c.chars().count() <= 100));
+        assert!(chunks.len() >= 50);
+        assert_eq!(chunk_text("short text", 100, 20), vec!["short text"]);
+        assert!(chunk_text("   ", 100, 20).is_empty());
+        // No whitespace at all: hard cuts, still bounded.
+        let long = "x".repeat(250);
+        let chunks = chunk_text(&long, 100, 10);
+        assert!(chunks.iter().all(|c| c.len() <= 100));
+        assert!(chunks.concat().len() >= 250);
+    }
+
+    #[tokio::test]
+    async fn an_indexed_document_is_found_by_its_words() {
+        let services = Services::in_memory(Engine::in_memory().await);
+        let tenant = TenantId::new();
+        let mut request = IndexRequest {
+            collection: "docs".into(),
+            document_id: "rust".into(),
+            text: "Rust is a systems programming language focused on safety.".into(),
+            metadata: serde_json::json!({"lang": "en"}),
+        };
+        assert_eq!(services.index_now(tenant, &request).await.unwrap(), 1);
+        request.document_id = "cake".into();
+        request.text = "Bake the cake at 180 degrees for forty minutes.".into();
+        services.index_now(tenant, &request).await.unwrap();
+        let search = SearchRequest {
+            collection: "docs".into(),
+            query: "systems programming language".into(),
+            k: Some(2),
+            filter: None,
+        };
+        let hits = services.search(tenant, &search).await.unwrap();
+        assert_eq!(hits[0].document_id, "rust");
+        assert_eq!(hits[0].metadata, serde_json::json!({"lang": "en"}));
+        // Another tenant sees nothing.
+        assert!(
+            services
+                .search(TenantId::new(), &search)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

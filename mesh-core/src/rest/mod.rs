@@ -1,0 +1,178 @@
+//! The REST API (feature `rest`): axum routes under `/api/v1` over the shared
+//! [`AppState`], with an OpenAPI 3.1 document ([`ApiDoc`], served at
+//! `/api/v1/openapi.json`).
+//!
+//! Every `/api/v1` route needs credentials (the [credential gate](crate::http::Gate))
+//! and sees only its tenant's records. Errors are JSON with a stable `code`.
+//!
+//! ```no_run
+//! # async fn run() -> std::io::Result<()> {
+//! use mesh_core::http::{AppState, GateConfig};
+//! use mesh_core::{Engine, services::Services};
+//!
+//! let services = Services::in_memory(Engine::in_memory().await);
+//! let state = AppState::new(services, GateConfig::default());
+//! let app = mesh_core::rest::routes(state.clone()).with_state(state);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app).await
+//! # }
+//! ```
+
+mod agents;
+mod knowledge;
+mod tasks;
+mod tools;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+pub use agents::AgentListParams;
+pub use knowledge::{EmbedRequest, EmbedResponse, IndexAccepted, SearchResponse};
+pub use tasks::{CollabRequest, CollabResponse, TaskListParams, TaskPage};
+pub use tools::{ExecuteTool, ToolOutput};
+
+use crate::http::{AppState, ErrorBody};
+
+/// The OpenAPI 3.1 document of the REST API.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Mesh REST API", description = "Orchestrate AI agents: tasks, agents, collaboration, embeddings, tools."),
+    paths(
+        tasks::submit, tasks::list, tasks::get, tasks::cancel, tasks::collab,
+        agents::list, agents::get, agents::deregister,
+        knowledge::embed, knowledge::index, knowledge::search,
+        tools::list, tools::execute,
+        healthz, readyz, openapi_json,
+    ),
+    modifiers(&Security),
+    tags(
+        (name = "tasks"), (name = "collaboration"), (name = "agents"),
+        (name = "embeddings"), (name = "tools"), (name = "system"),
+    ),
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key or an HS256 JWT"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+        document_common_errors(openapi);
+    }
+}
+
+/// Adds the error responses every protected operation can give (bad credentials,
+/// scope, rate limit, unreadable path, query or body) where the operation does not
+/// list them itself.
+fn document_common_errors(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let error = |why: &str| {
+        ResponseBuilder::new()
+            .description(why)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let has_path_params = path.contains('{');
+        for operation in [&mut item.get, &mut item.post, &mut item.delete]
+            .into_iter()
+            .flatten()
+        {
+            if operation.security.is_none() {
+                continue;
+            }
+            let mut add = |code: &str, why: &str| {
+                operation
+                    .responses
+                    .responses
+                    .entry(code.to_owned())
+                    .or_insert_with(|| error(why).into());
+            };
+            add("400", "Unreadable path, query or body, or an invalid value");
+            add("401", "Missing or invalid credentials");
+            add("403", "The credentials lack the scope");
+            add(
+                "429",
+                "Rate limited; retry after the Retry-After header's seconds",
+            );
+            if has_path_params {
+                add("404", "No such record for this tenant");
+            }
+            if operation.request_body.is_some() {
+                add("413", "The body is larger than 2 MiB");
+                add("415", "The body is not application/json");
+                add("422", "The body does not fit the schema");
+            }
+        }
+    }
+}
+
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, description = "The process serves requests")))]
+// Documents the route `app::router` serves for every binary.
+#[allow(dead_code)]
+pub(crate) async fn healthz() -> Response {
+    crate::http::healthz().await
+}
+
+/// Readiness: the store, the queue and the embedder answer.
+#[utoipa::path(get, path = "/readyz", tag = "system",
+    responses((status = 200, description = "Ready"), (status = 503, body = ErrorBody, description = "A dependency is down")))]
+// Documents the route `app::router` serves for every binary.
+#[allow(dead_code)]
+pub(crate) async fn readyz(state: State<AppState>) -> Response {
+    crate::http::readyz(state).await
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "system", responses((status = 200, description = "The OpenAPI 3.1 document")))]
+pub(crate) async fn openapi_json() -> Response {
+    axum::Json(ApiDoc::openapi()).into_response()
+}
+
+/// The REST routes under `/api/v1`, with authentication; mount them in your own router.
+pub fn routes(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/tasks", post(tasks::submit).get(tasks::list))
+        .route("/api/v1/tasks/{id}", get(tasks::get))
+        .route("/api/v1/tasks/{id}/cancel", post(tasks::cancel))
+        .route("/api/v1/collab", post(tasks::collab))
+        .route("/api/v1/agents", get(agents::list))
+        .route(
+            "/api/v1/agents/{id}",
+            get(agents::get).delete(agents::deregister),
+        )
+        .route("/api/v1/embeddings", post(knowledge::embed))
+        .route("/api/v1/documents", post(knowledge::index))
+        .route("/api/v1/search", post(knowledge::search))
+        .route("/api/v1/tools", get(tools::list))
+        .route("/api/v1/tools/{name}/execute", post(tools::execute))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            crate::http::authenticate,
+        ))
+        // The document itself needs no credentials.
+        .route("/api/v1/openapi.json", get(openapi_json))
+}

@@ -1,0 +1,150 @@
+//! Type erasure for the [`Queue`] and [`VectorIndex`] traits, beside them (as tower
+//! ships `BoxService` beside `Service`): their methods return `impl Future`, so they
+//! cannot be trait objects themselves. [`DynQueue`] and [`DynVectorIndex`] can, and
+//! every implementation of the typed traits implements them, so a service can hold an
+//! `Arc<dyn DynQueue>` that is memory, PostgreSQL or SQS alike.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use mesh_store::{DynQueue, MemoryQueue, QueueConfig};
+//!
+//! # async fn run() -> mesh_store::Result<()> {
+//! let queue: Arc<dyn DynQueue> = Arc::new(MemoryQueue::new(QueueConfig::default()));
+//! queue.send("job".into(), std::time::Duration::ZERO).await?;
+//! assert_eq!(queue.depth().await?.available, 1);
+//! # Ok(()) }
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(run()).unwrap();
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::{Delivery, Hit, Metric, Queue, QueueDepth, Result, VectorIndex, VectorItem};
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A [`Queue`] as a trait object; see the [module docs](self).
+pub trait DynQueue: Send + Sync {
+    /// [`Queue::send`].
+    fn send(&self, body: String, delay: Duration) -> BoxFuture<'_, Result<String>>;
+    /// [`Queue::receive`].
+    fn receive(
+        &self,
+        max: usize,
+        visibility: Duration,
+        wait: Duration,
+    ) -> BoxFuture<'_, Result<Vec<Delivery>>>;
+    /// [`Queue::ack`].
+    fn ack(&self, receipt: String) -> BoxFuture<'_, Result<()>>;
+    /// [`Queue::nack`].
+    fn nack(&self, receipt: String, retry_after: Duration) -> BoxFuture<'_, Result<()>>;
+    /// [`Queue::depth`].
+    fn depth(&self) -> BoxFuture<'_, Result<QueueDepth>>;
+    /// [`Queue::take_dead`].
+    fn take_dead(&self, max: usize) -> BoxFuture<'_, Result<Vec<Delivery>>>;
+}
+
+impl<Q: Queue + 'static> DynQueue for Q {
+    fn send(&self, body: String, delay: Duration) -> BoxFuture<'_, Result<String>> {
+        Box::pin(async move { Queue::send(self, &body, delay).await })
+    }
+    fn receive(
+        &self,
+        max: usize,
+        visibility: Duration,
+        wait: Duration,
+    ) -> BoxFuture<'_, Result<Vec<Delivery>>> {
+        Box::pin(Queue::receive(self, max, visibility, wait))
+    }
+    fn ack(&self, receipt: String) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move { Queue::ack(self, &receipt).await })
+    }
+    fn nack(&self, receipt: String, retry_after: Duration) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move { Queue::nack(self, &receipt, retry_after).await })
+    }
+    fn depth(&self) -> BoxFuture<'_, Result<QueueDepth>> {
+        Box::pin(Queue::depth(self))
+    }
+    fn take_dead(&self, max: usize) -> BoxFuture<'_, Result<Vec<Delivery>>> {
+        Box::pin(Queue::take_dead(self, max))
+    }
+}
+
+/// A [`VectorIndex`] as a trait object; see the [module docs](self).
+pub trait DynVectorIndex: Send + Sync {
+    /// [`VectorIndex::create_collection`].
+    fn create_collection<'a>(
+        &'a self,
+        collection: &'a str,
+        dims: usize,
+        metric: Metric,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// [`VectorIndex::upsert`].
+    fn upsert<'a>(
+        &'a self,
+        tenant: &'a str,
+        collection: &'a str,
+        items: &'a [VectorItem],
+    ) -> BoxFuture<'a, Result<()>>;
+    /// [`VectorIndex::delete`].
+    fn delete<'a>(
+        &'a self,
+        tenant: &'a str,
+        collection: &'a str,
+        ids: &'a [String],
+    ) -> BoxFuture<'a, Result<usize>>;
+    /// [`VectorIndex::search`].
+    fn search<'a>(
+        &'a self,
+        tenant: &'a str,
+        collection: &'a str,
+        query: &'a [f32],
+        k: usize,
+        filter: &'a [(String, Value)],
+    ) -> BoxFuture<'a, Result<Vec<Hit>>>;
+}
+
+impl<V: VectorIndex> DynVectorIndex for V {
+    fn create_collection<'a>(
+        &'a self,
+        collection: &'a str,
+        dims: usize,
+        metric: Metric,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(VectorIndex::create_collection(
+            self, collection, dims, metric,
+        ))
+    }
+    fn upsert<'a>(
+        &'a self,
+        tenant: &'a str,
+        collection: &'a str,
+        items: &'a [VectorItem],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(VectorIndex::upsert(self, tenant, collection, items))
+    }
+    fn delete<'a>(
+        &'a self,
+        tenant: &'a str,
+        collection: &'a str,
+        ids: &'a [String],
+    ) -> BoxFuture<'a, Result<usize>> {
+        Box::pin(VectorIndex::delete(self, tenant, collection, ids))
+    }
+    fn search<'a>(
+        &'a self,
+        tenant: &'a str,
+        collection: &'a str,
+        query: &'a [f32],
+        k: usize,
+        filter: &'a [(String, Value)],
+    ) -> BoxFuture<'a, Result<Vec<Hit>>> {
+        Box::pin(VectorIndex::search(
+            self, tenant, collection, query, k, filter,
+        ))
+    }
+}
