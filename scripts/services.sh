@@ -5,6 +5,7 @@
 #   PostgreSQL 16 + pgvector  PyPI `pgserver` (server binaries and the vector extension)
 #   SQS                       PyPI `moto[server]` (the SQS JSON protocol, DLQ redrive)
 #   OpenAPI validation        PyPI `openapi-spec-validator`
+#   MCP's Python SDK          PyPI `mcp[ws]` (a real third-party MCP WebSocket client)
 #
 # Exports for the tests:
 #   MESH_TEST_DATABASE_URL   postgres://…@127.0.0.1:PORT/mesh_test
@@ -31,10 +32,12 @@ wait_for() { # description, command...
 
 services_install() {
     local venv="$MESH_TEST_DIR/venv"
-    if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/openapi-spec-validator" ] || [ ! -d "$(pg_root "$venv")/bin" ]; then
-        echo "installing pgserver, moto[server] and openapi-spec-validator into $venv"
+    if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/openapi-spec-validator" ] || [ ! -d "$(pg_root "$venv")/bin" ] \
+        || ! "$venv/bin/python" -c 'import mcp.client.websocket, websockets' 2>/dev/null; then
+        echo "installing pgserver, moto[server], openapi-spec-validator and mcp[ws] into $venv"
         python3 -m venv "$venv"
-        "$venv/bin/pip" install --quiet --disable-pip-version-check 'pgserver==0.1.4' 'moto[server]>=5,<6' 'openapi-spec-validator>=0.7,<1'
+        "$venv/bin/pip" install --quiet --disable-pip-version-check 'pgserver==0.1.4' 'moto[server]>=5,<6' \
+            'openapi-spec-validator>=0.7,<1' 'mcp[ws]>=1.9,<2'
     fi
 }
 
@@ -55,9 +58,6 @@ as_pg() {
 
 postgres_start() {
     local pg; pg="$(pg_root "$MESH_TEST_DIR/venv")"
-    if [ "$(id -u)" = 0 ]; then
-        id -u "$MESH_PG_USER" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$MESH_PG_USER"
-    fi
     local data; data="$(pg_data)"
     local port; port="$(free_port)"
     if [ "$(id -u)" = 0 ]; then
@@ -88,14 +88,9 @@ postgres_stop() {
     fi
 }
 
-# The data directory: under .mesh-test/, unless the PostgreSQL user cannot reach it
-# there (a checkout under a private home directory), then under /tmp.
+# The data directory, beside the server binaries in the virtualenv.
 pg_data() {
-    if [ "$(id -u)" != 0 ] || runuser -u "$MESH_PG_USER" -- test -x "$MESH_TEST_DIR" 2>/dev/null; then
-        echo "$MESH_TEST_DIR/pgdata"
-    else
-        echo "/tmp/mesh-test-pgdata-$(printf %s "$MESH_TEST_DIR" | cksum | cut -d' ' -f1)"
-    fi
+    echo "$MESH_TEST_DIR/pgdata"
 }
 
 sqs_start() {
@@ -115,8 +110,23 @@ sqs_stop() {
     fi
 }
 
-services_start() {
+# As root, PostgreSQL runs as an unprivileged user that must reach both its data
+# directory and the server binaries in the virtualenv. A checkout under a private
+# directory (as /root is) is out of its reach: then everything goes under /var/tmp.
+services_place() {
     mkdir -p "$MESH_TEST_DIR"
+    [ "$(id -u)" = 0 ] || return 0
+    id -u "$MESH_PG_USER" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$MESH_PG_USER"
+    if ! runuser -u "$MESH_PG_USER" -- test -x "$MESH_TEST_DIR" 2>/dev/null; then
+        MESH_TEST_DIR="/var/tmp/mesh-test-$(printf %s "$MESH_TEST_DIR" | cksum | cut -d' ' -f1)"
+        export MESH_TEST_DIR
+        mkdir -p "$MESH_TEST_DIR"
+        echo "the checkout is out of reach of $MESH_PG_USER; test services live in $MESH_TEST_DIR"
+    fi
+}
+
+services_start() {
+    services_place
     chmod 755 "$MESH_TEST_DIR"
     services_stop
     services_install

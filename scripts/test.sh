@@ -18,6 +18,9 @@ services_start
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "mesh-core's module graph: no import cycles, layers kept, files short"
+python3 scripts/check-layers.py
+
 step "cargo clippy (warnings denied)"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
@@ -33,6 +36,11 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --workspace --all-features --locked --lib --bins --tests --examples
 fi
+
+step "the embedding example runs"
+mkdir -p target
+cargo run --quiet --locked -p mesh-core --example embedded | tee target/embedded.out
+grep -q "completed" target/embedded.out
 
 step "the OpenAPI document validates"
 mkdir -p target

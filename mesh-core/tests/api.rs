@@ -1,6 +1,8 @@
 //! The REST API over real HTTP on loopback: auth matrix, tenants, the task lifecycle
 //! with a real agent, typed errors, documents through the worker, the GitHub tool
 //! against a local HTTP server, and the OpenAPI document.
+//!
+//! Long on purpose: one server fixture and the route table serve every case here.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -1,6 +1,9 @@
 //! The MCP server with the official Rust SDK's client (rmcp) over both transports —
 //! Streamable HTTP at /mcp and WebSocket text frames at /ws — plus raw JSON-RPC for
 //! what a well-behaved client never sends.
+//!
+//! Long on purpose: the MCP clients (rmcp over both transports) and the fixtures every
+//! case here shares.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -128,7 +131,11 @@ async fn ws_connection(server: &Server, key: &str) -> Connection {
 }
 
 async fn over_ws(server: &Server, key: &str, version: ProtocolVersion) -> Client {
-    let connection = ws_connection(server, key).await;
+    rmcp_over(ws_connection(server, key).await, version).await
+}
+
+/// An rmcp client on an MCP WebSocket connection.
+async fn rmcp_over(connection: Connection, version: ProtocolVersion) -> Client {
     let sender = connection.sender();
     let sink = Box::pin(futures_util::sink::unfold(
         sender,
@@ -431,4 +438,292 @@ async fn unknown_methods_get_method_not_found_even_before_initialize() {
     };
     assert_eq!(serde_json::from_str::<Value>(&pong).unwrap()["id"], 3);
     sender.close(1000, "done");
+}
+
+/// What a surface did with a credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    /// Let in, and the operation on the tenant's record worked.
+    Allowed,
+    /// 401 (or the MCP equivalent): who is this?
+    Unauthorized,
+    /// 403, or a tool error with code `forbidden`: not allowed to.
+    Forbidden,
+    /// Let in, but the other tenant's record does not exist for it.
+    Hidden,
+}
+
+/// How a credential is presented.
+#[derive(Debug, Clone)]
+enum Credential {
+    None,
+    Header(String),
+    Query(String),
+}
+
+const JWT_SECRET: &str = "a-jwt-secret-of-at-least-32-bytes!";
+
+struct Matrix {
+    addr: SocketAddr,
+    /// A pending task of the tenant, for REST and MCP to cancel.
+    task: String,
+    /// An agent of the tenant (registered, now offline), for the hub to resume.
+    agent: uuid::Uuid,
+}
+
+fn status_seen(status: u16) -> Seen {
+    match status {
+        401 => Seen::Unauthorized,
+        403 => Seen::Forbidden,
+        404 => Seen::Hidden,
+        200..=299 => Seen::Allowed,
+        other => panic!("unexpected status {other}"),
+    }
+}
+
+fn tool_seen(is_error: bool, body: &Value) -> Seen {
+    match (is_error, body["code"].as_str()) {
+        (false, _) => Seen::Allowed,
+        (true, Some("forbidden")) => Seen::Forbidden,
+        (true, Some("not_found")) => Seen::Hidden,
+        (true, code) => panic!("unexpected tool error {code:?}: {body}"),
+    }
+}
+
+/// The agent hub: connect and resume the tenant's agent.
+async fn hub_probe(m: &Matrix, credential: &Credential) -> Seen {
+    let base = format!("ws://{}/ws", m.addr);
+    let config = match credential {
+        Credential::None => ClientConfig::new(base),
+        Credential::Header(key) => ClientConfig::new(base).api_key(key.clone()),
+        Credential::Query(key) => ClientConfig::new(format!("{base}?api_key={key}")),
+    };
+    let mut connection = match connect(&config).await {
+        Ok(c) => c,
+        Err(mesh_protocol::Error::HandshakeRefused { status }) => return status_seen(status),
+        Err(e) => panic!("{e}"),
+    };
+    let mut hello = mesh_protocol::Hello::new("matrix", ["x"]);
+    hello.agent_id = Some(m.agent);
+    connection.send(hello).await.unwrap();
+    match connection.recv().await {
+        Some(Ok(Incoming::Message(mesh_protocol::Message::Welcome(_)))) => Seen::Allowed,
+        Some(Ok(Incoming::Message(mesh_protocol::Message::Error(e)))) => {
+            assert_eq!(e.code, "registration_refused", "{e:?}");
+            Seen::Hidden
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// REST: cancel the tenant's task.
+async fn rest_probe(m: &Matrix, credential: &Credential) -> Seen {
+    let url = format!("http://{}/api/v1/tasks/{}/cancel", m.addr, m.task);
+    let request = match credential {
+        Credential::None => reqwest::Client::new().post(url),
+        Credential::Header(key) => reqwest::Client::new().post(url).bearer_auth(key),
+        Credential::Query(key) => reqwest::Client::new().post(format!("{url}?api_key={key}")),
+    };
+    status_seen(request.send().await.unwrap().status().as_u16())
+}
+
+/// MCP over Streamable HTTP: call `cancel_task` on the tenant's task.
+async fn mcp_http_probe(m: &Matrix, credential: &Credential) -> Seen {
+    let base = format!("http://{}/mcp", m.addr);
+    let config = match credential {
+        Credential::None => StreamableHttpClientTransportConfig::with_uri(base),
+        Credential::Header(key) => {
+            StreamableHttpClientTransportConfig::with_uri(base).auth_header(key.clone())
+        }
+        Credential::Query(key) => {
+            StreamableHttpClientTransportConfig::with_uri(format!("{base}?api_key={key}"))
+        }
+    };
+    let client = match client_info(ProtocolVersion::V_2025_11_25)
+        .serve(StreamableHttpClientTransport::from_config(config))
+        .await
+    {
+        Ok(client) => client,
+        // rmcp reports the 401 as a failed initialize.
+        Err(_) => return Seen::Unauthorized,
+    };
+    let (is_error, body) = call(&client, "cancel_task", json!({"id": m.task})).await;
+    client.cancel().await.unwrap();
+    tool_seen(is_error, &body)
+}
+
+/// MCP over WebSocket: call `cancel_task` on the tenant's task.
+async fn mcp_ws_probe(m: &Matrix, credential: &Credential) -> Seen {
+    let base = format!("ws://{}/ws", m.addr);
+    let config = match credential {
+        Credential::None => ClientConfig::new(base),
+        Credential::Header(key) => ClientConfig::new(base).api_key(key.clone()),
+        Credential::Query(key) => ClientConfig::new(format!("{base}?api_key={key}")),
+    }
+    .subprotocols([Subprotocol::Mcp]);
+    let connection = match connect(&config).await {
+        Ok(c) => c,
+        Err(mesh_protocol::Error::HandshakeRefused { status }) => return status_seen(status),
+        Err(e) => panic!("{e}"),
+    };
+    let client = rmcp_over(connection, ProtocolVersion::V_2025_11_25).await;
+    let (is_error, body) = call(&client, "cancel_task", json!({"id": m.task})).await;
+    client.cancel().await.unwrap();
+    tool_seen(is_error, &body)
+}
+
+/// One table — credential, and what each surface does with it (hub, REST, MCP over
+/// Streamable HTTP, MCP over WebSocket) — run against all four, through the one gate.
+#[tokio::test]
+async fn the_auth_matrix_is_one_table_for_every_surface() {
+    use Seen::*;
+    let engine = Engine::start(common::fast_config(), mesh_core::MemoryStores::new())
+        .await
+        .unwrap();
+    let (tenant, other) = (TenantId::new(), TenantId::new());
+    let key = |tenant, scopes: Vec<Scope>| {
+        let engine = engine.clone();
+        async move {
+            let (key, _) = engine
+                .create_api_key(tenant, "k", scopes, None)
+                .await
+                .unwrap();
+            key
+        }
+    };
+    let all = key(tenant, Scope::ALL.to_vec()).await;
+    let reader = key(tenant, vec![Scope::Read]).await;
+    let stranger = key(other, Scope::ALL.to_vec()).await;
+    let services = Services::in_memory(engine.clone());
+    let config = AppConfig::default().jwt_secret(JWT_SECRET);
+    let (addr, _server) = common::serve_app(services, config).await;
+    let task = engine
+        .submit(
+            tenant,
+            mesh_core::TaskSpec::new("nobody-does-this", json!({})),
+        )
+        .await
+        .unwrap();
+    // Register the tenant's agent once, then let it go offline.
+    let registered = {
+        let base = format!("ws://{addr}/ws");
+        let mut connection = connect(&ClientConfig::new(base).api_key(all.clone()))
+            .await
+            .unwrap();
+        connection
+            .send(mesh_protocol::Hello::new("matrix", ["x"]))
+            .await
+            .unwrap();
+        let Some(Ok(Incoming::Message(mesh_protocol::Message::Welcome(w)))) =
+            connection.recv().await
+        else {
+            panic!("welcome")
+        };
+        w.agent_id
+    };
+    let m = Matrix {
+        addr,
+        task: task.id.to_string(),
+        agent: registered,
+    };
+    let later = chrono::Utc::now().timestamp() + 600;
+    let jwt = |secret: &str, exp: i64| {
+        mesh_core::http::sign_jwt(
+            &json!({"tenant_id": tenant, "scopes": ["read", "write", "agent"], "exp": exp, "sub": "matrix"}),
+            secret.as_bytes(),
+        )
+    };
+    let header = Credential::Header;
+    let table: Vec<(&str, Credential, [Seen; 4])> = vec![
+        ("no credentials", Credential::None, [Unauthorized; 4]),
+        (
+            "an unknown key",
+            header("mesh_nobody-has-this-key".into()),
+            [Unauthorized; 4],
+        ),
+        (
+            "an expired JWT",
+            header(jwt(JWT_SECRET, 1)),
+            [Unauthorized; 4],
+        ),
+        (
+            "a forged JWT",
+            header(jwt("another-secret-another-secret-!!", later)),
+            [Unauthorized; 4],
+        ),
+        (
+            "the tenant's JWT",
+            header(jwt(JWT_SECRET, later)),
+            [Allowed; 4],
+        ),
+        ("the tenant's key", header(all.clone()), [Allowed; 4]),
+        ("a read-only key", header(reader), [Forbidden; 4]),
+        ("another tenant's key", header(stranger), [Hidden; 4]),
+        // Only WebSocket upgrades read the query string.
+        (
+            "the key in the query",
+            Credential::Query(all),
+            [Allowed, Unauthorized, Unauthorized, Allowed],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, credential, expected) in &table {
+        let seen = [
+            hub_probe(&m, credential).await,
+            rest_probe(&m, credential).await,
+            mcp_http_probe(&m, credential).await,
+            mcp_ws_probe(&m, credential).await,
+        ];
+        if seen != *expected {
+            failures.push(format!("{name}: expected {expected:?}, saw {seen:?}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "hub, REST, MCP/HTTP, MCP/WS:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// The official Python MCP SDK's WebSocket client (it cannot set headers) connects with
+/// the key in the query string and uses the tools.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_mcp_sdk_connects_over_websocket_with_the_key_in_the_query() {
+    let Some(dir) = std::env::var_os("MESH_TEST_DIR") else {
+        assert!(
+            std::env::var_os("MESH_TEST_SERVICES").is_none(),
+            "MESH_TEST_DIR is missing"
+        );
+        eprintln!("skipped: the test virtualenv is not set up (scripts/test.sh does it)");
+        return;
+    };
+    let python = std::path::Path::new(&dir).join("venv/bin/python");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/mcp_ws_client.py");
+    let server = server().await;
+    let _agent = common::echo_agent_at(
+        &format!("ws://{}/ws", server.addr),
+        &server.key,
+        "py-echo",
+        &["echo"],
+    );
+    let url = format!("ws://{}/ws?api_key={}", server.addr, server.key);
+    let output = tokio::process::Command::new(python)
+        .arg(script)
+        .arg(&url)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(seen["server"], "mesh");
+    assert_eq!(seen["tools"].as_array().unwrap().len(), 8, "{seen}");
+    assert_eq!(seen["task"]["status"], "completed", "{seen}");
+    assert_eq!(seen["task"]["output"]["input"], json!({"from": "python"}));
+    assert_eq!(seen["bad"]["is_error"], true);
+    assert_eq!(seen["bad"]["content"]["code"], "invalid_request");
 }

@@ -3,18 +3,6 @@
 //! cannot be trait objects themselves. [`DynQueue`] and [`DynVectorIndex`] can, and
 //! every implementation of the typed traits implements them, so a service can hold an
 //! `Arc<dyn DynQueue>` that is memory, PostgreSQL or SQS alike.
-//!
-//! ```
-//! use std::sync::Arc;
-//! use mesh_store::{DynQueue, MemoryQueue, QueueConfig};
-//!
-//! # async fn run() -> mesh_store::Result<()> {
-//! let queue: Arc<dyn DynQueue> = Arc::new(MemoryQueue::new(QueueConfig::default()));
-//! queue.send("job".into(), std::time::Duration::ZERO).await?;
-//! assert_eq!(queue.depth().await?.available, 1);
-//! # Ok(()) }
-//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(run()).unwrap();
-//! ```
 
 use std::future::Future;
 use std::pin::Pin;
@@ -27,7 +15,20 @@ use crate::{Delivery, Hit, Metric, Queue, QueueDepth, Result, VectorIndex, Vecto
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A [`Queue`] as a trait object; see the [module docs](self).
+/// A [`Queue`] as a trait object (its methods return `impl Future`, so it cannot be
+/// one itself); every `Queue` implements it: hold an `Arc<dyn DynQueue>`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use mesh_store::{DynQueue, MemoryQueue, QueueConfig};
+///
+/// # async fn run() -> mesh_store::Result<()> {
+/// let queue: Arc<dyn DynQueue> = Arc::new(MemoryQueue::new(QueueConfig::default()));
+/// queue.send("job".into(), std::time::Duration::ZERO).await?;
+/// assert_eq!(queue.depth().await?.available, 1);
+/// # Ok(()) }
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(run()).unwrap();
+/// ```
 pub trait DynQueue: Send + Sync {
     /// [`Queue::send`].
     fn send(&self, body: String, delay: Duration) -> BoxFuture<'_, Result<String>>;
@@ -74,7 +75,8 @@ impl<Q: Queue + 'static> DynQueue for Q {
     }
 }
 
-/// A [`VectorIndex`] as a trait object; see the [module docs](self).
+/// A [`VectorIndex`] as a trait object; every `VectorIndex` implements it: hold an
+/// `Arc<dyn DynVectorIndex>`.
 pub trait DynVectorIndex: Send + Sync {
     /// [`VectorIndex::create_collection`].
     fn create_collection<'a>(

@@ -1,101 +1,11 @@
 //! Agents and their lifecycle.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{AgentId, Error, TenantId};
-
-/// Where an agent is in its lifecycle.
-///
-/// ```text
-/// offline → starting → active → draining → inactive
-///                        ↕ maintenance, error, stopping (see `can_transition_to`)
-/// ```
-#[cfg_attr(feature = "mcp", derive(schemars::JsonSchema))]
-#[cfg_attr(feature = "rest", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum AgentStatus {
-    /// Not connected.
-    Offline,
-    /// Connected, handshake in progress.
-    Starting,
-    /// Ready for work.
-    Active,
-    /// Finishing its tasks; gets no new ones (it sent `goodbye`).
-    Draining,
-    /// Registered and idle, not accepting work.
-    Inactive,
-    /// Taken out of rotation by an operator.
-    Maintenance,
-    /// Failed; needs an operator or a restart.
-    Error,
-    /// Shutting down.
-    Stopping,
-}
-
-impl AgentStatus {
-    /// Every status, in lifecycle order.
-    pub const ALL: [AgentStatus; 8] = [
-        Self::Offline,
-        Self::Starting,
-        Self::Active,
-        Self::Draining,
-        Self::Inactive,
-        Self::Maintenance,
-        Self::Error,
-        Self::Stopping,
-    ];
-
-    /// The statuses this one may move to.
-    pub const fn successors(self) -> &'static [AgentStatus] {
-        use AgentStatus::*;
-        match self {
-            Offline => &[Starting],
-            Starting => &[Active, Error],
-            Active => &[Draining, Maintenance, Error, Stopping],
-            Draining => &[Inactive, Error],
-            Inactive => &[Active, Maintenance, Stopping],
-            Maintenance => &[Active, Inactive, Stopping],
-            Error => &[Stopping, Maintenance],
-            Stopping => &[Offline],
-        }
-    }
-
-    /// Whether the lifecycle allows moving from `self` to `to`.
-    pub fn can_transition_to(self, to: AgentStatus) -> bool {
-        self.successors().contains(&to)
-    }
-
-    /// Whether an agent in this status may be given new tasks.
-    pub const fn accepts_work(self) -> bool {
-        matches!(self, Self::Active)
-    }
-
-    /// The snake_case name used on the wire and in JSON.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Offline => "offline",
-            Self::Starting => "starting",
-            Self::Active => "active",
-            Self::Draining => "draining",
-            Self::Inactive => "inactive",
-            Self::Maintenance => "maintenance",
-            Self::Error => "error",
-            Self::Stopping => "stopping",
-        }
-    }
-}
-
-impl fmt::Display for AgentStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use super::{AgentId, AgentStatus, Error, TenantId};
 
 /// An agent registered with the mesh.
 #[cfg_attr(feature = "rest", derive(utoipa::ToSchema))]

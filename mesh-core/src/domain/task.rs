@@ -1,110 +1,11 @@
 //! Tasks and their lifecycle.
 
 use std::collections::BTreeSet;
-use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{AgentId, Error, TaskId, TenantId};
-
-/// Where a task is in its lifecycle. The names are the wire statuses of the protocol.
-///
-/// ```text
-/// pending → assigned → accepted → in_progress → completed | failed
-///    ↑_________|___________|___________|   (rejected, agent lost, retry)
-/// any non-terminal status → cancelled | timed_out
-/// ```
-#[cfg_attr(feature = "rest", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum TaskStatus {
-    /// Waiting for an agent.
-    Pending,
-    /// Sent to an agent that has not answered yet.
-    Assigned,
-    /// The agent took it.
-    Accepted,
-    /// The agent reported progress.
-    InProgress,
-    /// Finished with an output.
-    Completed,
-    /// Finished with an error, retries used up or not retryable.
-    Failed,
-    /// Cancelled by a client.
-    Cancelled,
-    /// Its deadline passed, or it timed out on its last attempt.
-    TimedOut,
-}
-
-impl TaskStatus {
-    /// Every status, in lifecycle order.
-    pub const ALL: [TaskStatus; 8] = [
-        Self::Pending,
-        Self::Assigned,
-        Self::Accepted,
-        Self::InProgress,
-        Self::Completed,
-        Self::Failed,
-        Self::Cancelled,
-        Self::TimedOut,
-    ];
-
-    /// The statuses this one may move to.
-    ///
-    /// `pending` is reachable again from every in-flight status: that is how a rejection,
-    /// a lost agent or a retryable failure puts a task back for reassignment. An agent may
-    /// complete or fail an accepted task without reporting progress first.
-    pub const fn successors(self) -> &'static [TaskStatus] {
-        use TaskStatus::*;
-        match self {
-            Pending => &[Assigned, Failed, Cancelled, TimedOut],
-            Assigned => &[Accepted, Pending, Cancelled, TimedOut],
-            Accepted => &[InProgress, Completed, Failed, Pending, Cancelled, TimedOut],
-            InProgress => &[Completed, Failed, Pending, Cancelled, TimedOut],
-            Completed | Failed | Cancelled | TimedOut => &[],
-        }
-    }
-
-    /// Whether the lifecycle allows moving from `self` to `to`.
-    pub fn can_transition_to(self, to: TaskStatus) -> bool {
-        self.successors().contains(&to)
-    }
-
-    /// Whether the task is finished for good.
-    pub const fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            Self::Completed | Self::Failed | Self::Cancelled | Self::TimedOut
-        )
-    }
-
-    /// Whether an agent currently holds the task.
-    pub const fn is_in_flight(self) -> bool {
-        matches!(self, Self::Assigned | Self::Accepted | Self::InProgress)
-    }
-
-    /// The snake_case name used on the wire and in JSON.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Assigned => "assigned",
-            Self::Accepted => "accepted",
-            Self::InProgress => "in_progress",
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-            Self::TimedOut => "timed_out",
-        }
-    }
-}
-
-impl fmt::Display for TaskStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use super::{AgentId, Error, TaskId, TaskStatus, TenantId};
 
 /// How urgent a task is; routing favours speed for `high` and `critical`.
 #[cfg_attr(feature = "mcp", derive(schemars::JsonSchema))]

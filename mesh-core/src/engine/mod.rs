@@ -1,7 +1,7 @@
 //! Layer 2, the engine: agent registry, routing, task lifecycle, delegation and events.
 //!
 //! One task owns all mutable engine state (the registry, the router's candidate index,
-//! the tasks in flight) and serves [`Command`](command::Command)s from a channel;
+//! the tasks in flight) and serves commands (mutations) from a channel;
 //! [`Engine`] is a cheap handle to it. Every transition is written through the
 //! [`Stores`] before it is announced, so plain reads (a task, a list, an API key) go to
 //! the stores directly and never queue behind routing, and an engine restarted on

@@ -4,7 +4,7 @@
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};
 
-use super::ApiError;
+use super::error::ApiError;
 
 /// A JSON body.
 #[derive(Debug, FromRequest)]

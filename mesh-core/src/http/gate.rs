@@ -11,14 +11,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Uri, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use mesh_router::{RateLimit, TokenBucket};
 
 use super::jwt;
-use super::{ApiError, AppState};
 use crate::domain::{Principal, Scope, hash_key};
 use crate::engine::{Engine, EngineError};
 
@@ -241,21 +237,5 @@ impl Gate {
             .entry(subject.to_owned())
             .or_insert_with(|| TokenBucket::new(limit, now))
             .try_take(now)
-    }
-}
-
-/// Middleware: authenticates and rate-limits through the gate, and hands the
-/// [`Principal`] on in the request's extensions.
-pub async fn authenticate(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    match state.gate.check(request.headers(), request.uri()).await {
-        Ok(principal) => {
-            request.extensions_mut().insert(principal);
-            next.run(request).await
-        }
-        Err(e) => ApiError::from(e).into_response(),
     }
 }

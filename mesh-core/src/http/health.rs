@@ -4,7 +4,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::{ApiError, AppState, Json};
+use super::error::ApiError;
+use super::extract::Json;
+use super::state::AppState;
 
 /// `GET /healthz`: the process serves requests.
 pub async fn healthz() -> Response {

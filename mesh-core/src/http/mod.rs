@@ -8,40 +8,13 @@ mod extract;
 mod gate;
 mod health;
 mod jwt;
-
-use std::sync::Arc;
+mod middleware;
+mod state;
 
 pub use error::{ApiError, ErrorBody};
 pub use extract::{Json, Path, Query};
-pub use gate::{AuthError, Gate, GateConfig, authenticate, require};
+pub use gate::{AuthError, Gate, GateConfig, require};
 pub use health::{healthz, readyz};
 pub use jwt::sign_jwt;
-
-use crate::services::Services;
-
-/// What every handler of every surface gets: the services and the credential gate.
-/// Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    /// The shared services.
-    pub services: Services,
-    /// The credential gate.
-    pub gate: Arc<Gate>,
-}
-
-impl std::fmt::Debug for AppState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
-            .field("services", &self.services)
-            .field("gate", &self.gate)
-            .finish()
-    }
-}
-
-impl AppState {
-    /// State for `services`, with a gate configured by `gate`.
-    pub fn new(services: Services, gate: GateConfig) -> Self {
-        let gate = Arc::new(Gate::new(services.engine.clone(), gate));
-        Self { services, gate }
-    }
-}
+pub use middleware::authenticate;
+pub use state::AppState;

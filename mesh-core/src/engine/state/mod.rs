@@ -1,11 +1,13 @@
 //! The engine task: the state it owns, how it starts (resuming unfinished tasks), and
 //! its loop. Each concern's methods live in a file of their own beside this one:
 //! `agents`, `tasks`, `routing`, `timers`, `keys`, `cluster`; `rules` holds the pure
-//! rules they share. Those files only extend [`State`]; this file imports none of them.
+//! rules they share and `routers` the router instances. Those concern files only
+//! extend [`State`]; this file imports nothing from them, only the two leaves.
 
 mod agents;
 mod cluster;
 mod keys;
+mod routers;
 mod routing;
 mod rules;
 mod tasks;
@@ -73,7 +75,7 @@ pub(super) struct State<S> {
     events: broadcast::Sender<Event>,
     changes: broadcast::Sender<Change>,
     index: CandidateIndex,
-    routers: routing::Routers,
+    routers: routers::Routers,
     agents: HashMap<AgentId, AgentEntry>,
     tasks: HashMap<TaskId, TaskEntry>,
     pending: BTreeSet<QueueKey>,
@@ -99,7 +101,7 @@ impl<S: Stores> State<S> {
         events: broadcast::Sender<Event>,
         changes: broadcast::Sender<Change>,
     ) -> Result<Self> {
-        let routers = routing::Routers::new(&config);
+        let routers = routers::Routers::new(&config);
         let mut state = Self {
             config,
             stores,

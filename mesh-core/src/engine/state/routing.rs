@@ -1,65 +1,17 @@
 //! Routing: which pending tasks to look at, and handing one to the agent a router
 //! picks.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 
 use mesh_protocol::{Message, TaskAssign};
 use mesh_router::RouteRequest;
 use tokio::time::Instant;
 
-use mesh_router::Router;
-
-use super::rules::{agent_of, builtin_router, candidate, router_priority, tenant_capability};
+use super::rules::{agent_of, candidate, router_priority, tenant_capability};
 use super::{QueueKey, Result, State};
 use crate::domain::{RoutingPreference, TaskId, TaskStatus};
-use crate::engine::{EngineConfig, Event, Stores};
-
-/// The engine's routers: one instance per built-in strategy (made when first used)
-/// and one per custom router registered in [`EngineConfig::routers`].
-pub(super) struct Routers {
-    builtin: HashMap<RoutingPreference, Box<dyn Router>>,
-    custom: HashMap<String, Box<dyn Router>>,
-}
-
-impl Routers {
-    pub(super) fn new(config: &EngineConfig) -> Self {
-        Self {
-            builtin: HashMap::new(),
-            custom: config
-                .routers
-                .iter()
-                .map(|(name, make)| (name.clone(), make()))
-                .collect(),
-        }
-    }
-
-    /// Whether a custom router is registered under `name`.
-    pub(super) fn has(&self, name: &str) -> bool {
-        self.custom.contains_key(name)
-    }
-
-    /// The router for a task: its custom router if it names one this engine has (a
-    /// task submitted through an engine configured differently falls back), else its
-    /// built-in strategy.
-    fn for_task(&mut self, custom: Option<&str>, routing: RoutingPreference) -> &mut dyn Router {
-        if let Some(name) = custom {
-            if self.custom.contains_key(name)
-                && let Some(router) = self.custom.get_mut(name)
-            {
-                return router.as_mut();
-            }
-            tracing::warn!(
-                router = name,
-                "no such router here; using the built-in strategy"
-            );
-        }
-        self.builtin
-            .entry(routing)
-            .or_insert_with(|| builtin_router(routing))
-            .as_mut()
-    }
-}
+use crate::engine::{Event, Stores};
 
 impl<S: Stores> State<S> {
     pub(super) async fn route_pending(&mut self) {
