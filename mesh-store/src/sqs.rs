@@ -102,7 +102,26 @@ impl SqsQueue {
         if let Some(endpoint) = &config.endpoint {
             builder = builder.endpoint_url(endpoint);
         }
-        let client = Client::from_conf(builder.build());
+        Self::create(Client::from_conf(builder.build()), config).await
+    }
+
+    /// The queue on a client you already have, for queues that exist (made by your
+    /// infrastructure, with the redrive policy to `dead_letter_url` in place): calls
+    /// nothing until used.
+    pub fn from_client(
+        client: Client,
+        queue_url: impl Into<String>,
+        dead_letter_url: impl Into<String>,
+    ) -> Self {
+        Self {
+            client,
+            url: queue_url.into(),
+            dead_url: dead_letter_url.into(),
+        }
+    }
+
+    /// Creates the queue and its dead-letter queue with `client` if they do not exist.
+    pub async fn create(client: Client, config: &SqsConfig) -> Result<Self> {
         let dead = client
             .create_queue()
             .queue_name(format!("{}-dlq", config.queue_name))
@@ -132,11 +151,22 @@ impl SqsQueue {
             .await
             .map_err(sqs_error)?;
         let url = main.queue_url().unwrap_or_default().to_owned();
-        Ok(Self {
-            client,
-            url,
-            dead_url,
-        })
+        Ok(Self::from_client(client, url, dead_url))
+    }
+
+    /// The client it calls SQS with.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The queue's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The dead-letter queue's URL.
+    pub fn dead_letter_url(&self) -> &str {
+        &self.dead_url
     }
 
     async fn receive_from(

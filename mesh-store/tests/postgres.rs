@@ -202,3 +202,53 @@ with_store!(
         queue2.ack(&got[0].receipt).await.unwrap();
     }
 );
+
+/// A fresh, empty database on the test server.
+async fn empty_database() -> Option<String> {
+    let base = service("MESH_TEST_DATABASE_URL")?;
+    let name = unique("mesh_store_empty");
+    let admin = sqlx::PgPool::connect(&base).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    Some(format!("{prefix}/{name}"))
+}
+
+async fn has_table(pool: &sqlx::PgPool, table: &str) -> bool {
+    sqlx::query_scalar::<_, bool>("SELECT to_regclass($1) IS NOT NULL")
+        .bind(table)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_store_on_an_existing_pool_runs_no_ddl_until_asked() {
+    let Some(url) = empty_database().await else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let store = PgStore::from_pool(pool.clone());
+    assert!(!has_table(&pool, "mesh_records").await, "from_pool ran DDL");
+    assert!(!has_table(&pool, "_sqlx_migrations").await);
+    // The migrator is there to inspect or run with one's own.
+    let versions: Vec<i64> = mesh_store::MIGRATOR.iter().map(|m| m.version).collect();
+    assert_eq!(versions, [1]);
+    store.migrate().await.unwrap();
+    assert!(has_table(&pool, "mesh_records").await);
+    assert!(has_table(&pool, "mesh_queue").await);
+    // Applied once, whoever asks again.
+    mesh_store::MIGRATOR.run(&pool).await.unwrap();
+    store.migrate().await.unwrap();
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(applied, 1);
+    let q = store.queue(&unique("q"), QueueConfig::default()).unwrap();
+    q.send("works", Duration::ZERO).await.unwrap();
+    assert_eq!(q.depth().await.unwrap().available, 1);
+}

@@ -51,3 +51,32 @@ sqs_test!(
 );
 sqs_test!(dead_letters, dead_letters_after_max_receives, 2);
 sqs_test!(batches, batches, 5);
+
+/// A queue built on an existing client and URLs calls nothing to exist (no
+/// CreateQueue) and shares the messages of the queue it names.
+#[tokio::test]
+async fn a_queue_from_an_existing_client_and_urls() {
+    use mesh_store::Queue;
+    let Some(created) = queue(5).await else {
+        return;
+    };
+    let existing = SqsQueue::from_client(
+        created.client().clone(),
+        created.url(),
+        created.dead_letter_url(),
+    );
+    existing.send("hello", Duration::ZERO).await.unwrap();
+    let got = created
+        .receive(1, Duration::from_secs(5), Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(got[0].body, "hello");
+    created.ack(&got[0].receipt).await.unwrap();
+    // A URL nobody created is an error on first use, not before.
+    let missing = SqsQueue::from_client(
+        created.client().clone(),
+        format!("{}-nobody", created.url()),
+        created.dead_letter_url(),
+    );
+    assert!(missing.send("x", Duration::ZERO).await.is_err());
+}

@@ -16,8 +16,11 @@ pub use vector::PgVectorIndex;
 
 use crate::{QueueConfig, Record, Result, StoreError};
 
-/// Embedded migrations, applied in order, each once.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../migrations/0001_init.sql"))];
+/// The schema's migrations (`mesh-store/migrations/`), embedded at build time. Run them
+/// with [`PgStore::migrate`], or yourself (`MIGRATOR.run(&pool)`) alongside your own;
+/// they are recorded in sqlx's `_sqlx_migrations` table and take sqlx's advisory lock,
+/// so instances starting at once apply each one once.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Serializes schema changes between instances starting at once.
 const SCHEMA_LOCK: i64 = 0x6d65_7368_5f73_6368; // "mesh_sch"
@@ -46,7 +49,7 @@ pub(crate) fn backend(e: sqlx::Error) -> StoreError {
 
 impl PgStore {
     /// Connects (`postgres://user@host:port/db`), with up to `max_connections` pooled
-    /// connections, and applies the embedded migrations.
+    /// connections, and applies the [`MIGRATOR`]'s migrations.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
@@ -59,45 +62,27 @@ impl PgStore {
         Ok(store)
     }
 
+    /// A store on a pool you already have. Runs no DDL: apply the schema with
+    /// [`migrate`](Self::migrate) (or [`MIGRATOR`] yourself) if it is not in place.
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
     /// The pool, for queries of your own.
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
 
-    /// Applies the embedded migrations not applied yet.
+    /// Applies the [`MIGRATOR`]'s migrations not applied yet.
     pub async fn migrate(&self) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(SCHEMA_LOCK)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS mesh_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
-        )
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
-        for (version, sql) in MIGRATIONS {
-            let applied: Option<i32> =
-                sqlx::query_scalar("SELECT version FROM mesh_migrations WHERE version = $1")
-                    .bind(version)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(backend)?;
-            if applied.is_none() {
-                sqlx::raw_sql(*sql)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?;
-                sqlx::query("INSERT INTO mesh_migrations (version) VALUES ($1)")
-                    .bind(version)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?;
-            }
-        }
-        tx.commit().await.map_err(backend)
+        MIGRATOR.run(&self.pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(e) => backend(e),
+            e => StoreError::Backend {
+                backend: "postgres",
+                retryable: false,
+                source: Box::new(e),
+            },
+        })
     }
 
     /// The repository of `T`, with expression indexes on its `INDEXED` fields.
