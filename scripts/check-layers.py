@@ -218,6 +218,26 @@ def cycles(graph):
     return out
 
 
+def doc_tree(text):
+    """The module paths the tree after `<!-- module-tree` in the doc draws."""
+    marker = text.find("<!-- module-tree")
+    if marker == -1:
+        return set()
+    block = text[text.index("```text", marker) + 7 : text.index("```", text.index("```text", marker) + 7)]
+    paths, stack = set(), []
+    for line in block.split("\n"):
+        if not line.strip():
+            continue
+        depth = (len(line) - len(line.lstrip(" "))) // 2
+        name = line.split()[0]
+        if depth == 0:
+            stack = []
+            continue
+        stack = stack[: depth - 1] + [name]
+        paths.add(tuple(stack))
+    return paths
+
+
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     src = args[0] if args else os.path.join(os.path.dirname(__file__), "..", "mesh-core", "src")
@@ -251,6 +271,14 @@ def main():
                 if len(lines) > MAX_LINES and not any(REASON in l for l in lines[:10]):
                     rel = os.path.relpath(file, crate)
                     problems.append(f"{rel}: {len(lines)} lines and no '{REASON}' at its top")
+    doc = os.path.join(os.path.dirname(crate), "docs", "architecture.md")
+    if os.path.exists(doc):
+        drawn = doc_tree(open(doc).read())
+        actual = {p for p in modules if p}
+        for p in sorted(actual - drawn):
+            problems.append(f"docs/architecture.md: module {'::'.join(p)} is missing from the tree")
+        for p in sorted(drawn - actual):
+            problems.append(f"docs/architecture.md: the tree draws {'::'.join(p)}, which does not exist")
     if "--tree" in sys.argv:
         for p in sorted(modules):
             name = "::".join(p) or "crate"
