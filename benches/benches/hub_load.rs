@@ -10,14 +10,12 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use mesh_core::hub::{Hub, HubConfig};
 use mesh_core::{Engine, Scope, TenantId};
 use mesh_protocol::ws::{
     AgentContext, ClientConfig, ConnectionConfig, Incoming, TaskFuture, connect, run_agent,
 };
 use mesh_protocol::{Hello, Message, TaskAssign, TaskStatus, TaskSubmit};
 use serde_json::json;
-use tokio::net::TcpListener;
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -73,11 +71,7 @@ async fn start() -> (Engine, TenantId, String, String) {
         .create_api_key(tenant, "load", Scope::ALL.to_vec(), None)
         .await
         .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
-    tokio::spawn(
-        Hub::new(engine.clone(), HubConfig::default()).serve(listener, std::future::pending()),
-    );
+    let (url, _server) = mesh_core::testing::serve_hub(&engine).await;
     (engine, tenant, key, url)
 }
 
