@@ -91,9 +91,7 @@ impl Services {
     /// vectors of different models never mix.
     fn collection(&self, name: &str) -> Result<String, ServiceError> {
         if !valid_name(name) {
-            return Err(ServiceError::Invalid(
-                "collection must be 1 to 64 characters of A-Z, a-z, 0-9, - and _".into(),
-            ));
+            return Err(ServiceError::InvalidCollection);
         }
         let model: String = self
             .embedder
@@ -108,9 +106,9 @@ impl Services {
     /// Embeds texts (for documents, or for queries when `query` is set).
     pub async fn embed(&self, texts: &[String], role: Role) -> Result<Vec<Vec<f32>>, ServiceError> {
         if texts.is_empty() || texts.len() > MAX_EMBED_TEXTS {
-            return Err(ServiceError::Invalid(format!(
-                "embed 1 to {MAX_EMBED_TEXTS} texts at a time"
-            )));
+            return Err(ServiceError::InvalidTextCount {
+                max: MAX_EMBED_TEXTS,
+            });
         }
         let mut vectors = Vec::with_capacity(texts.len());
         for batch in texts.chunks(self.embedder.model().max_batch.max(1)) {
@@ -127,20 +125,19 @@ impl Services {
     ) -> Result<String, ServiceError> {
         self.collection(&request.collection)?;
         if request.document_id.is_empty() || request.document_id.len() > 256 {
-            return Err(ServiceError::Invalid(
-                "document_id must be 1 to 256 characters".into(),
-            ));
+            return Err(ServiceError::InvalidDocumentId);
         }
         if request.text.trim().is_empty() || request.text.len() > MAX_DOCUMENT_BYTES {
-            return Err(ServiceError::Invalid(format!(
-                "text must be non-empty and at most {MAX_DOCUMENT_BYTES} bytes"
-            )));
+            return Err(ServiceError::InvalidText {
+                max: MAX_DOCUMENT_BYTES,
+            });
         }
         if !(request.metadata.is_null() || request.metadata.is_object()) {
-            return Err(ServiceError::Invalid("metadata must be an object".into()));
+            return Err(ServiceError::InvalidMetadata);
         }
-        let body = serde_json::to_string(&Job::IndexDocument { tenant, request })
-            .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        // A JSON value always serialises.
+        let body =
+            serde_json::to_string(&Job::IndexDocument { tenant, request }).unwrap_or_default();
         Ok(self.jobs.send(body, std::time::Duration::ZERO).await?)
     }
 
@@ -197,10 +194,10 @@ impl Services {
         let collection = self.collection(&request.collection)?;
         let k = request.k.unwrap_or(10);
         if !(1..=100).contains(&k) {
-            return Err(ServiceError::Invalid("k must be 1 to 100".into()));
+            return Err(ServiceError::InvalidK);
         }
         if request.query.trim().is_empty() {
-            return Err(ServiceError::Invalid("query must not be empty".into()));
+            return Err(ServiceError::EmptyQuery);
         }
         let query = self
             .embed(std::slice::from_ref(&request.query), Role::Query)

@@ -15,15 +15,59 @@ use crate::tools::ToolRegistry;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServiceError {
-    /// The request is not acceptable.
-    #[error("invalid request: {0}")]
-    Invalid(String),
+    /// A collection name outside the rule.
+    #[error("collection must be 1 to 64 characters of A-Z, a-z, 0-9, - and _")]
+    InvalidCollection,
+    /// A document id that is empty or too long.
+    #[error("document_id must be 1 to 256 characters")]
+    InvalidDocumentId,
+    /// A document text that is empty or too large.
+    #[error("text must be non-empty and at most {max} bytes")]
+    InvalidText {
+        /// The largest allowed, in bytes.
+        max: usize,
+    },
+    /// Metadata that is not a JSON object.
+    #[error("metadata must be an object")]
+    InvalidMetadata,
+    /// Too few or too many texts to embed at once.
+    #[error("embed 1 to {max} texts at a time")]
+    InvalidTextCount {
+        /// The most allowed.
+        max: usize,
+    },
+    /// A search's `k` out of range.
+    #[error("k must be 1 to 100")]
+    InvalidK,
+    /// An empty search query.
+    #[error("query must not be empty")]
+    EmptyQuery,
     /// The embedder failed.
     #[error("embedding: {0}")]
     Embed(#[from] EmbedError),
     /// The stores or the queue failed.
     #[error("storage: {0}")]
     Store(#[from] StoreError),
+}
+
+impl ServiceError {
+    /// A stable code: `invalid_request` for a request outside the rules,
+    /// `embedder_failed`, or the engine's codes for storage.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidCollection
+            | Self::InvalidDocumentId
+            | Self::InvalidText { .. }
+            | Self::InvalidMetadata
+            | Self::InvalidTextCount { .. }
+            | Self::InvalidK
+            | Self::EmptyQuery => "invalid_request",
+            Self::Embed(_) => "embedder_failed",
+            Self::Store(StoreError::Invalid(_)) => "invalid_request",
+            Self::Store(e) if e.is_retryable() => "unavailable",
+            Self::Store(_) => "internal",
+        }
+    }
 }
 
 /// The shared services. Cheap to clone.

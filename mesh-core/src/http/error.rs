@@ -57,7 +57,8 @@ impl ApiError {
         )
     }
 
-    /// The status that goes with a stable code of the core's errors.
+    /// The status that goes with a stable code of the core's errors (every `code()`
+    /// of `EngineError`, `CollabError`, `ServiceError`, `ToolError`, `AuthError`).
     fn status_of(code: &str) -> StatusCode {
         match code {
             "invalid_request" => StatusCode::BAD_REQUEST,
@@ -66,6 +67,8 @@ impl ApiError {
             "not_found" => StatusCode::NOT_FOUND,
             "conflict" => StatusCode::CONFLICT,
             "collab_failed" => StatusCode::UNPROCESSABLE_ENTITY,
+            "tool_not_found" | "action_not_found" => StatusCode::NOT_FOUND,
+            "upstream_failed" | "embedder_failed" => StatusCode::BAD_GATEWAY,
             "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
             "unavailable" => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -119,30 +122,12 @@ impl From<CollabError> for ApiError {
 
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
-        match e {
-            ServiceError::Invalid(m) => Self::invalid(m),
-            ServiceError::Embed(e) => {
-                Self::new(StatusCode::BAD_GATEWAY, "embedder_failed", e.to_string())
-            }
-            ServiceError::Store(s) => EngineError::Store(s).into(),
-        }
+        Self::coded(e.code(), &e)
     }
 }
 
 impl From<ToolError> for ApiError {
     fn from(e: ToolError) -> Self {
-        let message = e.to_string();
-        match e {
-            ToolError::UnknownTool(_) => {
-                Self::new(StatusCode::NOT_FOUND, "tool_not_found", message)
-            }
-            ToolError::UnknownAction(_) => {
-                Self::new(StatusCode::NOT_FOUND, "action_not_found", message)
-            }
-            ToolError::InvalidInput(_) => Self::invalid(message),
-            ToolError::Upstream { .. } | ToolError::Unavailable(_) => {
-                Self::new(StatusCode::BAD_GATEWAY, "upstream_failed", message)
-            }
-        }
+        Self::coded(e.code(), &e)
     }
 }

@@ -82,43 +82,10 @@ macro_rules! coded_failure {
 coded_failure!(
     crate::engine::EngineError,
     crate::collab::CollabError,
-    crate::http::AuthError
+    crate::http::AuthError,
+    crate::services::ServiceError,
+    crate::tools::ToolError
 );
-
-impl From<crate::services::ServiceError> for ToolFailure {
-    fn from(e: crate::services::ServiceError) -> Self {
-        let api = crate::http::ApiError::from(e);
-        Self {
-            code: code_name(&api.body.code),
-            message: api.body.message,
-        }
-    }
-}
-
-impl From<crate::tools::ToolError> for ToolFailure {
-    fn from(e: crate::tools::ToolError) -> Self {
-        let api = crate::http::ApiError::from(e);
-        Self {
-            code: code_name(&api.body.code),
-            message: api.body.message,
-        }
-    }
-}
-
-/// The static name of a code REST gives (the codes are a closed set).
-fn code_name(code: &str) -> &'static str {
-    const CODES: [&str; 8] = [
-        "invalid_request",
-        "not_found",
-        "unavailable",
-        "embedder_failed",
-        "tool_not_found",
-        "action_not_found",
-        "upstream_failed",
-        "conflict",
-    ];
-    CODES.into_iter().find(|c| *c == code).unwrap_or("internal")
-}
 
 type ToolResult = Result<CallToolResult, ToolFailure>;
 

@@ -84,6 +84,19 @@ pub enum ToolError {
     Unavailable(String),
 }
 
+impl ToolError {
+    /// A stable code: `tool_not_found`, `action_not_found`, `invalid_request` or
+    /// `upstream_failed`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownTool(_) => "tool_not_found",
+            Self::UnknownAction(_) => "action_not_found",
+            Self::InvalidInput(_) => "invalid_request",
+            Self::Upstream { .. } | Self::Unavailable(_) => "upstream_failed",
+        }
+    }
+}
+
 /// A tool: actions over some external system.
 pub trait ToolAdapter: Send + Sync {
     /// Its name (what clients call it by).
