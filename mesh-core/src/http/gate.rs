@@ -239,3 +239,71 @@ impl Gate {
             .try_take(now)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.insert(*name, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    #[test]
+    fn credentials_come_from_bearer_then_x_api_key_then_the_query_of_upgrades() {
+        let uri: Uri = "/ws?api_key=from%2Bquery&x=1".parse().unwrap();
+        let plain: Uri = "/ws".parse().unwrap();
+        let both = headers(&[("authorization", "Bearer  tok "), ("x-api-key", "k")]);
+        assert_eq!(Gate::credential(&both, &uri).as_deref(), Some("tok"));
+        let key = headers(&[("x-api-key", "k")]);
+        assert_eq!(Gate::credential(&key, &uri).as_deref(), Some("k"));
+        // The query counts only on a WebSocket upgrade.
+        assert_eq!(Gate::credential(&HeaderMap::new(), &uri), None);
+        let upgrade = headers(&[("upgrade", "WebSocket")]);
+        assert_eq!(
+            Gate::credential(&upgrade, &uri).as_deref(),
+            Some("from+query")
+        );
+        assert_eq!(Gate::credential(&upgrade, &plain), None);
+        // Another scheme is no credential at all.
+        let basic = headers(&[("authorization", "Basic abc")]);
+        assert_eq!(Gate::credential(&basic, &uri), None);
+    }
+
+    #[tokio::test]
+    async fn unknown_keys_are_remembered_and_known_keys_cached() {
+        let engine = Engine::in_memory().await;
+        let tenant = crate::domain::TenantId::new();
+        let (key, _) = engine
+            .create_api_key(tenant, "k", vec![Scope::Read], None)
+            .await
+            .unwrap();
+        let gate = Gate::new(engine.clone(), GateConfig::default());
+        let who = gate.authenticate(Some(&key)).await.unwrap();
+        assert_eq!(
+            (who.tenant, who.scopes.clone()),
+            (tenant, vec![Scope::Read])
+        );
+        assert!(matches!(
+            gate.authenticate(Some("mesh_unknown")).await,
+            Err(AuthError::UnknownKey)
+        ));
+        assert!(matches!(
+            gate.authenticate(None).await,
+            Err(AuthError::Missing)
+        ));
+        // Asked again, both answers come from the cache, which holds both.
+        assert_eq!(gate.authenticate(Some(&key)).await.unwrap(), who);
+        assert!(matches!(
+            gate.authenticate(Some("mesh_unknown")).await,
+            Err(AuthError::UnknownKey)
+        ));
+        let cached = gate.keys.lock().unwrap_or_else(|e| e.into_inner()).len();
+        assert_eq!(cached, 2);
+    }
+}
