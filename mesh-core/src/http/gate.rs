@@ -233,10 +233,13 @@ impl Gate {
         let Some(limit) = self.limit else { return true };
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        buckets
-            .entry(subject.to_owned())
-            .or_insert_with(|| TokenBucket::new(limit, now))
-            .try_take(now)
+        if let Some(bucket) = buckets.get_mut(subject) {
+            return bucket.try_take(now);
+        }
+        let mut bucket = TokenBucket::new(limit, now);
+        let admitted = bucket.try_take(now);
+        buckets.insert(subject.to_owned(), bucket);
+        admitted
     }
 }
 
