@@ -54,6 +54,16 @@ pub struct Http {
     /// `*` for any).
     #[arg(long, env = "MESH_MCP_ALLOWED_HOSTS", value_delimiter = ',')]
     pub mcp_allowed_hosts: Vec<String>,
+    /// Browser origins the MCP endpoints accept besides loopback ones, comma-separated
+    /// (`*` for any); requests without an `Origin` always pass.
+    #[arg(long, env = "MESH_MCP_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub mcp_allowed_origins: Vec<String>,
+    /// The `iss` every JWT must carry (not checked if absent).
+    #[arg(long, env = "MESH_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// An `aud` every JWT must carry (not checked if absent).
+    #[arg(long, env = "MESH_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
 }
 
 impl Http {
@@ -69,6 +79,9 @@ impl Http {
             .surfaces(surfaces)
             .cors_origins(self.cors_origins.clone());
         config.mcp.allowed_hosts = self.mcp_allowed_hosts.clone();
+        config.mcp.allowed_origins = self.mcp_allowed_origins.clone();
+        config.gate.jwt_issuer = self.jwt_issuer.clone();
+        config.gate.jwt_audience = self.jwt_audience.clone();
         if let Some(rate) = self.rate_limit {
             config = config.rate_limit(rate, (rate * 2.0).max(1.0));
         }

@@ -13,7 +13,7 @@ use mesh_store::{PgStore, QueueConfig, SqsConfig, SqsQueue};
 pub const JOB_QUEUE: &str = "mesh_jobs";
 
 /// Where state lives and how callers are let in; shared by every binary.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Clone, clap::Args)]
 pub struct Backend {
     /// PostgreSQL (with pgvector) holding all state; in memory if absent (one
     /// instance only).
@@ -52,6 +52,42 @@ pub struct Backend {
     pub github_token: Option<String>,
 }
 
+impl std::fmt::Debug for Backend {
+    /// Never shows the API key, the JWT secret, the GitHub token or a database password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Backend")
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_password),
+            )
+            .field("db_connections", &self.db_connections)
+            .field("sqs_queue", &self.sqs_queue)
+            .field("sqs_endpoint", &self.sqs_endpoint)
+            .field("max_receives", &self.max_receives)
+            .field("api_key", &secret(&self.api_key))
+            .field("tenant", &self.tenant)
+            .field("jwt_secret", &secret(&self.jwt_secret))
+            .field("github_url", &self.github_url)
+            .field("github_token", &secret(&self.github_token))
+            .finish()
+    }
+}
+
+/// A database URL without its password (`postgres://user:<redacted>@host/db`).
+fn redact_password(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, rest)), Some(at)) if rest.contains(':') => {
+            let credentials = &url[scheme.len() + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:<redacted>{}", &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// Services built from a [`Backend`], and the database they run on, if any.
 pub struct Built {
     /// The services.
@@ -64,6 +100,13 @@ impl Backend {
     /// Connects, starts the engine (clustered on PostgreSQL), and ensures the
     /// bootstrap key.
     pub async fn build(&self) -> Result<Built, Box<dyn std::error::Error>> {
+        if let Some(secret) = &self.jwt_secret {
+            // Refuse to start on a guessable secret rather than serve with it.
+            mesh_core::app::AppConfig::default()
+                .jwt_secret(secret.clone())
+                .gate
+                .check()?;
+        }
         let queue_config = QueueConfig::max_receives(self.max_receives);
         let mut tools = ToolRegistry::new();
         if let Some(url) = &self.github_url {
@@ -147,5 +190,48 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        backend: Backend,
+    }
+
+    /// Hardening issue, item 17: `Debug` printed the API key, the JWT secret and the
+    /// GitHub token.
+    #[test]
+    fn hardening_17_debug_never_shows_secrets() {
+        let cli = Cli::parse_from([
+            "mesh",
+            "--api-key",
+            "key-0123456789abcdef",
+            "--jwt-secret",
+            "jwt-secret-0123456789abcdef-0123456789",
+            "--github-token",
+            "ghp_token",
+            "--database-url",
+            "postgres://mesh:hunter2@db:5432/mesh",
+        ]);
+        let shown = format!("{:?}", cli.backend);
+        for secret in [
+            "key-0123456789abcdef",
+            "jwt-secret-0123",
+            "ghp_token",
+            "hunter2",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(
+            shown.contains("postgres://mesh:<redacted>@db:5432/mesh"),
+            "{shown}"
+        );
     }
 }

@@ -127,7 +127,10 @@ struct WebSockets {
     #[cfg(feature = "hub")]
     hub: Option<crate::hub::Hub>,
     #[cfg(feature = "mcp")]
-    mcp: Option<mesh_protocol::ws::ConnectionConfig>,
+    mcp: Option<(
+        mesh_protocol::ws::ConnectionConfig,
+        std::sync::Arc<Vec<String>>,
+    )>,
 }
 
 impl WebSockets {
@@ -147,14 +150,14 @@ impl WebSockets {
 
     async fn serve(self, state: AppState, request: Request) -> Response {
         #[cfg(feature = "mcp")]
-        if let Some(connection) = self.mcp
+        if let Some((connection, origins)) = self.mcp
             && mesh_protocol::ws::Subprotocol::negotiate(
                 request
                     .headers()
                     .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL),
             ) == Some(mesh_protocol::ws::Subprotocol::Mcp)
         {
-            return crate::mcp::websocket(state, connection, request).await;
+            return crate::mcp::websocket(state, connection, &origins, request).await;
         }
         #[cfg(feature = "hub")]
         if let Some(hub) = &self.hub {
@@ -193,7 +196,10 @@ pub fn router(services: Services, config: AppConfig) -> Router {
             )
         }),
         #[cfg(feature = "mcp")]
-        mcp: config.surfaces.mcp.then_some(config.mcp.connection),
+        mcp: config.surfaces.mcp.then(|| {
+            let origins = std::sync::Arc::new(config.mcp.allowed_origins.clone());
+            (config.mcp.connection, origins)
+        }),
     };
     if sockets.any() {
         app = app.route(

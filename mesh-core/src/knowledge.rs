@@ -88,19 +88,16 @@ fn valid_name(name: &str) -> bool {
 
 impl Services {
     /// The vector collection for a user collection: one per embedding model, so
-    /// vectors of different models never mix.
+    /// vectors of different models never mix. Named by a hash of both, so every name
+    /// the API accepts (mixed case, `-`, 64 characters) fits the stores' rule for
+    /// names (`[a-z_][a-z0-9_]`, at most 40).
     fn collection(&self, name: &str) -> Result<String, ServiceError> {
         if !valid_name(name) {
             return Err(ServiceError::InvalidCollection);
         }
-        let model: String = self
-            .embedder
-            .model()
-            .id
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
-        Ok(format!("{name}__{model}"))
+        let model = &self.embedder.model().id;
+        let hash = crate::domain::hash_key(&format!("{name}\0{model}"));
+        Ok(format!("kb_{}", &hash[..32]))
     }
 
     /// Embeds texts (for documents, or for queries when `query` is set).
@@ -298,6 +295,54 @@ mod tests {
         let chunks = chunk_text(&long, 100, 10);
         assert!(chunks.iter().all(|c| c.len() <= 100));
         assert!(chunks.concat().len() >= 250);
+    }
+
+    /// Hardening issue, item 2: `"Docs"`, names with `-` and 64-character names were
+    /// accepted, then failed in the worker until dead-lettered.
+    #[tokio::test]
+    async fn hardening_2_every_collection_name_the_api_accepts_is_indexed() {
+        let services = Services::in_memory(Engine::in_memory().await);
+        let tenant = TenantId::new();
+        let long = "L".repeat(64);
+        for name in [
+            "Docs",
+            "team-notes",
+            "x",
+            long.as_str(),
+            "UPPER_and-lower_09",
+        ] {
+            let request = IndexRequest {
+                collection: name.into(),
+                document_id: "d".into(),
+                text: format!("the collection {name} holds mesh documents"),
+                metadata: serde_json::Value::Null,
+            };
+            services
+                .index_document(tenant, request.clone())
+                .await
+                .unwrap();
+            assert_eq!(
+                services.index_now(tenant, &request).await.unwrap(),
+                1,
+                "{name}"
+            );
+            let search = SearchRequest {
+                collection: name.into(),
+                query: "mesh documents".into(),
+                k: Some(1),
+                filter: None,
+            };
+            let hits = services.search(tenant, &search).await.unwrap();
+            assert_eq!(hits.len(), 1, "{name}");
+        }
+        // Names differing only in case stay apart.
+        let search = SearchRequest {
+            collection: "docs".into(),
+            query: "mesh documents".into(),
+            k: Some(1),
+            filter: None,
+        };
+        assert!(services.search(tenant, &search).await.unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -33,7 +33,7 @@ struct Api {
     other_tenant_admin: String,
 }
 
-const JWT_SECRET: &str = "test-secret-test-secret";
+const JWT_SECRET: &str = "test-secret-test-secret-test-secret";
 
 async fn api_with(config: AppConfig, tools: ToolRegistry) -> Api {
     let engine = Engine::start(common::fast_config(), mesh_core::MemoryStores::new())
@@ -872,4 +872,40 @@ async fn the_openapi_document_covers_every_route() {
         }
     }
     drop(api.engine);
+}
+
+/// Hardening issue, item 10: a one-character (or empty) JWT secret was accepted.
+#[tokio::test]
+async fn hardening_10_short_jwt_secrets_are_refused() {
+    for secret in ["", "x", "31-bytes-31-bytes-31-bytes-31-b"] {
+        let config = AppConfig::default().jwt_secret(secret);
+        assert_eq!(
+            config.gate.check(),
+            Err(mesh_core::http::GateConfigError::ShortJwtSecret { len: secret.len() }),
+            "{secret:?}"
+        );
+        // A gate built anyway takes no JWT, not even one signed with that secret.
+        let engine = Engine::in_memory().await;
+        let (addr, _server) = common::serve_app(Services::in_memory(engine), config).await;
+        let later = chrono::Utc::now().timestamp() + 600;
+        let token = sign_jwt(
+            &json!({"tenant_id": TenantId::new(), "scopes": ["admin"], "exp": later}),
+            secret.as_bytes(),
+        );
+        let status = reqwest::Client::new()
+            .get(format!("http://{addr}/api/v1/tasks"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{secret:?}");
+    }
+    assert!(
+        AppConfig::default()
+            .jwt_secret(JWT_SECRET)
+            .gate
+            .check()
+            .is_ok()
+    );
 }

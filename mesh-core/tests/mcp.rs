@@ -727,3 +727,44 @@ async fn the_python_mcp_sdk_connects_over_websocket_with_the_key_in_the_query() 
     assert_eq!(seen["bad"]["is_error"], true);
     assert_eq!(seen["bad"]["content"]["code"], "invalid_request");
 }
+
+/// Hardening issue, item 3: `/mcp` and the MCP WebSocket upgrade accepted any `Origin`
+/// (DNS rebinding); now a browser origin must be loopback or allowed.
+#[tokio::test]
+async fn hardening_3_mcp_refuses_a_foreign_origin() {
+    let server = server().await;
+    let http = reqwest::Client::new();
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "browser", "version": "1"}}});
+    let post = |origin: &'static str| {
+        http.post(format!("http://{}/mcp", server.addr))
+            .header("accept", "application/json, text/event-stream")
+            .header("origin", origin)
+            .bearer_auth(&server.key)
+            .json(&initialize)
+            .send()
+    };
+    let refused = post("http://evil.example").await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], "forbidden_origin");
+    assert_eq!(post("http://localhost:5173").await.unwrap().status(), 200);
+    // The WebSocket upgrade, with the same key: refused before it happens.
+    let upgrade = http
+        .get(format!("http://{}/ws", server.addr))
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .header("sec-websocket-protocol", "mcp")
+        .header("origin", "http://evil.example")
+        .bearer_auth(&server.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upgrade.status(), 403);
+    // Clients that send no Origin (not browsers) are unaffected: the rest of this file.
+    let client = over_ws(&server, &server.key, ProtocolVersion::V_2025_11_25).await;
+    assert!(!call(&client, "list_agents", json!({})).await.0);
+}

@@ -35,6 +35,12 @@ pub struct GateConfig {
     pub unknown_key_ttl: Duration,
     /// Most API keys cached (known and unknown). Default 10,000.
     pub key_cache_size: usize,
+    /// The `iss` every JWT must carry, when set.
+    pub jwt_issuer: Option<String>,
+    /// An `aud` every JWT must carry, when set.
+    pub jwt_audience: Option<String>,
+    /// Clock skew allowed on a JWT's `exp` and `nbf`. Default 60 s.
+    pub jwt_leeway: Duration,
 }
 
 impl std::fmt::Debug for GateConfig {
@@ -48,6 +54,9 @@ impl std::fmt::Debug for GateConfig {
             .field("key_ttl", &self.key_ttl)
             .field("unknown_key_ttl", &self.unknown_key_ttl)
             .field("key_cache_size", &self.key_cache_size)
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("jwt_audience", &self.jwt_audience)
+            .field("jwt_leeway", &self.jwt_leeway)
             .finish()
     }
 }
@@ -60,6 +69,34 @@ impl Default for GateConfig {
             key_ttl: Duration::from_secs(30),
             unknown_key_ttl: Duration::from_secs(5),
             key_cache_size: 10_000,
+            jwt_issuer: None,
+            jwt_audience: None,
+            jwt_leeway: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A gate setting that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GateConfigError {
+    /// An HS256 secret shorter than the hash is guessable.
+    #[error("the JWT secret has {len} bytes; at least {min} are needed", min = jwt::MIN_SECRET_LEN)]
+    ShortJwtSecret {
+        /// Its length.
+        len: usize,
+    },
+}
+
+impl GateConfig {
+    /// Checks the settings; binaries call it at start-up and refuse to start on an
+    /// error. (A gate built from a config that fails it accepts no JWT at all.)
+    pub fn check(&self) -> Result<(), GateConfigError> {
+        match &self.jwt_secret {
+            Some(secret) if secret.len() < jwt::MIN_SECRET_LEN => {
+                Err(GateConfigError::ShortJwtSecret { len: secret.len() })
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -113,6 +150,8 @@ pub fn require(who: &Principal, scope: Scope) -> Result<(), AuthError> {
 pub struct Gate {
     engine: Engine,
     config: GateConfig,
+    /// The JWT secret, if one fit to use was configured.
+    jwt: Option<(Vec<u8>, jwt::Rules)>,
     limit: Option<RateLimit>,
     buckets: Mutex<HashMap<String, TokenBucket>>,
     /// Key hash → its caller (`None`: no such key) and when it was looked up.
@@ -133,9 +172,25 @@ impl Gate {
         let limit = config
             .rate_limit
             .map(|(per_second, burst)| RateLimit::new(per_second, burst));
+        if let Err(e) = config.check() {
+            tracing::error!(error = %e, "JWTs are refused");
+        }
+        let jwt = config
+            .jwt_secret
+            .clone()
+            .filter(|_| config.check().is_ok())
+            .map(|secret| {
+                let rules = jwt::Rules {
+                    issuer: config.jwt_issuer.clone(),
+                    audience: config.jwt_audience.clone(),
+                    leeway: i64::try_from(config.jwt_leeway.as_secs()).unwrap_or(i64::MAX),
+                };
+                (secret, rules)
+            });
         Self {
             engine,
             config,
+            jwt,
             limit,
             buckets: Mutex::new(HashMap::new()),
             keys: Mutex::new(HashMap::new()),
@@ -175,9 +230,9 @@ impl Gate {
             .filter(|t| !t.is_empty())
             .ok_or(AuthError::Missing)?;
         let principal = if token.matches('.').count() == 2
-            && let Some(secret) = &self.config.jwt_secret
+            && let Some((secret, rules)) = &self.jwt
         {
-            jwt::verify(token, secret)
+            jwt::verify(token, secret, rules)
                 .map_err(AuthError::InvalidJwt)?
                 .into_principal()
         } else {

@@ -9,6 +9,28 @@ use sha2::Sha256;
 
 use crate::domain::{Principal, Scope, TenantId};
 
+/// The shortest HS256 secret accepted (RFC 7518: at least the hash's size).
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// What a token must also satisfy besides its signature.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Rules {
+    /// The `iss` it must carry, when set.
+    pub(crate) issuer: Option<String>,
+    /// An `aud` it must carry (a string, or one of an array), when set.
+    pub(crate) audience: Option<String>,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    pub(crate) leeway: i64,
+}
+
+/// An `aud` claim: one audience or several.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
 /// The claims a Mesh JWT carries.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Claims {
@@ -20,6 +42,10 @@ pub(crate) struct Claims {
     nbf: Option<i64>,
     #[serde(default)]
     sub: Option<String>,
+    #[serde(default)]
+    iss: Option<String>,
+    #[serde(default)]
+    aud: Option<Audience>,
 }
 
 impl Claims {
@@ -30,8 +56,9 @@ impl Claims {
     }
 }
 
-/// Verifies an HS256 JWT with `secret`; the reason it is refused otherwise.
-pub(crate) fn verify(token: &str, secret: &[u8]) -> Result<Claims, &'static str> {
+/// Verifies an HS256 JWT with `secret` under `rules`; the reason it is refused
+/// otherwise.
+pub(crate) fn verify(token: &str, secret: &[u8], rules: &Rules) -> Result<Claims, &'static str> {
     let mut parts = token.split('.');
     let (Some(header), Some(payload), Some(signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -61,11 +88,29 @@ pub(crate) fn verify(token: &str, secret: &[u8]) -> Result<Claims, &'static str>
     let claims: Claims = serde_json::from_slice(&decode(payload)?)
         .map_err(|_| "the JWT needs tenant_id, scopes and exp")?;
     let now = chrono::Utc::now().timestamp();
-    if claims.exp <= now {
+    if claims.exp.saturating_add(rules.leeway) <= now {
         return Err("the JWT has expired");
     }
-    if claims.nbf.is_some_and(|nbf| nbf > now) {
+    if claims
+        .nbf
+        .is_some_and(|nbf| nbf.saturating_sub(rules.leeway) > now)
+    {
         return Err("the JWT is not valid yet");
+    }
+    if let Some(issuer) = &rules.issuer
+        && claims.iss.as_ref() != Some(issuer)
+    {
+        return Err("the JWT's issuer (iss) is not the one configured");
+    }
+    if let Some(audience) = &rules.audience {
+        let carried = match &claims.aud {
+            Some(Audience::One(a)) => a == audience,
+            Some(Audience::Many(all)) => all.contains(audience),
+            None => false,
+        };
+        if !carried {
+            return Err("the JWT is not for this audience (aud)");
+        }
     }
     Ok(claims)
 }
@@ -97,11 +142,12 @@ mod tests {
             &serde_json::json!({"tenant_id": tenant, "scopes": ["read"], "exp": later}),
             b"secret",
         );
-        let claims = verify(&token, b"secret").unwrap();
+        let rules = Rules::default();
+        let claims = verify(&token, b"secret", &rules).unwrap();
         assert_eq!(claims.tenant_id, tenant);
         assert_eq!(claims.scopes, vec![Scope::Read]);
         assert_eq!(
-            verify(&token, b"other").unwrap_err(),
+            verify(&token, b"other", &rules).unwrap_err(),
             "the JWT signature does not match"
         );
         let expired = sign_jwt(
@@ -109,13 +155,13 @@ mod tests {
             b"secret",
         );
         assert_eq!(
-            verify(&expired, b"secret").unwrap_err(),
+            verify(&expired, b"secret", &rules).unwrap_err(),
             "the JWT has expired"
         );
         let no_tenant = sign_jwt(&serde_json::json!({"exp": later}), b"secret");
-        assert!(verify(&no_tenant, b"secret").is_err());
-        assert!(verify("a.b", b"secret").is_err());
-        assert!(verify("!!.??.**", b"secret").is_err());
+        assert!(verify(&no_tenant, b"secret", &rules).is_err());
+        assert!(verify("a.b", b"secret", &rules).is_err());
+        assert!(verify("!!.??.**", b"secret", &rules).is_err());
         // alg=none is refused.
         let none = format!(
             "{}.{}.",
@@ -123,8 +169,52 @@ mod tests {
             URL_SAFE_NO_PAD.encode(format!(r#"{{"tenant_id":"{tenant}","exp":{later}}}"#))
         );
         assert_eq!(
-            verify(&none, b"secret").unwrap_err(),
+            verify(&none, b"secret", &rules).unwrap_err(),
             "only HS256 JWTs are accepted"
+        );
+    }
+
+    /// Hardening issue, item 10: no leeway for clock skew, and `iss`/`aud` were never
+    /// checked.
+    #[test]
+    fn hardening_10_leeway_issuer_and_audience() {
+        let tenant = TenantId::new();
+        let now = chrono::Utc::now().timestamp();
+        let token = |claims: serde_json::Value| sign_jwt(&claims, b"secret");
+        let skewed =
+            token(serde_json::json!({"tenant_id": tenant, "exp": now - 10, "nbf": now + 10}));
+        let strict = Rules::default();
+        assert!(verify(&skewed, b"secret", &strict).is_err());
+        let lenient = Rules {
+            leeway: 60,
+            ..Rules::default()
+        };
+        assert!(verify(&skewed, b"secret", &lenient).is_ok());
+        let rules = Rules {
+            issuer: Some("https://issuer.example".into()),
+            audience: Some("mesh".into()),
+            leeway: 0,
+        };
+        let later = now + 600;
+        let good = token(serde_json::json!({"tenant_id": tenant, "exp": later,
+            "iss": "https://issuer.example", "aud": ["other", "mesh"]}));
+        assert!(verify(&good, b"secret", &rules).is_ok());
+        let one = token(serde_json::json!({"tenant_id": tenant, "exp": later,
+            "iss": "https://issuer.example", "aud": "mesh"}));
+        assert!(verify(&one, b"secret", &rules).is_ok());
+        let wrong_iss = token(serde_json::json!({"tenant_id": tenant, "exp": later,
+            "iss": "https://evil.example", "aud": "mesh"}));
+        assert!(
+            verify(&wrong_iss, b"secret", &rules)
+                .unwrap_err()
+                .contains("iss")
+        );
+        let no_aud = token(serde_json::json!({"tenant_id": tenant, "exp": later,
+            "iss": "https://issuer.example"}));
+        assert!(
+            verify(&no_aud, b"secret", &rules)
+                .unwrap_err()
+                .contains("aud")
         );
     }
 }

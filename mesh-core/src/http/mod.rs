@@ -13,8 +13,8 @@ mod state;
 
 pub use error::{ApiError, ErrorBody};
 pub use extract::{Json, Path, Query};
-pub use gate::{AuthError, Gate, GateConfig, require};
+pub use gate::{AuthError, Gate, GateConfig, GateConfigError, require};
 pub use health::{healthz, readyz};
-pub use jwt::sign_jwt;
+pub use jwt::{MIN_SECRET_LEN, sign_jwt};
 pub use middleware::authenticate;
 pub use state::AppState;

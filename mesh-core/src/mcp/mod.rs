@@ -6,11 +6,13 @@
 //! `index_document`, `search`, `execute_tool`; resources `mesh://agents`,
 //! `mesh://tasks` and `mesh://tasks/{id}`. Both transports pass the same
 //! [credential gate](crate::http::Gate) as every surface and act for the caller's
-//! tenant. A method the server does not serve gets -32601 at once, even before
+//! tenant; a browser `Origin` that is neither loopback nor allowed gets 403 on both
+//! (DNS-rebinding protection). A method the server does not serve gets -32601 at once, even before
 //! `initialize`; an unknown tool a JSON-RPC error; bad arguments or a failed call a
 //! tool result with `isError` and `{"code", "message"}` as structured content.
 
 mod filter;
+mod origin;
 mod server;
 mod websocket;
 
@@ -33,6 +35,9 @@ pub struct McpConfig {
     /// `Host` values `/mcp` accepts (DNS-rebinding protection): loopback only if
     /// empty, any with `*`.
     pub allowed_hosts: Vec<String>,
+    /// Browser `Origin`s allowed on `/mcp` and MCP WebSocket upgrades, besides loopback
+    /// ones (`*` for any). Requests without `Origin` always pass.
+    pub allowed_origins: Vec<String>,
     /// Limits, queue and keep-alive of MCP WebSocket connections.
     pub connection: ConnectionConfig,
 }
@@ -57,5 +62,9 @@ pub fn routes(state: AppState, config: &McpConfig) -> Router<AppState> {
         .layer(axum::middleware::from_fn_with_state(
             state,
             crate::http::authenticate,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(config.allowed_origins.clone()),
+            origin::check,
         ))
 }

@@ -16,13 +16,18 @@ use super::server::MeshMcp;
 use crate::domain::Principal;
 use crate::http::{ApiError, AppState};
 
-/// Answers a WebSocket upgrade with subprotocol `mcp`: authenticates through the gate,
+/// Answers a WebSocket upgrade with subprotocol `mcp`: checks the `Origin` against
+/// `allowed_origins` (loopback always passes), authenticates through the gate,
 /// upgrades, and serves one MCP session on the connection.
 pub async fn websocket(
     state: AppState,
     config: ConnectionConfig,
+    allowed_origins: &[String],
     mut request: Request,
 ) -> Response {
+    if !super::origin::allowed(request.headers(), allowed_origins) {
+        return super::origin::refused();
+    }
     let who = match state.gate.check(request.headers(), request.uri()).await {
         Ok(who) => who,
         Err(e) => return ApiError::from(e).into_response(),

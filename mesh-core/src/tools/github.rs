@@ -10,11 +10,21 @@ use super::{ToolAction, ToolAdapter, ToolError};
 
 /// GitHub's REST API as a tool. The base URL is configurable (GitHub Enterprise, or a
 /// local server in tests); a token, when given, is sent as a bearer token.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GitHubAdapter {
     base_url: String,
     token: Option<String>,
     http: reqwest::Client,
+}
+
+impl std::fmt::Debug for GitHubAdapter {
+    /// Never shows the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitHubAdapter")
+            .field("base_url", &self.base_url)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl GitHubAdapter {
@@ -230,5 +240,19 @@ impl ToolAdapter for GitHubAdapter {
                 other => Err(ToolError::UnknownAction(other.to_owned())),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hardening issue, item 17: `Debug` printed the GitHub token.
+    #[test]
+    fn hardening_17_debug_never_shows_the_token() {
+        let adapter = GitHubAdapter::new("https://api.github.com", Some("ghp_secret123".into()));
+        let shown = format!("{adapter:?}");
+        assert!(!shown.contains("ghp_secret123"), "{shown}");
+        assert!(shown.contains("<redacted>"));
     }
 }

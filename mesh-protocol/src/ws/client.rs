@@ -13,7 +13,7 @@ use super::{Backoff, Connection, ConnectionConfig, Role, Subprotocol};
 use crate::Error;
 
 /// Where and how to connect.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct ClientConfig {
     /// `ws://host:port/path`.
@@ -30,6 +30,25 @@ pub struct ClientConfig {
     pub max_attempts: u32,
     /// Limit on one attempt (TCP connect plus handshake). Default 10 s.
     pub connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    /// Never shows the key (nor a URL's query, which may carry one).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = match self.url.split_once('?') {
+            Some((path, _)) => format!("{path}?<redacted>"),
+            None => self.url.clone(),
+        };
+        f.debug_struct("ClientConfig")
+            .field("url", &url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("subprotocols", &self.subprotocols)
+            .field("connection", &self.connection)
+            .field("backoff", &self.backoff)
+            .field("max_attempts", &self.max_attempts)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
 }
 
 impl ClientConfig {
@@ -170,5 +189,22 @@ where
 {
     fn execute(&self, fut: F) {
         tokio::spawn(fut);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hardening issue, item 17: `Debug` printed the API key.
+    #[test]
+    fn hardening_17_debug_never_shows_the_key() {
+        let config = ClientConfig::new("ws://mesh/ws?api_key=from-query").api_key("from-header");
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("from-query") && !shown.contains("from-header"),
+            "{shown}"
+        );
+        assert!(shown.contains("ws://mesh/ws?<redacted>"));
     }
 }
