@@ -95,8 +95,9 @@ impl Http {
         let engine = services.engine.clone();
         let app = router(services, config);
         axum::serve(listener, app)
-            .with_graceful_shutdown(crate::setup::shutdown_signal())
+            .with_graceful_shutdown(crate::setup::stop_signal(engine.clone()))
             .await?;
+        crate::setup::engine_alive(&engine)?;
         tokio::time::timeout(Duration::from_secs(5), engine.shutdown())
             .await
             .ok();

@@ -173,6 +173,24 @@ pub fn init_tracing() {
         .init();
 }
 
+/// Resolves on Ctrl-C, SIGTERM, or when `engine` stops (a dead engine must not leave
+/// the process serving as if it were healthy).
+pub async fn stop_signal(engine: mesh_core::Engine) {
+    tokio::select! {
+        () = shutdown_signal() => {}
+        () = engine.stopped() => {}
+    }
+}
+
+/// An error when `engine` is no longer running: the process then exits non-zero.
+pub fn engine_alive(engine: &mesh_core::Engine) -> Result<(), Box<dyn std::error::Error>> {
+    if engine.is_running() {
+        Ok(())
+    } else {
+        Err("the engine stopped unexpectedly (see the log above)".into())
+    }
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     #[cfg(unix)]

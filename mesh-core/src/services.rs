@@ -108,8 +108,12 @@ impl Services {
         }
     }
 
-    /// Whether the stores, the queue and the embedder answer; the first failure if not.
+    /// Whether the engine runs and the stores, the queue and the embedder answer; the
+    /// first failure if not.
     pub async fn ready(&self) -> Result<(), String> {
+        if !self.engine.is_running() {
+            return Err("engine: stopped".into());
+        }
         self.engine
             .tasks(
                 TenantId::from_uuid(uuid::Uuid::nil()),

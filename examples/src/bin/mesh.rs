@@ -153,7 +153,13 @@ async fn up(
             stop.clone(),
         )));
     }
-    tokio::signal::ctrl_c().await?;
+    tokio::select! {
+        signal = tokio::signal::ctrl_c() => signal?,
+        () = engine.stopped() => {
+            let _ = stop_tx.send(true);
+            return Err("the engine stopped unexpectedly (see the log above)".into());
+        }
+    }
     println!("\nstopping: telling agents goodbye");
     let _ = stop_tx.send(true);
     engine.shutdown().await;

@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use mesh_core::worker::{WorkerConfig, run_worker};
-use mesh_examples::setup::{Backend, init_tracing, shutdown_signal};
+use mesh_examples::setup::{Backend, engine_alive, init_tracing, stop_signal};
 
 /// The Mesh worker. Run as many as the queue needs.
 #[derive(Parser)]
@@ -32,8 +32,9 @@ async fn main() -> std::process::ExitCode {
                 std::time::Duration::from_secs(1),
             );
         println!("worker running");
-        run_worker(built.services, config, shutdown_signal()).await;
-        Ok::<(), Box<dyn std::error::Error>>(())
+        let engine = built.services.engine.clone();
+        run_worker(built.services, config, stop_signal(engine.clone())).await;
+        engine_alive(&engine)
     };
     match run.await {
         Ok(()) => std::process::ExitCode::SUCCESS,

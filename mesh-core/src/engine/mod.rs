@@ -279,6 +279,18 @@ impl Engine {
         let _ = self.tell(Command::Disconnect { agent, session }).await;
     }
 
+    /// Whether the engine task is still running. False once it has stopped — shut
+    /// down, or died — and then every call answers [`EngineError::Stopped`].
+    pub fn is_running(&self) -> bool {
+        !self.commands.is_closed()
+    }
+
+    /// Resolves when the engine task has stopped (shut down, or died): a service
+    /// selects on it to stop serving and exit non-zero rather than look healthy.
+    pub async fn stopped(&self) {
+        self.commands.closed().await;
+    }
+
     /// Waits until the engine has served every command sent before this call.
     pub(crate) async fn settle(&self) {
         let (tx, rx) = oneshot::channel();

@@ -172,9 +172,14 @@ impl<S: Stores> State<S> {
                     let timeout = task
                         .timeout_ms
                         .map_or(self.config.task_timeout, Duration::from_millis);
-                    let stale_after = chrono::Duration::from_std(timeout + grace)
+                    let stale_after = chrono::Duration::from_std(timeout.saturating_add(grace))
                         .unwrap_or(chrono::Duration::MAX);
-                    if task.updated_at + stale_after > now {
+                    // Never stale when the sum is past the calendar's end.
+                    if task
+                        .updated_at
+                        .checked_add_signed(stale_after)
+                        .is_none_or(|stale_at| stale_at > now)
+                    {
                         continue;
                     }
                     let id = task.id;
@@ -255,9 +260,16 @@ impl<S: Stores> State<S> {
     /// Marks offline the active agents in the stores that no engine has vouched for in
     /// `missed_heartbeats` × 2 intervals (their engine died). Returns how many.
     pub(super) async fn sweep_agents(&mut self, tenant: TenantId) -> Result<usize> {
-        let limit = self.config.heartbeat_interval * self.config.missed_heartbeats * 2;
-        let stale_before =
-            Utc::now() - chrono::Duration::from_std(limit).unwrap_or(chrono::Duration::MAX);
+        let limit = self
+            .config
+            .heartbeat_interval
+            .saturating_mul(self.config.missed_heartbeats.saturating_mul(2));
+        let Some(stale_before) = chrono::Duration::from_std(limit)
+            .ok()
+            .and_then(|limit| Utc::now().checked_sub_signed(limit))
+        else {
+            return Ok(0); // nothing can be that old
+        };
         let key = tenant.to_string();
         let active = with_status(AgentStatus::Active.as_str());
         let mut swept = 0;

@@ -33,7 +33,10 @@ impl<S: Stores> State<S> {
         }
         if now.duration_since(self.last_heartbeat_check) >= Duration::from_millis(500) {
             self.last_heartbeat_check = now;
-            let limit = self.config.heartbeat_interval * self.config.missed_heartbeats;
+            let limit = self
+                .config
+                .heartbeat_interval
+                .saturating_mul(self.config.missed_heartbeats);
             let silent: Vec<AgentId> = self
                 .agents
                 .iter()
