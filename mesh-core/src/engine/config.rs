@@ -34,6 +34,12 @@ pub struct EngineConfig {
     /// (their owners still hold them; `Engine::sweep` recovers those of dead
     /// instances) and claims tasks with optimistic concurrency. Default false.
     pub clustered: bool,
+    /// How long a task may wait for an agent before it fails as unroutable
+    /// (`pending → failed`); `None` waits for ever. Default 1 hour.
+    pub pending_timeout: Option<Duration>,
+    /// How long an agent that rejected a task is passed over for it (then it may get
+    /// it again: a sole agent that was busy once is not shut out). Default 10 s.
+    pub exclusion_ttl: Duration,
     /// Custom routers by name; a task selects one with `TaskSpec::router`.
     pub routers: BTreeMap<String, RouterFactory>,
 }
@@ -50,6 +56,8 @@ impl std::fmt::Debug for EngineConfig {
             .field("tick", &self.tick)
             .field("queue", &self.queue)
             .field("clustered", &self.clustered)
+            .field("pending_timeout", &self.pending_timeout)
+            .field("exclusion_ttl", &self.exclusion_ttl)
             .field("routers", &self.routers.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -67,6 +75,8 @@ impl Default for EngineConfig {
             tick: Duration::from_millis(50),
             queue: 65_536,
             clustered: false,
+            pending_timeout: Some(Duration::from_secs(3600)),
+            exclusion_ttl: Duration::from_secs(10),
             routers: BTreeMap::new(),
         }
     }
@@ -108,6 +118,18 @@ impl EngineConfig {
     /// Marks the engine as one of several sharing the stores (see [`Self::clustered`]).
     pub fn clustered(mut self, clustered: bool) -> Self {
         self.clustered = clustered;
+        self
+    }
+
+    /// Sets how long a task may wait for an agent (`None`: for ever).
+    pub fn pending_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.pending_timeout = timeout;
+        self
+    }
+
+    /// Sets how long a rejection passes an agent over for that task.
+    pub fn exclusion_ttl(mut self, ttl: Duration) -> Self {
+        self.exclusion_ttl = ttl;
         self
     }
 

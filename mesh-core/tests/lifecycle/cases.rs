@@ -628,3 +628,55 @@ async fn consensus_agrees_on_a_majority_or_says_there_is_none() {
         "{failing:?}"
     );
 }
+
+/// Hardening issue, item 11: pending tasks never expired; the documented
+/// `pending → failed` (unroutable) path did not exist.
+#[tokio::test]
+async fn hardening_11_a_task_no_agent_takes_fails_as_unroutable() {
+    let config = common::fast_config().pending_timeout(Some(Duration::from_millis(200)));
+    let Some(m) = mesh_with(config).await else { return };
+    let task = m
+        .engine
+        .submit(m.tenant, TaskSpec::new("nobody-can", json!({})))
+        .await
+        .unwrap();
+    let done = m.finished(task.id).await;
+    assert_eq!(done.status(), TaskStatus::Failed);
+    assert!(done.error.as_deref().unwrap_or("").starts_with("unroutable"), "{done:?}");
+    let stored = m.engine.task(m.tenant, task.id).await.unwrap().unwrap();
+    assert_eq!(stored.status(), TaskStatus::Failed);
+}
+
+/// Hardening issue, item 11: one rejection excluded an agent from a task for ever, so a
+/// sole agent that was busy once never got it.
+#[tokio::test]
+async fn hardening_11_a_sole_agent_that_rejected_once_gets_the_task_later() {
+    let config = common::fast_config().exclusion_ttl(Duration::from_millis(100));
+    let Some(m) = mesh_with(config).await else { return };
+    let mut busy_once = connect(&m.client()).await.unwrap();
+    busy_once.send(Hello::new("sole", ["work"])).await.unwrap();
+    let agent = tokio::spawn(async move {
+        let mut assigned = 0;
+        while let Some(Ok(item)) = busy_once.recv().await {
+            if let mesh_protocol::ws::Incoming::Message(Message::TaskAssign(a)) = item {
+                assigned += 1;
+                let reply: Message = if assigned == 1 {
+                    TaskReject::new(a.task_id, "busy").into()
+                } else {
+                    mesh_protocol::TaskComplete::new(a.task_id, json!({"by": "sole"})).into()
+                };
+                busy_once.send(reply).await.unwrap();
+            }
+        }
+    });
+    m.wait_for_agents(1).await;
+    let task = m
+        .engine
+        .submit(m.tenant, TaskSpec::new("work", json!({})))
+        .await
+        .unwrap();
+    let done = m.finished(task.id).await;
+    assert_eq!(completed_by(&done), "sole");
+    assert_eq!(done.attempts, 2);
+    agent.abort();
+}

@@ -304,7 +304,7 @@ impl<S: Stores> State<S> {
         let Some(entry) = self.tasks.get_mut(&task) else {
             return Ok(());
         };
-        entry.rejected_by.push(agent);
+        entry.rejected_by.push((agent, Instant::now()));
         if entry.task.attempts >= entry.task.max_attempts {
             entry.task.error = Some(format!("rejected: {reason}"));
             self.terminate(task, TaskStatus::Failed).await

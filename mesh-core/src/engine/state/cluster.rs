@@ -93,11 +93,7 @@ impl<S: Stores> State<S> {
         entry.task = task;
         entry.version = version;
         if status == TaskStatus::Pending {
-            self.seq += 1;
-            let key = (std::cmp::Reverse(entry.task.priority), self.seq, id);
-            self.pending.insert(key);
-            entry.queue_key = Some(key);
-            self.fresh.push(key);
+            self.enqueue(id);
         } else if status.is_terminal() || (entry.waiters.is_empty() && entry.watcher.is_none()) {
             let Some(entry) = self.tasks.remove(&id) else {
                 return Ok(());

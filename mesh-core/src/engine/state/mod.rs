@@ -61,7 +61,10 @@ struct TaskEntry {
     assigned_at: Option<Instant>,
     deadline: Option<Instant>,
     not_before: Option<Instant>,
-    rejected_by: Vec<AgentId>,
+    /// When it last joined the pending queue (for `EngineConfig::pending_timeout`).
+    pending_since: Option<Instant>,
+    /// Agents that rejected it, and when (for `EngineConfig::exclusion_ttl`).
+    rejected_by: Vec<(AgentId, Instant)>,
     watcher: Option<AgentId>,
     waiters: Vec<Reply<Task>>,
 }

@@ -63,7 +63,7 @@ impl<S: Stores> State<S> {
             )
             .priority(router_priority(task.priority))
             .cost_sensitive(task.routing == RoutingPreference::CostOptimized)
-            .exclude(entry.rejected_by.iter().map(|a| candidate(*a)));
+            .exclude(entry.rejected_by.iter().map(|(a, _)| candidate(*a)));
         let router = self.routers.for_task(task.router.as_deref(), task.routing);
         let Ok(chosen) = self.index.dispatch(router, &request) else {
             return Ok(false);

@@ -29,7 +29,7 @@ impl<S: Stores> State<S> {
             let left = (d - Utc::now()).to_std().unwrap_or(Duration::ZERO);
             Instant::now() + left
         });
-        let mut entry = TaskEntry {
+        let entry = TaskEntry {
             task,
             version,
             signature: hasher.finish(),
@@ -37,6 +37,7 @@ impl<S: Stores> State<S> {
             assigned_at: None,
             deadline,
             not_before: None,
+            pending_since: None,
             rejected_by: Vec::new(),
             watcher,
             waiters: Vec::new(),
@@ -44,14 +45,26 @@ impl<S: Stores> State<S> {
         if let Some(d) = deadline {
             self.deadlines.insert((d, id));
         }
-        if entry.task.status() == TaskStatus::Pending {
-            self.seq += 1;
-            let key = (Reverse(entry.task.priority), self.seq, id);
-            self.pending.insert(key);
-            entry.queue_key = Some(key);
-            self.fresh.push(key);
-        }
+        let pending = entry.task.status() == TaskStatus::Pending;
         self.tasks.insert(id, entry);
+        if pending {
+            self.enqueue(id);
+        }
+    }
+
+    /// Puts a tracked task at the back of the pending queue of its priority.
+    pub(super) fn enqueue(&mut self, id: TaskId) {
+        let Some(entry) = self.tasks.get_mut(&id) else {
+            return;
+        };
+        self.seq += 1;
+        let key = (Reverse(entry.task.priority), self.seq, id);
+        if let Some(old) = entry.queue_key.replace(key) {
+            self.pending.remove(&old);
+        }
+        entry.pending_since = Some(Instant::now());
+        self.pending.insert(key);
+        self.fresh.push(key);
     }
 
     pub(super) async fn submit(
@@ -242,13 +255,8 @@ impl<S: Stores> State<S> {
         if let Some(d) = entry.deadline {
             self.deadlines.insert((d, id));
         }
-        self.seq += 1;
-        let key = (Reverse(entry.task.priority), self.seq, id);
-        if let Some(old) = entry.queue_key.replace(key) {
-            self.pending.remove(&old);
-        }
-        self.pending.insert(key);
         let tenant = entry.task.tenant_id;
+        self.enqueue(id);
         self.save_task(id).await?;
         let _ = self.events.send(Event::TaskStatus {
             tenant,

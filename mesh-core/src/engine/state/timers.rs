@@ -56,12 +56,45 @@ impl<S: Stores> State<S> {
                 tracing::warn!(error = %e, "reading pending tasks failed");
             }
         }
-        if self.pending.iter().any(|k| {
-            self.tasks
-                .get(&k.2)
-                .is_some_and(|e| e.not_before.is_some_and(|t| t <= now))
-        }) {
-            self.dirty = true;
+        self.review_pending(now).await;
+    }
+
+    /// One look at the pending queue: tasks whose backoff is over or whose exclusions
+    /// lapsed may route now; tasks that waited longer than the pending timeout fail as
+    /// unroutable.
+    async fn review_pending(&mut self, now: Instant) {
+        let (ttl, limit) = (self.config.exclusion_ttl, self.config.pending_timeout);
+        let mut unroutable = Vec::new();
+        for key in &self.pending {
+            let Some(entry) = self.tasks.get_mut(&key.2) else {
+                continue;
+            };
+            if entry.not_before.is_some_and(|t| t <= now) {
+                self.dirty = true;
+            }
+            let excluded = entry.rejected_by.len();
+            entry
+                .rejected_by
+                .retain(|(_, at)| now.saturating_duration_since(*at) < ttl);
+            if entry.rejected_by.len() != excluded {
+                self.dirty = true;
+            }
+            if let Some(limit) = limit
+                && entry
+                    .pending_since
+                    .is_some_and(|since| now.saturating_duration_since(since) >= limit)
+            {
+                entry.task.error = Some(format!(
+                    "unroutable: no eligible agent took it within {}s",
+                    limit.as_secs()
+                ));
+                unroutable.push(key.2);
+            }
+        }
+        for id in unroutable {
+            if let Err(e) = self.terminate(id, TaskStatus::Failed).await {
+                tracing::error!(error = %e, task = %id, "failing an unroutable task failed");
+            }
         }
     }
 
