@@ -39,7 +39,7 @@ fi
 
 step "the embedding example runs"
 mkdir -p target
-cargo run --quiet --locked -p mesh-core --example embedded | tee target/embedded.out
+cargo run --quiet --locked --all-features -p mesh-core --example embedded | tee target/embedded.out
 grep -q "completed" target/embedded.out
 
 step "the OpenAPI document validates"

@@ -120,16 +120,49 @@ pub async fn run_worker(
     while running.join_next().await.is_some() {}
 }
 
-/// Runs one delivery and acks it, or nacks it with backoff.
+/// Runs one delivery and acks it, or nacks it with backoff. While it runs, its lease
+/// is extended every half visibility timeout, so a job longer than the timeout is not
+/// delivered again to another worker meanwhile.
 async fn handle(services: &Services, config: &WorkerConfig, delivery: mesh_store::Delivery) {
-    let outcome = match serde_json::from_str::<Job>(&delivery.body) {
+    let every = (config.visibility / 2).max(Duration::from_millis(10));
+    let mut lease = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let outcome = {
+        let work = run_job(services, &delivery);
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                outcome = &mut work => break outcome,
+                _ = lease.tick() => {
+                    let extended = services.jobs.extend(delivery.receipt.clone(), config.visibility).await;
+                    if let Err(e) = extended {
+                        tracing::warn!(error = %e, job = %delivery.id, "extending a job's lease failed");
+                    }
+                }
+            }
+        }
+    };
+    settle(services, config, delivery, outcome).await;
+}
+
+/// What a job came to.
+async fn run_job(services: &Services, delivery: &mesh_store::Delivery) -> Result<(), String> {
+    match serde_json::from_str::<Job>(&delivery.body) {
         Ok(Job::IndexDocument { tenant, request }) => services
             .index_now(tenant, &request)
             .await
             .map(|chunks| tracing::debug!(chunks, document = %request.document_id, "indexed"))
             .map_err(|e| e.to_string()),
         Err(e) => Err(format!("unreadable job: {e}")),
-    };
+    }
+}
+
+/// Acks a job that went well, nacks with backoff one that did not.
+async fn settle(
+    services: &Services,
+    config: &WorkerConfig,
+    delivery: mesh_store::Delivery,
+    outcome: Result<(), String>,
+) {
     match outcome {
         Ok(()) => {
             if let Err(e) = services.jobs.ack(delivery.receipt).await {
@@ -206,6 +239,81 @@ mod tests {
         };
         let hits = services.search(tenant, &search).await.unwrap();
         assert_eq!(hits.len(), 1, "one chunk, however often it was indexed");
+        stop.send(()).unwrap();
+        worker.await.unwrap();
+    }
+
+    /// An embedder that takes its time over documents, and counts them.
+    struct Slow {
+        inner: mesh_embed::HashEmbedder,
+        documents: std::sync::atomic::AtomicUsize,
+    }
+
+    impl mesh_embed::Embedder for Slow {
+        fn model(&self) -> &mesh_embed::ModelInfo {
+            self.inner.model()
+        }
+        fn embed<'a>(
+            &'a self,
+            texts: &'a [String],
+            role: mesh_embed::Role,
+        ) -> mesh_embed::BoxFuture<'a, Result<mesh_embed::Embeddings, mesh_embed::EmbedError>>
+        {
+            Box::pin(async move {
+                if role == mesh_embed::Role::Document {
+                    self.documents
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(600)).await;
+                }
+                self.inner.embed(texts, role).await
+            })
+        }
+    }
+
+    /// Hardening issue, item 14: a job longer than the visibility timeout was delivered
+    /// again, to a second worker slot, while the first still ran (and its ack failed).
+    #[tokio::test]
+    async fn hardening_14_a_job_longer_than_its_visibility_runs_once() {
+        let queue = Arc::new(MemoryQueue::new(QueueConfig::max_receives(5)));
+        let slow = Arc::new(Slow {
+            inner: mesh_embed::HashEmbedder::default(),
+            documents: std::sync::atomic::AtomicUsize::new(0),
+        });
+        let mut services = Services::in_memory(Engine::in_memory().await);
+        services.jobs = queue.clone();
+        services.embedder = slow.clone();
+        let tenant = TenantId::new();
+        let request = IndexRequest {
+            collection: "docs".into(),
+            document_id: "long".into(),
+            text: "a job that takes longer than its visibility timeout".into(),
+            metadata: serde_json::Value::Null,
+        };
+        services.index_document(tenant, request).await.unwrap();
+        let config = WorkerConfig::default()
+            .concurrency(2)
+            .polling(Duration::from_millis(200), Duration::from_millis(20));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let worker = tokio::spawn(run_worker(services.clone(), config, async {
+            let _ = stopped.await;
+        }));
+        // Done when the queue is empty: acked, with nothing in flight or waiting.
+        loop {
+            let depth = queue.depth().await.unwrap();
+            let (waiting, in_flight) = (depth.available + depth.delayed, depth.in_flight);
+            if waiting + in_flight == 0
+                && slow.documents.load(std::sync::atomic::Ordering::SeqCst) > 0
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            slow.documents.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "the job ran once"
+        );
+        assert!(queue.take_dead(10).await.unwrap().is_empty());
         stop.send(()).unwrap();
         worker.await.unwrap();
     }

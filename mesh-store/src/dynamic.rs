@@ -41,6 +41,8 @@ pub trait DynQueue: Send + Sync {
     ) -> BoxFuture<'_, Result<Vec<Delivery>>>;
     /// [`Queue::ack`].
     fn ack(&self, receipt: String) -> BoxFuture<'_, Result<()>>;
+    /// [`Queue::extend`].
+    fn extend(&self, receipt: String, visibility: Duration) -> BoxFuture<'_, Result<()>>;
     /// [`Queue::nack`].
     fn nack(&self, receipt: String, retry_after: Duration) -> BoxFuture<'_, Result<()>>;
     /// [`Queue::depth`].
@@ -63,6 +65,9 @@ impl<Q: Queue + 'static> DynQueue for Q {
     }
     fn ack(&self, receipt: String) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move { Queue::ack(self, &receipt).await })
+    }
+    fn extend(&self, receipt: String, visibility: Duration) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move { Queue::extend(self, &receipt, visibility).await })
     }
     fn nack(&self, receipt: String, retry_after: Duration) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move { Queue::nack(self, &receipt, retry_after).await })

@@ -83,6 +83,15 @@ pub trait Queue: Send + Sync {
     /// if the delivery is no longer current.
     fn ack(&self, receipt: &str) -> impl Future<Output = Result<()>> + Send;
 
+    /// Keeps a received message hidden for `visibility` from now — the lease of a job
+    /// that runs longer than its first visibility timeout; the receipt stays current.
+    /// [`ReceiptExpired`](crate::StoreError::ReceiptExpired) if it no longer is.
+    fn extend(
+        &self,
+        receipt: &str,
+        visibility: Duration,
+    ) -> impl Future<Output = Result<()>> + Send;
+
     /// Makes a received message visible again after `retry_after`.
     fn nack(&self, receipt: &str, retry_after: Duration)
     -> impl Future<Output = Result<()>> + Send;

@@ -304,6 +304,18 @@ impl Queue for SqsQueue {
         Ok(())
     }
 
+    async fn extend(&self, receipt: &str, visibility: Duration) -> Result<()> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt)
+            .visibility_timeout(seconds(visibility, 43_200))
+            .send()
+            .await
+            .map_err(sqs_error)?;
+        Ok(())
+    }
+
     async fn nack(&self, receipt: &str, retry_after: Duration) -> Result<()> {
         self.client
             .change_message_visibility()

@@ -59,6 +59,15 @@ async fn queue_unacked_messages_come_back() {
 }
 
 #[tokio::test]
+async fn queue_extend() {
+    conformance::queue::extend_keeps_a_message_hidden(
+        &MemoryQueue::new(QueueConfig::default()),
+        TIMING,
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn queue_nack() {
     conformance::queue::nack_returns_a_message_early(
         &MemoryQueue::new(QueueConfig::default()),

@@ -71,6 +71,13 @@ with_store!(queue_unacked_messages_come_back, |s| async move {
     )
     .await
 });
+with_store!(queue_extend, |s| async move {
+    conformance::queue::extend_keeps_a_message_hidden(
+        &s.queue(&unique("q"), QueueConfig::default()).unwrap(),
+        TIMING,
+    )
+    .await
+});
 with_store!(queue_nack, |s| async move {
     conformance::queue::nack_returns_a_message_early(
         &s.queue(&unique("q"), QueueConfig::default()).unwrap(),

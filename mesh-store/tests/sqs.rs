@@ -44,6 +44,7 @@ macro_rules! sqs_test {
 sqs_test!(send_receive_ack, send_receive_ack, 5);
 sqs_test!(unacked_messages_come_back, unacked_messages_come_back, 5);
 sqs_test!(nack, nack_returns_a_message_early, 5);
+sqs_test!(extend, extend_keeps_a_message_hidden, 5);
 sqs_test!(
     delays_and_long_polling,
     delayed_messages_and_long_polling,

@@ -174,6 +174,18 @@ impl Queue for MemoryQueue {
         })
     }
 
+    async fn extend(&self, receipt: &str, visibility: Duration) -> Result<()> {
+        self.with_receipt(receipt, |state, id| {
+            if let Some(m) = state.messages.get_mut(&id) {
+                let old = (m.visible_at, id);
+                m.visible_at = Instant::now() + visibility;
+                let new = (m.visible_at, id);
+                state.schedule.remove(&old);
+                state.schedule.insert(new);
+            }
+        })
+    }
+
     async fn nack(&self, receipt: &str, retry_after: Duration) -> Result<()> {
         self.with_receipt(receipt, |state, id| {
             if let Some(m) = state.messages.get_mut(&id) {

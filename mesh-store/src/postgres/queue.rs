@@ -168,6 +168,25 @@ impl Queue for PgQueue {
         }
     }
 
+    async fn extend(&self, receipt: &str, visibility: Duration) -> Result<()> {
+        let (id, receipt) = Self::parse_receipt(receipt)?;
+        let done = sqlx::query(
+            "UPDATE mesh_queue SET visible_at = now() + make_interval(secs => $3)
+             WHERE id = $1 AND receipt = $2 AND received AND visible_at > now()",
+        )
+        .bind(id)
+        .bind(receipt)
+        .bind(visibility.as_secs_f64())
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        if done.rows_affected() == 0 {
+            Err(StoreError::ReceiptExpired)
+        } else {
+            Ok(())
+        }
+    }
+
     async fn nack(&self, receipt: &str, retry_after: Duration) -> Result<()> {
         let (id, receipt) = Self::parse_receipt(receipt)?;
         let done = sqlx::query(

@@ -85,6 +85,28 @@ pub async fn nack_returns_a_message_early<Q: Queue>(q: &Q, t: Timing) {
     q.ack(&again[0].receipt).await.unwrap();
 }
 
+/// A lease: extended before it lapses, a message stays hidden past its first
+/// visibility timeout, and its receipt stays good for the ack.
+pub async fn extend_keeps_a_message_hidden<Q: Queue>(q: &Q, t: Timing) {
+    q.send("long job", Duration::ZERO).await.unwrap();
+    let got = q.receive(1, t.unit * 2, Duration::ZERO).await.unwrap();
+    assert_eq!(got.len(), 1);
+    for _ in 0..3 {
+        tokio::time::sleep(t.unit).await;
+        q.extend(&got[0].receipt, t.unit * 2).await.unwrap();
+    }
+    // Three units have passed, one more than the first visibility timeout.
+    let again = q.receive(1, t.unit * 2, Duration::ZERO).await.unwrap();
+    assert!(again.is_empty(), "redelivered while leased: {again:?}");
+    q.ack(&got[0].receipt).await.unwrap();
+    if t.strict_receipts {
+        assert!(matches!(
+            q.extend(&got[0].receipt, t.unit).await,
+            Err(mesh_store::StoreError::ReceiptExpired)
+        ));
+    }
+}
+
 pub async fn delayed_messages_and_long_polling<Q: Queue>(q: &Q, t: Timing) {
     let started = Instant::now();
     q.send("later", t.unit * 2).await.unwrap();
