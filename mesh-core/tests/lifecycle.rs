@@ -22,10 +22,22 @@ async fn mesh_with(config: mesh_core::EngineConfig) -> Option<Mesh> {
 
 include!("lifecycle/cases.rs");
 
-/// A task repository that panics when asked to store a task of kind `boom`: a stand-in
-/// for any bug that kills the engine task.
+/// A task repository with traps: it panics when asked to store a task of kind `boom`
+/// (a stand-in for any bug that kills the engine task), and when armed, the next write
+/// of a finished task fails once as a transient error and once as a version conflict
+/// (another instance added a sub-task to it just before).
+#[derive(Default, Clone)]
+struct Booby(Arc<Traps>);
+
 #[derive(Default)]
-struct Booby(mesh_store::MemoryRepository<mesh_core::Task>);
+struct Traps {
+    inner: mesh_store::MemoryRepository<mesh_core::Task>,
+    transient: std::sync::atomic::AtomicBool,
+    conflict: std::sync::atomic::AtomicBool,
+}
+
+/// The sub-task "another instance" adds when the conflict trap springs.
+const SUB_TASK: uuid::Uuid = uuid::Uuid::from_u128(0x0190a6f0_0000_7000_8000_000000000001);
 
 impl mesh_store::Repository<mesh_core::Task> for Booby {
     async fn create(
@@ -34,21 +46,21 @@ impl mesh_store::Repository<mesh_core::Task> for Booby {
         record: &mesh_core::Task,
     ) -> mesh_store::Result<mesh_store::Versioned<mesh_core::Task>> {
         assert!(record.kind != "boom", "a bug in the engine task");
-        self.0.create(tenant, record).await
+        self.0.inner.create(tenant, record).await
     }
     async fn get(
         &self,
         tenant: &str,
         id: uuid::Uuid,
     ) -> mesh_store::Result<Option<mesh_store::Versioned<mesh_core::Task>>> {
-        self.0.get(tenant, id).await
+        self.0.inner.get(tenant, id).await
     }
     async fn list(
         &self,
         tenant: &str,
         query: &mesh_store::Query,
     ) -> mesh_store::Result<mesh_store::Page<mesh_core::Task>> {
-        self.0.list(tenant, query).await
+        self.0.inner.list(tenant, query).await
     }
     async fn update(
         &self,
@@ -56,10 +68,39 @@ impl mesh_store::Repository<mesh_core::Task> for Booby {
         record: &mesh_core::Task,
         expected_version: u64,
     ) -> mesh_store::Result<mesh_store::Versioned<mesh_core::Task>> {
-        self.0.update(tenant, record, expected_version).await
+        use std::sync::atomic::Ordering::SeqCst;
+        if record.status().is_terminal() && self.0.transient.swap(false, SeqCst) {
+            return Err(mesh_store::StoreError::Backend {
+                backend: "test",
+                retryable: true,
+                source: "the connection dropped".into(),
+            });
+        }
+        if record.status().is_terminal() && self.0.conflict.swap(false, SeqCst) {
+            let stored = self
+                .0
+                .inner
+                .get(tenant, *record.id.as_uuid())
+                .await?
+                .unwrap();
+            let mut elsewhere = stored.record;
+            elsewhere
+                .children
+                .push(mesh_core::TaskId::from_uuid(SUB_TASK));
+            let bumped = self
+                .0
+                .inner
+                .update(tenant, &elsewhere, stored.version)
+                .await?;
+            return Err(mesh_store::StoreError::Conflict {
+                expected: expected_version,
+                actual: bumped.version,
+            });
+        }
+        self.0.inner.update(tenant, record, expected_version).await
     }
     async fn delete(&self, tenant: &str, id: uuid::Uuid) -> mesh_store::Result<bool> {
-        self.0.delete(tenant, id).await
+        self.0.inner.delete(tenant, id).await
     }
 }
 
@@ -144,4 +185,56 @@ async fn hardening_5_enormous_durations_are_refused_not_a_panic() {
         .unwrap();
     m.engine.cancel(m.tenant, task.id).await.unwrap();
     assert!(m.engine.is_running());
+}
+
+/// Hardening issue, item 6: a task's end was applied in memory before it was saved, so
+/// a transient database error or a version conflict (a sub-task added from another
+/// instance) dropped the result, left waiters hanging, and the task ran again.
+#[tokio::test]
+async fn hardening_6_a_result_survives_a_conflict_and_a_transient_error() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let stores = BoobyStores::default();
+    let traps = stores.tasks.0.clone();
+    let engine = mesh_core::Engine::start(common::fast_config(), stores)
+        .await
+        .unwrap();
+    let tenant = mesh_core::TenantId::new();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = runs.clone();
+    let _agent = engine
+        .connect_local(tenant, Hello::new("local", ["work"]), move |task| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async move { Ok(json!({"done": task.input})) }
+        })
+        .await
+        .unwrap();
+    traps.transient.store(true, SeqCst);
+    traps.conflict.store(true, SeqCst);
+    let task = engine
+        .submit(tenant, TaskSpec::new("work", json!(7)))
+        .await
+        .unwrap();
+    let done = tokio::time::timeout(Duration::from_secs(10), engine.wait(tenant, task.id))
+        .await
+        .expect("the waiter is answered")
+        .unwrap();
+    assert_eq!(done.status(), TaskStatus::Completed);
+    assert_eq!(done.output, Some(json!({"done": 7})));
+    assert!(
+        !traps.transient.load(SeqCst) && !traps.conflict.load(SeqCst),
+        "both traps sprang"
+    );
+    let stored = engine.task(tenant, task.id).await.unwrap().unwrap();
+    assert_eq!(stored.status(), TaskStatus::Completed);
+    assert_eq!(stored.output, Some(json!({"done": 7})));
+    assert_eq!(
+        stored.children,
+        vec![mesh_core::TaskId::from_uuid(SUB_TASK)],
+        "the other instance's change is kept"
+    );
+    assert_eq!(
+        (stored.attempts, runs.load(Ordering::SeqCst)),
+        (1, 1),
+        "ran once"
+    );
 }

@@ -270,17 +270,24 @@ impl<S: Stores> State<S> {
     /// Ends a task: persists the final status, answers waiters and the delegating
     /// agent, and forgets it.
     pub(super) async fn terminate(&mut self, id: TaskId, status: TaskStatus) -> Result<()> {
+        let Some(entry) = self.tasks.get(&id) else {
+            return Ok(());
+        };
+        let mut finished = entry.task.clone();
+        finish_status(&mut finished, status)?;
+        // Persist first; only a saved end is applied in memory and announced.
+        if !self.save_end(finished, entry.version).await? {
+            return Ok(()); // it ended (or moved on) elsewhere; refreshed from the stores
+        }
         let Some(entry) = self.tasks.get_mut(&id) else {
             return Ok(());
         };
-        finish_status(&mut entry.task, status)?;
         if let Some(key) = entry.queue_key.take() {
             self.pending.remove(&key);
         }
         if let Some(d) = entry.deadline.take() {
             self.deadlines.remove(&(d, id));
         }
-        self.save_task(id).await?;
         let Some(entry) = self.tasks.remove(&id) else {
             return Ok(());
         };
@@ -297,6 +304,54 @@ impl<S: Stores> State<S> {
         }
         self.dirty = true;
         Ok(())
+    }
+
+    /// Writes a task's end (`finished`, read at `version`) to the stores. On a version
+    /// conflict — another instance changed the record, say by adding a sub-task — it
+    /// re-reads it and applies the end again if the same attempt still holds the
+    /// task; transient errors are retried. True once saved (the entry then holds it);
+    /// false if the task ended or moved on elsewhere (the entry is refreshed instead).
+    async fn save_end(&mut self, mut finished: Task, mut version: u64) -> Result<bool> {
+        let (tenant, id) = (finished.tenant_id, finished.id);
+        let key = tenant.to_string();
+        let mut transient = 0;
+        for _ in 0..super::CAS_ATTEMPTS {
+            match self.stores.tasks().update(&key, &finished, version).await {
+                Ok(saved) => {
+                    if let Some(entry) = self.tasks.get_mut(&id) {
+                        entry.task = finished;
+                        entry.version = saved.version;
+                    }
+                    let _ = self.changes.send(Change::Task { tenant, id });
+                    return Ok(true);
+                }
+                Err(StoreError::Conflict { .. }) => {
+                    let Some(stored) = self.stores.tasks().get(&key, *id.as_uuid()).await? else {
+                        return Ok(false);
+                    };
+                    let same_attempt = !stored.record.status().is_terminal()
+                        && stored.record.attempts == finished.attempts
+                        && stored.record.agent_id == finished.agent_id;
+                    if !same_attempt {
+                        self.refresh_task(tenant, id).await?;
+                        return Ok(false);
+                    }
+                    let mut again = stored.record;
+                    finish_status(&mut again, finished.status())?;
+                    again.output = finished.output.take();
+                    again.error = finished.error.take();
+                    again.progress = finished.progress;
+                    (finished, version) = (again, stored.version);
+                }
+                Err(e) if e.is_retryable() && transient < 3 => {
+                    transient += 1;
+                    tracing::warn!(error = %e, task = %id, "saving a task's end failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(20 << transient)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(EngineError::Contended(id))
     }
 
     /// Tells whoever waits on a finished task that it ended.
