@@ -308,8 +308,8 @@ impl<S: Stores> State<S> {
 
     /// Writes a task's end (`finished`, read at `version`) to the stores. On a version
     /// conflict — another instance changed the record, say by adding a sub-task — it
-    /// re-reads it and applies the end again if the same attempt still holds the
-    /// task; transient errors are retried. True once saved (the entry then holds it);
+    /// re-reads it and applies the end again if the same attempt still holds the task
+    /// (a cancellation: if it has not ended); transient errors are retried. True once saved (the entry then holds it);
     /// false if the task ended or moved on elsewhere (the entry is refreshed instead).
     async fn save_end(&mut self, mut finished: Task, mut version: u64) -> Result<bool> {
         let (tenant, id) = (finished.tenant_id, finished.id);
@@ -329,10 +329,13 @@ impl<S: Stores> State<S> {
                     let Some(stored) = self.stores.tasks().get(&key, *id.as_uuid()).await? else {
                         return Ok(false);
                     };
-                    let same_attempt = !stored.record.status().is_terminal()
-                        && stored.record.attempts == finished.attempts
-                        && stored.record.agent_id == finished.agent_id;
-                    if !same_attempt {
+                    // A cancellation applies to whatever the task became; a result
+                    // only while the same attempt still holds it.
+                    let applies = !stored.record.status().is_terminal()
+                        && (finished.status() == TaskStatus::Cancelled
+                            || (stored.record.attempts == finished.attempts
+                                && stored.record.agent_id == finished.agent_id));
+                    if !applies {
                         self.refresh_task(tenant, id).await?;
                         return Ok(false);
                     }
