@@ -3,7 +3,7 @@
 //! write, heard with `LISTEN`. So an agent connected to one service instance receives
 //! a task submitted through another, and a task cancelled anywhere stops everywhere.
 
-use mesh_store::{PgStore, StoreError};
+use mesh_store::{Heard, PgStore, StoreError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
@@ -31,13 +31,24 @@ pub async fn join(engine: &Engine, store: &PgStore) -> Result<[JoinHandle<()>; 2
         let engine = engine.clone();
         tokio::spawn(async move {
             use futures_util::StreamExt;
-            while let Some(note) = heard.next().await {
-                let note = match note {
-                    Ok(payload) => serde_json::from_str::<Note>(&payload),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "listening for changes failed");
+            while let Some(heard) = heard.next().await {
+                let note = match heard {
+                    Heard::Note(payload) => serde_json::from_str::<Note>(&payload),
+                    Heard::Lost(e) => {
+                        tracing::warn!(error = %e, "lost the change notifications; listening again");
+                        engine.set_listening(false);
                         continue;
                     }
+                    Heard::Resumed => {
+                        // Whatever changed meanwhile was not heard: catch up.
+                        if engine.resync().await.is_err() {
+                            return;
+                        }
+                        engine.set_listening(true);
+                        tracing::info!("listening for changes again");
+                        continue;
+                    }
+                    _ => continue,
                 };
                 match note {
                     Ok(note) if note.origin == origin => {}

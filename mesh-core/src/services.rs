@@ -114,6 +114,9 @@ impl Services {
         if !self.engine.is_running() {
             return Err("engine: stopped".into());
         }
+        if !self.engine.is_listening() {
+            return Err("cluster: not listening for other instances' changes".into());
+        }
         self.engine
             .tasks(
                 TenantId::from_uuid(uuid::Uuid::nil()),

@@ -217,3 +217,62 @@ async fn a_sweep_marks_offline_the_agents_no_engine_vouches_for() {
         .unwrap();
     assert_eq!(ghost.status(), AgentStatus::Offline);
 }
+
+/// Toward hardening item 7 (the LISTEN stream must survive database errors): the
+/// listening connections are terminated, as a PostgreSQL restart would; a cancel made
+/// on the other instance meanwhile still stops the agent, and both instances report
+/// listening again.
+#[tokio::test]
+async fn a_lost_listen_connection_is_re_established_and_caught_up() {
+    let Some(url) = common::fresh_database().await else {
+        return;
+    };
+    let (a_stores, b_stores) = (common::pg_stores(&url).await, common::pg_stores(&url).await);
+    let (a_store, b_store) = (a_stores.store().clone(), b_stores.store().clone());
+    let mut a = common::mesh_on(clustered(), a_stores).await;
+    let b = common::mesh_with_key(clustered(), b_stores, a.tenant, a.key.clone()).await;
+    mesh_core::cluster::join(&a.engine, &a_store).await.unwrap();
+    mesh_core::cluster::join(&b.engine, &b_store).await.unwrap();
+    let (_slow, stopped) = a.stoppable_agent("slow", &["work"]);
+    a.wait_for_agents(1).await;
+    let task = b
+        .engine
+        .submit(b.tenant, TaskSpec::new("work", json!({})))
+        .await
+        .unwrap();
+    a.next_event(|e| matches!(e, Event::TaskAssigned { .. }))
+        .await;
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    let terminated: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+    )
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert_eq!(terminated.len(), 2, "both instances listen");
+    // The cancel's notification may fall in the gap; the catch-up finds it then.
+    let cancelled = b.engine.cancel(b.tenant, task.id).await.unwrap();
+    assert_eq!(cancelled.status(), TaskStatus::Cancelled);
+    for _ in 0..1000 {
+        if stopped.load(Ordering::SeqCst) == 1 && a.engine.is_listening() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        stopped.load(Ordering::SeqCst),
+        1,
+        "the agent was told to stop"
+    );
+    assert!(a.engine.is_listening() && b.engine.is_listening());
+    // And notifications flow again: a task submitted on B runs on A's agent.
+    let _fast = a.echo_agent("fast", &["other"]);
+    let next = b
+        .engine
+        .submit(b.tenant, TaskSpec::new("other", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(completed_by(&b.finished(next.id).await), "fast");
+    admin.close().await;
+}

@@ -64,7 +64,9 @@ pub use kernels::sum as bandwidth_baseline;
 #[cfg(feature = "memory")]
 pub use memory::{MemoryQueue, MemoryRepository, MemoryVectorIndex};
 #[cfg(feature = "postgres")]
-pub use postgres::{MAX_NOTIFY_PAYLOAD, MIGRATOR, PgQueue, PgRepository, PgStore, PgVectorIndex};
+pub use postgres::{
+    Heard, MAX_NOTIFY_PAYLOAD, MIGRATOR, PgQueue, PgRepository, PgStore, PgVectorIndex,
+};
 pub use queue::{Delivery, Queue, QueueConfig, QueueDepth};
 pub use record::{Direction, Page, Query, Record, Versioned};
 pub use repository::Repository;

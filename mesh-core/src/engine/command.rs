@@ -54,6 +54,8 @@ pub(crate) enum Command {
     Refresh {
         change: Change,
     },
+    /// Re-read everything tracked (after missed change notifications).
+    Resync,
     Sweep {
         grace: Duration,
         reply: Reply<usize>,

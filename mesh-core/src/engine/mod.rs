@@ -58,6 +58,8 @@ pub struct Engine {
     changes: broadcast::Sender<Change>,
     reads: Arc<dyn Reads>,
     config: Arc<EngineConfig>,
+    /// False while a cluster listener has lost its connection (see `cluster::join`).
+    listening: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -92,6 +94,7 @@ impl Engine {
             changes,
             reads: Arc::new(StoreReads(stores)),
             config,
+            listening: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         })
     }
 
@@ -289,6 +292,22 @@ impl Engine {
     /// selects on it to stop serving and exit non-zero rather than look healthy.
     pub async fn stopped(&self) {
         self.commands.closed().await;
+    }
+
+    /// Whether the engine hears other engines' changes (always, when not clustered);
+    /// false while a cluster listener is reconnecting.
+    pub fn is_listening(&self) -> bool {
+        self.listening.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_listening(&self, listening: bool) {
+        self.listening
+            .store(listening, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Re-reads everything the engine tracks, after change notifications were missed.
+    pub async fn resync(&self) -> Result<(), EngineError> {
+        self.tell(Command::Resync).await
     }
 
     /// Waits until the engine has served every command sent before this call.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
-pub use notify::MAX_NOTIFY_PAYLOAD;
+pub use notify::{Heard, MAX_NOTIFY_PAYLOAD};
 pub use queue::PgQueue;
 pub use repository::PgRepository;
 pub use vector::PgVectorIndex;

@@ -220,6 +220,28 @@ impl<S: Stores> State<S> {
         Ok(recovered)
     }
 
+    /// Catches up after change notifications were missed: re-reads every tracked task
+    /// and local agent, and adopts pending tasks it does not track.
+    pub(super) async fn resync(&mut self) -> Result<()> {
+        let tasks: Vec<(TenantId, TaskId)> = self
+            .tasks
+            .values()
+            .map(|e| (e.task.tenant_id, e.task.id))
+            .collect();
+        for (tenant, id) in tasks {
+            self.refresh_task(tenant, id).await?;
+        }
+        let agents: Vec<(TenantId, AgentId)> = self
+            .agents
+            .values()
+            .map(|a| (a.agent.tenant_id, a.agent.id))
+            .collect();
+        for (tenant, id) in agents {
+            self.refresh(Change::Agent { tenant, id }).await?;
+        }
+        self.adopt_pending().await
+    }
+
     /// Tracks the pending tasks in the stores this engine does not know of (their
     /// notification was lost), so its agents can take them.
     pub(super) async fn adopt_pending(&mut self) -> Result<()> {

@@ -244,6 +244,11 @@ impl<S: Stores> State<S> {
                     tracing::warn!(error = %e, ?change, "refreshing a record failed");
                 }
             }
+            Command::Resync => {
+                if let Err(e) = self.resync().await {
+                    tracing::warn!(error = %e, "catching up with the stores failed");
+                }
+            }
             Command::Sweep { grace, reply } => {
                 let _ = reply.send(self.sweep(grace).await);
             }
