@@ -21,6 +21,9 @@ cargo fmt --all -- --check
 step "mesh-core's module graph: no import cycles, layers kept, files short"
 python3 scripts/check-layers.py
 
+step "every error code the mesh sends is in docs/protocol.md"
+python3 scripts/check-protocol-codes.py
+
 step "cargo clippy (warnings denied)"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 

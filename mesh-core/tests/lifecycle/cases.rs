@@ -680,3 +680,27 @@ async fn hardening_11_a_sole_agent_that_rejected_once_gets_the_task_later() {
     assert_eq!(done.attempts, 2);
     agent.abort();
 }
+
+/// Hardening issue, item 20: `deadline_ms` was the per-attempt timeout even when the
+/// task's absolute deadline was nearer; `attempt` counts from 1.
+#[tokio::test]
+async fn hardening_20_deadline_ms_is_what_the_attempt_has() {
+    let Some(m) = mesh().await else { return };
+    let mut raw = connect(&m.client()).await.unwrap();
+    raw.send(Hello::new("raw", ["timed"])).await.unwrap();
+    m.wait_for_agents(1).await;
+    let deadline = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let spec = TaskSpec::new("timed", json!({}))
+        .timeout(Duration::from_secs(60))
+        .deadline(deadline);
+    m.engine.submit(m.tenant, spec).await.unwrap();
+    let assign = loop {
+        match raw.recv().await.unwrap().unwrap() {
+            mesh_protocol::ws::Incoming::Message(Message::TaskAssign(a)) => break a,
+            _ => continue,
+        }
+    };
+    assert_eq!(assign.attempt, 1);
+    let left = assign.deadline_ms.unwrap();
+    assert!(left <= 2_000 && left > 500, "{left}");
+}

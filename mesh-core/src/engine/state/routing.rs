@@ -109,7 +109,9 @@ impl<S: Stores> State<S> {
             entry.task.input.clone(),
             entry.task.attempts,
         );
-        assign.deadline_ms = Some(timeout.as_millis() as u64);
+        // What this attempt has: its timeout, or less when the task's deadline is nearer.
+        let left = deadline.saturating_duration_since(now);
+        assign.deadline_ms = Some(u64::try_from(left.as_millis()).unwrap_or(u64::MAX));
         let tenant = entry.task.tenant_id;
         let attempt = entry.task.attempts;
         if let Err(e) = self.save_task(id).await {

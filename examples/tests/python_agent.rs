@@ -1,0 +1,167 @@
+//! The Python reference agent (`examples/python/agent.py`: the standard library and
+//! `websockets`) against `mesh up` as a separate process: it receives a batch of
+//! assignments (tasks waiting when it connects), a gzipped one (a large input), a
+//! cancel, and delegates a sub-task — speaking docs/protocol.md byte for byte.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const KEY: &str = "python-agent-test-key-0123456789";
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `mesh up` on a free port; its address.
+fn mesh_up() -> (Killed, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mesh"))
+        .args(["up", "--listen", "127.0.0.1:0"])
+        .env("MESH_API_KEY", KEY)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.trim_start().strip_prefix("agent hub   ws://") {
+            let addr = rest.split('/').next().unwrap().to_owned();
+            // Keep reading, so the process never writes to a closed pipe.
+            std::thread::spawn(move || lines.for_each(drop));
+            return (Killed(child), addr);
+        }
+    }
+    panic!("no banner");
+}
+
+struct Rest {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Rest {
+    async fn submit(&self, kind: &str, input: Value) -> String {
+        let task: Value = self
+            .http
+            .post(format!("{}/tasks", self.base))
+            .bearer_auth(KEY)
+            .json(&json!({"kind": kind, "input": input}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        task["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn task(&self, id: &str) -> Value {
+        let url = format!("{}/tasks/{id}", self.base);
+        let response = self.http.get(url).bearer_auth(KEY).send().await.unwrap();
+        response.json().await.unwrap()
+    }
+
+    /// Waits (up to 30 s) until the task's status is one of `statuses`.
+    async fn until(&self, id: &str, statuses: &[&str]) -> Value {
+        let started = Instant::now();
+        loop {
+            let task = self.task(id).await;
+            if statuses.iter().any(|s| task["status"] == *s) {
+                return task;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "{task}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_reference_agent_speaks_the_protocol() {
+    let Some(dir) = std::env::var_os("MESH_TEST_DIR") else {
+        assert!(
+            std::env::var_os("MESH_TEST_SERVICES").is_none(),
+            "MESH_TEST_DIR is missing"
+        );
+        eprintln!("skipped: the test virtualenv is not set up (scripts/test.sh does it)");
+        return;
+    };
+    let (_mesh, addr) = mesh_up();
+    let rest = Rest {
+        http: reqwest::Client::new(),
+        base: format!("http://{addr}/api/v1"),
+    };
+    // Waiting before the agent connects, these are assigned together: a batch.
+    let mut waiting = Vec::new();
+    for i in 0..6 {
+        waiting.push(rest.submit("py.echo", json!({"n": i})).await);
+    }
+    let python = std::path::Path::new(&dir).join("venv/bin/python");
+    let agent = Command::new(python)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/python/agent.py"))
+        .arg(format!("ws://{addr}/ws"))
+        .arg(KEY)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let agent = Killed(agent);
+    for id in &waiting {
+        let done = rest.until(id, &["completed"]).await;
+        assert_eq!(done["output"]["by"], "python");
+    }
+    // A large input: the mesh gzips the assignment.
+    let large = "mesh ".repeat(2000);
+    let id = rest.submit("py.echo", json!({"text": large})).await;
+    let done = rest.until(&id, &["completed"]).await;
+    assert_eq!(done["output"]["input"]["text"], large);
+    // A task the agent works on until it is cancelled.
+    let slow = rest.submit("py.slow", json!({})).await;
+    rest.until(&slow, &["accepted", "in_progress"]).await;
+    let cancel = rest
+        .http
+        .post(format!("{}/tasks/{slow}/cancel", rest.base))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert!(cancel.status().is_success());
+    // A delegation: the agent submits a sub-task and answers with its output.
+    let parent = rest.submit("py.delegate", json!({"ask": "sub"})).await;
+    let done = rest.until(&parent, &["completed"]).await;
+    assert_eq!(done["output"]["delegated"]["input"], json!({"ask": "sub"}));
+    assert_eq!(done["children"].as_array().unwrap().len(), 1);
+    // What the agent saw on the wire.
+    let report = rest.submit("py.report", json!({})).await;
+    let seen = rest.until(&report, &["completed"]).await["output"].clone();
+    assert!(seen["batches"].as_u64().unwrap() >= 1, "{seen}");
+    assert!(seen["gzipped"].as_u64().unwrap() >= 1, "{seen}");
+    assert_eq!(seen["cancelled"], json!([slow]), "{seen}");
+    assert_eq!(seen["delegated"], 1, "{seen}");
+    assert!(seen["largest_input"].as_u64().unwrap() > 10_000, "{seen}");
+    // It says goodbye and exits cleanly.
+    let mut agent = agent;
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = agent.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the agent did not exit"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(agent.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+}
