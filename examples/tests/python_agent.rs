@@ -24,21 +24,23 @@ impl Drop for Killed {
 
 /// `mesh up` on a free port; its address.
 fn mesh_up() -> (Killed, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mesh"))
-        .args(["up", "--listen", "127.0.0.1:0"])
-        .env("MESH_API_KEY", KEY)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_mesh"))
+            .args(["up", "--listen", "127.0.0.1:0"])
+            .env("MESH_API_KEY", KEY)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
     for line in lines.by_ref() {
         let line = line.unwrap();
         if let Some(rest) = line.trim_start().strip_prefix("agent hub   ws://") {
             let addr = rest.split('/').next().unwrap().to_owned();
             // Keep reading, so the process never writes to a closed pipe.
             std::thread::spawn(move || lines.for_each(drop));
-            return (Killed(child), addr);
+            return (child, addr);
         }
     }
     panic!("no banner");
@@ -106,15 +108,16 @@ async fn the_python_reference_agent_speaks_the_protocol() {
         waiting.push(rest.submit("py.echo", json!({"n": i})).await);
     }
     let python = std::path::Path::new(&dir).join("venv/bin/python");
-    let agent = Command::new(python)
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/python/agent.py"))
-        .arg(format!("ws://{addr}/ws"))
-        .arg(KEY)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let agent = Killed(agent);
+    let agent = Killed(
+        Command::new(python)
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/python/agent.py"))
+            .arg(format!("ws://{addr}/ws"))
+            .arg(KEY)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     for id in &waiting {
         let done = rest.until(id, &["completed"]).await;
         assert_eq!(done["output"]["by"], "python");
