@@ -93,7 +93,7 @@ impl Http {
             .map_err(|e| format!("cannot listen on {}: {e}", self.listen))?;
         println!("listening on {}", listener.local_addr()?);
         let engine = services.engine.clone();
-        let app = router(services, config);
+        let app = router(services, config).into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, app)
             .with_graceful_shutdown(crate::setup::stop_signal(engine.clone()))
             .await?;

@@ -15,6 +15,8 @@
 //! # }
 //! ```
 
+use std::time::Duration;
+
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method};
@@ -30,7 +32,7 @@ use crate::services::Services;
 pub const MAX_BODY: usize = 2 << 20;
 
 /// What one process serves, and how.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct AppConfig {
     /// The credential gate: JWT secret, rate limits, key cache.
@@ -39,12 +41,32 @@ pub struct AppConfig {
     pub cors_origins: Vec<String>,
     /// Which surfaces to serve (all by default).
     pub surfaces: Surfaces,
+    /// How long a request may take to be answered (408 `request_timeout` past it).
+    /// Default 150 s: above the longest wait a request may ask for (a collaboration
+    /// job's `wait_ms`, 120 s). WebSocket sessions and MCP streams are not bounded by
+    /// it once their response has started.
+    pub request_timeout: Duration,
     /// The agent hub's settings.
     #[cfg(feature = "hub")]
     pub hub: crate::hub::HubConfig,
     /// The MCP server's settings.
     #[cfg(feature = "mcp")]
     pub mcp: crate::mcp::McpConfig,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            gate: GateConfig::default(),
+            cors_origins: Vec::new(),
+            surfaces: Surfaces::default(),
+            request_timeout: Duration::from_secs(150),
+            #[cfg(feature = "hub")]
+            hub: crate::hub::HubConfig::default(),
+            #[cfg(feature = "mcp")]
+            mcp: crate::mcp::McpConfig::default(),
+        }
+    }
 }
 
 impl AppConfig {
@@ -111,6 +133,23 @@ impl Surfaces {
         mcp: true,
         hub: true,
     };
+}
+
+/// Answers 408 `request_timeout` when a request takes longer than `limit`.
+async fn time_limit(
+    axum::extract::State(limit): axum::extract::State<Duration>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!("no answer within {} ms", limit.as_millis()),
+        )
+        .into_response(),
+    }
 }
 
 async fn not_found() -> ApiError {
@@ -218,6 +257,10 @@ pub fn router(services: Services, config: AppConfig) -> Router {
         .fallback(not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            config.request_timeout,
+            time_limit,
+        ))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid));
     if !config.cors_origins.is_empty() {

@@ -102,14 +102,17 @@ impl Hub {
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        let _ = axum::serve(listener, self.router())
+        let app = self
+            .router()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let _ = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
     }
 
     /// Answers `GET /ws` for an agent: authenticates, upgrades, and runs the session.
     pub async fn upgrade(&self, mut request: Request) -> Response {
-        let who = match self.gate.check(request.headers(), request.uri()).await {
+        let who = match self.gate.check(&request).await {
             Ok(who) => who,
             Err(e) => return ApiError::from(e).into_response(),
         };

@@ -55,7 +55,10 @@ async fn api_with(config: AppConfig, tools: ToolRegistry) -> Api {
     let admin = key(tenant, vec![Scope::Admin]).await;
     let reader = key(tenant, vec![Scope::Read]).await;
     let other_tenant_admin = key(TenantId::new(), vec![Scope::Admin]).await;
-    let (addr, _server) = common::serve_app(services.clone(), config.jwt_secret(JWT_SECRET)).await;
+    let mut config = config.jwt_secret(JWT_SECRET);
+    // The auth matrix fails credentials on purpose, more often than an address may.
+    config.gate.failures_per_address = (1e6, 1e6);
+    let (addr, _server) = common::serve_app(services.clone(), config).await;
     Api {
         addr,
         http: reqwest::Client::new(),
@@ -908,4 +911,59 @@ async fn hardening_10_short_jwt_secrets_are_refused() {
             .check()
             .is_ok()
     );
+}
+
+/// Hardening issue, item 9: an unauthenticated flood cost a key lookup per request
+/// without limit, and requests had no time limit.
+#[tokio::test]
+async fn hardening_9_failed_credentials_are_limited_per_address_and_requests_in_time() {
+    let mut config = AppConfig::default();
+    config.gate.failures_per_address = (10.0, 5.0);
+    config.request_timeout = Duration::from_millis(300);
+    let engine = Engine::in_memory().await;
+    let tenant = TenantId::new();
+    let (good, _) = engine
+        .create_api_key(tenant, "k", vec![Scope::Admin], None)
+        .await
+        .unwrap();
+    let (addr, _server) = common::serve_app(Services::in_memory(engine), config).await;
+    let http = reqwest::Client::new();
+    let status = |key: String| {
+        let request = http
+            .get(format!("http://{addr}/api/v1/tasks"))
+            .bearer_auth(key)
+            .send();
+        async move { request.await.unwrap().status() }
+    };
+    let mut seen = Vec::new();
+    for i in 0..8 {
+        seen.push(status(format!("mesh_wrong_{i}")).await);
+    }
+    assert_eq!(&seen[..5], &[StatusCode::UNAUTHORIZED; 5], "{seen:?}");
+    assert!(
+        seen[5..]
+            .iter()
+            .all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
+        "{seen:?}"
+    );
+    // The address is let in again once its bucket refills (10 per second).
+    let started = std::time::Instant::now();
+    while status(good.clone()).await != StatusCode::OK {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "never let in again"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A request that would wait longer than the time limit is answered 408.
+    let response = http
+        .post(format!("http://{addr}/api/v1/collab"))
+        .bearer_auth(&good)
+        .json(&json!({"pattern": "pipeline", "stages": ["nobody"], "wait_ms": 5000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "request_timeout");
 }

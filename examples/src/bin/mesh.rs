@@ -128,6 +128,7 @@ async fn up(
         let stopped = async move {
             let _ = server_stop.wait_for(|s| *s).await;
         };
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, app)
             .with_graceful_shutdown(stopped)
             .await

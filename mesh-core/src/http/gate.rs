@@ -8,6 +8,8 @@
 //! A credential is never logged.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -41,6 +43,11 @@ pub struct GateConfig {
     pub jwt_audience: Option<String>,
     /// Clock skew allowed on a JWT's `exp` and `nbf`. Default 60 s.
     pub jwt_leeway: Duration,
+    /// Failed credential checks allowed per client address: per second, and burst.
+    /// Past it, the address gets 429 until its bucket refills — an unauthenticated
+    /// flood cannot keep the gate busy. Default 10/s, bursts of 50. Applies when the
+    /// server records client addresses (`ConnectInfo`, as the binaries do).
+    pub failures_per_address: (f64, f64),
 }
 
 impl std::fmt::Debug for GateConfig {
@@ -57,6 +64,7 @@ impl std::fmt::Debug for GateConfig {
             .field("jwt_issuer", &self.jwt_issuer)
             .field("jwt_audience", &self.jwt_audience)
             .field("jwt_leeway", &self.jwt_leeway)
+            .field("failures_per_address", &self.failures_per_address)
             .finish()
     }
 }
@@ -72,6 +80,7 @@ impl Default for GateConfig {
             jwt_issuer: None,
             jwt_audience: None,
             jwt_leeway: Duration::from_secs(60),
+            failures_per_address: (10.0, 50.0),
         }
     }
 }
@@ -154,6 +163,8 @@ pub struct Gate {
     jwt: Option<(Vec<u8>, jwt::Rules)>,
     limit: Option<RateLimit>,
     buckets: Mutex<HashMap<String, TokenBucket>>,
+    /// Failed credential checks by client address.
+    failures: Mutex<HashMap<IpAddr, TokenBucket>>,
     /// Key hash → its caller (`None`: no such key) and when it was looked up.
     keys: Mutex<HashMap<String, (Option<Principal>, Instant)>>,
 }
@@ -193,6 +204,7 @@ impl Gate {
             jwt,
             limit,
             buckets: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
             keys: Mutex::new(HashMap::new()),
         }
     }
@@ -244,10 +256,57 @@ impl Gate {
         Ok(principal)
     }
 
-    /// The caller of a request with these headers and URI.
-    pub async fn check(&self, headers: &HeaderMap, uri: &Uri) -> Result<Principal, AuthError> {
-        self.authenticate(Self::credential(headers, uri).as_deref())
-            .await
+    /// The caller of a request: its credential checked, its client address (when the
+    /// server records it) limited in failed checks. Reads the request before it
+    /// awaits, so the future holds no borrow of it.
+    pub fn check<B>(
+        &self,
+        request: &axum::http::Request<B>,
+    ) -> impl Future<Output = Result<Principal, AuthError>> + Send + '_ {
+        let address = request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip());
+        let credential = Self::credential(request.headers(), request.uri());
+        async move {
+            if let Some(ip) = address
+                && !self.may_try(ip)
+            {
+                return Err(AuthError::RateLimited);
+            }
+            let result = self.authenticate(credential.as_deref()).await;
+            if let (
+                Some(ip),
+                Err(AuthError::Missing | AuthError::InvalidJwt(_) | AuthError::UnknownKey),
+            ) = (address, &result)
+            {
+                self.failed(ip);
+            }
+            result
+        }
+    }
+
+    /// Whether `ip` has failed credential checks left.
+    fn may_try(&self, ip: IpAddr) -> bool {
+        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        failures
+            .get(&ip)
+            .is_none_or(|bucket| bucket.has_token(Instant::now()))
+    }
+
+    /// Charges a failed credential check to `ip`.
+    fn failed(&self, ip: IpAddr) {
+        let (per_second, burst) = self.config.failures_per_address;
+        let now = Instant::now();
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if failures.len() >= self.config.key_cache_size {
+            // Forget the addresses whose buckets are full again.
+            failures.retain(|_, bucket| !bucket.has_token(now));
+        }
+        failures
+            .entry(ip)
+            .or_insert_with(|| TokenBucket::new(RateLimit::new(per_second, burst), now))
+            .try_take(now);
     }
 
     async fn key(&self, token: &str) -> Result<Principal, AuthError> {

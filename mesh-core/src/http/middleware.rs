@@ -14,7 +14,7 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    match state.gate.check(request.headers(), request.uri()).await {
+    match state.gate.check(&request).await {
         Ok(principal) => {
             request.extensions_mut().insert(principal);
             next.run(request).await

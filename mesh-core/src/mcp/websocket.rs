@@ -28,7 +28,7 @@ pub async fn websocket(
     if !super::origin::allowed(request.headers(), allowed_origins) {
         return super::origin::refused();
     }
-    let who = match state.gate.check(request.headers(), request.uri()).await {
+    let who = match state.gate.check(&request).await {
         Ok(who) => who,
         Err(e) => return ApiError::from(e).into_response(),
     };
