@@ -65,4 +65,4 @@ pub use strategy::{
     Performance, PerformanceWeights, PowerOfTwoChoices, RoundRobin, Router,
 };
 #[cfg(feature = "tower")]
-pub use tower_service::RoutedService;
+pub use tower_service::{Discovered, RoutedService};
