@@ -95,5 +95,5 @@ pub use domain::{
 pub use engine::PgStores;
 pub use engine::{
     AgentFilter, AgentLink, Change, Engine, EngineConfig, EngineError, Event, LocalAgent,
-    MemoryStores, Page, RouterFactory, Stores, TaskFilter,
+    MemoryStores, Page, RouterFactory, Stores, TaskFilter, WallClock,
 };

@@ -276,3 +276,26 @@ async fn a_lost_listen_connection_is_re_established_and_caught_up() {
     assert_eq!(completed_by(&b.finished(next.id).await), "fast");
     admin.close().await;
 }
+
+/// Hardening issue, item 16: liveness compared timestamps written by different
+/// machines' clocks. An instance whose clock runs ten minutes slow vouches for its
+/// agents on the database's clock, so another instance's sweep keeps them active.
+#[tokio::test]
+async fn hardening_16_liveness_uses_the_database_clock() {
+    let Some(url) = common::fresh_database().await else {
+        return;
+    };
+    let slow_clock = || chrono::Utc::now() - chrono::Duration::minutes(10);
+    let skewed = clustered().wall_clock(slow_clock);
+    let a = common::mesh_on(skewed, common::pg_stores(&url).await).await;
+    let b_stores = common::pg_stores(&url).await;
+    let b = common::mesh_with_key(clustered(), b_stores, a.tenant, a.key.clone()).await;
+    let _agent = a.echo_agent("on-slow-clock", &["x"]);
+    a.wait_for_agents(1).await;
+    assert_eq!(b.engine.sweep(Duration::ZERO).await.unwrap(), 0);
+    let agents = b.engine.agents(b.tenant).await.unwrap();
+    assert_eq!(agents.len(), 1, "still active");
+    let seen = agents[0].last_seen_at;
+    let skew = (chrono::Utc::now() - seen).num_seconds().abs();
+    assert!(skew < 60, "last_seen_at on the database's clock: {seen}");
+}

@@ -4,10 +4,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use mesh_router::Router;
 
 /// Makes a fresh instance of a custom router (one per engine).
 pub type RouterFactory = Arc<dyn Fn() -> Box<dyn Router> + Send + Sync>;
+
+/// Reads this machine's wall clock (injectable, so tests can skew it).
+pub type WallClock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
 /// Engine settings.
 #[derive(Clone)]
@@ -42,6 +46,10 @@ pub struct EngineConfig {
     pub exclusion_ttl: Duration,
     /// Custom routers by name; a task selects one with `TaskSpec::router`.
     pub routers: BTreeMap<String, RouterFactory>,
+    /// This machine's wall clock. Liveness shared between instances (an agent's
+    /// `last_seen_at`) uses the stores' clock instead when they have one
+    /// (PostgreSQL's), so instances with skewed clocks agree. Default `Utc::now`.
+    pub wall_clock: WallClock,
 }
 
 impl std::fmt::Debug for EngineConfig {
@@ -59,6 +67,7 @@ impl std::fmt::Debug for EngineConfig {
             .field("pending_timeout", &self.pending_timeout)
             .field("exclusion_ttl", &self.exclusion_ttl)
             .field("routers", &self.routers.keys().collect::<Vec<_>>())
+            .field("wall_clock", &(self.wall_clock)())
             .finish()
     }
 }
@@ -78,6 +87,7 @@ impl Default for EngineConfig {
             pending_timeout: Some(Duration::from_secs(3600)),
             exclusion_ttl: Duration::from_secs(10),
             routers: BTreeMap::new(),
+            wall_clock: Arc::new(Utc::now),
         }
     }
 }
@@ -124,6 +134,12 @@ impl EngineConfig {
     /// Sets how long a task may wait for an agent (`None`: for ever).
     pub fn pending_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.pending_timeout = timeout;
+        self
+    }
+
+    /// Sets the wall clock (tests skew it to stand for another machine).
+    pub fn wall_clock(mut self, clock: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Self {
+        self.wall_clock = Arc::new(clock);
         self
     }
 

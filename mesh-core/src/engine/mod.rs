@@ -40,7 +40,7 @@ use crate::domain::{
     hash_key,
 };
 
-pub use config::{EngineConfig, RouterFactory};
+pub use config::{EngineConfig, RouterFactory, WallClock};
 pub use error::EngineError;
 pub use event::{Change, Event};
 pub use link::AgentLink;

@@ -27,6 +27,16 @@ pub trait Stores: Send + Sync + 'static {
     /// The tenant registry.
     #[doc(hidden)]
     fn tenants(&self) -> &Self::Tenants;
+
+    /// The stores' own clock, when instances share it (PostgreSQL's `now()`), so
+    /// liveness written by one instance and read by another compares on one clock;
+    /// `None` for stores one process has to itself.
+    fn now(
+        &self,
+    ) -> impl std::future::Future<Output = mesh_store::Result<Option<chrono::DateTime<chrono::Utc>>>>
+    + Send {
+        async { Ok(None) }
+    }
 }
 
 /// Everything in memory.
@@ -113,5 +123,9 @@ impl Stores for PgStores {
     }
     fn tenants(&self) -> &Self::Tenants {
         &self.tenants
+    }
+
+    async fn now(&self) -> mesh_store::Result<Option<chrono::DateTime<chrono::Utc>>> {
+        Ok(Some(self.store.now().await?))
     }
 }

@@ -68,6 +68,14 @@ impl PgStore {
         Self { pool }
     }
 
+    /// The database server's clock (`now()`): one clock for every instance on it.
+    pub async fn now(&self) -> Result<chrono::DateTime<chrono::Utc>> {
+        sqlx::query_scalar("SELECT now()")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)
+    }
+
     /// The pool, for queries of your own.
     pub fn pool(&self) -> &PgPool {
         &self.pool

@@ -4,7 +4,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use mesh_protocol::{ErrorMessage, Hello, Message, TaskSubmitted, Welcome};
 use mesh_router::{CandidateSpec, Outcome};
 use mesh_store::Repository;
@@ -70,7 +69,7 @@ impl<S: Stores> State<S> {
             .clamp(1, 10_000);
         agent.cost_per_hour = hello.cost_per_hour.filter(|c| c.is_finite() && *c >= 0.0);
         agent.labels = hello.labels.clone().unwrap_or_default();
-        agent.last_seen_at = Utc::now();
+        agent.last_seen_at = self.shared_now().await;
         walk(&mut agent, AgentStatus::Active)?;
         self.remember_tenant(tenant).await?;
         let tenant_key = tenant.to_string();

@@ -265,9 +265,10 @@ impl<S: Stores> State<S> {
             .filter(|(_, a)| a.session.is_some())
             .map(|(id, _)| *id)
             .collect();
+        let now = self.shared_now().await;
         for id in connected {
             if let Some(a) = self.agents.get_mut(&id) {
-                a.agent.last_seen_at = Utc::now();
+                a.agent.last_seen_at = now;
             }
             if let Err(e) = self.save_agent(id).await {
                 tracing::warn!(error = %e, agent = %id, "recording an agent alive failed");
@@ -282,9 +283,10 @@ impl<S: Stores> State<S> {
             .config
             .heartbeat_interval
             .saturating_mul(self.config.missed_heartbeats.saturating_mul(2));
+        let now = self.shared_now().await;
         let Some(stale_before) = chrono::Duration::from_std(limit)
             .ok()
-            .and_then(|limit| Utc::now().checked_sub_signed(limit))
+            .and_then(|limit| now.checked_sub_signed(limit))
         else {
             return Ok(0); // nothing can be that old
         };
@@ -319,6 +321,25 @@ impl<S: Stores> State<S> {
             }
         }
         Ok(swept)
+    }
+
+    /// The time on the clock every instance shares — the stores', when they have one
+    /// (PostgreSQL's), else this machine's — for liveness other instances read.
+    pub(super) fn shared_now(
+        &self,
+    ) -> impl std::future::Future<Output = chrono::DateTime<Utc>> + Send + 'static {
+        // Owns what it reads, so the engine task's state is not held across the wait.
+        let (stores, clock) = (self.stores.clone(), self.config.wall_clock.clone());
+        async move {
+            match stores.now().await {
+                Ok(Some(now)) => now,
+                Ok(None) => clock(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the stores' clock failed; using ours");
+                    clock()
+                }
+            }
+        }
     }
 
     /// Every tenant in the stores (others' engines may have added some).
