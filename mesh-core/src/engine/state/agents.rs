@@ -10,7 +10,7 @@ use mesh_store::Repository;
 use tokio::time::Instant;
 
 use super::rules::{backoff, candidate, tenant_capability, walk};
-use super::{AgentEntry, Result, State};
+use super::{AgentEntry, Result, State, Wakeup};
 use crate::domain::{
     Agent, AgentId, AgentStatus, SessionId, TaskId, TaskSpec, TaskStatus, TenantId,
 };
@@ -303,7 +303,11 @@ impl<S: Stores> State<S> {
         let Some(entry) = self.tasks.get_mut(&task) else {
             return Ok(());
         };
-        entry.rejected_by.push((agent, Instant::now()));
+        let now = Instant::now();
+        entry.rejected_by.push((agent, now));
+        if let Some(at) = now.checked_add(self.config.exclusion_ttl) {
+            self.wakeups.insert((at, task, Wakeup::Exclusion));
+        }
         if entry.task.attempts >= entry.task.max_attempts {
             entry.task.error = Some(format!("rejected: {reason}"));
             self.terminate(task, TaskStatus::Failed).await

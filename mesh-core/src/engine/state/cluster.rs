@@ -8,7 +8,7 @@ use mesh_protocol::{Message, TaskCancel};
 use mesh_store::{Query, Repository, StoreError};
 
 use super::rules::{candidate, walk};
-use super::{CAS_ATTEMPTS, Result, State};
+use super::{CAS_ATTEMPTS, Result, State, Wakeup};
 use crate::domain::{AgentId, AgentStatus, SYSTEM_TENANT, Task, TaskId, TaskStatus, TenantId};
 use crate::engine::scan::{every, with_status};
 use crate::engine::{Change, EngineError, Event, Stores};
@@ -84,6 +84,9 @@ impl<S: Stores> State<S> {
         }
         if let Some(key) = entry.queue_key.take() {
             self.pending.remove(&key);
+        }
+        if let Some(at) = entry.unroutable_at.take() {
+            self.wakeups.remove(&(at, id, Wakeup::Unroutable));
         }
         if let Some(d) = entry.deadline.take() {
             self.deadlines.remove(&(d, id));

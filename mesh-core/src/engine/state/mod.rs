@@ -61,8 +61,8 @@ struct TaskEntry {
     assigned_at: Option<Instant>,
     deadline: Option<Instant>,
     not_before: Option<Instant>,
-    /// When it last joined the pending queue (for `EngineConfig::pending_timeout`).
-    pending_since: Option<Instant>,
+    /// When it fails as unroutable if still pending (`EngineConfig::pending_timeout`).
+    unroutable_at: Option<Instant>,
     /// Agents that rejected it, and when (for `EngineConfig::exclusion_ttl`).
     rejected_by: Vec<(AgentId, Instant)>,
     watcher: Option<AgentId>,
@@ -71,6 +71,18 @@ struct TaskEntry {
 
 /// A pending task's place in the queue: most urgent first, then oldest.
 type QueueKey = (Reverse<Priority>, u64, TaskId);
+
+/// Why the engine task looks at a pending task again at some instant. Kept in one
+/// ordered set, so a tick costs the wake-ups that are due, not a scan of the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Wakeup {
+    /// Its retry backoff is over.
+    Backoff,
+    /// An agent's rejection stops excluding it.
+    Exclusion,
+    /// It has waited the pending timeout.
+    Unroutable,
+}
 
 pub(super) struct State<S> {
     config: Arc<EngineConfig>,
@@ -83,6 +95,7 @@ pub(super) struct State<S> {
     tasks: HashMap<TaskId, TaskEntry>,
     pending: BTreeSet<QueueKey>,
     deadlines: BTreeSet<(Instant, TaskId)>,
+    wakeups: BTreeSet<(Instant, TaskId, Wakeup)>,
     seq: u64,
     tenants: HashSet<TenantId>,
     /// Something changed that may let any pending task through (capacity freed, an
@@ -116,6 +129,7 @@ impl<S: Stores> State<S> {
             tasks: HashMap::new(),
             pending: BTreeSet::new(),
             deadlines: BTreeSet::new(),
+            wakeups: BTreeSet::new(),
             seq: 0,
             tenants: HashSet::new(),
             dirty: false,

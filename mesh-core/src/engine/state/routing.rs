@@ -9,7 +9,7 @@ use mesh_router::RouteRequest;
 use tokio::time::Instant;
 
 use super::rules::{agent_of, candidate, router_priority, tenant_capability};
-use super::{QueueKey, Result, State};
+use super::{QueueKey, Result, State, Wakeup};
 use crate::domain::{RoutingPreference, TaskId, TaskStatus};
 use crate::engine::{Event, Stores};
 
@@ -94,6 +94,9 @@ impl<S: Stores> State<S> {
         entry.not_before = None;
         if let Some(key) = entry.queue_key.take() {
             self.pending.remove(&key);
+        }
+        if let Some(at) = entry.unroutable_at.take() {
+            self.wakeups.remove(&(at, id, Wakeup::Unroutable));
         }
         let attempt_deadline = now + timeout;
         let deadline = entry

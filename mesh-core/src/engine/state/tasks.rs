@@ -12,7 +12,7 @@ use mesh_store::{Repository, StoreError};
 use tokio::time::Instant;
 
 use super::rules::{candidate, finish_status, walk, wire_status};
-use super::{Result, State, TaskEntry};
+use super::{Result, State, TaskEntry, Wakeup};
 use crate::domain::{
     AgentId, AgentStatus, SYSTEM_TENANT, Task, TaskId, TaskSpec, TaskStatus, TenantEntry, TenantId,
 };
@@ -37,7 +37,7 @@ impl<S: Stores> State<S> {
             assigned_at: None,
             deadline,
             not_before: None,
-            pending_since: None,
+            unroutable_at: None,
             rejected_by: Vec::new(),
             watcher,
             waiters: Vec::new(),
@@ -62,7 +62,15 @@ impl<S: Stores> State<S> {
         if let Some(old) = entry.queue_key.replace(key) {
             self.pending.remove(&old);
         }
-        entry.pending_since = Some(Instant::now());
+        if let Some(at) = entry.unroutable_at.take() {
+            self.wakeups.remove(&(at, id, Wakeup::Unroutable));
+        }
+        if let Some(limit) = self.config.pending_timeout
+            && let Some(at) = Instant::now().checked_add(limit)
+        {
+            entry.unroutable_at = Some(at);
+            self.wakeups.insert((at, id, Wakeup::Unroutable));
+        }
         self.pending.insert(key);
         self.fresh.push(key);
     }
@@ -247,6 +255,9 @@ impl<S: Stores> State<S> {
             entry.task.progress = None;
         }
         entry.not_before = delay.map(|d| Instant::now() + d);
+        if let Some(at) = entry.not_before {
+            self.wakeups.insert((at, id, Wakeup::Backoff));
+        }
         // Restore the absolute deadline, if the task has one.
         entry.deadline = entry
             .task
@@ -284,6 +295,9 @@ impl<S: Stores> State<S> {
         };
         if let Some(key) = entry.queue_key.take() {
             self.pending.remove(&key);
+        }
+        if let Some(at) = entry.unroutable_at.take() {
+            self.wakeups.remove(&(at, id, Wakeup::Unroutable));
         }
         if let Some(d) = entry.deadline.take() {
             self.deadlines.remove(&(d, id));

@@ -9,7 +9,7 @@ use mesh_router::Outcome;
 use tokio::time::Instant;
 
 use super::rules::{backoff, candidate};
-use super::{ADOPT_EVERY, Result, State};
+use super::{ADOPT_EVERY, Result, State, Wakeup};
 use crate::domain::{AgentId, TaskId, TaskStatus};
 use crate::engine::Stores;
 
@@ -59,36 +59,38 @@ impl<S: Stores> State<S> {
         self.review_pending(now).await;
     }
 
-    /// One look at the pending queue: tasks whose backoff is over or whose exclusions
-    /// lapsed may route now; tasks that waited longer than the pending timeout fail as
-    /// unroutable.
+    /// Serves the wake-ups that are due: a backoff or an exclusion that ended may let
+    /// a task route now; a task that waited the pending timeout fails as unroutable.
     async fn review_pending(&mut self, now: Instant) {
-        let (ttl, limit) = (self.config.exclusion_ttl, self.config.pending_timeout);
+        let ttl = self.config.exclusion_ttl;
         let mut unroutable = Vec::new();
-        for key in &self.pending {
-            let Some(entry) = self.tasks.get_mut(&key.2) else {
+        while let Some(&(at, id, wakeup)) = self.wakeups.first() {
+            if at > now {
+                break;
+            }
+            self.wakeups.pop_first();
+            let Some(entry) = self.tasks.get_mut(&id) else {
                 continue;
             };
-            if entry.not_before.is_some_and(|t| t <= now) {
-                self.dirty = true;
-            }
-            let excluded = entry.rejected_by.len();
-            entry
-                .rejected_by
-                .retain(|(_, at)| now.saturating_duration_since(*at) < ttl);
-            if entry.rejected_by.len() != excluded {
-                self.dirty = true;
-            }
-            if let Some(limit) = limit
-                && entry
-                    .pending_since
-                    .is_some_and(|since| now.saturating_duration_since(since) >= limit)
-            {
-                entry.task.error = Some(format!(
-                    "unroutable: no eligible agent took it within {}s",
-                    limit.as_secs()
-                ));
-                unroutable.push(key.2);
+            match wakeup {
+                Wakeup::Backoff => self.dirty = true,
+                Wakeup::Exclusion => {
+                    entry
+                        .rejected_by
+                        .retain(|(_, since)| now.saturating_duration_since(*since) < ttl);
+                    self.dirty = true;
+                }
+                Wakeup::Unroutable => {
+                    if entry.unroutable_at == Some(at) && entry.queue_key.is_some() {
+                        entry.unroutable_at = None;
+                        let waited = self.config.pending_timeout.unwrap_or_default();
+                        entry.task.error = Some(format!(
+                            "unroutable: no eligible agent took it within {}s",
+                            waited.as_secs()
+                        ));
+                        unroutable.push(id);
+                    }
+                }
             }
         }
         for id in unroutable {
