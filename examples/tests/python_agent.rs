@@ -89,12 +89,7 @@ impl Rest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_reference_agent_speaks_the_protocol() {
-    let Some(dir) = std::env::var_os("MESH_TEST_DIR") else {
-        assert!(
-            std::env::var_os("MESH_TEST_SERVICES").is_none(),
-            "MESH_TEST_DIR is missing"
-        );
-        eprintln!("skipped: the test virtualenv is not set up (scripts/test.sh does it)");
+    let Some(python) = mesh_core::testing::test_python() else {
         return;
     };
     let (_mesh, addr) = mesh_up();
@@ -107,7 +102,6 @@ async fn the_python_reference_agent_speaks_the_protocol() {
     for i in 0..6 {
         waiting.push(rest.submit("py.echo", json!({"n": i})).await);
     }
-    let python = std::path::Path::new(&dir).join("venv/bin/python");
     let agent = Killed(
         Command::new(python)
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/python/agent.py"))

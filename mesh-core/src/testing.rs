@@ -264,6 +264,22 @@ pub async fn serve_app(
     (addr, server)
 }
 
+/// The Python of the test virtualenv (`$MESH_TEST_DIR/venv`, made by
+/// `scripts/test.sh` with the MCP SDK and `websockets` in it); `None` outside the test
+/// command, and a panic inside it (`MESH_TEST_SERVICES`) when missing.
+pub fn test_python() -> Option<std::path::PathBuf> {
+    match std::env::var_os("MESH_TEST_DIR") {
+        Some(dir) => Some(std::path::Path::new(&dir).join("venv/bin/python")),
+        None if std::env::var_os("MESH_TEST_SERVICES").is_some() => {
+            panic!("MESH_TEST_DIR is missing")
+        }
+        None => {
+            eprintln!("skipped: the test virtualenv is not set up (scripts/test.sh does it)");
+            None
+        }
+    }
+}
+
 /// The test server's URL (`MESH_TEST_DATABASE_URL`, set by `scripts/test.sh`); `None`
 /// outside the test command, and a panic inside it (`MESH_TEST_SERVICES`) when missing.
 pub fn test_database_url() -> Option<String> {

@@ -689,15 +689,9 @@ async fn the_auth_matrix_is_one_table_for_every_surface() {
 /// the key in the query string and uses the tools.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_mcp_sdk_connects_over_websocket_with_the_key_in_the_query() {
-    let Some(dir) = std::env::var_os("MESH_TEST_DIR") else {
-        assert!(
-            std::env::var_os("MESH_TEST_SERVICES").is_none(),
-            "MESH_TEST_DIR is missing"
-        );
-        eprintln!("skipped: the test virtualenv is not set up (scripts/test.sh does it)");
+    let Some(python) = common::test_python() else {
         return;
     };
-    let python = std::path::Path::new(&dir).join("venv/bin/python");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/mcp_ws_client.py");
     let server = server().await;
     let _agent = common::echo_agent_at(

@@ -8,7 +8,7 @@ use mesh_protocol::{Message, TaskCancel};
 use mesh_store::{Query, Repository, StoreError};
 
 use super::rules::{candidate, walk};
-use super::{CAS_ATTEMPTS, Result, State, Wakeup};
+use super::{CAS_ATTEMPTS, Result, State};
 use crate::domain::{AgentId, AgentStatus, SYSTEM_TENANT, Task, TaskId, TaskStatus, TenantId};
 use crate::engine::scan::{every, with_status};
 use crate::engine::{Change, EngineError, Event, Stores};
@@ -82,12 +82,7 @@ impl<S: Stores> State<S> {
                 let _ = link.send(Message::TaskCancel(cancel));
             }
         }
-        if let Some(key) = entry.queue_key.take() {
-            self.pending.remove(&key);
-        }
-        if let Some(at) = entry.unroutable_at.take() {
-            self.wakeups.remove(&(at, id, Wakeup::Unroutable));
-        }
+        entry.leave_queue(&mut self.pending, &mut self.wakeups);
         if let Some(d) = entry.deadline.take() {
             self.deadlines.remove(&(d, id));
         }
@@ -262,12 +257,7 @@ impl<S: Stores> State<S> {
     /// Records that this engine's connected agents are alive, so other engines can tell
     /// them from agents of an engine that died ([`Self::sweep`]).
     pub(super) async fn save_last_seen(&mut self) {
-        let connected: Vec<AgentId> = self
-            .agents
-            .iter()
-            .filter(|(_, a)| a.session.is_some())
-            .map(|(id, _)| *id)
-            .collect();
+        let connected = self.connected_agents();
         let now = self.shared_now().await;
         for id in connected {
             if let Some(a) = self.agents.get_mut(&id) {

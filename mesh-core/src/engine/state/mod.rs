@@ -72,6 +72,22 @@ struct TaskEntry {
 /// A pending task's place in the queue: most urgent first, then oldest.
 type QueueKey = (Reverse<Priority>, u64, TaskId);
 
+impl TaskEntry {
+    /// Takes the task out of the pending queue, with its pending-timeout wake-up.
+    fn leave_queue(
+        &mut self,
+        pending: &mut BTreeSet<QueueKey>,
+        wakeups: &mut BTreeSet<(Instant, TaskId, Wakeup)>,
+    ) {
+        if let Some(key) = self.queue_key.take() {
+            pending.remove(&key);
+        }
+        if let Some(at) = self.unroutable_at.take() {
+            wakeups.remove(&(at, self.task.id, Wakeup::Unroutable));
+        }
+    }
+}
+
 /// Why the engine task looks at a pending task again at some instant. Kept in one
 /// ordered set, so a tick costs the wake-ups that are due, not a scan of the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -287,15 +303,19 @@ impl<S: Stores> State<S> {
         true
     }
 
-    /// Tells every connected agent goodbye and records it offline; its tasks stay in
-    /// the stores for the next engine.
-    async fn shutdown(&mut self) {
-        let connected: Vec<AgentId> = self
-            .agents
+    /// The agents connected to this engine now.
+    fn connected_agents(&self) -> Vec<AgentId> {
+        self.agents
             .iter()
             .filter(|(_, a)| a.session.is_some())
             .map(|(id, _)| *id)
-            .collect();
+            .collect()
+    }
+
+    /// Tells every connected agent goodbye and records it offline; its tasks stay in
+    /// the stores for the next engine.
+    async fn shutdown(&mut self) {
+        let connected = self.connected_agents();
         for id in connected {
             if let Some((_, link)) = self.agents.get_mut(&id).and_then(|a| a.session.take()) {
                 let _ = link.send(Message::Goodbye(Goodbye::new(Some(

@@ -9,7 +9,7 @@ use mesh_router::RouteRequest;
 use tokio::time::Instant;
 
 use super::rules::{agent_of, candidate, router_priority, tenant_capability};
-use super::{QueueKey, Result, State, Wakeup};
+use super::{QueueKey, Result, State};
 use crate::domain::{RoutingPreference, TaskId, TaskStatus};
 use crate::engine::{Event, Stores};
 
@@ -92,12 +92,7 @@ impl<S: Stores> State<S> {
         let now = Instant::now();
         entry.assigned_at = Some(now);
         entry.not_before = None;
-        if let Some(key) = entry.queue_key.take() {
-            self.pending.remove(&key);
-        }
-        if let Some(at) = entry.unroutable_at.take() {
-            self.wakeups.remove(&(at, id, Wakeup::Unroutable));
-        }
+        entry.leave_queue(&mut self.pending, &mut self.wakeups);
         let attempt_deadline = now + timeout;
         let deadline = entry
             .deadline

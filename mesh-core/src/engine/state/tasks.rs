@@ -293,12 +293,7 @@ impl<S: Stores> State<S> {
         let Some(entry) = self.tasks.get_mut(&id) else {
             return Ok(());
         };
-        if let Some(key) = entry.queue_key.take() {
-            self.pending.remove(&key);
-        }
-        if let Some(at) = entry.unroutable_at.take() {
-            self.wakeups.remove(&(at, id, Wakeup::Unroutable));
-        }
+        entry.leave_queue(&mut self.pending, &mut self.wakeups);
         if let Some(d) = entry.deadline.take() {
             self.deadlines.remove(&(d, id));
         }
