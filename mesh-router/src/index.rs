@@ -1,4 +1,8 @@
 //! The live candidate index.
+//!
+//! Long on purpose: the index, its per-capability orders and the read-only
+//! `CandidateView` keep one private `Entry` layout in step; splitting them would expose
+//! it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;

@@ -39,6 +39,29 @@ pub trait Stores: Send + Sync + 'static {
     }
 }
 
+/// The associated types and accessors of a bundle whose four fields are repositories
+/// of the `$repo` family.
+macro_rules! repositories {
+    ($repo:ident) => {
+        type Tasks = mesh_store::$repo<Task>;
+        type Agents = mesh_store::$repo<Agent>;
+        type Keys = mesh_store::$repo<ApiKey>;
+        type Tenants = mesh_store::$repo<TenantEntry>;
+        fn tasks(&self) -> &Self::Tasks {
+            &self.tasks
+        }
+        fn agents(&self) -> &Self::Agents {
+            &self.agents
+        }
+        fn keys(&self) -> &Self::Keys {
+            &self.keys
+        }
+        fn tenants(&self) -> &Self::Tenants {
+            &self.tenants
+        }
+    };
+}
+
 /// Everything in memory.
 #[derive(Debug, Default)]
 pub struct MemoryStores {
@@ -56,23 +79,7 @@ impl MemoryStores {
 }
 
 impl Stores for MemoryStores {
-    type Tasks = mesh_store::MemoryRepository<Task>;
-    type Agents = mesh_store::MemoryRepository<Agent>;
-    type Keys = mesh_store::MemoryRepository<ApiKey>;
-    type Tenants = mesh_store::MemoryRepository<TenantEntry>;
-
-    fn tasks(&self) -> &Self::Tasks {
-        &self.tasks
-    }
-    fn agents(&self) -> &Self::Agents {
-        &self.agents
-    }
-    fn keys(&self) -> &Self::Keys {
-        &self.keys
-    }
-    fn tenants(&self) -> &Self::Tenants {
-        &self.tenants
-    }
+    repositories!(MemoryRepository);
 }
 
 /// Everything in PostgreSQL.
@@ -107,23 +114,7 @@ impl PgStores {
 
 #[cfg(feature = "postgres")]
 impl Stores for PgStores {
-    type Tasks = mesh_store::PgRepository<Task>;
-    type Agents = mesh_store::PgRepository<Agent>;
-    type Keys = mesh_store::PgRepository<ApiKey>;
-    type Tenants = mesh_store::PgRepository<TenantEntry>;
-
-    fn tasks(&self) -> &Self::Tasks {
-        &self.tasks
-    }
-    fn agents(&self) -> &Self::Agents {
-        &self.agents
-    }
-    fn keys(&self) -> &Self::Keys {
-        &self.keys
-    }
-    fn tenants(&self) -> &Self::Tenants {
-        &self.tenants
-    }
+    repositories!(PgRepository);
 
     async fn now(&self) -> mesh_store::Result<Option<chrono::DateTime<chrono::Utc>>> {
         Ok(Some(self.store.now().await?))

@@ -183,13 +183,14 @@ impl Gate {
         let limit = config
             .rate_limit
             .map(|(per_second, burst)| RateLimit::new(per_second, burst));
-        if let Err(e) = config.check() {
+        let usable = config.check();
+        if let Err(e) = &usable {
             tracing::error!(error = %e, "JWTs are refused");
         }
         let jwt = config
             .jwt_secret
             .clone()
-            .filter(|_| config.check().is_ok())
+            .filter(|_| usable.is_ok())
             .map(|secret| {
                 let rules = jwt::Rules {
                     issuer: config.jwt_issuer.clone(),

@@ -70,6 +70,24 @@ impl PgQueue {
             .and_then(|(id, r)| Some((id.parse().ok()?, r.parse().ok()?)))
             .ok_or_else(|| StoreError::invalid("malformed receipt"))
     }
+
+    /// Runs `sql` (binding the delivery's id, its receipt and `secs`) on a delivery
+    /// that is still current; [`StoreError::ReceiptExpired`] if it is not.
+    async fn with_receipt(&self, sql: &'static str, receipt: &str, secs: Duration) -> Result<()> {
+        let (id, receipt) = Self::parse_receipt(receipt)?;
+        let done = sqlx::query(sql)
+            .bind(id)
+            .bind(receipt)
+            .bind(secs.as_secs_f64())
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        if done.rows_affected() == 0 {
+            Err(StoreError::ReceiptExpired)
+        } else {
+            Ok(())
+        }
+    }
 }
 
 /// Deliveries from rows, in message order (UPDATE … RETURNING does not keep it).
@@ -169,41 +187,23 @@ impl Queue for PgQueue {
     }
 
     async fn extend(&self, receipt: &str, visibility: Duration) -> Result<()> {
-        let (id, receipt) = Self::parse_receipt(receipt)?;
-        let done = sqlx::query(
+        self.with_receipt(
             "UPDATE mesh_queue SET visible_at = now() + make_interval(secs => $3)
              WHERE id = $1 AND receipt = $2 AND received AND visible_at > now()",
+            receipt,
+            visibility,
         )
-        .bind(id)
-        .bind(receipt)
-        .bind(visibility.as_secs_f64())
-        .execute(&self.pool)
         .await
-        .map_err(backend)?;
-        if done.rows_affected() == 0 {
-            Err(StoreError::ReceiptExpired)
-        } else {
-            Ok(())
-        }
     }
 
     async fn nack(&self, receipt: &str, retry_after: Duration) -> Result<()> {
-        let (id, receipt) = Self::parse_receipt(receipt)?;
-        let done = sqlx::query(
+        self.with_receipt(
             "UPDATE mesh_queue SET visible_at = now() + make_interval(secs => $3), receipt = NULL, received = false
              WHERE id = $1 AND receipt = $2 AND visible_at > now()",
+            receipt,
+            retry_after,
         )
-        .bind(id)
-        .bind(receipt)
-        .bind(retry_after.as_secs_f64())
-        .execute(&self.pool)
         .await
-        .map_err(backend)?;
-        if done.rows_affected() == 0 {
-            Err(StoreError::ReceiptExpired)
-        } else {
-            Ok(())
-        }
     }
 
     async fn depth(&self) -> Result<QueueDepth> {

@@ -229,6 +229,16 @@ impl<S: Stores> State<S> {
         }
     }
 
+    /// Whether `agent` holds `task` now; if not, tells it so (`not_assigned`).
+    fn holds_or_say(&self, agent: AgentId, task: TaskId) -> bool {
+        let holds = self.holds(agent, task);
+        if !holds {
+            let message = "that task is not assigned to you";
+            self.tell(agent, "not_assigned", message, Some(task));
+        }
+        holds
+    }
+
     /// Whether `agent` holds `task` now.
     pub(super) fn holds(&self, agent: AgentId, task: TaskId) -> bool {
         self.tasks
@@ -237,13 +247,7 @@ impl<S: Stores> State<S> {
     }
 
     pub(super) async fn on_accept(&mut self, agent: AgentId, task: TaskId) -> Result<()> {
-        if !self.holds(agent, task) {
-            self.tell(
-                agent,
-                "not_assigned",
-                "that task is not assigned to you",
-                Some(task),
-            );
+        if !self.holds_or_say(agent, task) {
             return Ok(());
         }
         if self
@@ -262,13 +266,7 @@ impl<S: Stores> State<S> {
         task: TaskId,
         progress: f64,
     ) -> Result<()> {
-        if !self.holds(agent, task) {
-            self.tell(
-                agent,
-                "not_assigned",
-                "that task is not assigned to you",
-                Some(task),
-            );
+        if !self.holds_or_say(agent, task) {
             return Ok(());
         }
         let status = self.tasks.get(&task).map(|e| e.task.status());
@@ -322,13 +320,7 @@ impl<S: Stores> State<S> {
         task: TaskId,
         result: std::result::Result<serde_json::Value, (String, bool)>,
     ) -> Result<()> {
-        if !self.holds(agent, task) {
-            self.tell(
-                agent,
-                "not_assigned",
-                "that task is not assigned to you",
-                Some(task),
-            );
+        if !self.holds_or_say(agent, task) {
             return Ok(());
         }
         let Some(entry) = self.tasks.get_mut(&task) else {
