@@ -50,6 +50,19 @@ pub enum StoreError {
     /// timed out and it was handed to another consumer.
     #[error("receipt expired")]
     ReceiptExpired,
+    /// The database was migrated by a newer version of mesh-store than this one: its
+    /// schema has migrations this build does not know. Upgrade rather than write to it.
+    #[error(
+        "the {backend} database was written by a newer mesh-store (it has migration {applied}, this build knows up to {known}); upgrade mesh-store to open it"
+    )]
+    NewerSchema {
+        /// Which backend.
+        backend: &'static str,
+        /// A migration the database has that this build lacks.
+        applied: i64,
+        /// The newest migration this build has.
+        known: i64,
+    },
     /// A record did not (de)serialize.
     #[error("serialization: {0}")]
     Serialization(#[from] serde_json::Error),

@@ -16,6 +16,7 @@
 //! |---|---|
 //! | `memory` (default) | [`MemoryRepository`], [`MemoryVectorIndex`] (exact, contiguous), [`MemoryQueue`] |
 //! | `postgres` | `PgStore`: repositories as JSONB, pgvector HNSW, the queue on `FOR UPDATE SKIP LOCKED`, `NOTIFY`/`LISTEN` between processes |
+//! | `sqlite` | `SqliteStore`: one database file (WAL) — repositories as JSON, the queue safe for several processes, vectors persisted and searched exactly in memory |
 //! | `sqs` | `SqsQueue`: the queue on Amazon SQS with a redrive policy to a dead-letter queue |
 //!
 //! ## Quick start
@@ -53,6 +54,10 @@ mod postgres;
 mod queue;
 mod record;
 mod repository;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod sql;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 #[cfg(feature = "sqs")]
 mod sqs;
 mod vector;
@@ -70,6 +75,10 @@ pub use postgres::{
 pub use queue::{Delivery, Queue, QueueConfig, QueueDepth};
 pub use record::{Direction, Page, Query, Record, Versioned};
 pub use repository::Repository;
+#[cfg(feature = "sqlite")]
+pub use sqlite::{
+    SQLITE_MIGRATOR, SqliteOptions, SqliteQueue, SqliteRepository, SqliteStore, SqliteVectorIndex,
+};
 #[cfg(feature = "sqs")]
 pub use sqs::{SqsConfig, SqsQueue};
 pub use vector::{Hit, Metric, VectorIndex, VectorItem};

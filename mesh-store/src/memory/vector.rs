@@ -39,6 +39,12 @@ impl MemoryVectorIndex {
         Self::default()
     }
 
+    /// A collection's dimensions and metric.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    pub(crate) fn shape(&self, name: &str) -> Result<(usize, Metric)> {
+        self.collection(name).map(|c| (c.dims, c.metric))
+    }
+
     fn collection(&self, name: &str) -> Result<Collection> {
         read(&self.collections)
             .get(name)

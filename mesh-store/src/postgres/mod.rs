@@ -16,11 +16,11 @@ pub use vector::PgVectorIndex;
 
 use crate::{QueueConfig, Record, Result, StoreError};
 
-/// The schema's migrations (`mesh-store/migrations/`), embedded at build time. Run them
+/// The schema's migrations (`mesh-store/migrations/postgres/`), embedded at build time. Run them
 /// with [`PgStore::migrate`], or yourself (`MIGRATOR.run(&pool)`) alongside your own;
 /// they are recorded in sqlx's `_sqlx_migrations` table and take sqlx's advisory lock,
 /// so instances starting at once apply each one once.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Serializes schema changes between instances starting at once.
 const SCHEMA_LOCK: i64 = 0x6d65_7368_5f73_6368; // "mesh_sch"
@@ -83,14 +83,10 @@ impl PgStore {
 
     /// Applies the [`MIGRATOR`]'s migrations not applied yet.
     pub async fn migrate(&self) -> Result<()> {
-        MIGRATOR.run(&self.pool).await.map_err(|e| match e {
-            sqlx::migrate::MigrateError::Execute(e) => backend(e),
-            e => StoreError::Backend {
-                backend: "postgres",
-                retryable: false,
-                source: Box::new(e),
-            },
-        })
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| crate::sql::migrate_error(e, "postgres", &MIGRATOR, backend))
     }
 
     /// The repository of `T`, with expression indexes on its `INDEXED` fields.

@@ -1,0 +1,289 @@
+use std::marker::PhantomData;
+
+use serde_json::Value;
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{Arguments, Row};
+use uuid::Uuid;
+
+use super::{Pools, micros, time};
+use crate::record::{Cursor, check_name, field};
+use crate::{Direction, Page, Query, Record, Repository, Result, StoreError, Versioned};
+
+/// Records of `T` as JSON rows in `mesh_records`.
+#[derive(Debug, Clone)]
+pub struct SqliteRepository<T> {
+    pools: Pools,
+    _record: PhantomData<fn() -> T>,
+}
+
+/// Bind parameters of a query built at run time.
+#[derive(Default)]
+struct Params {
+    args: SqliteArguments,
+}
+
+impl Params {
+    fn push<'q, V>(&mut self, value: V) -> Result<&'static str>
+    where
+        V: sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + 'q,
+    {
+        self.args
+            .add(value)
+            .map_err(|e| StoreError::invalid(e.to_string()))?;
+        Ok("?")
+    }
+
+    /// Binds a JSON value as the sort key's second part ([`sort_key`]'s `value`).
+    fn push_sort_value(&mut self, value: &Value) -> Result<&'static str> {
+        match value {
+            Value::Null => self.push(0_i64),
+            Value::Bool(b) => self.push(i64::from(*b)),
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => self.push(i),
+                None => self.push(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            Value::String(s) => self.push(s.clone()),
+            other => self.push(other.to_string()),
+        }
+    }
+}
+
+/// A field's sort key as SQL: its JSON type's rank, in PostgreSQL's `jsonb` order
+/// (null < string < number < boolean < array < object), then its value (a missing
+/// field sorts as `null`). Row values compare it with a cursor's.
+fn sort_key(f: &str) -> (String, String) {
+    (
+        format!(
+            "CASE json_type(data, '$.{f}') WHEN 'text' THEN 1 WHEN 'integer' THEN 2 WHEN 'real' THEN 2 \
+             WHEN 'true' THEN 3 WHEN 'false' THEN 3 WHEN 'array' THEN 4 WHEN 'object' THEN 5 ELSE 0 END"
+        ),
+        format!("coalesce(json_extract(data, '$.{f}'), 0)"),
+    )
+}
+
+/// The rank [`sort_key`] gives a JSON value.
+fn rank(value: &Value) -> i64 {
+    match value {
+        Value::Null => 0,
+        Value::String(_) => 1,
+        Value::Number(_) => 2,
+        Value::Bool(_) => 3,
+        Value::Array(_) => 4,
+        Value::Object(_) => 5,
+    }
+}
+
+impl<T: Record> SqliteRepository<T> {
+    pub(crate) async fn new(pools: Pools) -> Result<Self> {
+        check_name(T::COLLECTION, 40)?;
+        for f in T::INDEXED {
+            check_name(f, 40)?;
+            // Names are checked ([a-z0-9_]); the partial index applies to queries that
+            // inline the same collection literal, as `list` does.
+            let sql = format!(
+                "CREATE INDEX IF NOT EXISTS mesh_records_{c}_{f} ON mesh_records (tenant, (data -> '$.{f}'), id) WHERE collection = '{c}'",
+                c = T::COLLECTION
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&pools.writer)
+                .await
+                .map_err(|e| pools.error(e))?;
+        }
+        Ok(Self {
+            pools,
+            _record: PhantomData,
+        })
+    }
+
+    fn load(&self, row: &SqliteRow) -> Result<Versioned<T>> {
+        let get_i64 = |c: &str| row.try_get::<i64, _>(c).map_err(|e| self.pools.error(e));
+        let data: &str = row.try_get("data").map_err(|e| self.pools.error(e))?;
+        Ok(Versioned::new(
+            serde_json::from_str(data)?,
+            get_i64("version")? as u64,
+            time(get_i64("created_at")?),
+            time(get_i64("updated_at")?),
+        ))
+    }
+}
+
+impl<T: Record> Repository<T> for SqliteRepository<T> {
+    async fn create(&self, tenant: &str, record: &T) -> Result<Versioned<T>> {
+        let data = serde_json::to_string(record)?;
+        let now = chrono::Utc::now();
+        let done = sqlx::query(
+            "INSERT INTO mesh_records (collection, tenant, id, version, data, created_at, updated_at)
+             VALUES (?1, ?2, ?3, 1, ?4, ?5, ?5) ON CONFLICT DO NOTHING",
+        )
+        .bind(T::COLLECTION)
+        .bind(tenant)
+        .bind(record.id())
+        .bind(&data)
+        .bind(micros(now))
+        .execute(&self.pools.writer)
+        .await
+        .map_err(|e| self.pools.error(e))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::AlreadyExists {
+                collection: T::COLLECTION,
+                id: record.id(),
+            });
+        }
+        let at = time(micros(now));
+        Ok(Versioned::new(record.clone(), 1, at, at))
+    }
+
+    async fn get(&self, tenant: &str, id: Uuid) -> Result<Option<Versioned<T>>> {
+        sqlx::query(
+            "SELECT data, version, created_at, updated_at FROM mesh_records WHERE collection = ?1 AND tenant = ?2 AND id = ?3",
+        )
+        .bind(T::COLLECTION)
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&self.pools.readers)
+        .await
+        .map_err(|e| self.pools.error(e))?
+        .as_ref()
+        .map(|row| self.load(row))
+        .transpose()
+    }
+
+    async fn list(&self, tenant: &str, query: &Query) -> Result<Page<T>> {
+        query.check_fields()?;
+        let limit = query.checked_limit()?;
+        let cursor = query.decoded_cursor()?;
+        let mut params = Params::default();
+        let tenant = params.push(tenant.to_owned())?;
+        // Names are checked ([a-z0-9_]) and inlined, so the partial expression indexes apply.
+        let mut sql = format!(
+            "SELECT data, version, created_at, updated_at FROM mesh_records WHERE collection = '{c}' AND tenant = {tenant}",
+            c = T::COLLECTION
+        );
+        for (f, v) in &query.filters {
+            let p = params.push(v.to_string())?;
+            sql.push_str(&format!(" AND data -> '$.{f}' = json({p})"));
+        }
+        let order = query.order_by.as_ref().map(|(f, d)| (sort_key(f), *d));
+        let (dir, cmp) = match order.as_ref().map(|(_, d)| *d) {
+            Some(Direction::Descending) => ("DESC", "<"),
+            _ => ("ASC", ">"),
+        };
+        if let Some(c) = &cursor {
+            match &order {
+                Some(((rank_sql, value_sql), _)) => {
+                    let r = params.push(rank(&c.value))?;
+                    let v = params.push_sort_value(&c.value)?;
+                    let id = params.push(c.id)?;
+                    sql.push_str(&format!(
+                        " AND ({rank_sql}, {value_sql}, id) {cmp} ({r}, {v}, {id})"
+                    ));
+                }
+                None => {
+                    let id = params.push(c.id)?;
+                    sql.push_str(&format!(" AND id > {id}"));
+                }
+            }
+        }
+        match &order {
+            Some(((rank_sql, value_sql), _)) => sql.push_str(&format!(
+                " ORDER BY {rank_sql} {dir}, {value_sql} {dir}, id {dir}"
+            )),
+            None => sql.push_str(" ORDER BY id ASC"),
+        }
+        sql.push_str(&format!(" LIMIT {}", limit + 1));
+        let rows = sqlx::query_with(sqlx::AssertSqlSafe(sql), params.args)
+            .fetch_all(&self.pools.readers)
+            .await
+            .map_err(|e| self.pools.error(e))?;
+        let mut items = rows
+            .iter()
+            .map(|row| self.load(row))
+            .collect::<Result<Vec<_>>>()?;
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next = more
+            .then(|| items.last())
+            .flatten()
+            .map(|last| {
+                let value = match &query.order_by {
+                    Some((f, _)) => field(&serde_json::to_value(&last.record)?, f),
+                    None => Value::Null,
+                };
+                Ok::<_, StoreError>(
+                    Cursor {
+                        value,
+                        id: last.record.id(),
+                    }
+                    .encode(),
+                )
+            })
+            .transpose()?;
+        Ok(Page { items, next })
+    }
+
+    async fn update(
+        &self,
+        tenant: &str,
+        record: &T,
+        expected_version: u64,
+    ) -> Result<Versioned<T>> {
+        let data = serde_json::to_string(record)?;
+        let id = record.id();
+        let row = sqlx::query(
+            "UPDATE mesh_records SET data = ?4, version = version + 1, updated_at = ?6
+             WHERE collection = ?1 AND tenant = ?2 AND id = ?3 AND version = ?5
+             RETURNING version, created_at, updated_at",
+        )
+        .bind(T::COLLECTION)
+        .bind(tenant)
+        .bind(id)
+        .bind(&data)
+        .bind(expected_version as i64)
+        .bind(micros(chrono::Utc::now()))
+        .fetch_optional(&self.pools.writer)
+        .await
+        .map_err(|e| self.pools.error(e))?;
+        if let Some(row) = row {
+            let get_i64 = |c: &str| row.try_get::<i64, _>(c).map_err(|e| self.pools.error(e));
+            return Ok(Versioned::new(
+                record.clone(),
+                get_i64("version")? as u64,
+                time(get_i64("created_at")?),
+                time(get_i64("updated_at")?),
+            ));
+        }
+        // Read on the writer: the version it just compared against.
+        let actual: Option<i64> = sqlx::query_scalar(
+            "SELECT version FROM mesh_records WHERE collection = ?1 AND tenant = ?2 AND id = ?3",
+        )
+        .bind(T::COLLECTION)
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&self.pools.writer)
+        .await
+        .map_err(|e| self.pools.error(e))?;
+        Err(match actual {
+            Some(actual) => StoreError::Conflict {
+                expected: expected_version,
+                actual: actual as u64,
+            },
+            None => StoreError::NotFound {
+                collection: T::COLLECTION,
+                id,
+            },
+        })
+    }
+
+    async fn delete(&self, tenant: &str, id: Uuid) -> Result<bool> {
+        let done = sqlx::query(
+            "DELETE FROM mesh_records WHERE collection = ?1 AND tenant = ?2 AND id = ?3",
+        )
+        .bind(T::COLLECTION)
+        .bind(tenant)
+        .bind(id)
+        .execute(&self.pools.writer)
+        .await
+        .map_err(|e| self.pools.error(e))?;
+        Ok(done.rows_affected() > 0)
+    }
+}
