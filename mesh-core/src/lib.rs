@@ -30,6 +30,7 @@
 //! | `mcp` | `mcp`: the MCP server (Streamable HTTP at `/mcp`, WebSocket at `/ws`) | rmcp, schemars |
 //! | `github` | the GitHub tool adapter | reqwest |
 //! | `postgres` | `PgStores` and clustering over LISTEN/NOTIFY | sqlx |
+//! | `sqlite` | `SqliteStores`: the engine durable in one file, nothing to install | sqlx, SQLite (bundled) |
 //! | `server` | `hub` + `rest` + `mcp` + `github`, what the binaries use | |
 //! | `testing` | `testing`: helpers for tests, benches and examples | |
 //!
@@ -93,6 +94,8 @@ pub use domain::{
 };
 #[cfg(feature = "postgres")]
 pub use engine::PgStores;
+#[cfg(feature = "sqlite")]
+pub use engine::SqliteStores;
 pub use engine::{
     AgentFilter, AgentLink, Change, Engine, EngineConfig, EngineError, Event, LocalAgent,
     MemoryStores, Page, RouterFactory, Stores, TaskFilter, WallClock,

@@ -25,45 +25,12 @@ async fn mesh_with(config: mesh_core::EngineConfig) -> Option<Mesh> {
 
 include!("lifecycle/cases.rs");
 
+include!("lifecycle/restart.rs");
+
 #[tokio::test]
 async fn an_engine_restarted_mid_task_resumes_it_from_the_database() {
     let Some(url) = common::fresh_database().await else {
         return;
     };
-    let mut first = common::mesh_on(common::fast_config(), common::pg_stores(&url).await).await;
-    let (tenant, key) = (first.tenant, first.key.clone());
-    let _slow = first.agent("slow", &["work"], 1, |_, _| async {
-        tokio::time::sleep(Duration::from_secs(60)).await;
-        Ok(json!({"by": "slow"}))
-    });
-    first.wait_for_agents(1).await;
-    let task = first
-        .engine
-        .submit(tenant, TaskSpec::new("work", json!({"n": 1})))
-        .await
-        .unwrap();
-    first
-        .next_event(|e| matches!(e, Event::TaskAssigned { .. }))
-        .await;
-    first.engine.shutdown().await;
-    drop(first);
-
-    // A new engine on the same database takes the task back.
-    let second = common::mesh_with_key(
-        common::fast_config(),
-        common::pg_stores(&url).await,
-        tenant,
-        key,
-    )
-    .await;
-    let resumed = second.engine.task(tenant, task.id).await.unwrap().unwrap();
-    assert_eq!(
-        resumed.status(),
-        TaskStatus::Pending,
-        "back to pending: its agent belonged to the old engine"
-    );
-    let _fast = second.echo_agent("fast", &["work"]);
-    let done = second.finished(task.id).await;
-    assert_eq!(completed_by(&done), "fast");
-    assert_eq!(done.attempts, 2);
+    restarted_mid_task(|| common::pg_stores(&url)).await;
 }

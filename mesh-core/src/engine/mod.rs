@@ -48,6 +48,8 @@ pub use local::LocalAgent;
 pub use query::{AgentFilter, Page, TaskFilter};
 #[cfg(feature = "postgres")]
 pub use stores::PgStores;
+#[cfg(feature = "sqlite")]
+pub use stores::SqliteStores;
 pub use stores::{MemoryStores, Stores};
 
 /// A handle to a running engine; cheap to clone.

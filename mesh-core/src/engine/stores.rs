@@ -4,9 +4,10 @@ use mesh_store::Repository;
 
 use crate::domain::{Agent, ApiKey, Task, TenantEntry};
 
-/// The repositories the engine needs. [`MemoryStores`] is the embedded default;
-/// `PgStores` (feature `postgres`) keeps everything in PostgreSQL so an engine
-/// restarted on the same database resumes where it stopped.
+/// The repositories the engine needs. [`MemoryStores`] keeps nothing across a
+/// restart; `SqliteStores` (feature `sqlite`) keeps everything in one file and
+/// `PgStores` (feature `postgres`) in PostgreSQL, so an engine restarted on the same
+/// file or database resumes where it stopped.
 pub trait Stores: Send + Sync + 'static {
     /// Tasks.
     type Tasks: Repository<Task>;
@@ -119,4 +120,40 @@ impl Stores for PgStores {
     async fn now(&self) -> mesh_store::Result<Option<chrono::DateTime<chrono::Utc>>> {
         Ok(Some(self.store.now().await?))
     }
+}
+
+/// Everything in one SQLite file. One engine per file: engines share a database only
+/// through PostgreSQL, whose notifications carry what each must hear of the others.
+#[cfg(feature = "sqlite")]
+#[derive(Debug, Clone)]
+pub struct SqliteStores {
+    store: mesh_store::SqliteStore,
+    tasks: mesh_store::SqliteRepository<Task>,
+    agents: mesh_store::SqliteRepository<Agent>,
+    keys: mesh_store::SqliteRepository<ApiKey>,
+    tenants: mesh_store::SqliteRepository<TenantEntry>,
+}
+
+#[cfg(feature = "sqlite")]
+impl SqliteStores {
+    /// The engine's repositories on `store` (indexes created).
+    pub async fn new(store: mesh_store::SqliteStore) -> mesh_store::Result<Self> {
+        Ok(Self {
+            tasks: store.repository().await?,
+            agents: store.repository().await?,
+            keys: store.repository().await?,
+            tenants: store.repository().await?,
+            store,
+        })
+    }
+
+    /// The underlying store (vector index, queues).
+    pub fn store(&self) -> &mesh_store::SqliteStore {
+        &self.store
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl Stores for SqliteStores {
+    repositories!(SqliteRepository);
 }

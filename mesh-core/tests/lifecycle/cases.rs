@@ -1,4 +1,5 @@
-// The lifecycle cases, shared by the memory and PostgreSQL test binaries (included).
+// The lifecycle cases, shared by the memory, SQLite and PostgreSQL test binaries
+// (included).
 // Long on purpose: one case per behaviour, and both binaries run every one.
 
 async fn mesh() -> Option<Mesh> {
