@@ -8,8 +8,10 @@
 //!   environment (`DATABASE_URL`, `MESH_SQS_QUEUE`, …; see `docs/services.md`).
 //!
 //! This library holds what the binaries share: configuration and set-up (`setup`),
+//! `mesh up`'s data directory (`data_dir`),
 //! serving HTTP (`serve`), and the demo fleet (`demo`).
 
+pub mod data_dir;
 pub mod demo;
 pub mod serve;
 pub mod setup;

@@ -3,12 +3,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[test]
 fn mesh_up_demo_routes_tasks_and_stops_cleanly_on_ctrl_c() {
+    let dir = common::fresh_data_dir();
     let mut child = Command::new(env!("CARGO_BIN_EXE_mesh"))
         .args([
             "up",
@@ -18,6 +21,8 @@ fn mesh_up_demo_routes_tasks_and_stops_cleanly_on_ctrl_c() {
             "--demo-every-ms",
             "50",
         ])
+        .arg("--data-dir")
+        .arg(&dir)
         .env("MESH_API_KEY", "test-admin-key-0123456789")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -54,4 +59,6 @@ fn mesh_up_demo_routes_tasks_and_stops_cleanly_on_ctrl_c() {
     let status = child.wait().unwrap();
     assert!(status.success(), "exit status {status:?}");
     assert!(rest.iter().any(|l| l == "stopped"), "{rest:?}");
+    assert!(dir.join("mesh.db").exists(), "the data was kept");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -5,98 +5,23 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use common::{Killed, Rest};
+use serde_json::json;
 
 const KEY: &str = "python-agent-test-key-0123456789";
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `mesh up` on a free port; its address.
-fn mesh_up() -> (Killed, String) {
-    let mut child = Killed(
-        Command::new(env!("CARGO_BIN_EXE_mesh"))
-            .args(["up", "--listen", "127.0.0.1:0"])
-            .env("MESH_API_KEY", KEY)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(rest) = line.trim_start().strip_prefix("agent hub   ws://") {
-            let addr = rest.split('/').next().unwrap().to_owned();
-            // Keep reading, so the process never writes to a closed pipe.
-            std::thread::spawn(move || lines.for_each(drop));
-            return (child, addr);
-        }
-    }
-    panic!("no banner");
-}
-
-struct Rest {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Rest {
-    async fn submit(&self, kind: &str, input: Value) -> String {
-        let task: Value = self
-            .http
-            .post(format!("{}/tasks", self.base))
-            .bearer_auth(KEY)
-            .json(&json!({"kind": kind, "input": input}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        task["id"].as_str().unwrap().to_owned()
-    }
-
-    async fn task(&self, id: &str) -> Value {
-        let url = format!("{}/tasks/{id}", self.base);
-        let response = self.http.get(url).bearer_auth(KEY).send().await.unwrap();
-        response.json().await.unwrap()
-    }
-
-    /// Waits (up to 30 s) until the task's status is one of `statuses`.
-    async fn until(&self, id: &str, statuses: &[&str]) -> Value {
-        let started = Instant::now();
-        loop {
-            let task = self.task(id).await;
-            if statuses.iter().any(|s| task["status"] == *s) {
-                return task;
-            }
-            assert!(started.elapsed() < Duration::from_secs(30), "{task}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_reference_agent_speaks_the_protocol() {
     let Some(python) = mesh_core::testing::test_python() else {
         return;
     };
-    let (_mesh, addr) = mesh_up();
-    let rest = Rest {
-        http: reqwest::Client::new(),
-        base: format!("http://{addr}/api/v1"),
-    };
+    let (_mesh, addr) = common::mesh_up(&["--listen", "127.0.0.1:0", "--in-memory"], KEY);
+    let rest = Rest::new(&addr, KEY);
     // Waiting before the agent connects, these are assigned together: a batch.
     let mut waiting = Vec::new();
     for i in 0..6 {

@@ -87,8 +87,18 @@ pub async fn run_worker(
     let mut running = JoinSet::new();
     let mut sweep = tokio::time::interval(config.sweep_every.unwrap_or(Duration::from_secs(3600)));
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A receive, once started, is always finished: the queue may already have handed
+    // its messages over (a committed claim), and a receive dropped half-way would hide
+    // them from every worker until their visibility timeout passes.
+    let jobs = services.jobs.clone();
+    let mut receiving: Option<
+        mesh_store::BoxFuture<'_, mesh_store::Result<Vec<mesh_store::Delivery>>>,
+    > = None;
     loop {
         let free = slots.available_permits();
+        if receiving.is_none() && free > 0 {
+            receiving = Some(jobs.receive(free, config.visibility, config.poll_wait));
+        }
         tokio::select! {
             () = &mut shutdown => break,
             _ = sweep.tick(), if config.sweep_every.is_some() => {
@@ -96,7 +106,13 @@ pub async fn run_worker(
                     tracing::warn!(error = %e, "sweeping stuck tasks failed");
                 }
             }
-            received = services.jobs.receive(free.max(1), config.visibility, config.poll_wait), if free > 0 => {
+            received = async {
+                match receiving.as_mut() {
+                    Some(receive) => receive.await,
+                    None => std::future::pending().await,
+                }
+            }, if receiving.is_some() => {
+                receiving = None;
                 let deliveries = match received {
                     Ok(d) => d,
                     Err(e) => {
@@ -115,6 +131,17 @@ pub async fn run_worker(
                 }
             }
             Some(_) = running.join_next(), if !running.is_empty() => {}
+        }
+    }
+    // Stopping: what a receive in progress gets is handed back at once, not left
+    // hidden until its visibility timeout.
+    if let Some(receiving) = receiving
+        && let Ok(deliveries) = receiving.await
+    {
+        for delivery in deliveries {
+            if let Err(e) = jobs.nack(delivery.receipt, Duration::ZERO).await {
+                tracing::warn!(error = %e, job = %delivery.id, "handing back a job failed");
+            }
         }
     }
     while running.join_next().await.is_some() {}
@@ -314,6 +341,100 @@ mod tests {
             "the job ran once"
         );
         assert!(queue.take_dead(10).await.unwrap().is_empty());
+        stop.send(()).unwrap();
+        worker.await.unwrap();
+    }
+
+    /// A queue whose receive answers a while after the messages are claimed — as a
+    /// database's does: the claim commits, then the rows travel back.
+    struct SlowAnswers(MemoryQueue);
+
+    impl mesh_store::DynQueue for SlowAnswers {
+        fn send(
+            &self,
+            body: String,
+            delay: Duration,
+        ) -> mesh_store::BoxFuture<'_, mesh_store::Result<String>> {
+            mesh_store::DynQueue::send(&self.0, body, delay)
+        }
+        fn receive(
+            &self,
+            max: usize,
+            visibility: Duration,
+            _wait: Duration,
+        ) -> mesh_store::BoxFuture<'_, mesh_store::Result<Vec<mesh_store::Delivery>>> {
+            Box::pin(async move {
+                let claimed = Queue::receive(&self.0, max, visibility, Duration::ZERO).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                claimed
+            })
+        }
+        fn ack(&self, receipt: String) -> mesh_store::BoxFuture<'_, mesh_store::Result<()>> {
+            mesh_store::DynQueue::ack(&self.0, receipt)
+        }
+        fn extend(
+            &self,
+            receipt: String,
+            visibility: Duration,
+        ) -> mesh_store::BoxFuture<'_, mesh_store::Result<()>> {
+            mesh_store::DynQueue::extend(&self.0, receipt, visibility)
+        }
+        fn nack(
+            &self,
+            receipt: String,
+            retry_after: Duration,
+        ) -> mesh_store::BoxFuture<'_, mesh_store::Result<()>> {
+            mesh_store::DynQueue::nack(&self.0, receipt, retry_after)
+        }
+        fn depth(&self) -> mesh_store::BoxFuture<'_, mesh_store::Result<mesh_store::QueueDepth>> {
+            mesh_store::DynQueue::depth(&self.0)
+        }
+        fn take_dead(
+            &self,
+            max: usize,
+        ) -> mesh_store::BoxFuture<'_, mesh_store::Result<Vec<mesh_store::Delivery>>> {
+            mesh_store::DynQueue::take_dead(&self.0, max)
+        }
+    }
+
+    /// Found by `mesh up`'s SIGKILL test: the worker's loop dropped a receive in
+    /// progress whenever its sweep timer fired first, and the messages that receive
+    /// had claimed stayed hidden until their visibility timeout (a minute by default).
+    #[tokio::test]
+    async fn a_receive_in_progress_is_never_dropped_with_its_messages() {
+        let queue = Arc::new(SlowAnswers(MemoryQueue::new(QueueConfig::default())));
+        let mut services = Services::in_memory(Engine::in_memory().await);
+        services.jobs = queue.clone();
+        let tenant = TenantId::new();
+        for n in 0..4 {
+            let request = IndexRequest {
+                collection: "docs".into(),
+                document_id: format!("d{n}"),
+                text: format!("document number {n}"),
+                metadata: serde_json::Value::Null,
+            };
+            services.index_document(tenant, request).await.unwrap();
+        }
+        // The sweep fires every millisecond, always before a receive answers.
+        let config = WorkerConfig::default()
+            .sweep(Some(Duration::from_millis(1)), Duration::from_secs(60))
+            .polling(Duration::from_secs(3600), Duration::from_millis(20));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let worker = tokio::spawn(run_worker(services.clone(), config, async {
+            let _ = stopped.await;
+        }));
+        let started = std::time::Instant::now();
+        loop {
+            let depth = mesh_store::DynQueue::depth(&*queue).await.unwrap();
+            if depth.available + depth.in_flight == 0 {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "jobs hidden by a dropped receive: {depth:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         stop.send(()).unwrap();
         worker.await.unwrap();
     }

@@ -258,3 +258,31 @@ async fn a_writer_holding_the_file_past_the_busy_timeout_is_a_clear_retryable_er
     queue.send("free", Duration::ZERO).await.unwrap();
     assert_eq!(queue.depth().await.unwrap().available, 1);
 }
+
+#[tokio::test]
+async fn the_owner_of_the_file_releases_messages_a_dead_process_had_received() {
+    let dir = Dir::new();
+    let store = SqliteStore::open(dir.db()).await.unwrap();
+    let queue = store.queue("jobs", QueueConfig::default()).unwrap();
+    queue.send("orphaned", Duration::ZERO).await.unwrap();
+    queue.send("waiting", Duration::ZERO).await.unwrap();
+    let taken = queue
+        .receive(1, Duration::from_secs(3600), Duration::ZERO)
+        .await
+        .unwrap();
+    // The process that received it dies; the next one owns the file.
+    let next = SqliteStore::open(dir.db()).await.unwrap();
+    let queue = next.queue("jobs", QueueConfig::default()).unwrap();
+    assert_eq!(queue.release_in_flight().await.unwrap(), 1);
+    let got = queue
+        .receive(10, Duration::from_secs(60), Duration::ZERO)
+        .await
+        .unwrap();
+    let bodies: Vec<&str> = got.iter().map(|d| d.body.as_str()).collect();
+    assert_eq!(bodies, ["orphaned", "waiting"]);
+    assert_eq!(got[0].receive_count, 2, "the first receive still counts");
+    assert!(matches!(
+        queue.ack(&taken[0].receipt).await,
+        Err(StoreError::ReceiptExpired)
+    ));
+}

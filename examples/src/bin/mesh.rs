@@ -1,7 +1,8 @@
 //! `mesh up`: everything — engine, agent hub, REST API, MCP server and worker — in one
-//! process on embedded defaults, on one port.
+//! process on embedded defaults, on one port, keeping its data in a directory.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -9,6 +10,7 @@ use mesh_core::app::{AppConfig, router};
 use mesh_core::services::Services;
 use mesh_core::worker::{WorkerConfig, run_worker};
 use mesh_core::{Engine, Scope, TenantId};
+use mesh_examples::data_dir::DataDir;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -26,23 +28,34 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Runs the engine, agent hub, REST API, MCP server and worker in one process,
-    /// everything in memory.
-    Up {
-        /// Where to listen.
-        #[arg(long, default_value = "127.0.0.1:7070")]
-        listen: SocketAddr,
-        /// The admin API key (generated and printed when not given).
-        #[arg(long, env = "MESH_API_KEY", hide_env_values = true)]
-        api_key: Option<String>,
-        /// Also start demo agents and a stream of demo tasks, printing where each goes.
-        #[arg(long)]
-        demo: bool,
-        /// Milliseconds between demo tasks.
-        #[arg(long, default_value_t = 400)]
-        demo_every_ms: u64,
-    },
+    /// keeping agents, tasks, keys, documents and vectors in a data directory.
+    Up(Up),
     /// Prints the REST API's OpenAPI 3.1 document (JSON).
     Openapi,
+}
+
+#[derive(clap::Args)]
+struct Up {
+    /// Where to listen.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    listen: SocketAddr,
+    /// The admin API key (generated on the first start, kept in the data directory's
+    /// `admin.key`, and printed, when not given).
+    #[arg(long, env = "MESH_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Where everything is kept (one SQLite database, created if missing). A killed
+    /// process started again on it loses nothing.
+    #[arg(long, env = "MESH_DATA_DIR", default_value = "mesh-data")]
+    data_dir: PathBuf,
+    /// Keep everything in memory instead: nothing survives a stop.
+    #[arg(long, conflicts_with = "data_dir")]
+    in_memory: bool,
+    /// Also start demo agents and a stream of demo tasks, printing where each goes.
+    #[arg(long)]
+    demo: bool,
+    /// Milliseconds between demo tasks.
+    #[arg(long, default_value_t = 400)]
+    demo_every_ms: u64,
 }
 
 #[tokio::main]
@@ -55,20 +68,7 @@ async fn main() -> std::process::ExitCode {
         .with_target(false)
         .init();
     let run = match Cli::parse().command {
-        Command::Up {
-            listen,
-            api_key,
-            demo,
-            demo_every_ms,
-        } => {
-            up(
-                listen,
-                api_key,
-                demo,
-                Duration::from_millis(demo_every_ms.max(10)),
-            )
-            .await
-        }
+        Command::Up(args) => up(args).await,
         Command::Openapi => {
             use mesh_core::rest::ApiDoc;
             use utoipa::OpenApi;
@@ -87,28 +87,83 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn up(
-    listen: SocketAddr,
-    api_key: Option<String>,
-    demo: bool,
-    every: Duration,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let engine = Engine::in_memory().await;
-    let tenant = TenantId::new();
-    let generated = api_key.is_none();
-    let (key, _) = engine
-        .create_api_key(tenant, "admin", Scope::ALL.to_vec(), api_key)
-        .await?;
+/// Where `mesh up` keeps its state: the admin tenant, the admin key (when it made
+/// one), and the services on it.
+struct Home {
+    data: Option<DataDir>,
+    tenant: TenantId,
+    services: Services,
+}
+
+impl Home {
+    async fn open(args: &Up) -> Result<Self, Box<dyn std::error::Error>> {
+        if args.in_memory {
+            let services = Services::in_memory(Engine::in_memory().await);
+            return Ok(Self {
+                data: None,
+                tenant: TenantId::new(),
+                services,
+            });
+        }
+        let data = DataDir::open(&args.data_dir).await?;
+        Ok(Self {
+            tenant: data.tenant()?,
+            services: data.services().await?,
+            data: Some(data),
+        })
+    }
+
+    /// The admin key: the one given, else the one kept from an earlier start, else a
+    /// new one (kept for the next start). Made sure to exist in the admin tenant.
+    /// `true` when it is to be printed (not given by the user).
+    async fn admin_key(
+        &self,
+        given: Option<String>,
+    ) -> Result<(String, bool), Box<dyn std::error::Error>> {
+        let engine = &self.services.engine;
+        let kept = match (&given, &self.data) {
+            (None, Some(data)) => data.admin_key()?,
+            _ => None,
+        };
+        let show = given.is_none();
+        let key = match given.or(kept) {
+            Some(key) if engine.authenticate(&key).await?.is_some() => key,
+            wanted => {
+                let (key, _) = engine
+                    .create_api_key(self.tenant, "admin", Scope::ALL.to_vec(), wanted.clone())
+                    .await?;
+                if let (None, Some(data)) = (wanted, &self.data) {
+                    data.save_admin_key(&key)?;
+                }
+                key
+            }
+        };
+        Ok((key, show))
+    }
+}
+
+async fn up(args: Up) -> Result<(), Box<dyn std::error::Error>> {
+    let home = Home::open(&args).await?;
+    let (services, tenant, listen) = (home.services.clone(), home.tenant, args.listen);
+    let engine = services.engine.clone();
+    let (key, generated) = home.admin_key(args.api_key.clone()).await?;
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop) = watch::channel(false);
 
-    println!(
-        "Mesh {} — all-in-one, embedded defaults (in memory)",
-        env!("CARGO_PKG_VERSION")
-    );
+    match &home.data {
+        Some(data) => println!(
+            "Mesh {} — all-in-one, data in {} (--in-memory to keep nothing)",
+            env!("CARGO_PKG_VERSION"),
+            data.path().display()
+        ),
+        None => println!(
+            "Mesh {} — all-in-one, in memory: nothing is kept after a stop",
+            env!("CARGO_PKG_VERSION")
+        ),
+    }
     println!("  agent hub   ws://{addr}/ws          (subprotocol mesh.v1)");
     println!("  REST API    http://{addr}/api/v1     (OpenAPI: /api/v1/openapi.json)");
     println!("  MCP         http://{addr}/mcp        (or ws://{addr}/ws, subprotocol mcp)");
@@ -121,7 +176,6 @@ async fn up(
     println!("  agents connect with: Authorization: Bearer <key>   — Ctrl-C to stop");
     println!();
 
-    let services = Services::in_memory(engine.clone());
     let app = router(services.clone(), AppConfig::default());
     let mut server_stop = stop.clone();
     let server = tokio::spawn(async move {
@@ -141,7 +195,7 @@ async fn up(
             let _ = worker_stop.wait_for(|s| *s).await;
         },
     ))];
-    if demo {
+    if args.demo {
         tasks.extend(mesh_examples::demo::start_agents(
             &format!("ws://{addr}/ws"),
             &key,
@@ -150,7 +204,7 @@ async fn up(
         tasks.push(tokio::spawn(mesh_examples::demo::run_tasks(
             engine.clone(),
             tenant,
-            every,
+            Duration::from_millis(args.demo_every_ms.max(10)),
             stop.clone(),
         )));
     }
@@ -167,6 +221,9 @@ async fn up(
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     for task in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+    }
+    if let Some(data) = &home.data {
+        data.close().await;
     }
     println!("stopped");
     Ok(())

@@ -41,6 +41,24 @@ impl SqliteQueue {
         self
     }
 
+    /// Makes every received, unacked message visible again now (its receipt expires)
+    /// and returns how many. For the process that owns the file, at its start: the
+    /// consumers those messages went to died with the previous process, so waiting out
+    /// their visibility timeouts would only delay the work. Never call it while
+    /// another consumer may still be working on a message.
+    pub async fn release_in_flight(&self) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE mesh_queue SET visible_at = ?2, receipt = NULL, received = 0
+             WHERE queue = ?1 AND dead = 0 AND received = 1",
+        )
+        .bind(&self.name)
+        .bind(at(Duration::ZERO))
+        .execute(&self.pools.writer)
+        .await
+        .map_err(|e| self.pools.error(e))?;
+        Ok(done.rows_affected())
+    }
+
     async fn claim(&self, max: usize, visibility: Duration) -> Result<Vec<Delivery>> {
         let now = at(Duration::ZERO);
         let max = max.clamp(1, 1000) as i64;
