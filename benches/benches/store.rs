@@ -1,5 +1,7 @@
 //! mesh-store: repository operations, exact vector search against the memory-bandwidth
-//! bound, pgvector HNSW speed and recall, queue throughput.
+//! bound, pgvector HNSW speed and recall, queue throughput — memory, SQLite (a file
+//! under target/tmp) and PostgreSQL side by side; and the time SQLite takes to open a
+//! file holding 100,000 vectors.
 //!
 //! `scripts/bench.sh store` (starts PostgreSQL, runs this, stops it). Without
 //! `MESH_TEST_DATABASE_URL` the PostgreSQL benchmarks are skipped.
@@ -9,10 +11,12 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use criterion::BenchmarkGroup;
+use criterion::measurement::WallTime;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use mesh_store::{
     MemoryQueue, MemoryRepository, MemoryVectorIndex, Metric, PgStore, Query, Queue, QueueConfig,
-    Record, Repository, VectorIndex, VectorItem,
+    Record, Repository, SqliteStore, VectorIndex, VectorItem,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -84,49 +88,77 @@ fn database() -> Option<String> {
     url
 }
 
+/// A fresh SQLite file for one benchmark (under cargo's scratch directory).
+fn sqlite_file(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-sqlite");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.db"));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    path
+}
+
+/// A SQLite store that does not flush each commit to disk (`synchronous = NORMAL`:
+/// still safe against a killed process, not against power loss).
+async fn relaxed_sqlite(name: &str) -> SqliteStore {
+    let options = mesh_store::SqliteOptions::default().sync_every_commit(false);
+    SqliteStore::open_with(sqlite_file(name), options)
+        .await
+        .unwrap()
+}
+
+/// create, get, update and a filtered page of 20 on one repository.
+fn repository_ops<R: Repository<Doc>>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    rt: &Runtime,
+    backend: &str,
+    repo: &R,
+) {
+    let mut i = 0;
+    group.bench_function(format!("{backend}/create"), |b| {
+        b.iter(|| {
+            i += 1;
+            rt.block_on(repo.create("t", &doc(i))).unwrap()
+        })
+    });
+    let known = doc(0);
+    rt.block_on(repo.create("t", &known)).unwrap();
+    group.bench_function(format!("{backend}/get"), |b| {
+        b.iter(|| rt.block_on(repo.get("t", black_box(known.id))).unwrap())
+    });
+    let mut version = 1;
+    group.bench_function(format!("{backend}/update"), |b| {
+        b.iter(|| {
+            version = rt
+                .block_on(repo.update("t", &known, version))
+                .unwrap()
+                .version;
+        })
+    });
+    let query = Query::new().filter("status", "done").limit(20);
+    group.bench_function(format!("{backend}/list_filtered_20"), |b| {
+        b.iter(|| rt.block_on(repo.list("t", &query)).unwrap())
+    });
+}
+
 fn repositories(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("repository");
     group.throughput(Throughput::Elements(1));
-    let memory = MemoryRepository::<Doc>::new();
-    let mut i = 0;
-    group.bench_function("memory/create", |b| {
-        b.iter(|| {
-            i += 1;
-            rt.block_on(memory.create("t", &doc(i))).unwrap()
-        })
-    });
-    let known = doc(0);
-    rt.block_on(memory.create("t", &known)).unwrap();
-    group.bench_function("memory/get", |b| {
-        b.iter(|| rt.block_on(memory.get("t", black_box(known.id))).unwrap())
-    });
+    repository_ops(&mut group, &rt, "memory", &MemoryRepository::<Doc>::new());
+    let sqlite = rt
+        .block_on(SqliteStore::open(sqlite_file("repository")))
+        .unwrap();
+    let repo = rt.block_on(sqlite.repository::<Doc>()).unwrap();
+    repository_ops(&mut group, &rt, "sqlite", &repo);
+    let relaxed = rt.block_on(relaxed_sqlite("repository_relaxed"));
+    let repo = rt.block_on(relaxed.repository::<Doc>()).unwrap();
+    repository_ops(&mut group, &rt, "sqlite_no_fsync_per_commit", &repo);
     if let Some(url) = database() {
         let store = rt.block_on(PgStore::connect(&url, 8)).unwrap();
         let repo = rt.block_on(store.repository::<Doc>()).unwrap();
-        group.bench_function("postgres/create", |b| {
-            b.iter(|| {
-                i += 1;
-                rt.block_on(repo.create("t", &doc(i))).unwrap()
-            })
-        });
-        rt.block_on(repo.create("t", &known)).unwrap();
-        group.bench_function("postgres/get", |b| {
-            b.iter(|| rt.block_on(repo.get("t", black_box(known.id))).unwrap())
-        });
-        let mut version = 1;
-        group.bench_function("postgres/update", |b| {
-            b.iter(|| {
-                version = rt
-                    .block_on(repo.update("t", &known, version))
-                    .unwrap()
-                    .version;
-            })
-        });
-        let query = Query::new().filter("status", "done").limit(20);
-        group.bench_function("postgres/list_filtered_20", |b| {
-            b.iter(|| rt.block_on(repo.list("t", &query)).unwrap())
-        });
+        repository_ops(&mut group, &rt, "postgres", &repo);
     }
     group.finish();
 }
@@ -171,6 +203,40 @@ fn vectors(c: &mut Criterion) {
             },
         );
     }
+
+    // SQLite: the same vectors in a file, searched in memory once opened.
+    let path = sqlite_file("vectors");
+    let store = rt.block_on(SqliteStore::open(&path)).unwrap();
+    let sqlite = rt.block_on(store.vectors()).unwrap();
+    rt.block_on(sqlite.create_collection("bench_cosine", DIMS, Metric::Cosine))
+        .unwrap();
+    for chunk in items.chunks(2000) {
+        rt.block_on(sqlite.upsert("t", "bench_cosine", chunk))
+            .unwrap();
+    }
+    let mut qi = 0;
+    group.bench_function(BenchmarkId::new("sqlite_exact_top10", "cosine"), |b| {
+        b.iter(|| {
+            qi = (qi + 1) % queries.len();
+            rt.block_on(sqlite.search("t", "bench_cosine", &queries[qi], 10, &[]))
+                .unwrap()
+        })
+    });
+    drop(sqlite);
+    rt.block_on(store.close());
+    group.finish();
+
+    let mut group = c.benchmark_group("sqlite_open_100k_384");
+    group.sample_size(10);
+    group.bench_function("open_and_load_vectors", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let store = SqliteStore::open(&path).await.unwrap();
+                black_box(store.vectors().await.unwrap());
+                store.close().await;
+            })
+        })
+    });
     group.finish();
 
     if let Some(url) = database() {
@@ -274,10 +340,24 @@ fn queues(c: &mut Criterion) {
     group.bench_function("memory/send_receive_ack_100", |b| {
         b.iter(|| rt.block_on(cycle(&memory, &batch)))
     });
+    group.sample_size(20);
+    let sqlite = rt
+        .block_on(SqliteStore::open(sqlite_file("queue")))
+        .unwrap();
+    let queue = sqlite.queue("bench_queue", QueueConfig::default()).unwrap();
+    group.bench_function("sqlite/send_receive_ack_100", |b| {
+        b.iter(|| rt.block_on(cycle(&queue, &batch)))
+    });
+    let relaxed = rt.block_on(relaxed_sqlite("queue_relaxed"));
+    let queue = relaxed
+        .queue("bench_queue", QueueConfig::default())
+        .unwrap();
+    group.bench_function("sqlite_no_fsync_per_commit/send_receive_ack_100", |b| {
+        b.iter(|| rt.block_on(cycle(&queue, &batch)))
+    });
     if let Some(url) = database() {
         let store = rt.block_on(PgStore::connect(&url, 8)).unwrap();
         let pg = store.queue("bench_queue", QueueConfig::default()).unwrap();
-        group.sample_size(20);
         group.bench_function("postgres/send_receive_ack_100", |b| {
             b.iter(|| rt.block_on(cycle(&pg, &batch)))
         });
