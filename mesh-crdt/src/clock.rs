@@ -31,7 +31,8 @@ impl VectorClock {
     /// Records one more event of `replica`; returns its new count.
     pub fn increment(&mut self, replica: ReplicaId) -> u64 {
         let c = self.entries.entry(replica).or_insert(0);
-        *c += 1;
+        // Only a peer claiming 2^64 events of `replica` gets here; never panic on it.
+        *c = c.saturating_add(1);
         *c
     }
 
@@ -151,8 +152,13 @@ impl HlcClock {
         if now_ms > self.last.wall_ms {
             self.last.wall_ms = now_ms;
             self.last.counter = 0;
+        } else if let Some(next) = self.last.counter.checked_add(1) {
+            self.last.counter = next;
         } else {
-            self.last.counter += 1;
+            // The logical counter is spent (a peer's timestamp can put it there): move
+            // on to the next millisecond, still after everything seen.
+            self.last.wall_ms = self.last.wall_ms.saturating_add(1);
+            self.last.counter = 0;
         }
         self.last
     }

@@ -53,3 +53,8 @@ pub use orset::{Dot, OrSet};
 pub use register::{LwwRegister, MvRegister};
 pub use state::{Change, Leaf, StateCrdt, StateOp, StateValue};
 pub use text::{CHUNK, CharId, MAX_CHARS, TextDoc, TextOp};
+
+/// The most remote operations a [`TextDoc`] or [`StateCrdt`] keeps waiting for their
+/// dependencies. Past it the oldest waiting operation is dropped and `needs_resync()`
+/// turns true: merge a peer's whole state to heal.
+pub const MAX_PENDING_OPS: usize = 10_000;

@@ -89,7 +89,7 @@ impl<T: Ord + Atom> OrSet<T> {
 
     /// The dot `replica`'s next add will carry (recorded when the add is applied).
     pub(crate) fn next_dot(&self, replica: ReplicaId) -> Dot {
-        (replica, self.context.get(replica) + 1)
+        (replica, self.context.get(replica).saturating_add(1))
     }
 
     /// Whether `value` is in the set.

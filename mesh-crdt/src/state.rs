@@ -133,6 +133,8 @@ pub struct StateCrdt {
     leaves: BTreeMap<String, Leaf>,
     log: Vec<StateOp>,
     pending: Vec<StateOp>,
+    /// Waiting operations were dropped (over the limit) since the last merge.
+    resync: bool,
 }
 
 impl StateCrdt {
@@ -145,6 +147,7 @@ impl StateCrdt {
             leaves: BTreeMap::new(),
             log: Vec::new(),
             pending: Vec::new(),
+            resync: false,
         }
     }
 
@@ -193,7 +196,7 @@ impl StateCrdt {
     fn local(&mut self, path: &str, change: Change) -> StateOp {
         let op = StateOp {
             replica: self.replica,
-            seq: self.seen.get(self.replica) + 1,
+            seq: self.seen.get(self.replica).saturating_add(1),
             path: path.to_owned(),
             change,
         };
@@ -261,15 +264,15 @@ impl StateCrdt {
         if op.seq <= have {
             return;
         }
-        if op.seq > have + 1 {
-            self.pending.push(op);
+        if op.seq > have.saturating_add(1) {
+            crate::text::wait(&mut self.pending, op, &mut self.resync);
             return;
         }
         self.apply_now(op);
         while let Some(i) = self
             .pending
             .iter()
-            .position(|p| p.seq == self.seen.get(p.replica) + 1)
+            .position(|p| p.seq == self.seen.get(p.replica).saturating_add(1))
         {
             let next = self.pending.swap_remove(i);
             self.apply_now(next);
@@ -334,6 +337,19 @@ impl StateCrdt {
         for op in other.delta(&self.seen) {
             self.apply(op);
         }
+        self.resync = false;
+    }
+
+    /// Operations received whose predecessors have not arrived yet (at most
+    /// [`MAX_PENDING_OPS`](crate::MAX_PENDING_OPS)).
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Whether waiting operations were dropped because too many waited: merge a
+    /// peer's whole state to be sure nothing is missing. Cleared by `merge`.
+    pub fn needs_resync(&self) -> bool {
+        self.resync
     }
 
     /// The compact binary encoding: the applied-operation log (the state is its replay).

@@ -220,12 +220,74 @@ proptest! {
         let mut framed = b"MCRD\x01".to_vec();
         framed.push(tag);
         framed.extend(&bytes);
-        let _ = TextDoc::decode(&framed, ReplicaId(1));
-        let _ = StateCrdt::decode(&framed, ReplicaId(1));
+        // What decodes must also merge either way without panicking.
+        if let Ok(doc) = TextDoc::decode(&framed, ReplicaId(1)) {
+            let mut fresh = TextDoc::new(ReplicaId(2));
+            fresh.insert(0, "seed");
+            fresh.merge(&doc);
+            let mut doc = doc;
+            doc.merge(&fresh);
+        }
+        if let Ok(state) = StateCrdt::decode(&framed, ReplicaId(1)) {
+            let mut fresh = StateCrdt::new(ReplicaId(2));
+            fresh.merge(&state);
+        }
         let _ = OrSet::<String>::decode(&framed);
         let _ = MvRegister::<i64>::decode(&framed);
         let _ = LwwRegister::<StateValue>::decode(&framed);
         let _ = PNCounter::decode(&framed);
         let _ = VectorClock::decode(&bytes);
+    }
+}
+
+/// Hardening issue, item 15: counters and clocks a peer pushed to the top overflowed on
+/// the next local write.
+#[test]
+fn hardening_15_counters_at_the_top_do_not_overflow() {
+    let mut clock = VectorClock::new();
+    clock.observe(r(1), u64::MAX);
+    assert_eq!(clock.increment(r(1)), u64::MAX);
+    let mut hlc = mesh_crdt::HlcClock::new(r(1));
+    let remote = mesh_crdt::Hlc {
+        wall_ms: 5,
+        counter: u32::MAX,
+        replica: r(2),
+    };
+    hlc.observe(remote);
+    let next = hlc.tick(5);
+    assert!((next.wall_ms, next.counter) > (remote.wall_ms, remote.counter));
+    let mut peer = StateCrdt::new(r(2));
+    let mut tree = StateCrdt::new(r(1));
+    tree.merge(&peer);
+    let mut op = peer.add("n", 1);
+    op.seq = u64::MAX;
+    tree.apply(op);
+    assert_eq!(tree.pending(), 1, "it waits for its predecessors");
+    tree.add("mine", 1);
+}
+
+proptest! {
+    /// Valid encodings with a few bytes changed decode or fail, and what decodes merges
+    /// both ways without panicking.
+    #[test]
+    fn mutated_text_encodings_never_panic(flips in proptest::collection::vec((any::<u16>(), any::<u8>()), 1..4)) {
+        let mut a = TextDoc::new(r(1));
+        a.insert(0, "hello world");
+        let mut b = TextDoc::new(r(2));
+        b.merge(&a);
+        b.insert(5, ", dear");
+        a.delete(0, 2);
+        a.merge(&b);
+        let mut bytes = a.encode();
+        for (at, byte) in flips {
+            let n = bytes.len();
+            bytes[6 + at as usize % (n - 6)] = byte;
+        }
+        if let Ok(mut doc) = TextDoc::decode(&bytes, r(3)) {
+            let _ = doc.text();
+            doc.merge(&b);
+            b.merge(&doc);
+            doc.insert(0, "x");
+        }
     }
 }

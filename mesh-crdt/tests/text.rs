@@ -219,3 +219,84 @@ fn the_concurrent_trace_replays_to_its_end_content_on_every_replica() {
         assert_eq!(&replica.text(), end);
     }
 }
+
+/// A text document's encoding with one replica (`1`, two characters "ab") whose run's
+/// right origin names agent index `origin_agent` (valid: 0).
+fn crafted_doc(origin_agent: u8) -> Vec<u8> {
+    let mut bytes = b"MCRD\x01\x07".to_vec();
+    bytes.extend([1, 1, 2]); // one agent: replica 1, two characters
+    bytes.extend([1, 0, 0, 4]); // one run: agent 0, seq 0, len 2, visible
+    bytes.push(0); // no left origin
+    bytes.extend([origin_agent + 2, 0]); // right origin: agent index, seq 0
+    bytes.extend([2, b'a', b'b']);
+    bytes
+}
+
+/// Hardening issue, item 15: `decode` did not check origin indices, and merging such a
+/// document panicked (index out of bounds) in release builds too.
+#[test]
+fn hardening_15_a_crafted_origin_is_refused_at_decode() {
+    assert!(TextDoc::decode(&crafted_doc(0), ReplicaId(9)).is_ok());
+    let crafted = TextDoc::decode(&crafted_doc(5), ReplicaId(9));
+    assert!(crafted.is_err(), "an origin naming agent 5 of 1 decoded");
+    // Two agents with the same replica id are refused too.
+    let mut twice = b"MCRD\x01\x07".to_vec();
+    twice.extend([2, 1, 0, 1, 0, 0, 0]);
+    assert!(TextDoc::decode(&twice, ReplicaId(9)).is_err());
+}
+
+/// Hardening issue, item 15: operations no replica could produce (a range past
+/// `u32::MAX`, an empty range) overflowed sequence arithmetic.
+#[test]
+fn hardening_15_impossible_operations_are_ignored_without_panicking() {
+    let mut doc = TextDoc::new(ReplicaId(1));
+    doc.insert(0, "hello");
+    let far = mesh_crdt::CharId {
+        replica: ReplicaId(2),
+        seq: u32::MAX,
+    };
+    let mine = mesh_crdt::CharId {
+        replica: ReplicaId(1),
+        seq: 0,
+    };
+    doc.apply(TextOp::Delete {
+        ranges: vec![(far, 2)],
+    });
+    doc.apply(TextOp::Delete {
+        ranges: vec![(mine, 0)],
+    });
+    doc.apply(TextOp::Insert {
+        id: far,
+        origin_left: None,
+        origin_right: None,
+        text: "xy".into(),
+    });
+    assert_eq!(doc.text(), "hello");
+    assert_eq!(doc.pending(), 0, "impossible operations do not wait");
+}
+
+/// Hardening issue, item 15: operations waiting for dependencies that never come were
+/// kept without bound. Past the limit the oldest go, and the document says it needs a
+/// full state from a peer.
+#[test]
+fn hardening_15_waiting_operations_are_bounded() {
+    let mut doc = TextDoc::new(ReplicaId(1));
+    for seq in 1..=(mesh_crdt::MAX_PENDING_OPS as u32 + 10) {
+        doc.apply(TextOp::Insert {
+            id: mesh_crdt::CharId {
+                replica: ReplicaId(2),
+                seq,
+            },
+            origin_left: None,
+            origin_right: None,
+            text: "z".into(),
+        });
+    }
+    assert_eq!(doc.pending(), mesh_crdt::MAX_PENDING_OPS);
+    assert!(doc.needs_resync());
+    // A full state from the peer heals it.
+    let mut peer = TextDoc::new(ReplicaId(2));
+    peer.insert(0, "z");
+    doc.merge(&peer);
+    assert_eq!(doc.text(), "z");
+}

@@ -82,6 +82,16 @@ struct Id {
 
 const NONE: u32 = u32::MAX;
 
+/// Queues `op` behind those waiting for dependencies; past [`MAX_PENDING_OPS`] the
+/// oldest waiting one is dropped and `resync` set (a full state from a peer heals it).
+pub(crate) fn wait<T>(pending: &mut Vec<T>, op: T, resync: &mut bool) {
+    if pending.len() >= crate::MAX_PENDING_OPS {
+        pending.remove(0);
+        *resync = true;
+    }
+    pending.push(op);
+}
+
 /// A run of characters typed one after another by one replica.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Run {
@@ -163,6 +173,8 @@ pub struct TextDoc {
     cursor: (usize, usize),
     /// Remote operations waiting for what they depend on.
     pending: Vec<TextOp>,
+    /// Waiting operations were dropped (over the limit) since the last merge.
+    resync: bool,
     /// The chunk where the last lookup by id succeeded.
     hint: usize,
     /// Edits since chunks were last checked for size (splits can overfill them).
@@ -181,6 +193,7 @@ impl TextDoc {
             len: 0,
             cursor: (0, 0),
             pending: Vec::new(),
+            resync: false,
             hint: 0,
             unbalanced: 0,
         };
@@ -237,9 +250,17 @@ impl TextDoc {
         )
     }
 
-    /// Operations received whose dependencies have not arrived yet.
+    /// Operations received whose dependencies have not arrived yet (at most
+    /// [`MAX_PENDING_OPS`](crate::MAX_PENDING_OPS)).
     pub fn pending(&self) -> usize {
         self.pending.len()
+    }
+
+    /// Whether waiting operations were dropped because too many waited: this replica
+    /// should [`merge`](Self::merge) a peer's whole state (or decode one) to be sure
+    /// it has everything. Cleared by `merge`.
+    pub fn needs_resync(&self) -> bool {
+        self.resync
     }
 
     /// The bytes this document holds on the heap (runs, content, indexes).
@@ -663,11 +684,12 @@ impl TextDoc {
 
     /// Applies an operation from another replica. Operations may arrive in any order
     /// and more than once: one whose dependencies are missing waits (see
-    /// [`pending`](Self::pending)); one already applied changes nothing.
+    /// [`pending`](Self::pending)); one already applied changes nothing; one no replica
+    /// could have made (an empty range, sequence numbers past `u32::MAX`) is ignored.
     pub fn apply(&mut self, op: TextOp) {
         self.rebalance();
         if !self.try_apply(&op) {
-            self.pending.push(op);
+            wait(&mut self.pending, op, &mut self.resync);
             return;
         }
         // Something new may unblock what waits.
@@ -697,13 +719,19 @@ impl TextDoc {
             TextOp::Delete { ranges } => {
                 let mut targets = Vec::with_capacity(ranges.len());
                 for (start, len) in ranges {
+                    // An empty range, or one past the last sequence number: nothing
+                    // any replica deleted.
+                    let Some(last) = len.checked_sub(1).and_then(|l| start.seq.checked_add(l))
+                    else {
+                        continue;
+                    };
                     let Ok(first) = self.local(Some(*start)) else {
                         return false;
                     };
                     if self
                         .local(Some(CharId {
                             replica: start.replica,
-                            seq: start.seq + len - 1,
+                            seq: last,
                         }))
                         .is_err()
                     {
@@ -757,10 +785,13 @@ impl TextDoc {
         origin_right: Option<CharId>,
         text: &str,
     ) -> bool {
-        let n = text.chars().count() as u32;
+        let n = u32::try_from(text.chars().count()).unwrap_or(u32::MAX);
+        let Some(end) = id.seq.checked_add(n).filter(|_| n > 0) else {
+            return true; // nothing, or past the last sequence number: no replica made it
+        };
         let agent = self.agent(id.replica);
         let known = self.agents[agent as usize].content.len() as u32;
-        if id.seq + n <= known {
+        if end <= known {
             return true; // already applied
         }
         if id.seq != known {
@@ -894,6 +925,7 @@ impl TextDoc {
         for op in other.delta(&self.version()) {
             self.apply(op);
         }
+        self.resync = false;
     }
 
     // ----- encoding -------------------------------------------------------------------
@@ -981,8 +1013,10 @@ impl TextDoc {
                     }
                     a => {
                         *o = Id {
-                            agent: u32::try_from(a - 2)
-                                .map_err(|_| DecodeError::Invalid("agent"))?,
+                            agent: a
+                                .checked_sub(2)
+                                .and_then(|a| u32::try_from(a).ok())
+                                .ok_or(DecodeError::Invalid("origin"))?,
                             seq: r.u32()?,
                         }
                     }
@@ -993,6 +1027,13 @@ impl TextDoc {
                 || seq as usize + len as usize > lengths[agent as usize]
             {
                 return Err(DecodeError::Invalid("run out of range"));
+            }
+            // An origin must name a character the document has.
+            if origins.iter().any(|o| {
+                o.agent != NONE
+                    && (o.agent as usize >= n_agents || o.seq as usize >= lengths[o.agent as usize])
+            }) {
+                return Err(DecodeError::Invalid("origin out of range"));
             }
             runs.push(Run {
                 agent,
@@ -1039,11 +1080,14 @@ impl TextDoc {
                 return Err(DecodeError::Invalid("content length"));
             }
         }
-        let index = agents
+        let index: HashMap<ReplicaId, u32> = agents
             .iter()
             .enumerate()
             .map(|(i, a)| (a.replica, i as u32))
             .collect();
+        if index.len() != agents.len() {
+            return Err(DecodeError::Invalid("a replica listed twice"));
+        }
         let mut doc = Self {
             replica,
             me: 0,
@@ -1053,6 +1097,7 @@ impl TextDoc {
             len: 0,
             cursor: (0, 0),
             pending: Vec::new(),
+            resync: false,
             hint: 0,
             unbalanced: 0,
         };
