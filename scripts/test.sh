@@ -40,9 +40,15 @@ else
     cargo test --workspace --all-features --locked --lib --bins --tests --examples
 fi
 
+step "every publishable crate packages and builds from its package"
+# Packages each crate as crates.io would receive it (path dependencies resolved among
+# the packages) and builds it from the package: a file the crate needs but does not
+# ship fails here.
+cargo package --workspace --exclude mesh-examples --exclude mesh-benches --locked
+
 step "the embedding example runs"
 mkdir -p target
-cargo run --quiet --locked --all-features -p mesh-core --example embedded | tee target/embedded.out
+cargo run --quiet --locked --all-features -p mesh-agents-core --example embedded | tee target/embedded.out
 grep -q "completed" target/embedded.out
 
 step "the OpenAPI document validates"

@@ -1,5 +1,5 @@
 //! Mesh embedded in a program: an engine, an agent running in this process, one task.
-//! `cargo run -p mesh-core --example embedded`
+//! `cargo run -p mesh-agents-core --example embedded`
 
 use mesh_core::protocol::{Hello, TaskError};
 use mesh_core::{Engine, TaskSpec, TenantId};

@@ -569,8 +569,7 @@ async fn request_ids_rate_limits_and_cors() {
 #[tokio::test]
 async fn a_document_indexed_over_rest_is_searchable_after_the_worker_runs() {
     let api = api().await;
-    let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let (status, accepted) = api
         .post("/api/v1/documents", &api.admin, json!({"collection": "docs", "document_id": "readme", "text": text, "metadata": {"source": "repo"}}))
         .await;

@@ -36,6 +36,8 @@
 //! assert_eq!(alice.text(), bob.text());
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod clock;
 mod counter;
 mod encoding;

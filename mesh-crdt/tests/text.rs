@@ -1,5 +1,6 @@
-//! The text CRDT: no interleaving, a seeded multi-replica convergence fuzzer, the real
-//! editing traces, delta sync and the encoding.
+//! The text CRDT: no interleaving, a seeded multi-replica convergence fuzzer, delta
+//! sync and the encoding. (The real editing traces live outside the crate; the
+//! `mesh-benches` package replays them in its tests.)
 
 #![allow(
     clippy::unwrap_used,
@@ -8,9 +9,6 @@
     unreachable_pub,
     missing_docs
 )]
-
-#[path = "../examples/replay/trace.rs"]
-mod trace;
 
 use mesh_crdt::{ReplicaId, TextDoc, TextOp};
 
@@ -190,34 +188,6 @@ fn encoding_round_trips_and_drops_deleted_content() {
     a.apply(op);
     assert_eq!(a.text(), b.text());
     assert!(TextDoc::decode(&bytes[..bytes.len() - 1], ReplicaId(1)).is_err());
-}
-
-fn trace_path(name: &str) -> String {
-    format!(
-        "{}/../../shared/data/traces/{name}.json.gz",
-        env!("CARGO_MANIFEST_DIR")
-    )
-}
-
-#[test]
-fn the_sequential_trace_replays_to_its_end_content() {
-    let trace = trace::Trace::load(&trace_path("automerge-paper"))
-        .expect("shared/data/traces beside the repository");
-    let (text, _, _) = trace::replay(&trace, 1);
-    assert_eq!(text, trace.end());
-}
-
-#[test]
-fn the_concurrent_trace_replays_to_its_end_content_on_every_replica() {
-    let trace = trace::Trace::load(&trace_path("friendsforever"))
-        .expect("shared/data/traces beside the repository");
-    let trace::Trace::Concurrent { agents, txns, end } = &trace else {
-        panic!("a concurrent trace")
-    };
-    for replica in trace::replay_concurrent(*agents, txns) {
-        assert_eq!(replica.pending(), 0);
-        assert_eq!(&replica.text(), end);
-    }
 }
 
 /// A text document's encoding with one replica (`1`, two characters "ab") whose run's

@@ -33,6 +33,8 @@
 //! # Ok::<(), mesh_embed::EmbedError>(()) }).unwrap();
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod batcher;
 #[cfg(feature = "bedrock")]
 mod bedrock;

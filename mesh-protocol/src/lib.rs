@@ -40,6 +40,8 @@
 //! # Ok::<(), mesh_protocol::Error>(())
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod batch;
 mod codec;
 mod error;

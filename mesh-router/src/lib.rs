@@ -38,6 +38,8 @@
 //! # Ok::<(), mesh_router::RouteError>(())
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod breaker;
 mod candidate;
 mod clock;

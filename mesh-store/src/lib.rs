@@ -44,6 +44,8 @@
 //! # Ok::<(), mesh_store::StoreError>(()) }).unwrap();
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod dynamic;
 mod error;
 mod kernels;

@@ -1,0 +1,42 @@
+//! mesh-crdt against the real editing traces in `shared/data/traces` beside the
+//! repository: replayed, every replica ends on the trace's final text. (Here, not in
+//! mesh-crdt, so the published crate's tests read only its own files.)
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    dead_code,
+    unreachable_pub,
+    missing_docs
+)]
+
+#[path = "../../mesh-crdt/examples/replay/trace.rs"]
+mod trace;
+
+fn trace_path(name: &str) -> String {
+    format!(
+        "{}/../../shared/data/traces/{name}.json.gz",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+#[test]
+fn the_sequential_trace_replays_to_its_end_content() {
+    let trace = trace::Trace::load(&trace_path("automerge-paper"))
+        .expect("shared/data/traces beside the repository");
+    let (text, _, _) = trace::replay(&trace, 1);
+    assert_eq!(text, trace.end());
+}
+
+#[test]
+fn the_concurrent_trace_replays_to_its_end_content_on_every_replica() {
+    let trace = trace::Trace::load(&trace_path("friendsforever"))
+        .expect("shared/data/traces beside the repository");
+    let trace::Trace::Concurrent { agents, txns, end } = &trace else {
+        panic!("a concurrent trace")
+    };
+    for replica in trace::replay_concurrent(*agents, txns) {
+        assert_eq!(replica.pending(), 0);
+        assert_eq!(&replica.text(), end);
+    }
+}
