@@ -64,6 +64,11 @@ pub struct Http {
     /// An `aud` every JWT must carry (not checked if absent).
     #[arg(long, env = "MESH_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
+    /// Accept an API key in the `api_key` query parameter of WebSocket upgrades (for
+    /// browsers and the Python MCP SDK, which cannot set headers there). Off by
+    /// default: URLs end up in proxy and access logs.
+    #[arg(long, env = "MESH_ALLOW_QUERY_KEYS")]
+    pub allow_query_keys: bool,
 }
 
 impl Http {
@@ -82,6 +87,7 @@ impl Http {
         config.mcp.allowed_origins = self.mcp_allowed_origins.clone();
         config.gate.jwt_issuer = self.jwt_issuer.clone();
         config.gate.jwt_audience = self.jwt_audience.clone();
+        config.gate.query_keys = self.allow_query_keys;
         if let Some(rate) = self.rate_limit {
             config = config.rate_limit(rate, (rate * 2.0).max(1.0));
         }

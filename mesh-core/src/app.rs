@@ -82,6 +82,13 @@ impl AppConfig {
         self
     }
 
+    /// Accepts API keys in the `api_key` query parameter of WebSocket upgrades
+    /// ([`GateConfig::query_keys`](crate::http::GateConfig::query_keys)).
+    pub fn query_keys(mut self, allowed: bool) -> Self {
+        self.gate.query_keys = allowed;
+        self
+    }
+
     /// Allows these browser origins.
     pub fn cors_origins(mut self, origins: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.cors_origins = origins.into_iter().map(Into::into).collect();

@@ -69,6 +69,10 @@ struct Server {
 }
 
 async fn server() -> Server {
+    server_with(AppConfig::default()).await
+}
+
+async fn server_with(config: AppConfig) -> Server {
     let engine = Engine::start(common::fast_config(), mesh_core::MemoryStores::new())
         .await
         .unwrap();
@@ -87,7 +91,7 @@ async fn server() -> Server {
     let mut tools = ToolRegistry::new();
     tools.register(Adder);
     services.tools = Arc::new(tools);
-    let (addr, _server) = common::serve_app(services.clone(), AppConfig::default()).await;
+    let (addr, _server) = common::serve_app(services.clone(), config).await;
     Server {
         addr,
         services,
@@ -595,7 +599,7 @@ async fn the_auth_matrix_is_one_table_for_every_surface() {
     let reader = key(tenant, vec![Scope::Read]).await;
     let stranger = key(other, Scope::ALL.to_vec()).await;
     let services = Services::in_memory(engine.clone());
-    let config = AppConfig::default().jwt_secret(JWT_SECRET);
+    let config = AppConfig::default().jwt_secret(JWT_SECRET).query_keys(true);
     let (addr, _server) = common::serve_app(services, config).await;
     let task = engine
         .submit(
@@ -659,7 +663,7 @@ async fn the_auth_matrix_is_one_table_for_every_surface() {
         ("the tenant's key", header(all.clone()), [Allowed; 4]),
         ("a read-only key", header(reader), [Forbidden; 4]),
         ("another tenant's key", header(stranger), [Hidden; 4]),
-        // Only WebSocket upgrades read the query string.
+        // Only WebSocket upgrades read the query string (allowed on this server).
         (
             "the key in the query",
             Credential::Query(all),
@@ -693,7 +697,7 @@ async fn the_python_mcp_sdk_connects_over_websocket_with_the_key_in_the_query() 
         return;
     };
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/mcp_ws_client.py");
-    let server = server().await;
+    let server = server_with(AppConfig::default().query_keys(true)).await;
     let _agent = common::echo_agent_at(
         &format!("ws://{}/ws", server.addr),
         &server.key,
@@ -761,4 +765,29 @@ async fn hardening_3_mcp_refuses_a_foreign_origin() {
     // Clients that send no Origin (not browsers) are unaffected: the rest of this file.
     let client = over_ws(&server, &server.key, ProtocolVersion::V_2025_11_25).await;
     assert!(!call(&client, "list_agents", json!({})).await.0);
+}
+
+/// Hardening issue, item 19: every server read API keys from the query string of
+/// WebSocket upgrades, where URLs land in proxy and access logs. Now only when allowed.
+#[tokio::test]
+async fn hardening_19_keys_in_the_query_are_refused_unless_allowed() {
+    let server = server().await;
+    for subprotocols in [vec![Subprotocol::MeshV1], vec![Subprotocol::Mcp]] {
+        let url = format!("ws://{}/ws?api_key={}", server.addr, server.key);
+        let refused = connect(&ClientConfig::new(url).subprotocols(subprotocols.clone())).await;
+        assert!(
+            matches!(
+                refused,
+                Err(mesh_protocol::Error::HandshakeRefused { status: 401 })
+            ),
+            "{subprotocols:?}: {:?}",
+            refused.err()
+        );
+        // The same key in a header is fine.
+        let url = format!("ws://{}/ws", server.addr);
+        let config = ClientConfig::new(url)
+            .api_key(server.key.clone())
+            .subprotocols(subprotocols);
+        assert!(connect(&config).await.is_ok());
+    }
 }

@@ -50,6 +50,10 @@ struct Up {
     /// Keep everything in memory instead: nothing survives a stop.
     #[arg(long, conflicts_with = "data_dir")]
     in_memory: bool,
+    /// Accept an API key in the `api_key` query parameter of WebSocket upgrades (for
+    /// browsers and the Python MCP SDK). Off by default: URLs end up in logs.
+    #[arg(long, env = "MESH_ALLOW_QUERY_KEYS")]
+    allow_query_keys: bool,
     /// Also start demo agents and a stream of demo tasks, printing where each goes.
     #[arg(long)]
     demo: bool,
@@ -176,7 +180,10 @@ async fn up(args: Up) -> Result<(), Box<dyn std::error::Error>> {
     println!("  agents connect with: Authorization: Bearer <key>   — Ctrl-C to stop");
     println!();
 
-    let app = router(services.clone(), AppConfig::default());
+    let app = router(
+        services.clone(),
+        AppConfig::default().query_keys(args.allow_query_keys),
+    );
     let mut server_stop = stop.clone();
     let server = tokio::spawn(async move {
         let stopped = async move {

@@ -48,6 +48,10 @@ pub struct GateConfig {
     /// flood cannot keep the gate busy. Default 10/s, bursts of 50. Applies when the
     /// server records client addresses (`ConnectInfo`, as the binaries do).
     pub failures_per_address: (f64, f64),
+    /// Whether a WebSocket upgrade may carry its API key in the `api_key` query
+    /// parameter (for clients that cannot set headers there: browsers, the Python MCP
+    /// SDK). Off by default: URLs end up in proxy and access logs.
+    pub query_keys: bool,
 }
 
 impl std::fmt::Debug for GateConfig {
@@ -65,6 +69,7 @@ impl std::fmt::Debug for GateConfig {
             .field("jwt_audience", &self.jwt_audience)
             .field("jwt_leeway", &self.jwt_leeway)
             .field("failures_per_address", &self.failures_per_address)
+            .field("query_keys", &self.query_keys)
             .finish()
     }
 }
@@ -81,6 +86,7 @@ impl Default for GateConfig {
             jwt_audience: None,
             jwt_leeway: Duration::from_secs(60),
             failures_per_address: (10.0, 50.0),
+            query_keys: false,
         }
     }
 }
@@ -210,9 +216,10 @@ impl Gate {
         }
     }
 
-    /// The credential of a request: `Authorization: Bearer`, `X-API-Key`, and on a
-    /// WebSocket upgrade the `api_key` query parameter.
-    pub fn credential(headers: &HeaderMap, uri: &Uri) -> Option<String> {
+    /// The credential of a request: `Authorization: Bearer`, `X-API-Key`, and — when
+    /// [`GateConfig::query_keys`] allows it — on a WebSocket upgrade the `api_key`
+    /// query parameter.
+    pub fn credential(&self, headers: &HeaderMap, uri: &Uri) -> Option<String> {
         if let Some(value) = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -229,7 +236,7 @@ impl Gate {
             .get(header::UPGRADE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-        if !upgrade {
+        if !upgrade || !self.config.query_keys {
             return None;
         }
         let axum::extract::Query(mut query) =
@@ -268,7 +275,7 @@ impl Gate {
             .extensions()
             .get::<axum::extract::ConnectInfo<SocketAddr>>()
             .map(|info| info.0.ip());
-        let credential = Self::credential(request.headers(), request.uri());
+        let credential = self.credential(request.headers(), request.uri());
         async move {
             if let Some(ip) = address
                 && !self.may_try(ip)
@@ -372,25 +379,34 @@ mod tests {
         headers
     }
 
-    #[test]
-    fn credentials_come_from_bearer_then_x_api_key_then_the_query_of_upgrades() {
+    #[tokio::test]
+    async fn credentials_come_from_bearer_then_x_api_key_then_the_query_of_upgrades() {
+        let engine = crate::Engine::in_memory().await;
+        let config = GateConfig {
+            query_keys: false,
+            ..GateConfig::default()
+        };
+        let gate = Gate::new(engine.clone(), config);
         let uri: Uri = "/ws?api_key=from%2Bquery&x=1".parse().unwrap();
         let plain: Uri = "/ws".parse().unwrap();
         let both = headers(&[("authorization", "Bearer  tok "), ("x-api-key", "k")]);
-        assert_eq!(Gate::credential(&both, &uri).as_deref(), Some("tok"));
+        assert_eq!(gate.credential(&both, &uri).as_deref(), Some("tok"));
         let key = headers(&[("x-api-key", "k")]);
-        assert_eq!(Gate::credential(&key, &uri).as_deref(), Some("k"));
+        assert_eq!(gate.credential(&key, &uri).as_deref(), Some("k"));
         // The query counts only on a WebSocket upgrade.
-        assert_eq!(Gate::credential(&HeaderMap::new(), &uri), None);
+        assert_eq!(gate.credential(&HeaderMap::new(), &uri), None);
         let upgrade = headers(&[("upgrade", "WebSocket")]);
         assert_eq!(
-            Gate::credential(&upgrade, &uri).as_deref(),
+            gate.credential(&upgrade, &uri).as_deref(),
             Some("from+query")
         );
-        assert_eq!(Gate::credential(&upgrade, &plain), None);
+        assert_eq!(gate.credential(&upgrade, &plain), None);
         // Another scheme is no credential at all.
         let basic = headers(&[("authorization", "Basic abc")]);
-        assert_eq!(Gate::credential(&basic, &uri), None);
+        assert_eq!(gate.credential(&basic, &uri), None);
+        // And by default the query is never read: URLs land in logs.
+        let default = Gate::new(engine, GateConfig::default());
+        assert_eq!(default.credential(&upgrade, &uri), None);
     }
 
     #[tokio::test]
