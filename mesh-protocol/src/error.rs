@@ -114,6 +114,10 @@ pub enum Error {
     /// The peer sent nothing, not even a pong, for longer than the idle timeout.
     #[error("peer silent for longer than the idle timeout")]
     IdleTimeout,
+    /// TLS to a `wss://` server failed for good: its certificate is not trusted or
+    /// does not name the host, or the two sides share no protocol version.
+    #[error("TLS failed: {0}")]
+    Tls(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl Error {
@@ -138,6 +142,7 @@ impl Error {
             Self::WebSocket(_) => "websocket",
             Self::HandshakeRefused { .. } => "handshake_refused",
             Self::IdleTimeout => "idle_timeout",
+            Self::Tls(_) => "tls",
         }
     }
 
@@ -165,7 +170,8 @@ impl Error {
             | Self::Closed
             | Self::WebSocket(_)
             | Self::HandshakeRefused { .. }
-            | Self::IdleTimeout => None,
+            | Self::IdleTimeout
+            | Self::Tls(_) => None,
         }
     }
 

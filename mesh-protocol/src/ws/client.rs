@@ -16,7 +16,7 @@ use crate::Error;
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct ClientConfig {
-    /// `ws://host:port/path`.
+    /// `ws://host:port/path`, or `wss://…` with the `tls` feature.
     pub url: String,
     /// Sent as `Authorization: Bearer <key>`.
     pub api_key: Option<String>,
@@ -30,6 +30,9 @@ pub struct ClientConfig {
     pub max_attempts: u32,
     /// Limit on one attempt (TCP connect plus handshake). Default 10 s.
     pub connect_timeout: Duration,
+    /// TLS settings for `wss://` URLs; `None` trusts the system's root certificates.
+    #[cfg(feature = "tls")]
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -62,7 +65,16 @@ impl ClientConfig {
             backoff: Backoff::default(),
             max_attempts: 10,
             connect_timeout: Duration::from_secs(10),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
+    }
+
+    /// Uses these TLS settings for `wss://` (your own roots, client certificates, …).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// Sets the API key.
@@ -126,15 +138,50 @@ async fn handshake(config: &ClientConfig) -> Result<Connection, Error> {
         .url
         .parse()
         .map_err(|e| Error::WebSocket(Box::new(e)))?;
-    if uri.scheme_str() != Some("ws") {
-        return Err(Error::WebSocket("only ws:// URLs are supported".into()));
-    }
+    let secure = match uri.scheme_str() {
+        Some("ws") => false,
+        Some("wss") => true,
+        _ => {
+            return Err(Error::WebSocket(
+                "the URL must start ws:// or wss://".into(),
+            ));
+        }
+    };
     let host = uri
         .host()
-        .ok_or_else(|| Error::WebSocket("URL has no host".into()))?;
-    let port = uri.port_u16().unwrap_or(80);
+        .ok_or_else(|| Error::WebSocket("URL has no host".into()))?
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
     let stream = TcpStream::connect((host, port)).await?;
     stream.set_nodelay(true)?;
+    if !secure {
+        return upgrade(config, &uri, host, port, stream).await;
+    }
+    #[cfg(feature = "tls")]
+    {
+        let stream = tls::connect(config, host, stream).await?;
+        upgrade(config, &uri, host, port, stream).await
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        Err(Error::WebSocket(
+            "wss:// needs mesh-protocol's `tls` feature".into(),
+        ))
+    }
+}
+
+/// The WebSocket handshake over an open stream (TCP, or TLS over TCP).
+async fn upgrade<S>(
+    config: &ClientConfig,
+    uri: &Uri,
+    host: &str,
+    port: u16,
+    stream: S,
+) -> Result<Connection, Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let mut request = Request::builder()
         .method("GET")
@@ -177,6 +224,69 @@ async fn handshake(config: &ClientConfig) -> Result<Connection, Error> {
         subprotocol,
         config.connection,
     ))
+}
+
+/// TLS for `wss://` (feature `tls`).
+#[cfg(feature = "tls")]
+mod tls {
+    use std::sync::{Arc, OnceLock};
+
+    use rustls::pki_types::ServerName;
+    use tokio::net::TcpStream;
+    use tokio_rustls::client::TlsStream;
+
+    use super::ClientConfig;
+    use crate::Error;
+
+    /// The system's root certificates, read once; an error if there are none.
+    fn system_roots() -> Result<Arc<rustls::ClientConfig>, Error> {
+        static ROOTS: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
+        ROOTS
+            .get_or_init(|| {
+                let mut roots = rustls::RootCertStore::empty();
+                let found = rustls_native_certs::load_native_certs();
+                let (added, _) = roots.add_parsable_certificates(found.certs);
+                if added == 0 {
+                    return Err(format!(
+                        "no usable root certificates on this system ({} errors); give ClientConfig::tls your own",
+                        found.errors.len()
+                    ));
+                }
+                let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+                rustls::ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(|e| Error::WebSocket(e.into()))
+    }
+
+    /// TLS over `stream` to `host`, its certificate checked against the roots.
+    pub(super) async fn connect(
+        config: &ClientConfig,
+        host: &str,
+        stream: TcpStream,
+    ) -> Result<TlsStream<TcpStream>, Error> {
+        let tls = match &config.tls {
+            Some(tls) => tls.clone(),
+            None => system_roots()?,
+        };
+        let name =
+            ServerName::try_from(host.to_owned()).map_err(|e| Error::WebSocket(Box::new(e)))?;
+        tokio_rustls::TlsConnector::from(tls)
+            .connect(name, stream)
+            .await
+            .map_err(|e| {
+                // rustls reports what it refused (the certificate, the protocol) as
+                // invalid data; anything else is the connection's fault and may pass.
+                if e.kind() == std::io::ErrorKind::InvalidData {
+                    Error::Tls(Box::new(e))
+                } else {
+                    Error::Io(e)
+                }
+            })
+    }
 }
 
 /// Runs hyper's connection future on tokio.
