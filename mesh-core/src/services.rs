@@ -83,6 +83,8 @@ pub struct Services {
     pub jobs: Arc<dyn DynQueue>,
     /// The registered tools.
     pub tools: Arc<ToolRegistry>,
+    /// Collaboration jobs started through the surfaces (per-tenant quota, cancel).
+    pub collab: crate::collab::CollabJobs,
 }
 
 impl std::fmt::Debug for Services {
@@ -105,6 +107,7 @@ impl Services {
             embedder: Arc::new(HashEmbedder::default()),
             jobs: Arc::new(MemoryQueue::new(mesh_store::QueueConfig::default())),
             tools: Arc::new(ToolRegistry::new()),
+            collab: crate::collab::CollabJobs::default(),
         }
     }
 

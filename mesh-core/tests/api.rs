@@ -124,7 +124,7 @@ impl Api {
 }
 
 /// Every protected route: method, path, body, and the scope it needs.
-fn routes(task: &str, agent: &str) -> Vec<(Method, String, Option<Value>, Scope)> {
+fn routes(task: &str, agent: &str, job: &str) -> Vec<(Method, String, Option<Value>, Scope)> {
     let body = |v: Value| Some(v);
     vec![
         (Method::GET, "/api/v1/tasks".into(), None, Scope::Read),
@@ -150,6 +150,18 @@ fn routes(task: &str, agent: &str) -> Vec<(Method, String, Option<Value>, Scope)
             Method::POST,
             "/api/v1/collab".into(),
             body(json!({"pattern": "pipeline", "stages": ["x"], "wait_ms": 0})),
+            Scope::Write,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/collab/{job}"),
+            None,
+            Scope::Read,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/collab/{job}/cancel"),
+            None,
             Scope::Write,
         ),
         (Method::GET, "/api/v1/agents".into(), None, Scope::Read),
@@ -211,6 +223,14 @@ async fn the_auth_matrix_holds_on_every_route() {
         .await
         .1;
     let task_id = task["id"].as_str().unwrap().to_owned();
+    let (_, job) = api
+        .post(
+            "/api/v1/collab",
+            &api.admin,
+            json!({"pattern": "pipeline", "stages": ["nobody-does-this"], "wait_ms": 0}),
+        )
+        .await;
+    let job_id = job["job_id"].as_str().unwrap().to_owned();
     let agent_id = loop {
         let (_, agents) = api.get("/api/v1/agents", &api.admin).await;
         if let Some(a) = agents.as_array().and_then(|a| a.first()) {
@@ -226,7 +246,7 @@ async fn the_auth_matrix_holds_on_every_route() {
         &json!({"tenant_id": api.tenant, "scopes": ["admin"], "exp": 4_000_000_000u64}),
         b"wrong",
     );
-    for (method, path, body, scope) in routes(&task_id, &agent_id) {
+    for (method, path, body, scope) in routes(&task_id, &agent_id, &job_id) {
         // No credentials, an unknown key, an expired or forged JWT: 401.
         for key in [
             None,
@@ -670,6 +690,68 @@ async fn collaboration_jobs_run_over_rest() {
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(response["status"], "running");
+    // Follow it, then cancel it: the job stops and so do the tasks it submitted.
+    let job = response["job_id"].as_str().unwrap().to_owned();
+    let (status, seen) = api.get(&format!("/api/v1/collab/{job}"), &api.admin).await;
+    assert_eq!(status, StatusCode::OK, "{seen}");
+    assert_eq!(seen["status"], "running");
+    let (status, cancelled) = api
+        .post(
+            &format!("/api/v1/collab/{job}/cancel"),
+            &api.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    let tasks = cancelled["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 3, "{cancelled}");
+    for task in tasks {
+        let (_, task) = api
+            .get(
+                &format!("/api/v1/tasks/{}", task.as_str().unwrap()),
+                &api.admin,
+            )
+            .await;
+        assert_eq!(task["status"], "cancelled", "{task}");
+    }
+    // Another tenant sees no such job.
+    let (status, _) = api
+        .get(&format!("/api/v1/collab/{job}"), &api.other_tenant_admin)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// Hardening issue, item 13: collaboration jobs ran detached, without a quota or a way
+/// to cancel them. Now a tenant runs at most `JobsConfig::per_tenant` (8) at once.
+#[tokio::test]
+async fn hardening_13_a_tenant_runs_a_bounded_number_of_collaboration_jobs() {
+    let api = api().await;
+    let job =
+        json!({"pattern": "consensus", "task": {"kind": "nobody"}, "voters": 1, "wait_ms": 0});
+    let mut started = Vec::new();
+    for _ in 0..mesh_core::collab::JobsConfig::default().per_tenant {
+        let (status, response) = api.post("/api/v1/collab", &api.admin, job.clone()).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{response}");
+        started.push(response["job_id"].as_str().unwrap().to_owned());
+    }
+    let (status, refused) = api.post("/api/v1/collab", &api.admin, job.clone()).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{refused}");
+    assert_eq!(refused["code"], "rate_limited");
+    // Another tenant has its own quota; a cancelled job frees its slot.
+    let (status, _) = api
+        .post("/api/v1/collab", &api.other_tenant_admin, job.clone())
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let first = &started[0];
+    api.post(
+        &format!("/api/v1/collab/{first}/cancel"),
+        &api.admin,
+        json!({}),
+    )
+    .await;
+    let (status, _) = api.post("/api/v1/collab", &api.admin, job).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
 }
 
 /// A stand-in for api.github.com: the real paths, headers and JSON shapes.
@@ -853,7 +935,7 @@ async fn the_openapi_document_covers_every_route() {
                 .map(move |m| (m.to_uppercase(), path.clone()))
         })
         .collect();
-    let mut served: BTreeSet<(String, String)> = routes("{id}", "{id}")
+    let mut served: BTreeSet<(String, String)> = routes("{id}", "{id}", "{id}")
         .into_iter()
         .map(|(m, p, ..)| (m.to_string(), p.replace("/github/", "/{name}/")))
         .collect();

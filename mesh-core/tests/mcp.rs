@@ -183,8 +183,10 @@ async fn exercise(server: &Server, client: &Client) {
     assert_eq!(
         names,
         [
+            "cancel_collab_job",
             "cancel_task",
             "execute_tool",
+            "get_collab_job",
             "get_task",
             "index_document",
             "list_agents",
@@ -245,6 +247,24 @@ async fn exercise(server: &Server, client: &Client) {
     .await;
     assert!(!error, "{collab}");
     assert_eq!(collab["status"], "completed");
+    // A job nobody can finish: followed, then cancelled with its tasks.
+    let (_, running) = call(
+        client,
+        "run_collab",
+        json!({"pattern": "consensus", "task": {"kind": "nobody"}, "voters": 2, "wait_ms": 0}),
+    )
+    .await;
+    assert_eq!(running["status"], "running", "{running}");
+    let (error, seen) = call(client, "get_collab_job", json!({"id": running["id"]})).await;
+    assert!(!error, "{seen}");
+    let (error, cancelled) = call(client, "cancel_collab_job", json!({"id": running["id"]})).await;
+    assert!(!error, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!(
+        cancelled["tasks"].as_array().unwrap().len(),
+        2,
+        "{cancelled}"
+    );
 
     let (error, job) = call(client, "index_document", json!({"collection": "notes", "document_id": "n1", "text": "Agents talk over WebSockets with binary frames."})).await;
     assert!(!error, "{job}");
@@ -719,7 +739,7 @@ async fn the_python_mcp_sdk_connects_over_websocket_with_the_key_in_the_query() 
     );
     let seen: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(seen["server"], "mesh");
-    assert_eq!(seen["tools"].as_array().unwrap().len(), 8, "{seen}");
+    assert_eq!(seen["tools"].as_array().unwrap().len(), 10, "{seen}");
     assert_eq!(seen["task"]["status"], "completed", "{seen}");
     assert_eq!(seen["task"]["output"]["input"], json!({"from": "python"}));
     assert_eq!(seen["bad"]["is_error"], true);

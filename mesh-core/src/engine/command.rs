@@ -41,6 +41,12 @@ pub(crate) enum Command {
         id: TaskId,
         reply: Reply<Task>,
     },
+    /// How many wait for the task (tests only).
+    #[cfg(test)]
+    Waiters {
+        id: TaskId,
+        reply: Reply<usize>,
+    },
     Cancel {
         tenant: TenantId,
         id: TaskId,

@@ -147,6 +147,14 @@ impl Engine {
         self.ask(|reply| Command::Wait { tenant, id, reply }).await
     }
 
+    /// How many wait for the task in this engine (tests only).
+    #[cfg(test)]
+    pub(crate) async fn waiters(&self, id: TaskId) -> usize {
+        self.ask(|reply| Command::Waiters { id, reply })
+            .await
+            .unwrap_or(0)
+    }
+
     /// Cancels a task (telling its agent, if one holds it); returns it as it ends up.
     pub async fn cancel(&self, tenant: TenantId, id: TaskId) -> Result<Task, EngineError> {
         self.ask(|reply| Command::Cancel { tenant, id, reply })

@@ -75,6 +75,15 @@ impl ApiError {
         }
     }
 
+    /// The error a finished job reported, by its stable code.
+    pub(crate) fn reported(code: &str, message: &str) -> Self {
+        let status = Self::status_of(code);
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            return Self::new(status, "internal", "internal error");
+        }
+        Self::new(status, code, message)
+    }
+
     /// The error for `code` with `error`'s message; internal errors are logged and
     /// not shown.
     fn coded(code: &'static str, error: &dyn std::fmt::Display) -> Self {

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::collab::CollabJob;
+use crate::collab::{CollabJob, JobState, JobView};
 use crate::domain::{AgentStatus, Principal, Scope, TaskId, TaskSpec};
 use crate::engine::{AgentFilter, TaskFilter};
 use crate::http::{AppState, require};
@@ -178,6 +178,32 @@ struct CollabShape {
     wait_ms: Option<u64>,
 }
 
+#[derive(Deserialize, schemars::JsonSchema)]
+struct JobArgs {
+    /// The collaboration job's id (a UUID, from `run_collab`).
+    id: String,
+}
+
+fn job_id(id: &str) -> Result<uuid::Uuid, ToolFailure> {
+    id.parse()
+        .map_err(|e| ToolFailure::invalid(format!("invalid job id: {e}")))
+}
+
+/// A collaboration job as a tool result: a failed job is a tool error with its code.
+fn collab_output(job: Option<JobView>) -> ToolResult {
+    match job {
+        None => Err(ToolFailure {
+            code: "not_found",
+            message: "no such collaboration job".into(),
+        }),
+        Some(JobView {
+            state: JobState::Failed { code, message },
+            ..
+        }) => Err(ToolFailure { code, message }),
+        Some(job) => output(job),
+    }
+}
+
 fn task_id(id: &str) -> Result<TaskId, ToolFailure> {
     id.parse()
         .map_err(|e| ToolFailure::invalid(format!("invalid task id: {e}")))
@@ -300,18 +326,44 @@ impl MeshMcp {
         let who = self.allowed(&context, Scope::Write)?;
         let args = args?;
         let wait = args.wait_ms.unwrap_or(30_000).min(120_000);
-        let (engine, tenant) = (self.state.services.engine.clone(), who.tenant);
-        let job = args.job;
+        let services = &self.state.services;
         // The job runs on its own task, so it finishes even if the wait runs out.
-        let job = tokio::spawn(async move { job.run(&engine, tenant).await });
-        match tokio::time::timeout(std::time::Duration::from_millis(wait), job).await {
-            Ok(Ok(outcome)) => output(json!({"status": "completed", "outcome": outcome?})),
-            Ok(Err(e)) => Err(ToolFailure {
-                code: "internal",
-                message: e.to_string(),
-            }),
-            Err(_) => output(json!({"status": "running"})),
-        }
+        let id = services
+            .collab
+            .start(&services.engine, who.tenant, args.job)?;
+        let job = services
+            .collab
+            .wait(who.tenant, id, std::time::Duration::from_millis(wait))
+            .await;
+        collab_output(job)
+    }
+
+    #[tool(
+        description = "Get a collaboration job started with run_collab: running, completed (with its outcome), failed or cancelled, and the tasks it submitted.",
+        input_schema = schema_for_type::<JobArgs>()
+    )]
+    async fn get_collab_job(
+        &self,
+        Args(args): Args<JobArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        let who = self.allowed(&context, Scope::Read)?;
+        let id = job_id(&args?.id)?;
+        collab_output(self.state.services.collab.get(who.tenant, id))
+    }
+
+    #[tool(
+        description = "Cancel a collaboration job and the tasks it submitted that are still running.",
+        input_schema = schema_for_type::<JobArgs>()
+    )]
+    async fn cancel_collab_job(
+        &self,
+        Args(args): Args<JobArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        let who = self.allowed(&context, Scope::Write)?;
+        let id = job_id(&args?.id)?;
+        collab_output(self.state.services.collab.cancel(who.tenant, id).await)
     }
 
     #[tool(

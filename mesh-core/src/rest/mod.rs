@@ -43,6 +43,7 @@ use crate::http::{AppState, ErrorBody};
     info(title = "Mesh REST API", description = "Orchestrate AI agents: tasks, agents, collaboration, embeddings, tools."),
     paths(
         tasks::submit, tasks::list, tasks::get, tasks::cancel, tasks::collab,
+        tasks::collab_job, tasks::cancel_collab_job,
         agents::list, agents::get, agents::deregister,
         knowledge::embed, knowledge::index, knowledge::search,
         tools::list, tools::execute,
@@ -159,6 +160,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/api/v1/tasks/{id}", get(tasks::get))
         .route("/api/v1/tasks/{id}/cancel", post(tasks::cancel))
         .route("/api/v1/collab", post(tasks::collab))
+        .route("/api/v1/collab/{id}", get(tasks::collab_job))
+        .route("/api/v1/collab/{id}/cancel", post(tasks::cancel_collab_job))
         .route("/api/v1/agents", get(agents::list))
         .route(
             "/api/v1/agents/{id}",

@@ -8,8 +8,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use uuid::Uuid;
 
-use crate::collab::CollabJob;
+use crate::collab::{CollabJob, JobState, JobView};
 use crate::domain::Principal;
 use crate::domain::{Scope, Task, TaskId, TaskSpec, TaskStatus};
 use crate::engine::{Page, TaskFilter};
@@ -138,15 +139,19 @@ pub struct CollabRequest {
 /// The answer to `POST /api/v1/collab`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CollabResponse {
-    /// `completed` (with `outcome`) or `running` (the wait ran out).
+    /// `completed` (with `outcome`), `running` (the wait ran out; follow it at
+    /// `GET /api/v1/collab/{job_id}`) or `cancelled`.
     pub status: String,
+    /// The job, to follow or cancel.
+    pub job_id: Uuid,
     /// The pattern's outcome.
     pub outcome: Option<Value>,
 }
 
 #[utoipa::path(operation_id = "run_collab", post, path = "/api/v1/collab", tag = "collaboration", request_body = CollabRequest,
     responses((status = 200, body = CollabResponse), (status = 202, body = CollabResponse),
-        (status = 400, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+        (status = 400, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 429, description = "The tenant runs as many collaboration jobs as it may", body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn collab(
     State(state): State<AppState>,
@@ -158,29 +163,66 @@ pub(crate) async fn collab(
     if wait > 120_000 {
         return Err(ApiError::invalid("wait_ms must be 0 to 120000"));
     }
-    let engine = state.services.engine.clone();
-    let tenant = who.tenant;
+    let services = &state.services;
     // The job runs on its own task, so it finishes even if the wait runs out.
-    let job = tokio::spawn(async move { body.job.run(&engine, tenant).await });
-    match tokio::time::timeout(Duration::from_millis(wait), job).await {
-        Ok(Ok(outcome)) => Ok((
-            StatusCode::OK,
-            Json(CollabResponse {
-                status: "completed".into(),
-                outcome: Some(outcome?),
-            }),
-        )),
-        Ok(Err(e)) => Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            e.to_string(),
-        )),
-        Err(_) => Ok((
-            StatusCode::ACCEPTED,
-            Json(CollabResponse {
-                status: "running".into(),
-                outcome: None,
-            }),
-        )),
-    }
+    let id = services
+        .collab
+        .start(&services.engine, who.tenant, body.job)?;
+    let job = services
+        .collab
+        .wait(who.tenant, id, Duration::from_millis(wait))
+        .await
+        .ok_or_else(|| ApiError::not_found("collaboration job"))?;
+    let (status, state, outcome) = match job.state {
+        JobState::Running => (StatusCode::ACCEPTED, "running", None),
+        JobState::Completed { outcome } => (StatusCode::OK, "completed", Some(outcome)),
+        JobState::Cancelled => (StatusCode::OK, "cancelled", None),
+        JobState::Failed { code, message } => return Err(ApiError::reported(code, &message)),
+    };
+    Ok((
+        status,
+        Json(CollabResponse {
+            status: state.into(),
+            job_id: id,
+            outcome,
+        }),
+    ))
+}
+
+#[utoipa::path(operation_id = "get_collab_job", get, path = "/api/v1/collab/{id}", tag = "collaboration",
+    params(("id" = Uuid, Path, description = "The job id")),
+    responses((status = 200, body = JobView), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn collab_job(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<Uuid>,
+) -> Result<Json<JobView>, ApiError> {
+    require(&who, Scope::Read)?;
+    state
+        .services
+        .collab
+        .get(who.tenant, id)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("collaboration job"))
+}
+
+#[utoipa::path(operation_id = "cancel_collab_job", post, path = "/api/v1/collab/{id}/cancel", tag = "collaboration",
+    params(("id" = Uuid, Path, description = "The job id")),
+    responses((status = 200, description = "The job as it ends; its running tasks are cancelled", body = JobView),
+        (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn cancel_collab_job(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<Uuid>,
+) -> Result<Json<JobView>, ApiError> {
+    require(&who, Scope::Write)?;
+    state
+        .services
+        .collab
+        .cancel(who.tenant, id)
+        .await
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("collaboration job"))
 }

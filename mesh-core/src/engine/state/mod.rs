@@ -73,6 +73,13 @@ struct TaskEntry {
 type QueueKey = (Reverse<Priority>, u64, TaskId);
 
 impl TaskEntry {
+    /// Adds a waiter, dropping those that stopped waiting (a timed-out request, a
+    /// cancelled job): without that, a task nobody finishes would keep them all.
+    fn add_waiter(&mut self, reply: Reply<Task>) {
+        self.waiters.retain(|w| !w.is_closed());
+        self.waiters.push(reply);
+    }
+
     /// Takes the task out of the pending queue, with its pending-timeout wake-up.
     fn leave_queue(
         &mut self,
@@ -263,6 +270,10 @@ impl<S: Stores> State<S> {
                 let _ = reply.send(self.submit(tenant, spec, None).await);
             }
             Command::Wait { tenant, id, reply } => self.wait(tenant, id, reply).await,
+            #[cfg(test)]
+            Command::Waiters { id, reply } => {
+                let _ = reply.send(Ok(self.tasks.get(&id).map_or(0, |e| e.waiters.len())));
+            }
             Command::Cancel { tenant, id, reply } => {
                 let _ = reply.send(self.cancel(tenant, id).await);
             }

@@ -410,7 +410,7 @@ impl<S: Stores> State<S> {
             .get_mut(&id)
             .filter(|e| e.task.tenant_id == tenant)
         {
-            entry.waiters.push(reply);
+            entry.add_waiter(reply);
             return;
         }
         let found = self
@@ -424,7 +424,7 @@ impl<S: Stores> State<S> {
         {
             self.track(v.record.clone(), v.version, None);
             if let Some(entry) = self.tasks.get_mut(&id) {
-                entry.waiters.push(reply);
+                entry.add_waiter(reply);
             }
             return;
         }

@@ -1,6 +1,5 @@
-//! Collaboration patterns built on delegation: parallel fan-out with a completion
-//! mode, MapReduce, pipelines and consensus. Each submits ordinary tasks through the
-//! [`Engine`] and combines their results; sub-tasks carry `parent` when one is given.
+//! The patterns: each submits ordinary tasks through the [`Engine`] and combines their
+//! results.
 
 use std::collections::HashMap;
 
@@ -79,20 +78,36 @@ pub enum CollabError {
     /// The outcome could not be written as JSON (a bug if it ever surfaces).
     #[error("encoding the outcome: {0}")]
     Encode(#[source] serde_json::Error),
+    /// The tenant already runs as many jobs as [`JobsConfig::per_tenant`](super::JobsConfig::per_tenant) allows.
+    #[error("{running} collaboration jobs are running, the most a tenant may run at once")]
+    QuotaExceeded {
+        /// How many run.
+        running: usize,
+    },
 }
 
 impl CollabError {
     /// A stable, machine-readable code: the engine's for its errors, else
-    /// `invalid_request` (nothing to do, too many tasks), `collab_failed` (a task did
+    /// `invalid_request` (nothing to do, too many tasks), `rate_limited` (the tenant's
+    /// job quota is used up), `collab_failed` (a task did
     /// not complete) or `internal`.
     pub fn code(&self) -> &'static str {
         match self {
             Self::Engine(e) => e.code(),
             Self::Empty | Self::TooManyTasks { .. } => "invalid_request",
+            Self::QuotaExceeded { .. } => "rate_limited",
             Self::TaskDidNotComplete { .. } => "collab_failed",
             Self::Encode(_) => "internal",
         }
     }
+}
+
+/// Submits one of a pattern's tasks; inside a [`CollabJobs`] job the job records it,
+/// so cancelling the job cancels it.
+async fn submit(engine: &Engine, tenant: TenantId, spec: TaskSpec) -> Result<Task, EngineError> {
+    let task = engine.submit(tenant, spec).await?;
+    super::tracking::record(task.id);
+    Ok(task)
 }
 
 fn did_not_complete(task: &Task) -> CollabError {
@@ -118,7 +133,7 @@ pub async fn parallel(
     let needed = mode.needed(total);
     let mut ids = Vec::with_capacity(total);
     for spec in specs {
-        ids.push(engine.submit(tenant, spec).await?.id);
+        ids.push(submit(engine, tenant, spec).await?.id);
     }
     let mut waiting: FuturesUnordered<_> = ids.iter().map(|&id| engine.wait(tenant, id)).collect();
     let (mut completed, mut others) = (Vec::new(), Vec::new());
@@ -171,7 +186,7 @@ pub async fn map_reduce(
     let mut order = HashMap::new();
     let mut ids = Vec::new();
     for (i, spec) in specs.into_iter().enumerate() {
-        let id = engine.submit(tenant, spec).await?.id;
+        let id = submit(engine, tenant, spec).await?.id;
         order.insert(id, i);
         ids.push(id);
     }
@@ -190,7 +205,7 @@ pub async fn map_reduce(
     }
     let mut reduce = TaskSpec::new(reduce_kind, serde_json::json!({ "results": results }));
     reduce.parent = parent;
-    let reduced = engine.submit(tenant, reduce).await?;
+    let reduced = submit(engine, tenant, reduce).await?;
     let reduced = engine.wait(tenant, reduced.id).await?;
     if reduced.status() == TaskStatus::Completed {
         Ok(reduced)
@@ -212,7 +227,7 @@ pub async fn pipeline(
     let mut done = Vec::with_capacity(stages.len());
     let mut next = input;
     for kind in stages {
-        let task = engine.submit(tenant, TaskSpec::new(*kind, next)).await?;
+        let task = submit(engine, tenant, TaskSpec::new(*kind, next)).await?;
         let task = engine.wait(tenant, task.id).await?;
         if task.status() != TaskStatus::Completed {
             return Err(did_not_complete(&task));
@@ -336,12 +351,19 @@ impl CollabJob {
         }
     }
 
-    /// Runs the job to its end and returns its outcome as JSON.
-    pub async fn run(self, engine: &Engine, tenant: TenantId) -> Result<Value, CollabError> {
+    /// Whether the job could run at all: [`CollabError::TooManyTasks`] if it would
+    /// start more than [`MAX_COLLAB_TASKS`].
+    pub fn check(&self) -> Result<(), CollabError> {
         let count = self.size();
         if count > MAX_COLLAB_TASKS {
             return Err(CollabError::TooManyTasks { count });
         }
+        Ok(())
+    }
+
+    /// Runs the job to its end and returns its outcome as JSON.
+    pub async fn run(self, engine: &Engine, tenant: TenantId) -> Result<Value, CollabError> {
+        self.check()?;
         let json = |v: Result<Value, serde_json::Error>| v.map_err(CollabError::Encode);
         match self {
             Self::Parallel { tasks, completion } => json(serde_json::to_value(
