@@ -72,6 +72,13 @@ impl Coalescer {
         self.frames.len() >= self.config.max_frames || self.bytes >= self.config.max_bytes
     }
 
+    /// Whether `frame` can join what is held without taking the batch past
+    /// `max_bytes` (headers included); a first frame always can.
+    pub fn fits(&self, frame: &Frame) -> bool {
+        self.frames.is_empty()
+            || self.bytes + crate::HEADER_LEN + frame.payload().len() <= self.config.max_bytes
+    }
+
     /// When the held frames must be sent at the latest, if any are held.
     pub fn deadline(&self) -> Option<Instant> {
         self.oldest.map(|t| t + self.config.max_delay)

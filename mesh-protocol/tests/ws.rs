@@ -108,12 +108,16 @@ async fn flood(connection: Connection, events: mpsc::UnboundedSender<String>) {
             .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
             .collect::<Vec<_>>(),
     );
-    for sent in 0..10_000 {
+    for sent in 0..1_000_000 {
         let ext = Extension::new(MessageType(0x8001), big.clone()).unwrap();
         match connection.try_send(ext) {
             Ok(()) => tokio::task::yield_now().await,
             Err(Error::SlowPeer { .. }) => {
                 let _ = events.send(format!("slow after {sent}"));
+                return;
+            }
+            Err(Error::Closed) => {
+                let _ = events.send(format!("closed after {sent}"));
                 return;
             }
             Err(e) => {
@@ -288,4 +292,48 @@ async fn a_peer_that_does_not_read_is_dropped_not_buffered() {
         sent < 500,
         "{sent} messages of 256 KiB accepted before detection"
     );
+}
+
+/// Hardening issue, item 8: a peer that stops reading blocked the writer on a full
+/// socket for ever, pinning its queue. A write now times out and the connection ends.
+#[tokio::test]
+async fn hardening_8_a_peer_that_stops_reading_is_cut_off_by_the_write_timeout() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    // A queue too big to fill: only the write timeout can notice the peer.
+    let server = ConnectionConfig::default()
+        .send_queue(100_000)
+        .write_timeout(Some(Duration::from_millis(300)));
+    let url = start_server(Mode::Flood, server, tx).await;
+    let config = client(&url).connection(ConnectionConfig::default().ping_interval(None));
+    let _connection = connect(&config).await.unwrap(); // never reads
+    let event = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(event.starts_with("closed after "), "{event}");
+}
+
+/// Hardening issue, item 8: two large messages queued together went out as one batch
+/// larger than the receiver's 10 MiB budget, and the receiver dropped the connection.
+#[tokio::test]
+async fn hardening_8_batches_stay_within_the_receivers_limit() {
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let url = start_server(Mode::Echo, ConnectionConfig::default(), tx).await;
+    let mut connection = connect(&client(&url)).await.unwrap();
+    // 6 MiB each, incompressible: together past the 10 MiB a batch may decompress to.
+    let big = Bytes::from(
+        (0..6 << 20)
+            .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect::<Vec<_>>(),
+    );
+    for _ in 0..2 {
+        let ext = Extension::new(MessageType(0x8001), big.clone()).unwrap();
+        connection.try_send(ext).unwrap(); // queued together: the writer sees both
+    }
+    for _ in 0..2 {
+        match next_message(&mut connection).await {
+            Message::Extension(ext) => assert_eq!(ext.payload().len(), big.len()),
+            other => panic!("{other:?}"),
+        }
+    }
 }

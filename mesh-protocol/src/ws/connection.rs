@@ -38,6 +38,10 @@ pub struct ConnectionConfig {
     /// Close the connection when the peer sends nothing (not even a pong) for this long.
     /// Default 60 s; `None` for never.
     pub idle_timeout: Option<Duration>,
+    /// End the connection when one write to the socket takes longer than this (a peer
+    /// that stopped reading fills the socket's buffers, and a write then waits for
+    /// ever). Default 30 s; `None` for never.
+    pub write_timeout: Option<Duration>,
 }
 
 impl Default for ConnectionConfig {
@@ -48,6 +52,7 @@ impl Default for ConnectionConfig {
             batch: BatchConfig::new(64, 64 * 1024, Duration::ZERO),
             ping_interval: Some(Duration::from_secs(20)),
             idle_timeout: Some(Duration::from_secs(60)),
+            write_timeout: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -74,6 +79,12 @@ impl ConnectionConfig {
     /// Sets [`ping_interval`](Self::ping_interval).
     pub fn ping_interval(mut self, every: Option<Duration>) -> Self {
         self.ping_interval = every;
+        self
+    }
+
+    /// Sets [`write_timeout`](Self::write_timeout).
+    pub fn write_timeout(mut self, after: Option<Duration>) -> Self {
+        self.write_timeout = after;
         self
     }
 
@@ -109,6 +120,24 @@ pub struct Sender {
     /// Set when the queue overflowed: the writer closes the connection. (A flag is
     /// enough: with a full queue the writer is busy, and checks it between writes.)
     slow: Arc<AtomicBool>,
+    /// A close asked for while the queue was full: it must not be lost behind it.
+    closing: Arc<Closing>,
+}
+
+/// A close frame waiting beside the queue, and the writer's wake-up for it.
+#[derive(Default)]
+struct Closing {
+    frame: std::sync::Mutex<Option<(u16, String)>>,
+    wake: tokio::sync::Notify,
+}
+
+impl Closing {
+    fn take(&self) -> Option<(u16, String)> {
+        self.frame
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
 }
 
 impl std::fmt::Debug for Sender {
@@ -139,9 +168,20 @@ impl Sender {
         self.try_push(Outgoing::Text(text.into()))
     }
 
-    /// Asks the writer to send a close frame with `code` and end the connection.
+    /// Asks the writer to send a close frame with `code` and end the connection —
+    /// after what is queued, or at once when the queue is full.
     pub fn close(&self, code: u16, reason: &str) {
-        let _ = self.tx.try_send(Outgoing::Close(code, reason.to_owned()));
+        if let Err(mpsc::error::TrySendError::Full(_)) =
+            self.tx.try_send(Outgoing::Close(code, reason.to_owned()))
+        {
+            *self
+                .closing
+                .frame
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some((code, reason.to_owned()));
+            self.closing.wake.notify_one();
+        }
     }
 
     /// Whether the writer has stopped (the connection is closed).
@@ -222,17 +262,26 @@ impl Connection {
         let (reader, writer) = ws.split(tokio::io::split);
         let (tx, rx) = mpsc::channel(config.send_queue.max(1));
         let slow = Arc::new(AtomicBool::new(false));
+        let closing = Arc::new(Closing::default());
         let codec = FrameCodec::builder()
             .max_wire_payload(config.limits.max_wire_payload)
             .max_decompressed(config.limits.max_decompressed)
             .compression_threshold(config.limits.compression_threshold)
             .compression_level(config.limits.compression_level);
+        // A batch never exceeds what the receiver decompresses (headers included).
+        let batch = BatchConfig::new(
+            config.batch.max_frames,
+            config.batch.max_bytes.min(config.limits.max_decompressed),
+            config.batch.max_delay,
+        );
         let writer_task = Writer {
             ws: writer,
             rx,
             slow: slow.clone(),
+            closing: closing.clone(),
+            write_timeout: config.write_timeout,
             codec: codec.clone().build(),
-            coalescer: Coalescer::new(config.batch),
+            coalescer: Coalescer::new(batch),
             buf: BytesMut::new(),
         };
         tokio::spawn(writer_task.run(config.ping_interval));
@@ -242,6 +291,7 @@ impl Connection {
                 tx,
                 capacity: config.send_queue.max(1),
                 slow,
+                closing,
             },
             codec: codec.build(),
             inbox: VecDeque::new(),
@@ -481,11 +531,13 @@ fn into_bytes(payload: Payload<'_>) -> Bytes {
 }
 
 /// The writer task: drains the queue, packs messages that queued up together into one
-/// batch frame, pings, and closes.
+/// batch frame, pings, and closes. Every write is bounded by the write timeout.
 struct Writer {
     ws: fastwebsockets::WebSocketWrite<WriteHalf<BoxedIo>>,
     rx: mpsc::Receiver<Outgoing>,
     slow: Arc<AtomicBool>,
+    closing: Arc<Closing>,
+    write_timeout: Option<Duration>,
     codec: FrameCodec,
     coalescer: Coalescer,
     buf: BytesMut,
@@ -499,24 +551,27 @@ impl Writer {
         tokio::pin!(ping);
         loop {
             if self.slow.load(Ordering::Relaxed) {
-                let _ = self
-                    .ws
-                    .write_frame(WsFrame::close(1008, b"slow consumer"))
-                    .await;
+                let _ = self.put(WsFrame::close(1008, b"slow consumer")).await;
                 break;
             }
+            if let Some((code, reason)) = self.closing.take() {
+                let _ = self.put(WsFrame::close(code, reason.as_bytes())).await;
+                break;
+            }
+            let closing = self.closing.clone();
             let item = tokio::select! {
                 biased;
+                () = closing.wake.notified() => continue,
                 item = self.rx.recv() => match item {
                     Some(item) => item,
                     None => {
-                        let _ = self.ws.write_frame(WsFrame::close(1000, b"")).await;
+                        let _ = self.put(WsFrame::close(1000, b"")).await;
                         break;
                     }
                 },
                 () = &mut ping => {
                     ping.as_mut().reset(tokio::time::Instant::now() + ping_interval.unwrap_or(far));
-                    if self.ws.write_frame(WsFrame::new(true, OpCode::Ping, None, Payload::Borrowed(b""))).await.is_err() {
+                    if self.put(WsFrame::new(true, OpCode::Ping, None, Payload::Borrowed(b""))).await.is_err() {
                         break;
                     }
                     continue;
@@ -530,6 +585,23 @@ impl Writer {
         self.rx.close();
     }
 
+    /// Writes one frame, giving up after the write timeout.
+    async fn put(&mut self, frame: WsFrame<'_>) -> Result<(), WebSocketError> {
+        let Some(limit) = self.write_timeout else {
+            return self.ws.write_frame(frame).await;
+        };
+        match tokio::time::timeout(limit, self.ws.write_frame(frame)).await {
+            Ok(written) => written,
+            Err(_) => {
+                tracing::debug!(?limit, "a write timed out: the peer does not read");
+                Err(WebSocketError::IoError(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "write timed out",
+                )))
+            }
+        }
+    }
+
     /// Writes one queued item (and any messages queued right behind it); false once
     /// the connection should end.
     async fn write(&mut self, item: Outgoing) -> Result<bool, WebSocketError> {
@@ -540,22 +612,18 @@ impl Writer {
                     next = self.write_messages(first).await?;
                 }
                 Outgoing::Text(text) => {
-                    self.ws
-                        .write_frame(WsFrame::text(Payload::Owned(text.into_bytes())))
+                    self.put(WsFrame::text(Payload::Owned(text.into_bytes())))
                         .await?;
                 }
                 Outgoing::Control(opcode, payload) => {
-                    self.ws
-                        .write_frame(WsFrame::new(true, opcode, None, Payload::Owned(payload)))
+                    self.put(WsFrame::new(true, opcode, None, Payload::Owned(payload)))
                         .await?;
                     if opcode == OpCode::Close {
                         return Ok(false);
                     }
                 }
                 Outgoing::Close(code, reason) => {
-                    self.ws
-                        .write_frame(WsFrame::close(code, reason.as_bytes()))
-                        .await?;
+                    self.put(WsFrame::close(code, reason.as_bytes())).await?;
                     return Ok(false);
                 }
             }
@@ -564,8 +632,9 @@ impl Writer {
     }
 
     /// Sends `first` as one WebSocket message, packed into a batch frame with the
-    /// messages already queued behind it (no delay is added to wait for more). Returns
-    /// a non-message item it took off the queue, to be written next.
+    /// messages already queued behind it (no delay is added to wait for more) as long
+    /// as the batch stays within its byte budget. Returns an item it took off the queue
+    /// but did not send, to be written next.
     async fn write_messages(&mut self, first: Message) -> Result<Option<Outgoing>, WebSocketError> {
         self.buf.clear();
         let mut held = None;
@@ -579,9 +648,10 @@ impl Writer {
         };
         match encoded {
             Ok(()) => {
-                self.ws
-                    .write_frame(WsFrame::binary(Payload::Borrowed(&self.buf)))
-                    .await?
+                let buf = std::mem::take(&mut self.buf);
+                let written = self.put(WsFrame::binary(Payload::Borrowed(&buf))).await;
+                self.buf = buf;
+                written?
             }
             // Only a message over the wire limit fails to encode: drop it, keep going.
             Err(e) => {
@@ -599,19 +669,30 @@ impl Writer {
     ) -> Result<(), Error> {
         let now = std::time::Instant::now();
         let result = (|| {
-            let mut full = false;
-            for message in [first, second] {
-                full = self.coalescer.push(message.to_frame()?, now);
-            }
+            let mut full = self.coalescer.push(first.to_frame()?, now);
+            let mut next = Some(second);
             while !full {
-                match self.rx.try_recv() {
-                    Ok(Outgoing::Message(m)) => full = self.coalescer.push(m.to_frame()?, now),
-                    Ok(other) => {
-                        *held = Some(other);
-                        break;
-                    }
-                    Err(_) => break,
+                let message = match next.take() {
+                    Some(m) => m,
+                    None => match self.rx.try_recv() {
+                        Ok(Outgoing::Message(m)) => m,
+                        Ok(other) => {
+                            *held = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    },
+                };
+                let frame = message.to_frame()?;
+                if !self.coalescer.fits(&frame) {
+                    next = Some(message);
+                    break;
                 }
+                full = self.coalescer.push(frame, now);
+            }
+            // A message that did not fit (or came after a full batch) goes next.
+            if let Some(message) = next {
+                *held = Some(Outgoing::Message(message));
             }
             Ok(())
         })();
