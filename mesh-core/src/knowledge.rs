@@ -35,7 +35,8 @@ pub struct IndexRequest {
     pub document_id: String,
     /// The text.
     pub text: String,
-    /// A JSON object stored with every chunk; searches can filter on its keys.
+    /// A JSON object stored with every chunk (at most 4096 bytes of JSON); searches
+    /// can filter on its keys.
     #[serde(default)]
     pub metadata: Value,
 }
@@ -75,6 +76,10 @@ pub struct SearchHit {
 
 /// The largest document one index request takes (bytes).
 pub const MAX_DOCUMENT_BYTES: usize = 1 << 20;
+
+/// The largest metadata one document carries (bytes of JSON). It is stored with every
+/// chunk, so a 1 MiB document's metadata is stored at most about 2,600 times.
+pub const MAX_METADATA_BYTES: usize = 4096;
 /// The most texts one embed request takes.
 pub const MAX_EMBED_TEXTS: usize = 256;
 
@@ -132,6 +137,11 @@ impl Services {
         if !(request.metadata.is_null() || request.metadata.is_object()) {
             return Err(ServiceError::InvalidMetadata);
         }
+        if request.metadata.to_string().len() > MAX_METADATA_BYTES {
+            return Err(ServiceError::MetadataTooLarge {
+                max: MAX_METADATA_BYTES,
+            });
+        }
         // A JSON value always serialises.
         let body =
             serde_json::to_string(&Job::IndexDocument { tenant, request }).unwrap_or_default();
@@ -174,10 +184,21 @@ impl Services {
                 )
             })
             .collect();
+        let tenant = tenant.to_string();
         for batch in items.chunks(256) {
-            self.vectors
-                .upsert(&tenant.to_string(), &collection, batch)
-                .await?;
+            self.vectors.upsert(&tenant, &collection, batch).await?;
+        }
+        // A document indexed before with more chunks: its chunks past the new last one
+        // (ids run 0, 1, … without gaps) go, window by window, until one finds none.
+        let mut from = items.len();
+        loop {
+            let window: Vec<String> = (from..from + TAIL_WINDOW)
+                .map(|n| format!("{}#{n}", request.document_id))
+                .collect();
+            if self.vectors.delete(&tenant, &collection, &window).await? == 0 {
+                break;
+            }
+            from += TAIL_WINDOW;
         }
         Ok(items.len())
     }
@@ -241,6 +262,9 @@ impl Services {
             .collect())
     }
 }
+
+/// Chunk ids deleted per call when a shorter version of a document replaces a longer.
+const TAIL_WINDOW: usize = 64;
 
 /// Characters per chunk.
 const CHUNK_CHARS: usize = 1000;
@@ -376,5 +400,57 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    /// Hardening issue, item 4: metadata was unbounded, and copied into every chunk.
+    #[tokio::test]
+    async fn hardening_4_metadata_is_capped() {
+        let services = Services::in_memory(Engine::in_memory().await);
+        let request = IndexRequest {
+            collection: "docs".into(),
+            document_id: "d".into(),
+            text: "some text".into(),
+            metadata: serde_json::json!({"blob": "x".repeat(MAX_METADATA_BYTES)}),
+        };
+        assert!(matches!(
+            services.index_document(TenantId::new(), request).await,
+            Err(ServiceError::MetadataTooLarge { .. })
+        ));
+    }
+
+    /// Hardening issue, item 4: indexing a document again with fewer chunks left the
+    /// old version's tail chunks searchable.
+    #[tokio::test]
+    async fn hardening_4_a_shorter_version_removes_the_old_tail() {
+        let services = Services::in_memory(Engine::in_memory().await);
+        let tenant = TenantId::new();
+        let index = |text: String| IndexRequest {
+            collection: "docs".into(),
+            document_id: "d".into(),
+            text,
+            metadata: serde_json::Value::Null,
+        };
+        let long: String = (0..1500)
+            .map(|i| format!("paragraph {i} about lighthouses and their keepers. "))
+            .collect();
+        let before = services.index_now(tenant, &index(long)).await.unwrap();
+        assert!(
+            before > TAIL_WINDOW,
+            "{before} chunks: the tail spans windows"
+        );
+        let after = services
+            .index_now(tenant, &index("a short note about lighthouses".into()))
+            .await
+            .unwrap();
+        assert_eq!(after, 1);
+        let search = SearchRequest {
+            collection: "docs".into(),
+            query: "paragraph about lighthouses and their keepers".into(),
+            k: Some(100),
+            filter: None,
+        };
+        let hits = services.search(tenant, &search).await.unwrap();
+        assert_eq!(hits.len(), 1, "only the new version's one chunk");
+        assert_eq!(hits[0].chunk, 0);
     }
 }

@@ -30,6 +30,12 @@ pub enum ServiceError {
     /// Metadata that is not a JSON object.
     #[error("metadata must be an object")]
     InvalidMetadata,
+    /// Metadata larger than a document may carry.
+    #[error("metadata may be at most {max} bytes of JSON")]
+    MetadataTooLarge {
+        /// The limit ([`MAX_METADATA_BYTES`](crate::knowledge::MAX_METADATA_BYTES)).
+        max: usize,
+    },
     /// Too few or too many texts to embed at once.
     #[error("embed 1 to {max} texts at a time")]
     InvalidTextCount {
@@ -59,6 +65,7 @@ impl ServiceError {
             | Self::InvalidDocumentId
             | Self::InvalidText { .. }
             | Self::InvalidMetadata
+            | Self::MetadataTooLarge { .. }
             | Self::InvalidTextCount { .. }
             | Self::InvalidK
             | Self::EmptyQuery => "invalid_request",
