@@ -116,7 +116,7 @@ async fn a_killed_mesh_up_restarts_on_its_data_directory_and_loses_nothing() {
     let rest = Rest::new(&addr, KEY);
     // The key authenticates (it was kept), the agent is known, the tasks are there.
     let agents = rest.get("/agents").await;
-    let names: Vec<&str> = agents
+    let names: Vec<&str> = agents["items"]
         .as_array()
         .unwrap()
         .iter()

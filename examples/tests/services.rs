@@ -193,7 +193,7 @@ async fn three_services_as_processes_share_postgres_and_sqs() {
             let (_, agents) = rest
                 .call(reqwest::Method::GET, "/api/v1/agents?status=active", None)
                 .await;
-            agents
+            agents["items"]
                 .as_array()
                 .is_some_and(|a| !a.is_empty())
                 .then_some(())

@@ -91,6 +91,7 @@ pub async fn run_worker(
     // its messages over (a committed claim), and a receive dropped half-way would hide
     // them from every worker until their visibility timeout passes.
     let jobs = services.jobs.clone();
+    let mut sweeping: Option<tokio::task::JoinHandle<()>> = None;
     let mut receiving: Option<
         mesh_store::BoxFuture<'_, mesh_store::Result<Vec<mesh_store::Delivery>>>,
     > = None;
@@ -102,8 +103,16 @@ pub async fn run_worker(
         tokio::select! {
             () = &mut shutdown => break,
             _ = sweep.tick(), if config.sweep_every.is_some() => {
-                if let Err(e) = services.engine.sweep(config.sweep_grace).await {
-                    tracing::warn!(error = %e, "sweeping stuck tasks failed");
+                // On its own task: awaiting it here would leave the receive in progress
+                // unpolled, holding a pooled connection the sweep may need (a deadlock
+                // on a one-connection SQLite writer).
+                if sweeping.as_ref().is_none_or(|s| s.is_finished()) {
+                    let (engine, grace) = (services.engine.clone(), config.sweep_grace);
+                    sweeping = Some(tokio::spawn(async move {
+                        if let Err(e) = engine.sweep(grace).await {
+                            tracing::warn!(error = %e, "sweeping stuck tasks failed");
+                        }
+                    }));
                 }
             }
             received = async {

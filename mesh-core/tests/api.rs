@@ -233,7 +233,7 @@ async fn the_auth_matrix_holds_on_every_route() {
     let job_id = job["job_id"].as_str().unwrap().to_owned();
     let agent_id = loop {
         let (_, agents) = api.get("/api/v1/agents", &api.admin).await;
-        if let Some(a) = agents.as_array().and_then(|a| a.first()) {
+        if let Some(a) = agents["items"].as_array().and_then(|a| a.first()) {
             break a["id"].as_str().unwrap().to_owned();
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -287,7 +287,7 @@ async fn the_auth_matrix_holds_on_every_route() {
         assert_eq!(error["code"], "not_found");
     }
     assert_eq!(api.get("/api/v1/tasks", b).await.1["items"], json!([]));
-    assert_eq!(api.get("/api/v1/agents", b).await.1, json!([]));
+    assert_eq!(api.get("/api/v1/agents", b).await.1["items"], json!([]));
     // …and A's task is untouched.
     assert_eq!(
         api.get(&format!("/api/v1/tasks/{task_id}"), &api.admin)
@@ -385,14 +385,14 @@ async fn tasks_flow_from_rest_to_a_real_agent_and_back() {
     let (_, agents) = api
         .get("/api/v1/agents?status=active&capability=echo", &api.admin)
         .await;
-    assert_eq!(agents[0]["name"], "echoer");
+    assert_eq!(agents["items"][0]["name"], "echoer");
     let (_, none) = api
         .get("/api/v1/agents?capability=nothing", &api.admin)
         .await;
-    assert_eq!(none, json!([]));
+    assert_eq!(none["items"], json!([]));
 
     // Deregistering closes the agent's connection and removes it.
-    let agent_id = agents[0]["id"].as_str().unwrap();
+    let agent_id = agents["items"][0]["id"].as_str().unwrap();
     let (status, _) = api
         .call(
             Method::DELETE,

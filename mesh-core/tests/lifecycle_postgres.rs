@@ -34,3 +34,11 @@ async fn an_engine_restarted_mid_task_resumes_it_from_the_database() {
     };
     restarted_mid_task(|| common::pg_stores(&url)).await;
 }
+
+#[tokio::test]
+async fn hardening_12_an_agent_id_is_never_claimed_across_tenants() {
+    let Some(url) = common::fresh_database().await else {
+        return;
+    };
+    an_agent_id_is_never_claimed_across_tenants(|| common::pg_stores(&url)).await;
+}

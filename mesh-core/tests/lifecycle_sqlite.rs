@@ -40,3 +40,9 @@ async fn an_engine_restarted_mid_task_resumes_it_from_the_file() {
     let path = fresh_file();
     restarted_mid_task(|| stores_at(&path)).await;
 }
+
+#[tokio::test]
+async fn hardening_12_an_agent_id_is_never_claimed_across_tenants() {
+    let path = fresh_file();
+    an_agent_id_is_never_claimed_across_tenants(|| stores_at(&path)).await;
+}

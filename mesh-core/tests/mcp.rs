@@ -207,15 +207,17 @@ async fn exercise(server: &Server, client: &Client) {
         "mcp-echo",
         &["echo"],
     );
+    let started = std::time::Instant::now();
     let (error, agents) = loop {
         let listed = call(client, "list_agents", json!({"status": "active"})).await;
-        if listed.1.as_array().is_some_and(|a| !a.is_empty()) {
+        if listed.1["items"].as_array().is_some_and(|a| !a.is_empty()) {
             break listed;
         }
+        assert!(started.elapsed() < Duration::from_secs(20), "{}", listed.1);
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
     assert!(!error);
-    assert_eq!(agents[0]["name"], "mcp-echo");
+    assert_eq!(agents["items"][0]["name"], "mcp-echo");
 
     let (error, task) = call(
         client,

@@ -111,7 +111,9 @@ async fn flood(connection: Connection, events: mpsc::UnboundedSender<String>) {
     for sent in 0..1_000_000 {
         let ext = Extension::new(MessageType(0x8001), big.clone()).unwrap();
         match connection.try_send(ext) {
-            Ok(()) => tokio::task::yield_now().await,
+            // About a thousand a second: a peer's socket buffers fill within a few
+            // dozen, while a queue of 100,000 would take minutes to.
+            Ok(()) => tokio::time::sleep(Duration::from_millis(1)).await,
             Err(Error::SlowPeer { .. }) => {
                 let _ = events.send(format!("slow after {sent}"));
                 return;

@@ -44,6 +44,10 @@ pub struct EngineConfig {
     /// How long an agent that rejected a task is passed over for it (then it may get
     /// it again: a sole agent that was busy once is not shut out). Default 10 s.
     pub exclusion_ttl: Duration,
+    /// How long an agent may stay offline before it is forgotten (its record deleted;
+    /// resuming it later registers a new agent). `None` keeps agents for ever.
+    /// Default 24 hours.
+    pub offline_agent_ttl: Option<Duration>,
     /// Custom routers by name; a task selects one with `TaskSpec::router`.
     pub routers: BTreeMap<String, RouterFactory>,
     /// This machine's wall clock. Liveness shared between instances (an agent's
@@ -64,6 +68,7 @@ impl std::fmt::Debug for EngineConfig {
             .field("tick", &self.tick)
             .field("queue", &self.queue)
             .field("clustered", &self.clustered)
+            .field("offline_agent_ttl", &self.offline_agent_ttl)
             .field("pending_timeout", &self.pending_timeout)
             .field("exclusion_ttl", &self.exclusion_ttl)
             .field("routers", &self.routers.keys().collect::<Vec<_>>())
@@ -86,6 +91,7 @@ impl Default for EngineConfig {
             clustered: false,
             pending_timeout: Some(Duration::from_secs(3600)),
             exclusion_ttl: Duration::from_secs(10),
+            offline_agent_ttl: Some(Duration::from_secs(86_400)),
             routers: BTreeMap::new(),
             wall_clock: Arc::new(Utc::now),
         }

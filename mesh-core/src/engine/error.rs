@@ -46,6 +46,9 @@ pub enum EngineError {
     /// An agent advertises too many capabilities, or an empty or overlong one.
     #[error("an agent has at most 256 capabilities of 1 to 128 characters")]
     InvalidCapabilities,
+    /// An agent sends too many labels, or an empty or overlong key or value.
+    #[error("an agent has at most 32 labels, keys of 1 to 64 and values of at most 256 characters")]
+    InvalidLabels,
     /// An agent asked for an id another tenant's agent has.
     #[error("agent id {0} belongs to another tenant")]
     AgentIdTaken(AgentId),
@@ -86,6 +89,7 @@ impl EngineError {
             | Self::InvalidCursor(_)
             | Self::InvalidAgentName
             | Self::InvalidCapabilities
+            | Self::InvalidLabels
             | Self::AgentIdTaken(_)
             | Self::KeyTooShort { .. } => "invalid_request",
             Self::Contended(_) | Self::Transition(_) => "conflict",

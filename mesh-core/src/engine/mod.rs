@@ -163,19 +163,29 @@ impl Engine {
 
     /// The tenant's agents that are active now (on this engine or, clustered, on any).
     pub async fn agents(&self, tenant: TenantId) -> Result<Vec<Agent>, EngineError> {
-        let filter = AgentFilter {
+        let mut filter = AgentFilter {
             status: Some(AgentStatus::Active),
-            capability: None,
+            limit: Some(1000),
+            ..AgentFilter::default()
         };
-        self.list_agents(tenant, filter).await
+        let mut all = Vec::new();
+        loop {
+            let page = self.list_agents(tenant, filter.clone()).await?;
+            all.extend(page.items);
+            match page.next {
+                Some(next) => filter.cursor = Some(next),
+                None => return Ok(all),
+            }
+        }
     }
 
-    /// The tenant's registered agents that match `filter` (read from the stores).
+    /// A page of the tenant's registered agents that match `filter` (read from the
+    /// stores), in registration order.
     pub async fn list_agents(
         &self,
         tenant: TenantId,
         filter: AgentFilter,
-    ) -> Result<Vec<Agent>, EngineError> {
+    ) -> Result<Page<Agent>, EngineError> {
         self.reads.agents(tenant, filter).await
     }
 

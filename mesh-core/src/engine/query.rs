@@ -25,8 +25,13 @@ pub struct TaskFilter {
 pub struct AgentFilter {
     /// Only agents with this status.
     pub status: Option<AgentStatus>,
-    /// Only agents that have this capability.
+    /// Only agents that have this capability (checked page by page: a page may then
+    /// hold fewer than `limit`; follow `next`).
     pub capability: Option<String>,
+    /// At most this many (1 to 1,000; default 100).
+    pub limit: Option<usize>,
+    /// The `next` cursor of the previous page.
+    pub cursor: Option<String>,
 }
 
 /// One page of a list.

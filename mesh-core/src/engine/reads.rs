@@ -9,7 +9,7 @@ use mesh_store::{Query, Repository, StoreError};
 
 use super::EngineError;
 use super::query::{AgentFilter, Page, TaskFilter};
-use super::scan::{every, with_status};
+use super::scan::with_status;
 use super::stores::Stores;
 use crate::domain::{Agent, AgentId, ApiKey, SYSTEM_TENANT, Task, TaskId, TenantId};
 
@@ -20,7 +20,7 @@ pub(crate) trait Reads: Send + Sync {
     fn task(&self, tenant: TenantId, id: TaskId) -> Reply<'_, Option<Task>>;
     fn tasks(&self, tenant: TenantId, filter: TaskFilter) -> Reply<'_, Page<Task>>;
     fn agent(&self, tenant: TenantId, id: AgentId) -> Reply<'_, Option<Agent>>;
-    fn agents(&self, tenant: TenantId, filter: AgentFilter) -> Reply<'_, Vec<Agent>>;
+    fn agents(&self, tenant: TenantId, filter: AgentFilter) -> Reply<'_, Page<Agent>>;
     fn key(&self, hash: String) -> Reply<'_, Option<ApiKey>>;
 }
 
@@ -48,22 +48,7 @@ impl<S: Stores> Reads for StoreReads<S> {
             if let Some(kind) = filter.kind {
                 query = query.filter("kind", kind);
             }
-            if let Some(cursor) = filter.cursor {
-                query = query.after(cursor);
-            }
-            let page = self
-                .0
-                .tasks()
-                .list(&tenant.to_string(), &query)
-                .await
-                .map_err(|e| match e {
-                    StoreError::Invalid(why) => EngineError::InvalidCursor(why),
-                    e => e.into(),
-                })?;
-            Ok(Page {
-                items: page.items.into_iter().map(|v| v.record).collect(),
-                next: page.next,
-            })
+            page(self.0.tasks(), tenant, query, filter.cursor, |_| true).await
         })
     }
 
@@ -78,23 +63,26 @@ impl<S: Stores> Reads for StoreReads<S> {
         })
     }
 
-    fn agents(&self, tenant: TenantId, filter: AgentFilter) -> Reply<'_, Vec<Agent>> {
+    fn agents(&self, tenant: TenantId, filter: AgentFilter) -> Reply<'_, Page<Agent>> {
         Box::pin(async move {
             let query = match filter.status {
                 Some(status) => with_status(status.as_str()),
                 None => Query::new(),
-            };
-            let stored = every(self.0.agents(), &tenant.to_string(), query).await?;
-            Ok(stored
-                .into_iter()
-                .map(|v| v.record)
-                .filter(|a: &Agent| {
-                    filter
-                        .capability
+            }
+            .limit(filter.limit.unwrap_or(100).clamp(1, 1000));
+            let capability = filter.capability;
+            page(
+                self.0.agents(),
+                tenant,
+                query,
+                filter.cursor,
+                |a: &Agent| {
+                    capability
                         .as_ref()
                         .is_none_or(|c| a.capabilities.contains(c))
-                })
-                .collect())
+                },
+            )
+            .await
         })
     }
 
@@ -105,4 +93,35 @@ impl<S: Stores> Reads for StoreReads<S> {
             Ok(page.items.into_iter().next().map(|v| v.record))
         })
     }
+}
+
+/// One page of `repository`'s records of `tenant` matching `query`, after `cursor`,
+/// those that `keep` accepts; a malformed cursor is [`EngineError::InvalidCursor`].
+async fn page<T: mesh_store::Record>(
+    repository: &impl Repository<T>,
+    tenant: TenantId,
+    query: Query,
+    cursor: Option<String>,
+    keep: impl Fn(&T) -> bool,
+) -> Result<Page<T>, EngineError> {
+    let query = match cursor {
+        Some(cursor) => query.after(cursor),
+        None => query,
+    };
+    let page = repository
+        .list(&tenant.to_string(), &query)
+        .await
+        .map_err(|e| match e {
+            StoreError::Invalid(why) => EngineError::InvalidCursor(why),
+            e => e.into(),
+        })?;
+    Ok(Page {
+        items: page
+            .items
+            .into_iter()
+            .map(|v| v.record)
+            .filter(|r| keep(r))
+            .collect(),
+        next: page.next,
+    })
 }

@@ -383,7 +383,7 @@ mod tests {
     async fn credentials_come_from_bearer_then_x_api_key_then_the_query_of_upgrades() {
         let engine = crate::Engine::in_memory().await;
         let config = GateConfig {
-            query_keys: false,
+            query_keys: true,
             ..GateConfig::default()
         };
         let gate = Gate::new(engine.clone(), config);

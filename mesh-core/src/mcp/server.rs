@@ -118,6 +118,10 @@ struct ListAgentsArgs {
     status: Option<AgentStatus>,
     /// Only agents with this capability.
     capability: Option<String>,
+    /// Page size, 1 to 1,000 (default 100).
+    limit: Option<usize>,
+    /// The `next` of the previous page.
+    cursor: Option<String>,
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -260,6 +264,8 @@ impl MeshMcp {
         let filter = AgentFilter {
             status: args.status,
             capability: args.capability,
+            limit: args.limit,
+            cursor: args.cursor,
         };
         output(
             self.state

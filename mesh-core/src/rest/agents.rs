@@ -3,7 +3,7 @@
 use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::Principal;
 use crate::http::{ApiError, AppState, ErrorBody, require};
@@ -16,30 +16,50 @@ use crate::{Agent, AgentFilter, AgentId, AgentStatus, Scope};
 pub struct AgentListParams {
     /// Only agents with this status.
     pub status: Option<AgentStatus>,
-    /// Only agents with this capability.
+    /// Only agents with this capability (a page may then hold fewer than `limit`).
     pub capability: Option<String>,
+    /// Page size, 1 to 1,000 (default 100).
+    pub limit: Option<usize>,
+    /// The `next` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of agents.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AgentPage {
+    /// The agents, in registration order.
+    pub items: Vec<Agent>,
+    /// Cursor of the next page; absent on the last.
+    pub next: Option<String>,
 }
 
 #[utoipa::path(operation_id = "list_agents", get, path = "/api/v1/agents", tag = "agents", params(AgentListParams),
-    responses((status = 200, body = Vec<Agent>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    responses((status = 200, body = AgentPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     Query(params): Query<AgentListParams>,
-) -> Result<Json<Vec<Agent>>, ApiError> {
+) -> Result<Json<AgentPage>, ApiError> {
     require(&who, Scope::Read)?;
+    if params.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
+        return Err(ApiError::invalid("limit must be 1 to 1000"));
+    }
     let filter = AgentFilter {
         status: params.status,
         capability: params.capability,
+        limit: params.limit,
+        cursor: params.cursor,
     };
-    Ok(Json(
-        state
-            .services
-            .engine
-            .list_agents(who.tenant, filter)
-            .await?,
-    ))
+    let page = state
+        .services
+        .engine
+        .list_agents(who.tenant, filter)
+        .await?;
+    Ok(Json(AgentPage {
+        items: page.items,
+        next: page.next,
+    }))
 }
 
 #[utoipa::path(operation_id = "get_agent", get, path = "/api/v1/agents/{id}", tag = "agents",

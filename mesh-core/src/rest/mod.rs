@@ -30,7 +30,7 @@ use axum::routing::{get, post};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-pub use agents::AgentListParams;
+pub use agents::{AgentListParams, AgentPage};
 pub use knowledge::{EmbedRequest, EmbedResponse, IndexAccepted, SearchResponse};
 pub use tasks::{CollabRequest, CollabResponse, TaskListParams, TaskPage};
 pub use tools::{ExecuteTool, ToolOutput};

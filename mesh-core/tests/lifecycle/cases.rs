@@ -705,3 +705,67 @@ async fn hardening_20_deadline_ms_is_what_the_attempt_has() {
     let left = assign.deadline_ms.unwrap();
     assert!(left <= 2_000 && left > 500, "{left}");
 }
+
+/// Hardening issue, item 12: agent labels were unbounded.
+#[tokio::test]
+async fn hardening_12_labels_are_bounded() {
+    let Some(m) = mesh().await else { return };
+    let mut connection = connect(&m.client()).await.unwrap();
+    let mut hello = Hello::new("labelled", ["x"]);
+    hello.labels = Some((0..33).map(|i| (format!("k{i}"), "v".into())).collect());
+    connection.send(hello).await.unwrap();
+    match connection.recv().await {
+        Some(Ok(mesh_protocol::ws::Incoming::Message(Message::Error(e)))) => {
+            assert_eq!(e.code, "registration_refused", "{e:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Hardening issue, item 12: `GET /agents` was not paged.
+#[tokio::test]
+async fn hardening_12_agents_are_listed_in_pages() {
+    let Some(m) = mesh().await else { return };
+    let _agents: Vec<_> = ["a", "b", "c"]
+        .into_iter()
+        .map(|name| m.echo_agent(name, &["x"]))
+        .collect();
+    m.wait_for_agents(3).await;
+    let mut filter = mesh_core::AgentFilter::default();
+    filter.limit = Some(2);
+    let first = m.engine.list_agents(m.tenant, filter.clone()).await.unwrap();
+    assert_eq!(first.items.len(), 2);
+    filter.cursor = first.next.clone();
+    let second = m.engine.list_agents(m.tenant, filter).await.unwrap();
+    assert_eq!(second.items.len(), 1);
+    assert!(second.next.is_none());
+}
+
+/// Hardening issue, item 12: agents that went offline were kept for ever (and every
+/// reconnect without a known id registers a new one).
+#[tokio::test]
+async fn hardening_12_agents_offline_past_their_retention_are_forgotten() {
+    let mut config = common::fast_config();
+    config.offline_agent_ttl = Some(Duration::from_millis(100));
+    let Some(m) = mesh_with(config).await else { return };
+    let agent = m.echo_agent("fleeting", &["x"]);
+    m.wait_for_agents(1).await;
+    agent.abort();
+    let started = std::time::Instant::now();
+    loop {
+        let all = m
+            .engine
+            .list_agents(m.tenant, mesh_core::AgentFilter::default())
+            .await
+            .unwrap();
+        if all.items.is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "still kept: {:?}",
+            all.items
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

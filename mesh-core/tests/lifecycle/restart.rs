@@ -41,3 +41,50 @@ where
     assert_eq!(completed_by(&done), "fast");
     assert_eq!(done.attempts, 2);
 }
+
+/// What a hello with `agent_id` gets from the hub at `url` with `key`: the id welcomed,
+/// or the error code.
+async fn hello_with_id(url: &str, key: &str, id: uuid::Uuid) -> Result<uuid::Uuid, String> {
+    let config = mesh_protocol::ws::ClientConfig::new(url).api_key(key);
+    let mut connection = connect(&config).await.unwrap();
+    let mut hello = Hello::new("claimant", ["x"]);
+    hello.agent_id = Some(id);
+    connection.send(hello).await.unwrap();
+    match connection.recv().await {
+        Some(Ok(mesh_protocol::ws::Incoming::Message(Message::Welcome(w)))) => Ok(w.agent_id),
+        Some(Ok(mesh_protocol::ws::Incoming::Message(Message::Error(e)))) => Err(e.code),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Hardening issue, item 12: after a restart (the registry empty), another tenant
+/// could register an agent under someone else's id, and the owner was then refused.
+/// Ids are now handed out by the server: a hello resumes only an id its tenant has.
+async fn an_agent_id_is_never_claimed_across_tenants<S, F, Fut>(stores: F)
+where
+    S: mesh_core::Stores,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = S>,
+{
+    let first = common::mesh_on(common::fast_config(), stores().await).await;
+    let (tenant, key) = (first.tenant, first.key.clone());
+    let owned = hello_with_id(&first.url, &key, uuid::Uuid::now_v7())
+        .await
+        .unwrap();
+    first.engine.shutdown().await;
+    drop(first);
+
+    let second = common::mesh_with_key(common::fast_config(), stores().await, tenant, key).await;
+    let intruder = mesh_core::TenantId::new();
+    let (intruder_key, _) = second
+        .engine
+        .create_api_key(intruder, "intruder", vec![mesh_core::Scope::Agent], None)
+        .await
+        .unwrap();
+    let given = hello_with_id(&second.url, &intruder_key, owned)
+        .await
+        .unwrap();
+    assert_ne!(given, owned, "another tenant never gets the id");
+    let resumed = hello_with_id(&second.url, &second.key, owned).await;
+    assert_eq!(resumed, Ok(owned), "its owner resumes it");
+}

@@ -34,7 +34,15 @@ impl<S: Stores> State<S> {
         {
             return Err(EngineError::InvalidCapabilities);
         }
-        let id = hello.agent_id.map(AgentId::from_uuid).unwrap_or_default();
+        if let Some(labels) = &hello.labels
+            && (labels.len() > 32
+                || labels
+                    .iter()
+                    .any(|(k, v)| k.is_empty() || k.len() > 64 || v.len() > 256))
+        {
+            return Err(EngineError::InvalidLabels);
+        }
+        let id = self.claimable_id(tenant, hello.agent_id).await?;
         let session = SessionId::new();
         if let Some(existing) = self.agents.get(&id) {
             if existing.agent.tenant_id != tenant {
@@ -122,6 +130,36 @@ impl<S: Stores> State<S> {
         );
         self.dirty = true;
         Ok((welcome, session))
+    }
+
+    /// The id a hello gets: the one it asks for when this tenant's agent has it (a
+    /// resume), else a new one. An id is never taken over from another tenant, nor
+    /// claimed before its owner registers it: ids are the server's to hand out.
+    async fn claimable_id(
+        &mut self,
+        tenant: TenantId,
+        asked: Option<uuid::Uuid>,
+    ) -> Result<AgentId> {
+        let Some(asked) = asked.map(AgentId::from_uuid) else {
+            return Ok(AgentId::default());
+        };
+        if let Some(entry) = self.agents.get(&asked) {
+            return if entry.agent.tenant_id == tenant {
+                Ok(asked)
+            } else {
+                Err(EngineError::AgentIdTaken(asked))
+            };
+        }
+        let stored = self
+            .stores
+            .agents()
+            .get(&tenant.to_string(), *asked.as_uuid())
+            .await?;
+        Ok(if stored.is_some() {
+            asked
+        } else {
+            AgentId::default()
+        })
     }
 
     /// The agent's connection is gone (or it stopped heartbeating): its tasks go back
@@ -426,6 +464,30 @@ impl<S: Stores> State<S> {
             let _ = self.changes.send(Change::Agent { tenant, id });
         }
         Ok(existed)
+    }
+
+    /// Forgets agents offline for longer than `offline_agent_ttl`: every reconnect
+    /// without a known id registers a new agent, and the old ones would pile up.
+    pub(super) async fn forget_long_offline(&mut self, now: Instant) {
+        let Some(ttl) = self.config.offline_agent_ttl else {
+            return;
+        };
+        let gone: Vec<(TenantId, AgentId)> = self
+            .agents
+            .iter()
+            .filter(|(_, a)| {
+                a.session.is_none()
+                    && a.in_flight.is_empty()
+                    && now.duration_since(a.last_seen) > ttl
+            })
+            .map(|(id, a)| (a.agent.tenant_id, *id))
+            .collect();
+        for (tenant, id) in gone {
+            tracing::info!(agent = %id, "forgetting an agent offline for longer than its retention");
+            if let Err(e) = self.deregister(tenant, id).await {
+                tracing::warn!(error = %e, agent = %id, "forgetting an offline agent failed");
+            }
+        }
     }
 
     /// Forgets a local agent whose record is gone: closes its session and puts its

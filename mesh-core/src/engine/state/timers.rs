@@ -49,6 +49,7 @@ impl<S: Stores> State<S> {
                     tracing::error!(error = %e, agent = %id, "dropping a silent agent failed");
                 }
             }
+            self.forget_long_offline(now).await;
         }
         if self.config.clustered && now.duration_since(self.last_adopt) >= ADOPT_EVERY {
             self.last_adopt = now;
