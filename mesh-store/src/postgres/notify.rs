@@ -40,6 +40,8 @@ impl PgStore {
         let mut listener = PgListener::connect_with(&self.pool)
             .await
             .map_err(backend)?;
+        // Report a lost connection at once; `relisten` reconnects, with backoff.
+        listener.eager_reconnect(false);
         listener.listen(channel).await.map_err(backend)?;
         let (pool, channel) = (self.pool.clone(), channel.to_owned());
         Ok(Box::pin(futures_util::stream::unfold(
@@ -85,6 +87,7 @@ async fn relisten(pool: &PgPool, channel: &str) -> PgListener {
     loop {
         let attempt = async {
             let mut listener = PgListener::connect_with(pool).await?;
+            listener.eager_reconnect(false);
             listener.listen(channel).await?;
             Ok::<_, sqlx::Error>(listener)
         };
