@@ -20,7 +20,7 @@ mkdir -p target/fuzz
 
 key="fuzz-admin-key-$(date +%s)-0123456789"
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-RUST_LOG=error MESH_API_KEY="$key" ./target/release/mesh up --listen "127.0.0.1:$port" --demo --demo-every-ms 1000 >target/fuzz/mesh.log 2>&1 &
+RUST_LOG=error MESH_API_KEY="$key" ./target/release/mesh up --listen "127.0.0.1:$port" --in-memory --demo --demo-every-ms 1000 >target/fuzz/mesh.log 2>&1 &
 mesh_pid=$!
 trap 'kill $mesh_pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
