@@ -299,3 +299,78 @@ async fn hardening_16_liveness_uses_the_database_clock() {
     let skew = (chrono::Utc::now() - seen).num_seconds().abs();
     assert!(skew < 60, "last_seen_at on the database's clock: {seen}");
 }
+
+/// Hardening issue, item 7: the LISTEN stream ended for good on the first database
+/// error, and an instance then served stale state. Instance A runs as a database role
+/// of its own, which is locked out (all its connections terminated, new ones refused)
+/// while B cancels a task A's agent holds: A misses that notification for certain.
+/// Readiness reports the gap, and once A may connect again it listens again, catches
+/// up, and stops its agent.
+#[tokio::test]
+async fn hardening_7_an_instance_locked_out_of_the_database_catches_up_when_back() {
+    let Some(url) = common::fresh_database().await else {
+        return;
+    };
+    let b_stores = common::pg_stores(&url).await;
+    let b_store = b_stores.store().clone();
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    let role = format!("mesh_a_{}", uuid::Uuid::now_v7().simple());
+    let lock = |login: bool| {
+        let word = if login { "LOGIN" } else { "NOLOGIN" };
+        sqlx::query(sqlx::AssertSqlSafe(format!("ALTER ROLE {role} {word}")))
+    };
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE ROLE {role} LOGIN IN ROLE {owner}",
+        owner = url.split("://").nth(1).unwrap().split('@').next().unwrap()
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+    let (scheme_user, host_db) = url.split_once('@').unwrap();
+    let (scheme, _) = scheme_user.split_once("://").unwrap();
+    let a_url = format!("{scheme}://{role}@{host_db}");
+    let a_stores = common::pg_stores(&a_url).await;
+    let a_store = a_stores.store().clone();
+    let mut a = common::mesh_on(clustered(), a_stores).await;
+    let b = common::mesh_with_key(clustered(), b_stores, a.tenant, a.key.clone()).await;
+    mesh_core::cluster::join(&a.engine, &a_store).await.unwrap();
+    mesh_core::cluster::join(&b.engine, &b_store).await.unwrap();
+    let (_slow, stopped) = a.stoppable_agent("slow", &["work"]);
+    a.wait_for_agents(1).await;
+    let task = b
+        .engine
+        .submit(b.tenant, TaskSpec::new("work", json!({})))
+        .await
+        .unwrap();
+    a.next_event(|e| matches!(e, Event::TaskAssigned { .. }))
+        .await;
+
+    lock(false).execute(&admin).await.unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1")
+        .bind(&role)
+        .execute(&admin)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    while a.engine.is_listening() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the lost listener is not reported"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let cancelled = b.engine.cancel(b.tenant, task.id).await.unwrap();
+    assert_eq!(cancelled.status(), TaskStatus::Cancelled);
+    assert_eq!(stopped.load(Ordering::SeqCst), 0, "A cannot have heard it");
+
+    lock(true).execute(&admin).await.unwrap();
+    let started = std::time::Instant::now();
+    while stopped.load(Ordering::SeqCst) == 0 || !a.engine.is_listening() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "A never caught up on the cancel it missed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    admin.close().await;
+}
