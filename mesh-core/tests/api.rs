@@ -2,6 +2,9 @@
 //! with a real agent, typed errors, documents through the worker, the GitHub tool
 //! against a local HTTP server, and the OpenAPI document.
 //!
+//! Long on purpose: one binary, so the REST surface builds and serves once for all of
+//! its cases; each case is a route family or a cross-cutting rule (auth, errors).
+//!
 //! Long on purpose: one server fixture and the route table serve every case here.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -2,6 +2,9 @@
 //! Streamable HTTP at /mcp and WebSocket text frames at /ws — plus raw JSON-RPC for
 //! what a well-behaved client never sends.
 //!
+//! Long on purpose: one binary for the MCP surface, its two transports, the auth
+//! matrix shared with the hub and REST, and the Python SDK interop.
+//!
 //! Long on purpose: the MCP clients (rmcp over both transports) and the fixtures every
 //! case here shares.
 

@@ -176,6 +176,51 @@ impl Cursor {
     }
 }
 
+/// A page of at most `limit` of `items` (read with one extra, to tell whether more
+/// follow), with the cursor after its last record under `order_by`. The SQL backends
+/// share it.
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub(crate) fn page_of<T: Record>(
+    mut items: Vec<Versioned<T>>,
+    limit: usize,
+    order_by: Option<&str>,
+) -> Result<Page<T>> {
+    let more = items.len() > limit;
+    items.truncate(limit);
+    let next = match items.last().filter(|_| more) {
+        Some(last) => {
+            let value = match order_by {
+                Some(f) => field(&serde_json::to_value(&last.record)?, f),
+                None => Value::Null,
+            };
+            Some(
+                Cursor {
+                    value,
+                    id: last.record.id(),
+                }
+                .encode(),
+            )
+        }
+        None => None,
+    };
+    Ok(Page { items, next })
+}
+
+/// Why an update matched no row: the record's version moved on (`actual`), or it is
+/// gone.
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub(crate) fn refused_update(
+    collection: &'static str,
+    id: Uuid,
+    expected: u64,
+    actual: Option<u64>,
+) -> StoreError {
+    match actual {
+        Some(actual) => StoreError::Conflict { expected, actual },
+        None => StoreError::NotFound { collection, id },
+    }
+}
+
 /// Checks a collection or field name: `[a-z0-9_]`, starting with a letter or `_`.
 pub(crate) fn check_name(name: &str, max: usize) -> Result<()> {
     let ok = !name.is_empty()

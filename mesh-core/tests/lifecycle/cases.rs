@@ -1,6 +1,6 @@
 // The lifecycle cases, shared by the memory, SQLite and PostgreSQL test binaries
 // (included).
-// Long on purpose: one case per behaviour, and both binaries run every one.
+// Long on purpose: one case per behaviour, and all three binaries run every one.
 
 async fn mesh() -> Option<Mesh> {
     mesh_with(common::fast_config()).await

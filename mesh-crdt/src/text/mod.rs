@@ -1,5 +1,9 @@
 //! The text CRDT.
 //!
+//! Long on purpose: the run/chunk layout, local edits, remote integration and the
+//! encoding all work on the same private representation; split apart they would
+//! need it exposed across files.
+//!
 //! ## Algorithm
 //!
 //! A sequence CRDT in the YATA family (the algorithm of Yjs): every inserted character

@@ -1,4 +1,7 @@
 //! One WebSocket connection carrying mesh frames and JSON-RPC text.
+//!
+//! Long on purpose: the reading side, the sending handle and the writer task share the
+//! queue, the close slot and the limits (the tests are in `tests/ws.rs`).
 
 use std::collections::VecDeque;
 use std::future::Future;

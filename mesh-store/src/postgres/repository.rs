@@ -7,7 +7,7 @@ use sqlx::{Arguments, Row};
 use uuid::Uuid;
 
 use super::{backend, ddl};
-use crate::record::{Cursor, check_name, field};
+use crate::record::{check_name, page_of, refused_update};
 use crate::{Direction, Page, Query, Record, Repository, Result, StoreError, Versioned};
 
 /// Bind parameters of a query built at run time.
@@ -151,27 +151,12 @@ impl<T: Record> Repository<T> for PgRepository<T> {
             .fetch_all(&self.pool)
             .await
             .map_err(backend)?;
-        let mut items = rows.iter().map(Self::load).collect::<Result<Vec<_>>>()?;
-        let more = items.len() > limit;
-        items.truncate(limit);
-        let next = if more {
-            items.last().map(|last| {
-                let value = match &query.order_by {
-                    Some((f, _)) => serde_json::to_value(&last.record)
-                        .map(|d| field(&d, f))
-                        .unwrap_or(Value::Null),
-                    None => Value::Null,
-                };
-                Cursor {
-                    value,
-                    id: last.record.id(),
-                }
-                .encode()
-            })
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        let items = rows.iter().map(Self::load).collect::<Result<Vec<_>>>()?;
+        page_of(
+            items,
+            limit,
+            query.order_by.as_ref().map(|(f, _)| f.as_str()),
+        )
     }
 
     async fn update(
@@ -215,16 +200,12 @@ impl<T: Record> Repository<T> for PgRepository<T> {
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        Err(match actual {
-            Some(actual) => StoreError::Conflict {
-                expected: expected_version,
-                actual: actual as u64,
-            },
-            None => StoreError::NotFound {
-                collection: T::COLLECTION,
-                id,
-            },
-        })
+        Err(refused_update(
+            T::COLLECTION,
+            id,
+            expected_version,
+            actual.map(|v| v as u64),
+        ))
     }
 
     async fn delete(&self, tenant: &str, id: Uuid) -> Result<bool> {

@@ -6,7 +6,7 @@ use sqlx::{Arguments, Row};
 use uuid::Uuid;
 
 use super::{Pools, micros, time};
-use crate::record::{Cursor, check_name, field};
+use crate::record::{check_name, page_of, refused_update};
 use crate::{Direction, Page, Query, Record, Repository, Result, StoreError, Versioned};
 
 /// Records of `T` as JSON rows in `mesh_records`.
@@ -195,30 +195,15 @@ impl<T: Record> Repository<T> for SqliteRepository<T> {
             .fetch_all(&self.pools.readers)
             .await
             .map_err(|e| self.pools.error(e))?;
-        let mut items = rows
+        let items = rows
             .iter()
             .map(|row| self.load(row))
             .collect::<Result<Vec<_>>>()?;
-        let more = items.len() > limit;
-        items.truncate(limit);
-        let next = more
-            .then(|| items.last())
-            .flatten()
-            .map(|last| {
-                let value = match &query.order_by {
-                    Some((f, _)) => field(&serde_json::to_value(&last.record)?, f),
-                    None => Value::Null,
-                };
-                Ok::<_, StoreError>(
-                    Cursor {
-                        value,
-                        id: last.record.id(),
-                    }
-                    .encode(),
-                )
-            })
-            .transpose()?;
-        Ok(Page { items, next })
+        page_of(
+            items,
+            limit,
+            query.order_by.as_ref().map(|(f, _)| f.as_str()),
+        )
     }
 
     async fn update(
@@ -262,16 +247,12 @@ impl<T: Record> Repository<T> for SqliteRepository<T> {
         .fetch_optional(&self.pools.writer)
         .await
         .map_err(|e| self.pools.error(e))?;
-        Err(match actual {
-            Some(actual) => StoreError::Conflict {
-                expected: expected_version,
-                actual: actual as u64,
-            },
-            None => StoreError::NotFound {
-                collection: T::COLLECTION,
-                id,
-            },
-        })
+        Err(refused_update(
+            T::COLLECTION,
+            id,
+            expected_version,
+            actual.map(|v| v as u64),
+        ))
     }
 
     async fn delete(&self, tenant: &str, id: Uuid) -> Result<bool> {
