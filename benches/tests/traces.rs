@@ -1,5 +1,5 @@
-//! mesh-crdt against the real editing traces in `shared/data/traces` beside the
-//! repository: replayed, every replica ends on the trace's final text. (Here, not in
+//! mesh-crdt against the real editing traces in `benches/data/traces` (CC-BY-4.0, see
+//! their README): replayed, every replica ends on the trace's final text. (Here, not in
 //! mesh-crdt, so the published crate's tests read only its own files.)
 
 #![allow(
@@ -15,7 +15,7 @@ mod trace;
 
 fn trace_path(name: &str) -> String {
     format!(
-        "{}/../../shared/data/traces/{name}.json.gz",
+        "{}/data/traces/{name}.json.gz",
         env!("CARGO_MANIFEST_DIR")
     )
 }
@@ -23,7 +23,7 @@ fn trace_path(name: &str) -> String {
 #[test]
 fn the_sequential_trace_replays_to_its_end_content() {
     let trace = trace::Trace::load(&trace_path("automerge-paper"))
-        .expect("shared/data/traces beside the repository");
+        .expect("benches/data/traces");
     let (text, _, _) = trace::replay(&trace, 1);
     assert_eq!(text, trace.end());
 }
@@ -31,7 +31,7 @@ fn the_sequential_trace_replays_to_its_end_content() {
 #[test]
 fn the_concurrent_trace_replays_to_its_end_content_on_every_replica() {
     let trace = trace::Trace::load(&trace_path("friendsforever"))
-        .expect("shared/data/traces beside the repository");
+        .expect("benches/data/traces");
     let trace::Trace::Concurrent { agents, txns, end } = &trace else {
         panic!("a concurrent trace")
     };

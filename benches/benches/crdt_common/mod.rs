@@ -18,9 +18,9 @@ use yrs::{GetString, Text, Transact};
 pub fn patches() -> (Vec<trace::Patch>, String) {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/data/traces/automerge-paper.json.gz"
+        "/data/traces/automerge-paper.json.gz"
     );
-    match trace::Trace::load(path).expect("shared/data/traces beside the repository") {
+    match trace::Trace::load(path).expect("benches/data/traces") {
         trace::Trace::Sequential { patches, end } => (patches, end),
         trace::Trace::Concurrent { .. } => panic!("automerge-paper is sequential"),
     }
@@ -29,9 +29,9 @@ pub fn patches() -> (Vec<trace::Patch>, String) {
 pub fn concurrent() -> trace::Trace {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/data/traces/friendsforever.json.gz"
+        "/data/traces/friendsforever.json.gz"
     );
-    trace::Trace::load(path).expect("shared/data/traces beside the repository")
+    trace::Trace::load(path).expect("benches/data/traces")
 }
 
 pub fn mesh(patches: &[trace::Patch]) -> mesh_crdt::TextDoc {

@@ -1,4 +1,4 @@
-//! Reading and replaying the editing traces of `shared/data/traces` (see their
+//! Reading and replaying the editing traces of `benches/data/traces` (see their
 //! README): sequential, or concurrent with one replica per author exchanging
 //! operations along the `parents` graph. Shared by the `replay` example and the tests.
 
