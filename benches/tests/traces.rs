@@ -14,24 +14,19 @@
 mod trace;
 
 fn trace_path(name: &str) -> String {
-    format!(
-        "{}/data/traces/{name}.json.gz",
-        env!("CARGO_MANIFEST_DIR")
-    )
+    format!("{}/data/traces/{name}.json.gz", env!("CARGO_MANIFEST_DIR"))
 }
 
 #[test]
 fn the_sequential_trace_replays_to_its_end_content() {
-    let trace = trace::Trace::load(&trace_path("automerge-paper"))
-        .expect("benches/data/traces");
+    let trace = trace::Trace::load(&trace_path("automerge-paper")).expect("benches/data/traces");
     let (text, _, _) = trace::replay(&trace, 1);
     assert_eq!(text, trace.end());
 }
 
 #[test]
 fn the_concurrent_trace_replays_to_its_end_content_on_every_replica() {
-    let trace = trace::Trace::load(&trace_path("friendsforever"))
-        .expect("benches/data/traces");
+    let trace = trace::Trace::load(&trace_path("friendsforever")).expect("benches/data/traces");
     let trace::Trace::Concurrent { agents, txns, end } = &trace else {
         panic!("a concurrent trace")
     };

@@ -93,10 +93,11 @@ pub enum Error {
     /// The underlying byte stream failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
-    /// The peer does not read fast enough: its bounded send queue is full.
-    #[error("peer is too slow: send queue of {capacity} messages is full")]
+    /// The peer does not read fast enough: its send queue is full, by count or by
+    /// bytes (`ConnectionConfig::send_queue_bytes`).
+    #[error("peer is too slow: its send queue ({capacity} messages, or its byte limit) is full")]
     SlowPeer {
-        /// The queue's capacity.
+        /// The queue's capacity in messages.
         capacity: usize,
     },
     /// The connection is closed.

@@ -131,6 +131,28 @@ async fn flood(connection: Connection, events: mpsc::UnboundedSender<String>) {
     let _ = events.send("never slow".to_owned());
 }
 
+/// Floods a client that never reads from a server configured by `server`; returns what
+/// the server's flood saw first ("slow after N", "closed after N", …).
+async fn flood_a_client_that_never_reads(server: ConnectionConfig) -> String {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let url = start_server(Mode::Flood, server, tx).await;
+    let config = client(&url).connection(ConnectionConfig::default().ping_interval(None));
+    let _connection = connect(&config).await.unwrap(); // never reads
+    tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// How many messages the flood sent before the server found the client too slow.
+fn sent_before_slow(event: &str) -> usize {
+    event
+        .strip_prefix("slow after ")
+        .unwrap_or_else(|| panic!("{event}"))
+        .parse()
+        .unwrap()
+}
+
 fn client(url: &str) -> ClientConfig {
     ClientConfig::new(url).api_key(KEY).retry(
         Backoff::new(Duration::from_millis(20), Duration::from_millis(200)),
@@ -276,19 +298,8 @@ async fn a_silent_peer_is_timed_out() {
 
 #[tokio::test]
 async fn a_peer_that_does_not_read_is_dropped_not_buffered() {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let url = start_server(Mode::Flood, ConnectionConfig::default().send_queue(8), tx).await;
-    let config = client(&url).connection(ConnectionConfig::default().ping_interval(None));
-    let _connection = connect(&config).await.unwrap(); // never reads
-    let event = tokio::time::timeout(Duration::from_secs(20), rx.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    let sent: usize = event
-        .strip_prefix("slow after ")
-        .unwrap_or_else(|| panic!("{event}"))
-        .parse()
-        .unwrap();
+    let event = flood_a_client_that_never_reads(ConnectionConfig::default().send_queue(8)).await;
+    let sent = sent_before_slow(&event);
     // Socket buffers take some; the queue holds 8; then the peer is dropped.
     assert!(
         sent < 500,
@@ -300,18 +311,12 @@ async fn a_peer_that_does_not_read_is_dropped_not_buffered() {
 /// socket for ever, pinning its queue. A write now times out and the connection ends.
 #[tokio::test]
 async fn hardening_8_a_peer_that_stops_reading_is_cut_off_by_the_write_timeout() {
-    let (tx, mut rx) = mpsc::unbounded_channel();
     // A queue too big to fill: only the write timeout can notice the peer.
     let server = ConnectionConfig::default()
         .send_queue(100_000)
+        .send_queue_bytes(usize::MAX)
         .write_timeout(Some(Duration::from_millis(300)));
-    let url = start_server(Mode::Flood, server, tx).await;
-    let config = client(&url).connection(ConnectionConfig::default().ping_interval(None));
-    let _connection = connect(&config).await.unwrap(); // never reads
-    let event = tokio::time::timeout(Duration::from_secs(20), rx.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let event = flood_a_client_that_never_reads(server).await;
     assert!(event.starts_with("closed after "), "{event}");
 }
 
@@ -338,4 +343,20 @@ async fn hardening_8_batches_stay_within_the_receivers_limit() {
             other => panic!("{other:?}"),
         }
     }
+}
+
+/// Hardening issue, item 8: the send queue was bounded only by its count, so a peer
+/// that stopped reading pinned up to 1,024 messages of any size. The writer now holds
+/// at most `send_queue_bytes` for it, then drops it as too slow.
+#[tokio::test]
+async fn hardening_8_the_send_queue_is_bounded_by_bytes() {
+    // Neither the count (100,000) nor a write timeout notices the peer: only bytes.
+    let server = ConnectionConfig::default()
+        .send_queue(100_000)
+        .send_queue_bytes(4 << 20)
+        .write_timeout(None);
+    let sent = sent_before_slow(&flood_a_client_that_never_reads(server).await);
+    // Loopback socket buffers take tens of MiB; the writer holds at most one largest
+    // message (16 MiB) more; then the peer is dropped.
+    assert!(sent < 400, "{sent} messages of 256 KiB held");
 }

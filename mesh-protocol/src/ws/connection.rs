@@ -33,6 +33,9 @@ pub struct ConnectionConfig {
     pub limits: Limits,
     /// Messages queued for sending before the peer counts as too slow. Default 1024.
     pub send_queue: usize,
+    /// Bytes the writer holds for a peer whose socket does not take them before the
+    /// peer counts as too slow. Default 32 MiB; never less than one largest message.
+    pub send_queue_bytes: usize,
     /// How outgoing messages that queue up together are packed into batch frames (the
     /// writer packs what is already queued; `max_delay` is not waited for).
     pub batch: BatchConfig,
@@ -52,6 +55,7 @@ impl Default for ConnectionConfig {
         Self {
             limits: Limits::default(),
             send_queue: 1024,
+            send_queue_bytes: 32 * 1024 * 1024,
             batch: BatchConfig::new(64, 64 * 1024, Duration::ZERO),
             ping_interval: Some(Duration::from_secs(20)),
             idle_timeout: Some(Duration::from_secs(60)),
@@ -64,6 +68,12 @@ impl ConnectionConfig {
     /// Sets [`send_queue`](Self::send_queue).
     pub fn send_queue(mut self, messages: usize) -> Self {
         self.send_queue = messages.max(1);
+        self
+    }
+
+    /// Sets [`send_queue_bytes`](Self::send_queue_bytes).
+    pub fn send_queue_bytes(mut self, bytes: usize) -> Self {
+        self.send_queue_bytes = bytes;
         self
     }
 
@@ -110,6 +120,8 @@ pub enum Incoming {
 
 enum Outgoing {
     Message(Message),
+    /// A message encoded (uncompressed) while it waited in the writer's backlog.
+    Frame(Frame),
     Text(String),
     Control(OpCode, Vec<u8>),
     Close(u16, String),
@@ -193,6 +205,11 @@ impl Sender {
     }
 
     fn try_push(&self, item: Outgoing) -> Result<(), Error> {
+        if self.slow.load(Ordering::Relaxed) {
+            return Err(Error::SlowPeer {
+                capacity: self.capacity,
+            });
+        }
         match self.tx.try_send(item) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -279,8 +296,14 @@ impl Connection {
         );
         let writer_task = Writer {
             ws: writer,
-            rx,
-            slow: slow.clone(),
+            inbox: Inbox {
+                rx,
+                backlog: VecDeque::new(),
+                bytes: 0,
+                limit: config.send_queue_bytes.max(max_message),
+                ended: false,
+                slow: slow.clone(),
+            },
             closing: closing.clone(),
             write_timeout: config.write_timeout,
             codec: codec.clone().build(),
@@ -537,13 +560,80 @@ fn into_bytes(payload: Payload<'_>) -> Bytes {
 /// batch frame, pings, and closes. Every write is bounded by the write timeout.
 struct Writer {
     ws: fastwebsockets::WebSocketWrite<WriteHalf<BoxedIo>>,
-    rx: mpsc::Receiver<Outgoing>,
-    slow: Arc<AtomicBool>,
+    inbox: Inbox,
     closing: Arc<Closing>,
     write_timeout: Option<Duration>,
     codec: FrameCodec,
     coalescer: Coalescer,
     buf: BytesMut,
+}
+
+/// The writer's side of the queue. While a write waits on the socket the writer keeps
+/// taking items off the queue into `backlog`, encoded, so what a peer that stopped
+/// reading pins is bounded by bytes (`limit`), not only by the queue's count.
+struct Inbox {
+    rx: mpsc::Receiver<Outgoing>,
+    backlog: VecDeque<Outgoing>,
+    bytes: usize,
+    limit: usize,
+    /// Every sender is gone: nothing more will come.
+    ended: bool,
+    slow: Arc<AtomicBool>,
+}
+
+impl Inbox {
+    /// The next item already waiting, without waiting for one.
+    fn take_now(&mut self) -> Option<Outgoing> {
+        if let Some(item) = self.backlog.pop_front() {
+            self.bytes -= item.size();
+            return Some(item);
+        }
+        self.rx.try_recv().ok()
+    }
+
+    /// Puts back an item taken but not written yet, to go next.
+    fn put_back(&mut self, item: Outgoing) {
+        self.bytes += item.size();
+        self.backlog.push_front(item);
+    }
+
+    /// Holds an item that arrived while a write was in progress; past the byte limit
+    /// the peer counts as too slow.
+    fn hold(&mut self, item: Outgoing) {
+        let item = match item {
+            Outgoing::Message(message) => match message.to_frame() {
+                Ok(frame) => Outgoing::Frame(frame),
+                Err(e) => return drop_unencodable(&e),
+            },
+            other => other,
+        };
+        self.bytes += item.size();
+        self.backlog.push_back(item);
+        if self.bytes > self.limit {
+            self.slow.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// The next item off the queue, waiting for one; `None` once every sender is gone.
+    async fn recv(&mut self) -> Option<Outgoing> {
+        let item = self.rx.recv().await;
+        self.ended = item.is_none();
+        item
+    }
+}
+
+impl Outgoing {
+    /// Bytes it holds, as the backlog counts them.
+    fn size(&self) -> usize {
+        match self {
+            Self::Frame(frame) => crate::HEADER_LEN + frame.payload().len(),
+            // Not held encoded (only a first message is written straight away).
+            Self::Message(_) => crate::HEADER_LEN,
+            Self::Text(text) => text.len(),
+            Self::Control(_, payload) => payload.len(),
+            Self::Close(_, reason) => reason.len(),
+        }
+    }
 }
 
 impl Writer {
@@ -553,7 +643,7 @@ impl Writer {
         let ping = tokio::time::sleep(ping_interval.unwrap_or(far));
         tokio::pin!(ping);
         loop {
-            if self.slow.load(Ordering::Relaxed) {
+            if self.inbox.slow.load(Ordering::Relaxed) {
                 let _ = self.put(WsFrame::close(1008, b"slow consumer")).await;
                 break;
             }
@@ -561,23 +651,27 @@ impl Writer {
                 let _ = self.put(WsFrame::close(code, reason.as_bytes())).await;
                 break;
             }
-            let closing = self.closing.clone();
-            let item = tokio::select! {
-                biased;
-                () = closing.wake.notified() => continue,
-                item = self.rx.recv() => match item {
-                    Some(item) => item,
-                    None => {
-                        let _ = self.put(WsFrame::close(1000, b"")).await;
-                        break;
+            let item = if let Some(item) = self.inbox.take_now() {
+                item
+            } else {
+                let closing = self.closing.clone();
+                tokio::select! {
+                    biased;
+                    () = closing.wake.notified() => continue,
+                    item = self.inbox.recv() => match item {
+                        Some(item) => item,
+                        None => {
+                            let _ = self.put(WsFrame::close(1000, b"")).await;
+                            break;
+                        }
+                    },
+                    () = &mut ping => {
+                        ping.as_mut().reset(tokio::time::Instant::now() + ping_interval.unwrap_or(far));
+                        if self.put(WsFrame::new(true, OpCode::Ping, None, Payload::Borrowed(b""))).await.is_err() {
+                            break;
+                        }
+                        continue;
                     }
-                },
-                () = &mut ping => {
-                    ping.as_mut().reset(tokio::time::Instant::now() + ping_interval.unwrap_or(far));
-                    if self.put(WsFrame::new(true, OpCode::Ping, None, Payload::Borrowed(b""))).await.is_err() {
-                        break;
-                    }
-                    continue;
                 }
             };
             match self.write(item).await {
@@ -585,129 +679,168 @@ impl Writer {
                 Ok(false) | Err(_) => break,
             }
         }
-        self.rx.close();
+        self.inbox.rx.close();
     }
 
     /// Writes one frame, giving up after the write timeout.
     async fn put(&mut self, frame: WsFrame<'_>) -> Result<(), WebSocketError> {
-        let Some(limit) = self.write_timeout else {
-            return self.ws.write_frame(frame).await;
-        };
-        match tokio::time::timeout(limit, self.ws.write_frame(frame)).await {
-            Ok(written) => written,
-            Err(_) => {
-                tracing::debug!(?limit, "a write timed out: the peer does not read");
-                Err(WebSocketError::IoError(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "write timed out",
-                )))
-            }
-        }
+        put(&mut self.ws, &mut self.inbox, self.write_timeout, frame).await
     }
 
     /// Writes one queued item (and any messages queued right behind it); false once
     /// the connection should end.
     async fn write(&mut self, item: Outgoing) -> Result<bool, WebSocketError> {
-        let mut next = Some(item);
-        while let Some(item) = next.take() {
-            match item {
-                Outgoing::Message(first) => {
-                    next = self.write_messages(first).await?;
-                }
-                Outgoing::Text(text) => {
-                    self.put(WsFrame::text(Payload::Owned(text.into_bytes())))
+        match item {
+            Outgoing::Message(first) => {
+                self.buf.clear();
+                match self.inbox.take_now() {
+                    Some(Outgoing::Message(second)) => {
+                        let frames = [first.to_frame(), second.to_frame()];
+                        self.write_frames(frames.into_iter().filter_map(keep_encodable))
+                            .await?;
+                    }
+                    Some(Outgoing::Frame(second)) => {
+                        self.write_frames(
+                            keep_encodable(first.to_frame()).into_iter().chain([second]),
+                        )
                         .await?;
-                }
-                Outgoing::Control(opcode, payload) => {
-                    self.put(WsFrame::new(true, opcode, None, Payload::Owned(payload)))
-                        .await?;
-                    if opcode == OpCode::Close {
-                        return Ok(false);
+                    }
+                    other => {
+                        if let Some(other) = other {
+                            self.inbox.put_back(other);
+                        }
+                        match first.encode(&mut self.codec, &mut self.buf) {
+                            Ok(()) => self.put_buf().await?,
+                            Err(e) => drop_unencodable(&e),
+                        }
                     }
                 }
-                Outgoing::Close(code, reason) => {
-                    self.put(WsFrame::close(code, reason.as_bytes())).await?;
+            }
+            Outgoing::Frame(first) => self.write_frames([first].into_iter()).await?,
+            Outgoing::Text(text) => {
+                self.put(WsFrame::text(Payload::Owned(text.into_bytes())))
+                    .await?;
+            }
+            Outgoing::Control(opcode, payload) => {
+                self.put(WsFrame::new(true, opcode, None, Payload::Owned(payload)))
+                    .await?;
+                if opcode == OpCode::Close {
                     return Ok(false);
                 }
+            }
+            Outgoing::Close(code, reason) => {
+                self.put(WsFrame::close(code, reason.as_bytes())).await?;
+                return Ok(false);
             }
         }
         Ok(true)
     }
 
-    /// Sends `first` as one WebSocket message, packed into a batch frame with the
-    /// messages already queued behind it (no delay is added to wait for more) as long
-    /// as the batch stays within its byte budget. Returns an item it took off the queue
-    /// but did not send, to be written next.
-    async fn write_messages(&mut self, first: Message) -> Result<Option<Outgoing>, WebSocketError> {
-        self.buf.clear();
-        let mut held = None;
-        let encoded = match self.rx.try_recv() {
-            Ok(Outgoing::Message(second)) => self.encode_batch(first, second, &mut held),
-            Ok(other) => {
-                held = Some(other);
-                first.encode(&mut self.codec, &mut self.buf)
-            }
-            Err(_) => first.encode(&mut self.codec, &mut self.buf),
-        };
-        match encoded {
-            Ok(()) => {
-                let buf = std::mem::take(&mut self.buf);
-                let written = self.put(WsFrame::binary(Payload::Borrowed(&buf))).await;
-                self.buf = buf;
-                written?
-            }
-            // Only a message over the wire limit fails to encode: drop it, keep going.
-            Err(e) => {
-                tracing::warn!(error = %e, "dropping an outgoing message that cannot be encoded")
-            }
-        }
-        Ok(held)
-    }
-
-    fn encode_batch(
+    /// Writes `first` frames, with the messages already queued behind them (no delay is
+    /// added to wait for more), packed into one batch frame as long as the batch stays
+    /// within its byte budget (headers included). What did not fit goes next.
+    async fn write_frames(
         &mut self,
-        first: Message,
-        second: Message,
-        held: &mut Option<Outgoing>,
-    ) -> Result<(), Error> {
+        first: impl Iterator<Item = Frame>,
+    ) -> Result<(), WebSocketError> {
         let now = std::time::Instant::now();
-        let result = (|| {
-            let mut full = self.coalescer.push(first.to_frame()?, now);
-            let mut next = Some(second);
-            while !full {
-                let message = match next.take() {
-                    Some(m) => m,
-                    None => match self.rx.try_recv() {
-                        Ok(Outgoing::Message(m)) => m,
-                        Ok(other) => {
-                            *held = Some(other);
-                            break;
-                        }
-                        Err(_) => break,
-                    },
-                };
-                let frame = message.to_frame()?;
-                if !self.coalescer.fits(&frame) {
-                    next = Some(message);
-                    break;
-                }
+        let mut full = false;
+        for frame in first {
+            if full || !self.coalescer.fits(&frame) {
+                self.inbox.put_back(Outgoing::Frame(frame));
+                full = true;
+            } else {
                 full = self.coalescer.push(frame, now);
             }
-            // A message that did not fit (or came after a full batch) goes next.
-            if let Some(message) = next {
-                *held = Some(Outgoing::Message(message));
+        }
+        while !full {
+            let frame = match self.inbox.take_now() {
+                Some(Outgoing::Message(m)) => match keep_encodable(m.to_frame()) {
+                    Some(frame) => frame,
+                    None => continue,
+                },
+                Some(Outgoing::Frame(frame)) => frame,
+                Some(other) => {
+                    self.inbox.put_back(other);
+                    break;
+                }
+                None => break,
+            };
+            if !self.coalescer.fits(&frame) {
+                self.inbox.put_back(Outgoing::Frame(frame));
+                break;
             }
-            Ok(())
-        })();
-        match result {
-            Ok(()) => self
-                .coalescer
-                .flush(&mut self.codec, &mut self.buf)
-                .map(drop),
+            full = self.coalescer.push(frame, now);
+        }
+        self.buf.clear();
+        match self.coalescer.flush(&mut self.codec, &mut self.buf) {
+            Ok(_) => self.put_buf().await,
             Err(e) => {
-                self.coalescer.clear();
-                Err(e)
+                drop_unencodable(&e);
+                Ok(())
             }
         }
     }
+
+    /// Writes what `buf` holds as one binary message.
+    async fn put_buf(&mut self) -> Result<(), WebSocketError> {
+        let buf = std::mem::take(&mut self.buf);
+        let written = self.put(WsFrame::binary(Payload::Borrowed(&buf))).await;
+        self.buf = buf;
+        written
+    }
+}
+
+/// Writes one frame within `limit`, taking what arrives on the queue meanwhile into
+/// the inbox's backlog.
+async fn put(
+    ws: &mut fastwebsockets::WebSocketWrite<WriteHalf<BoxedIo>>,
+    inbox: &mut Inbox,
+    limit: Option<Duration>,
+    frame: WsFrame<'_>,
+) -> Result<(), WebSocketError> {
+    let write = ws.write_frame(frame);
+    tokio::pin!(write);
+    let written = async {
+        loop {
+            tokio::select! {
+                biased;
+                written = &mut write => return written,
+                item = inbox.recv(), if !inbox.ended => {
+                    if let Some(item) = item {
+                        inbox.hold(item);
+                    }
+                    // Past the byte limit: give up on the peer, mid-write (no close
+                    // frame can follow a half-written one).
+                    if inbox.bytes > inbox.limit {
+                        return Err(WebSocketError::IoError(std::io::Error::other(
+                            "peer too slow: send backlog over its byte limit",
+                        )));
+                    }
+                }
+            }
+        }
+    };
+    let Some(limit) = limit else {
+        return written.await;
+    };
+    match tokio::time::timeout(limit, written).await {
+        Ok(written) => written,
+        Err(_) => {
+            tracing::debug!(?limit, "a write timed out: the peer does not read");
+            Err(WebSocketError::IoError(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "write timed out",
+            )))
+        }
+    }
+}
+
+/// Only a message over the wire limit fails to encode: it is dropped, the rest goes on.
+fn keep_encodable(frame: Result<Frame, Error>) -> Option<Frame> {
+    frame.map_err(|e| drop_unencodable(&e)).ok()
+}
+
+fn drop_unencodable(error: &Error) {
+    tracing::warn!(%error, "dropping an outgoing message that cannot be encoded");
 }
