@@ -80,6 +80,7 @@ pub mod services;
 pub mod testing;
 pub mod tools;
 pub mod worker;
+pub mod workflow;
 
 pub use mesh_crdt as crdt;
 pub use mesh_embed as embed;

@@ -127,6 +127,22 @@ impl mesh_core::Stores for BoobyStores {
     fn tenants(&self) -> &Self::Tenants {
         self.memory.tenants()
     }
+    type Definitions = <mesh_core::MemoryStores as mesh_core::Stores>::Definitions;
+    type Runs = <mesh_core::MemoryStores as mesh_core::Stores>::Runs;
+    type Checkpoints = <mesh_core::MemoryStores as mesh_core::Stores>::Checkpoints;
+    type Messages = <mesh_core::MemoryStores as mesh_core::Stores>::Messages;
+    fn definitions(&self) -> &Self::Definitions {
+        self.memory.definitions()
+    }
+    fn runs(&self) -> &Self::Runs {
+        self.memory.runs()
+    }
+    fn checkpoints(&self) -> &Self::Checkpoints {
+        self.memory.checkpoints()
+    }
+    fn messages(&self) -> &Self::Messages {
+        self.memory.messages()
+    }
 }
 
 /// Hardening issue, item 5: a panic in the engine task left the process looking healthy

@@ -1,8 +1,9 @@
-//! Type erasure for the [`Queue`] and [`VectorIndex`] traits, beside them (as tower
-//! ships `BoxService` beside `Service`): their methods return `impl Future`, so they
-//! cannot be trait objects themselves. [`DynQueue`] and [`DynVectorIndex`] can, and
-//! every implementation of the typed traits implements them, so a service can hold an
-//! `Arc<dyn DynQueue>` that is memory, PostgreSQL or SQS alike.
+//! Type erasure for the [`Queue`], [`VectorIndex`] and [`Repository`] traits, beside
+//! them (as tower ships `BoxService` beside `Service`): their methods return
+//! `impl Future`, so they cannot be trait objects themselves. [`DynQueue`],
+//! [`DynVectorIndex`] and [`DynRepository`] can, and every implementation of the typed
+//! traits implements them, so a service can hold an `Arc<dyn DynQueue>` that is
+//! memory, PostgreSQL or SQS alike.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,7 +11,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::{Delivery, Hit, Metric, Queue, QueueDepth, Result, VectorIndex, VectorItem};
+use uuid::Uuid;
+
+use crate::{
+    Delivery, Hit, Metric, Page, Query, Queue, QueueDepth, Record, Repository, Result, VectorIndex,
+    VectorItem, Versioned,
+};
 
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -153,5 +159,48 @@ impl<V: VectorIndex> DynVectorIndex for V {
         Box::pin(VectorIndex::search(
             self, tenant, collection, query, k, filter,
         ))
+    }
+}
+
+/// A [`Repository`] as a trait object; every `Repository<T>` implements it: hold an
+/// `Arc<dyn DynRepository<T>>`.
+pub trait DynRepository<T: Record>: Send + Sync {
+    /// [`Repository::create`].
+    fn create<'a>(&'a self, tenant: &'a str, record: &'a T) -> BoxFuture<'a, Result<Versioned<T>>>;
+    /// [`Repository::get`].
+    fn get<'a>(&'a self, tenant: &'a str, id: Uuid) -> BoxFuture<'a, Result<Option<Versioned<T>>>>;
+    /// [`Repository::list`].
+    fn list<'a>(&'a self, tenant: &'a str, query: &'a Query) -> BoxFuture<'a, Result<Page<T>>>;
+    /// [`Repository::update`].
+    fn update<'a>(
+        &'a self,
+        tenant: &'a str,
+        record: &'a T,
+        expected_version: u64,
+    ) -> BoxFuture<'a, Result<Versioned<T>>>;
+    /// [`Repository::delete`].
+    fn delete<'a>(&'a self, tenant: &'a str, id: Uuid) -> BoxFuture<'a, Result<bool>>;
+}
+
+impl<T: Record, R: Repository<T>> DynRepository<T> for R {
+    fn create<'a>(&'a self, tenant: &'a str, record: &'a T) -> BoxFuture<'a, Result<Versioned<T>>> {
+        Box::pin(Repository::create(self, tenant, record))
+    }
+    fn get<'a>(&'a self, tenant: &'a str, id: Uuid) -> BoxFuture<'a, Result<Option<Versioned<T>>>> {
+        Box::pin(Repository::get(self, tenant, id))
+    }
+    fn list<'a>(&'a self, tenant: &'a str, query: &'a Query) -> BoxFuture<'a, Result<Page<T>>> {
+        Box::pin(Repository::list(self, tenant, query))
+    }
+    fn update<'a>(
+        &'a self,
+        tenant: &'a str,
+        record: &'a T,
+        expected_version: u64,
+    ) -> BoxFuture<'a, Result<Versioned<T>>> {
+        Box::pin(Repository::update(self, tenant, record, expected_version))
+    }
+    fn delete<'a>(&'a self, tenant: &'a str, id: Uuid) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(Repository::delete(self, tenant, id))
     }
 }

@@ -64,7 +64,7 @@ mod sqlite;
 mod sqs;
 mod vector;
 
-pub use dynamic::{BoxFuture, DynQueue, DynVectorIndex};
+pub use dynamic::{BoxFuture, DynQueue, DynRepository, DynVectorIndex};
 pub use error::{Result, StoreError};
 #[doc(hidden)]
 pub use kernels::sum as bandwidth_baseline;

@@ -11,6 +11,7 @@ mod principal;
 mod records;
 mod spec;
 mod task;
+pub mod workflow;
 
 pub use agent::Agent;
 pub use error::Error;

@@ -34,6 +34,8 @@ pub(crate) enum Command {
     Submit {
         tenant: TenantId,
         spec: TaskSpec,
+        /// The id to give it; a task of the tenant's with this id is returned as is.
+        id: Option<TaskId>,
         reply: Reply<Task>,
     },
     Wait {

@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{AgentId, TaskId, TaskStatus, TenantId};
+use crate::domain::workflow::RunStatus;
+use crate::domain::{AgentId, TaskId, TaskStatus, TenantId, WorkflowId};
 
 /// A record this engine wrote, so that other engines on the same stores can pick the
 /// change up ([`Engine::changes`](crate::Engine::changes), [`Engine::refresh`](crate::Engine::refresh)).
@@ -79,4 +80,62 @@ pub enum Event {
         /// The new status.
         status: TaskStatus,
     },
+    /// A workflow run moved: a step started, ended or waits, or the run finished.
+    WorkflowUpdate {
+        /// Its tenant.
+        tenant: TenantId,
+        /// The run.
+        run: WorkflowId,
+        /// The journal entry it follows from (resume a stream after it).
+        seq: u64,
+        /// What happened.
+        update: WorkflowUpdate,
+        /// The run's status now.
+        status: RunStatus,
+        /// Steps finished so far.
+        steps_done: u64,
+        /// Steps running or waiting now.
+        steps_running: u64,
+    },
+}
+
+/// What happened to a workflow run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum WorkflowUpdate {
+    /// The run started (or was forked, retried or adopted by this instance).
+    Started,
+    /// A step began.
+    StepStarted {
+        /// The step.
+        step: String,
+        /// Its activation.
+        activation: u64,
+    },
+    /// A step finished.
+    StepCompleted {
+        /// The step.
+        step: String,
+        /// Its activation.
+        activation: u64,
+    },
+    /// A step failed, and the run with it.
+    StepFailed {
+        /// The step.
+        step: String,
+        /// Its activation.
+        activation: u64,
+        /// Why.
+        error: String,
+    },
+    /// A step waits for a person: resume interrupt `id`.
+    InterruptPending {
+        /// The step.
+        step: String,
+        /// The interrupt.
+        id: uuid::Uuid,
+    },
+    /// The run finished.
+    Finished,
 }

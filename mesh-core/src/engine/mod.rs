@@ -19,6 +19,7 @@ mod command;
 mod config;
 mod error;
 mod event;
+mod journal;
 mod link;
 mod local;
 mod query;
@@ -34,6 +35,7 @@ use mesh_protocol::{Hello, Message, Welcome};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use self::command::{Command, Reply};
+pub(crate) use self::journal::Journal;
 use self::reads::{Reads, StoreReads};
 use crate::domain::{
     Agent, AgentId, AgentStatus, ApiKey, Scope, SessionId, Task, TaskId, TaskSpec, TenantId,
@@ -42,7 +44,7 @@ use crate::domain::{
 
 pub use config::{EngineConfig, RouterFactory, WallClock};
 pub use error::EngineError;
-pub use event::{Change, Event};
+pub use event::{Change, Event, WorkflowUpdate};
 pub use link::AgentLink;
 pub use local::LocalAgent;
 pub use query::{AgentFilter, Page, TaskFilter};
@@ -59,6 +61,7 @@ pub struct Engine {
     events: broadcast::Sender<Event>,
     changes: broadcast::Sender<Change>,
     reads: Arc<dyn Reads>,
+    journal: Journal,
     config: Arc<EngineConfig>,
     /// False while a cluster listener has lost its connection (see `cluster::join`).
     listening: Arc<std::sync::atomic::AtomicBool>,
@@ -94,6 +97,7 @@ impl Engine {
             commands,
             events,
             changes,
+            journal: Journal::of(&stores),
             reads: Arc::new(StoreReads(stores)),
             config,
             listening: Arc::new(std::sync::atomic::AtomicBool::new(true)),
@@ -111,6 +115,11 @@ impl Engine {
     /// The engine's settings.
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+
+    /// The workflow repositories of the engine's stores.
+    pub(crate) fn journal(&self) -> &Journal {
+        &self.journal
     }
 
     async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, EngineError> {
@@ -132,6 +141,25 @@ impl Engine {
         self.ask(|reply| Command::Submit {
             tenant,
             spec,
+            id: None,
+            reply,
+        })
+        .await
+    }
+
+    /// Submits a task under `id`, once: when the tenant already has a task with this
+    /// id (submitted before a crash, say), that task is returned and nothing is
+    /// dispatched again. Workflows derive `id` from the run and the step's activation.
+    pub(crate) async fn submit_once(
+        &self,
+        tenant: TenantId,
+        id: TaskId,
+        spec: TaskSpec,
+    ) -> Result<Task, EngineError> {
+        self.ask(|reply| Command::Submit {
+            tenant,
+            spec,
+            id: Some(id),
             reply,
         })
         .await
@@ -263,6 +291,11 @@ impl Engine {
     /// misses the oldest (and is told so by the channel).
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
+    }
+
+    /// Tells subscribers what happened outside the engine task (workflow runs).
+    pub(crate) fn publish(&self, event: Event) {
+        let _ = self.events.send(event);
     }
 
     /// Registers (or resumes) an agent connected through `link`, and sends it its

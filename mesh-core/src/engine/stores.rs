@@ -2,6 +2,7 @@
 
 use mesh_store::Repository;
 
+use crate::domain::workflow::{Checkpoint, DefinitionRecord, RunMessage, WorkflowRun};
 use crate::domain::{Agent, ApiKey, Task, TenantEntry};
 
 /// The repositories the engine needs. [`MemoryStores`] keeps nothing across a
@@ -18,6 +19,14 @@ pub trait Stores: Send + Sync + 'static {
     /// Tenants the engine has seen.
     #[doc(hidden)]
     type Tenants: Repository<TenantEntry>;
+    /// Registered workflow definitions.
+    type Definitions: Repository<DefinitionRecord>;
+    /// Workflow runs.
+    type Runs: Repository<WorkflowRun>;
+    /// The runs' journals.
+    type Checkpoints: Repository<Checkpoint>;
+    /// Signals and resumes sent to runs.
+    type Messages: Repository<RunMessage>;
 
     /// The task repository.
     fn tasks(&self) -> &Self::Tasks;
@@ -28,6 +37,14 @@ pub trait Stores: Send + Sync + 'static {
     /// The tenant registry.
     #[doc(hidden)]
     fn tenants(&self) -> &Self::Tenants;
+    /// The workflow definition repository.
+    fn definitions(&self) -> &Self::Definitions;
+    /// The workflow run repository.
+    fn runs(&self) -> &Self::Runs;
+    /// The workflow journal repository.
+    fn checkpoints(&self) -> &Self::Checkpoints;
+    /// The workflow message repository.
+    fn messages(&self) -> &Self::Messages;
 
     /// The stores' own clock, when instances share it (PostgreSQL's `now()`), so
     /// liveness written by one instance and read by another compares on one clock;
@@ -40,14 +57,18 @@ pub trait Stores: Send + Sync + 'static {
     }
 }
 
-/// The associated types and accessors of a bundle whose four fields are repositories
-/// of the `$repo` family.
+/// The associated types and accessors of a bundle whose fields are repositories of the
+/// `$repo` family.
 macro_rules! repositories {
     ($repo:ident) => {
         type Tasks = mesh_store::$repo<Task>;
         type Agents = mesh_store::$repo<Agent>;
         type Keys = mesh_store::$repo<ApiKey>;
         type Tenants = mesh_store::$repo<TenantEntry>;
+        type Definitions = mesh_store::$repo<DefinitionRecord>;
+        type Runs = mesh_store::$repo<WorkflowRun>;
+        type Checkpoints = mesh_store::$repo<Checkpoint>;
+        type Messages = mesh_store::$repo<RunMessage>;
         fn tasks(&self) -> &Self::Tasks {
             &self.tasks
         }
@@ -60,6 +81,18 @@ macro_rules! repositories {
         fn tenants(&self) -> &Self::Tenants {
             &self.tenants
         }
+        fn definitions(&self) -> &Self::Definitions {
+            &self.definitions
+        }
+        fn runs(&self) -> &Self::Runs {
+            &self.runs
+        }
+        fn checkpoints(&self) -> &Self::Checkpoints {
+            &self.checkpoints
+        }
+        fn messages(&self) -> &Self::Messages {
+            &self.messages
+        }
     };
 }
 
@@ -70,6 +103,10 @@ pub struct MemoryStores {
     agents: mesh_store::MemoryRepository<Agent>,
     keys: mesh_store::MemoryRepository<ApiKey>,
     tenants: mesh_store::MemoryRepository<TenantEntry>,
+    definitions: mesh_store::MemoryRepository<DefinitionRecord>,
+    runs: mesh_store::MemoryRepository<WorkflowRun>,
+    checkpoints: mesh_store::MemoryRepository<Checkpoint>,
+    messages: mesh_store::MemoryRepository<RunMessage>,
 }
 
 impl MemoryStores {
@@ -92,6 +129,10 @@ pub struct PgStores {
     agents: mesh_store::PgRepository<Agent>,
     keys: mesh_store::PgRepository<ApiKey>,
     tenants: mesh_store::PgRepository<TenantEntry>,
+    definitions: mesh_store::PgRepository<DefinitionRecord>,
+    runs: mesh_store::PgRepository<WorkflowRun>,
+    checkpoints: mesh_store::PgRepository<Checkpoint>,
+    messages: mesh_store::PgRepository<RunMessage>,
 }
 
 #[cfg(feature = "postgres")]
@@ -103,6 +144,10 @@ impl PgStores {
             agents: store.repository().await?,
             keys: store.repository().await?,
             tenants: store.repository().await?,
+            definitions: store.repository().await?,
+            runs: store.repository().await?,
+            checkpoints: store.repository().await?,
+            messages: store.repository().await?,
             store,
         })
     }
@@ -132,6 +177,10 @@ pub struct SqliteStores {
     agents: mesh_store::SqliteRepository<Agent>,
     keys: mesh_store::SqliteRepository<ApiKey>,
     tenants: mesh_store::SqliteRepository<TenantEntry>,
+    definitions: mesh_store::SqliteRepository<DefinitionRecord>,
+    runs: mesh_store::SqliteRepository<WorkflowRun>,
+    checkpoints: mesh_store::SqliteRepository<Checkpoint>,
+    messages: mesh_store::SqliteRepository<RunMessage>,
 }
 
 #[cfg(feature = "sqlite")]
@@ -143,6 +192,10 @@ impl SqliteStores {
             agents: store.repository().await?,
             keys: store.repository().await?,
             tenants: store.repository().await?,
+            definitions: store.repository().await?,
+            runs: store.repository().await?,
+            checkpoints: store.repository().await?,
+            messages: store.repository().await?,
             store,
         })
     }

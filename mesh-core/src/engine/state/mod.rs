@@ -265,9 +265,14 @@ impl<S: Stores> State<S> {
             Command::Submit {
                 tenant,
                 spec,
+                id,
                 reply,
             } => {
-                let _ = reply.send(self.submit(tenant, spec, None).await);
+                let result = match id {
+                    Some(id) => self.submit_once(tenant, id, spec).await,
+                    None => self.submit(tenant, spec, None).await,
+                };
+                let _ = reply.send(result);
             }
             Command::Wait { tenant, id, reply } => self.wait(tenant, id, reply).await,
             #[cfg(test)]

@@ -81,8 +81,47 @@ impl<S: Stores> State<S> {
         spec: TaskSpec,
         watcher: Option<AgentId>,
     ) -> Result<Task> {
+        self.create_task(tenant, None, spec, watcher).await
+    }
+
+    /// Submits under `id` unless the tenant has that task already (tracked here, or
+    /// stored by any instance): then it is returned as it is.
+    pub(super) async fn submit_once(
+        &mut self,
+        tenant: TenantId,
+        id: TaskId,
+        spec: TaskSpec,
+    ) -> Result<Task> {
+        if let Some(entry) = self.tasks.get(&id) {
+            return if entry.task.tenant_id == tenant {
+                Ok(entry.task.clone())
+            } else {
+                Err(EngineError::Contended(id))
+            };
+        }
+        let stored = self
+            .stores
+            .tasks()
+            .get(&tenant.to_string(), *id.as_uuid())
+            .await?;
+        match stored {
+            Some(stored) => Ok(stored.record),
+            None => self.create_task(tenant, Some(id), spec, None).await,
+        }
+    }
+
+    async fn create_task(
+        &mut self,
+        tenant: TenantId,
+        id: Option<TaskId>,
+        spec: TaskSpec,
+        watcher: Option<AgentId>,
+    ) -> Result<Task> {
         self.check(&spec)?;
         let mut task = Task::new(tenant, spec.kind, spec.input);
+        if let Some(id) = id {
+            task.id = id;
+        }
         task.required_capabilities = spec.required_capabilities.into_iter().collect();
         task.priority = spec.priority;
         task.routing = spec.routing;

@@ -1,0 +1,96 @@
+//! The workflow repositories of the engine's [`Stores`], erased, so the workflow
+//! runtime runs on whatever stores the engine was started with.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use mesh_store::{DynRepository, Page, Query, Record, Repository, Versioned};
+use uuid::Uuid;
+
+use super::stores::Stores;
+use crate::domain::TenantEntry;
+use crate::domain::workflow::{Checkpoint, DefinitionRecord, RunMessage, WorkflowRun};
+
+/// The repositories workflows keep their definitions, runs, journals and messages in.
+#[derive(Clone)]
+pub(crate) struct Journal {
+    pub(crate) definitions: Arc<dyn DynRepository<DefinitionRecord>>,
+    pub(crate) runs: Arc<dyn DynRepository<WorkflowRun>>,
+    pub(crate) checkpoints: Arc<dyn DynRepository<Checkpoint>>,
+    pub(crate) messages: Arc<dyn DynRepository<RunMessage>>,
+    pub(crate) tenants: Arc<dyn DynRepository<TenantEntry>>,
+}
+
+impl Journal {
+    pub(crate) fn of<S: Stores>(stores: &Arc<S>) -> Self {
+        Self {
+            definitions: Arc::new(Field::new(stores, S::definitions)),
+            runs: Arc::new(Field::new(stores, S::runs)),
+            checkpoints: Arc::new(Field::new(stores, S::checkpoints)),
+            messages: Arc::new(Field::new(stores, S::messages)),
+            tenants: Arc::new(Field::new(stores, S::tenants)),
+        }
+    }
+}
+
+/// One repository of a shared bundle.
+struct Field<S, R> {
+    stores: Arc<S>,
+    pick: fn(&S) -> &R,
+}
+
+impl<S, R> Field<S, R> {
+    fn new(stores: &Arc<S>, pick: fn(&S) -> &R) -> Self {
+        Self {
+            stores: stores.clone(),
+            pick,
+        }
+    }
+
+    fn repo(&self) -> &R {
+        (self.pick)(&self.stores)
+    }
+}
+
+impl<S: Send + Sync, T: Record, R: Repository<T>> Repository<T> for Field<S, R> {
+    fn create(
+        &self,
+        tenant: &str,
+        record: &T,
+    ) -> impl Future<Output = mesh_store::Result<Versioned<T>>> + Send {
+        self.repo().create(tenant, record)
+    }
+
+    fn get(
+        &self,
+        tenant: &str,
+        id: Uuid,
+    ) -> impl Future<Output = mesh_store::Result<Option<Versioned<T>>>> + Send {
+        self.repo().get(tenant, id)
+    }
+
+    fn list(
+        &self,
+        tenant: &str,
+        query: &Query,
+    ) -> impl Future<Output = mesh_store::Result<Page<T>>> + Send {
+        self.repo().list(tenant, query)
+    }
+
+    fn update(
+        &self,
+        tenant: &str,
+        record: &T,
+        expected_version: u64,
+    ) -> impl Future<Output = mesh_store::Result<Versioned<T>>> + Send {
+        self.repo().update(tenant, record, expected_version)
+    }
+
+    fn delete(
+        &self,
+        tenant: &str,
+        id: Uuid,
+    ) -> impl Future<Output = mesh_store::Result<bool>> + Send {
+        self.repo().delete(tenant, id)
+    }
+}

@@ -1,0 +1,167 @@
+//! Taking up runs nobody drives: at start, the runs this instance (by its name) held;
+//! from then on, every run whose lease ran out — its instance crashed or lost the
+//! database. A run is claimed by a versioned write of its record, so only one instance
+//! wins it.
+
+use std::sync::{Arc, Weak};
+
+use chrono::Utc;
+use mesh_store::{Query, StoreError};
+use tokio::sync::mpsc;
+
+use super::shared::{Inner, Launch};
+use super::{RunFilter, RunStatus, WorkflowConfig, WorkflowError, Workflows, driver};
+use crate::domain::{SYSTEM_TENANT, TenantEntry, TenantId};
+use crate::engine::Engine;
+use crate::tools::ToolRegistry;
+
+impl Workflows {
+    /// Starts the runtime on `engine`'s stores: takes up the runs this instance (by its
+    /// name) was driving, and from then on those whose lease runs out. Must run inside
+    /// a tokio runtime.
+    pub async fn start(
+        engine: Engine,
+        tools: Arc<ToolRegistry>,
+        config: WorkflowConfig,
+    ) -> Result<Self, WorkflowError> {
+        let (launches, pending) = mpsc::unbounded_channel();
+        let workflows = Self {
+            inner: Arc::new(Inner::new(engine, tools, config, launches)),
+        };
+        tokio::spawn(take_launches(Arc::downgrade(&workflows.inner), pending));
+        workflows.adopt(true).await?;
+        tokio::spawn(keep_adopting(Arc::downgrade(&workflows.inner)));
+        Ok(workflows)
+    }
+
+    /// A runtime on `engine` with no tools and the default configuration.
+    pub async fn in_memory(engine: Engine) -> Self {
+        match Self::start(
+            engine,
+            Arc::new(ToolRegistry::new()),
+            WorkflowConfig::default(),
+        )
+        .await
+        {
+            Ok(workflows) => workflows,
+            Err(e) => unreachable!("memory stores cannot fail: {e}"),
+        }
+    }
+}
+
+/// Drives the runs steps start (sub-workflows), for as long as the runtime lives.
+async fn take_launches(inner: Weak<Inner>, mut pending: mpsc::UnboundedReceiver<Launch>) {
+    while let Some(launch) = pending.recv().await {
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        driver::launch(inner, launch);
+    }
+}
+
+/// Looks for runs to adopt every `adopt_every`, for as long as the runtime lives.
+async fn keep_adopting(inner: Weak<Inner>) {
+    loop {
+        let Some(every) = inner.upgrade().map(|i| i.config.adopt_every) else {
+            return;
+        };
+        tokio::time::sleep(every).await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        if let Err(e) = (Workflows { inner }).adopt(false).await {
+            tracing::warn!(error = %e, "looking for workflow runs to take up failed");
+        }
+    }
+}
+
+impl Workflows {
+    /// Claims and drives the runs nobody drives: those whose lease ran out, and with
+    /// `own` those this instance's name holds (it restarted). Returns how many.
+    pub(super) async fn adopt(&self, own: bool) -> Result<usize, WorkflowError> {
+        let mut adopted = 0;
+        let mut cursor = None;
+        loop {
+            let mut query = Query::new().limit(500);
+            if let Some(c) = cursor {
+                query = query.after(c);
+            }
+            let tenants = self
+                .inner
+                .journal
+                .tenants
+                .list(SYSTEM_TENANT, &query)
+                .await?;
+            for tenant in tenants.items {
+                adopted += self.adopt_tenant(tenant.record, own).await?;
+            }
+            match tenants.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(adopted),
+            }
+        }
+    }
+
+    async fn adopt_tenant(&self, tenant: TenantEntry, own: bool) -> Result<usize, WorkflowError> {
+        let tenant: TenantId = tenant.id;
+        let me = self.inner.config.instance.as_str();
+        let mut adopted = 0;
+        for status in [RunStatus::Running, RunStatus::Waiting] {
+            let mut cursor = None;
+            loop {
+                let filter = RunFilter {
+                    status: Some(status),
+                    cursor,
+                    limit: Some(500),
+                    ..RunFilter::default()
+                };
+                let page = self.runs(tenant, filter).await?;
+                for run in page.items {
+                    let mine = run.owner.as_deref() == Some(me);
+                    let expired = run.lease_until.is_none_or(|until| until < Utc::now());
+                    let driven = self.inner.drivers().contains_key(&run.id);
+                    if !driven && ((own && mine) || expired) && self.claim(tenant, run.id).await? {
+                        adopted += 1;
+                    }
+                }
+                match page.next {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+        }
+        Ok(adopted)
+    }
+
+    /// Takes the run (if nobody else took it first) and drives it from its last
+    /// checkpoint.
+    async fn claim(
+        &self,
+        tenant: TenantId,
+        id: crate::domain::WorkflowId,
+    ) -> Result<bool, WorkflowError> {
+        let current = self.inner.read_run(tenant, id).await?;
+        let mut run = current.record.clone();
+        run.owner = Some(self.inner.config.instance.clone());
+        run.lease_until = Some(Utc::now() + self.inner.lease());
+        let written = match self
+            .inner
+            .journal
+            .runs
+            .update(&tenant.to_string(), &run, current.version)
+            .await
+        {
+            Ok(written) => written,
+            Err(StoreError::Conflict { .. }) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        let definition = self
+            .inner
+            .definition(tenant, &run.workflow, Some(run.version))
+            .await?;
+        let last = self.inner.last_checkpoint(tenant, id).await?;
+        tracing::info!(run = %id, seq = last.seq, "taking up a workflow run");
+        driver::spawn(self.inner.clone(), tenant, written, definition, last, false);
+        Ok(true)
+    }
+}

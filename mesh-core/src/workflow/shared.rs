@@ -1,0 +1,322 @@
+//! What every part of the runtime shares: the [`Workflows`] handle, its inner state
+//! (the repositories, the runs driven here, the definitions read), and the reads and
+//! writes of run records that several operations make.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use chrono::Utc;
+use mesh_store::{Direction, Query, StoreError, Versioned};
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+use super::{
+    Checkpoint, DefinitionRecord, JournalEvent, Position, RunStatus, StartRequest, WorkflowConfig,
+    WorkflowError, WorkflowRun,
+};
+use crate::domain::{SYSTEM_TENANT, TenantEntry, TenantId, WorkflowId};
+use crate::engine::{Engine, Journal};
+use crate::tools::ToolRegistry;
+
+/// The workflow runtime: a cheap handle, shared by every surface.
+#[derive(Clone)]
+pub struct Workflows {
+    pub(super) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Workflows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workflows")
+            .field("instance", &self.inner.config.instance)
+            .finish()
+    }
+}
+
+impl Workflows {
+    /// This runtime's settings.
+    pub fn config(&self) -> &WorkflowConfig {
+        &self.inner.config
+    }
+
+    /// Runs driven by this instance now.
+    pub fn driving(&self) -> usize {
+        self.inner.drivers().len()
+    }
+}
+
+pub(super) struct Inner {
+    pub(super) engine: Engine,
+    pub(super) tools: Arc<ToolRegistry>,
+    pub(super) journal: Journal,
+    pub(super) config: WorkflowConfig,
+    /// The runs this instance drives, and how to reach their drivers.
+    pub(super) drivers: Mutex<HashMap<WorkflowId, mpsc::UnboundedSender<Poke>>>,
+    /// Runs written that a driver should take up (sub-workflows started by steps).
+    pub(super) launches: mpsc::UnboundedSender<Launch>,
+    /// Definitions read so far (a version never changes).
+    cache: Mutex<HashMap<(TenantId, String, u32), Arc<DefinitionRecord>>>,
+}
+
+/// What a run's driver is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Poke {
+    /// A message was sent to the run.
+    Message,
+    /// The run was cancelled.
+    Cancel,
+}
+
+/// A run just written, with what its driver starts from.
+pub(super) struct Launch {
+    pub(super) tenant: TenantId,
+    pub(super) run: Versioned<WorkflowRun>,
+    pub(super) definition: Arc<DefinitionRecord>,
+    pub(super) first: Checkpoint,
+}
+
+impl Inner {
+    pub(super) fn new(
+        engine: Engine,
+        tools: Arc<ToolRegistry>,
+        config: WorkflowConfig,
+        launches: mpsc::UnboundedSender<Launch>,
+    ) -> Self {
+        Self {
+            journal: engine.journal().clone(),
+            engine,
+            tools,
+            config,
+            drivers: Mutex::new(HashMap::new()),
+            launches,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(super) fn drivers(
+        &self,
+    ) -> MutexGuard<'_, HashMap<WorkflowId, mpsc::UnboundedSender<Poke>>> {
+        self.drivers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn poke(&self, run: WorkflowId, poke: Poke) -> bool {
+        self.drivers()
+            .get(&run)
+            .is_some_and(|tx| tx.send(poke).is_ok())
+    }
+
+    pub(super) fn lease(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.config.lease).unwrap_or(chrono::Duration::seconds(30))
+    }
+
+    pub(super) async fn read_run(
+        &self,
+        tenant: TenantId,
+        id: WorkflowId,
+    ) -> Result<Versioned<WorkflowRun>, WorkflowError> {
+        self.journal
+            .runs
+            .get(&tenant.to_string(), *id.as_uuid())
+            .await?
+            .ok_or(WorkflowError::RunNotFound(id))
+    }
+
+    /// Writes a new run (checked against its definition) with its first checkpoint,
+    /// for a driver to take up; a run that exists under `request.id` is returned as is
+    /// (`None` for the launch).
+    pub(super) async fn create_run(
+        &self,
+        tenant: TenantId,
+        request: StartRequest,
+        parent: Option<(WorkflowId, u64)>,
+    ) -> Result<(WorkflowRun, Option<Launch>), WorkflowError> {
+        if let Some(id) = request.id
+            && let Some(existing) = self
+                .journal
+                .runs
+                .get(&tenant.to_string(), *id.as_uuid())
+                .await?
+        {
+            return Ok((existing.record, None));
+        }
+        let definition = self
+            .definition(tenant, &request.workflow, request.version)
+            .await?;
+        let input = match request.input {
+            Value::Null => Map::new(),
+            Value::Object(map) => map,
+            _ => {
+                return Err(WorkflowError::InvalidInput(
+                    "the input must be an object".into(),
+                ));
+            }
+        };
+        if let Some(key) = input
+            .keys()
+            .find(|k| !definition.definition.state.contains_key(*k))
+        {
+            return Err(WorkflowError::InvalidInput(format!(
+                "{key:?} is not a state key of workflow {:?}",
+                definition.name
+            )));
+        }
+        let position = Position::start(&definition.definition, input.clone());
+        let mut run = self.new_run(
+            request.id.unwrap_or_default(),
+            &definition,
+            Value::Object(input),
+        );
+        run.parent = parent;
+        self.write_new(tenant, run, definition, position).await
+    }
+
+    /// A run of `definition` from `input`, held by this instance.
+    pub(super) fn new_run(
+        &self,
+        id: WorkflowId,
+        definition: &DefinitionRecord,
+        input: Value,
+    ) -> WorkflowRun {
+        WorkflowRun {
+            id,
+            workflow: definition.name.clone(),
+            version: definition.version,
+            status: RunStatus::Running,
+            input,
+            output: None,
+            error: None,
+            interrupts: Vec::new(),
+            parent: None,
+            forked_from: None,
+            owner: Some(self.config.instance.clone()),
+            lease_until: Some(Utc::now() + self.lease()),
+            finished_at: None,
+        }
+    }
+
+    /// Stores a new run and its first checkpoint (`position`, advanced).
+    pub(super) async fn write_new(
+        &self,
+        tenant: TenantId,
+        run: WorkflowRun,
+        definition: Arc<DefinitionRecord>,
+        mut position: Position,
+    ) -> Result<(WorkflowRun, Option<Launch>), WorkflowError> {
+        let key = tenant.to_string();
+        self.remember(tenant).await?;
+        position.advance(&definition.definition, Utc::now().timestamp_millis())?;
+        let written = match self.journal.runs.create(&key, &run).await {
+            Ok(written) => written,
+            // Started twice at once under one id: the first one stands.
+            Err(StoreError::AlreadyExists { .. }) => {
+                return Ok((self.read_run(tenant, run.id).await?.record, None));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let first = Checkpoint::new(run.id, 0, JournalEvent::Started, position);
+        self.journal.checkpoints.create(&key, &first).await?;
+        let launch = Launch {
+            tenant,
+            run: written.clone(),
+            definition,
+            first,
+        };
+        Ok((written.record, Some(launch)))
+    }
+
+    /// Makes sure the adoption scan finds the tenant's runs.
+    async fn remember(&self, tenant: TenantId) -> Result<(), WorkflowError> {
+        match self
+            .journal
+            .tenants
+            .create(SYSTEM_TENANT, &TenantEntry { id: tenant })
+            .await
+        {
+            Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(super) async fn last_checkpoint(
+        &self,
+        tenant: TenantId,
+        id: WorkflowId,
+    ) -> Result<Checkpoint, WorkflowError> {
+        let query = Query::new()
+            .filter("run", id.to_string())
+            .order_by("seq", Direction::Descending)
+            .limit(1);
+        let page = self
+            .journal
+            .checkpoints
+            .list(&tenant.to_string(), &query)
+            .await?;
+        page.items
+            .into_iter()
+            .next()
+            .map(|v| v.record)
+            .ok_or(WorkflowError::NoSuchCheckpoint { run: id, seq: 0 })
+    }
+
+    /// The newest version of `name`, if any.
+    pub(super) async fn latest(
+        &self,
+        tenant: TenantId,
+        name: &str,
+    ) -> Result<Option<DefinitionRecord>, WorkflowError> {
+        let query = Query::new()
+            .filter("name", name)
+            .order_by("version", Direction::Descending)
+            .limit(1);
+        let page = self
+            .journal
+            .definitions
+            .list(&tenant.to_string(), &query)
+            .await?;
+        Ok(page.items.into_iter().next().map(|v| v.record))
+    }
+
+    /// Version `version` of `name` (the newest when `None`), cached once read.
+    pub(super) async fn definition(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Arc<DefinitionRecord>, WorkflowError> {
+        let unknown = || WorkflowError::UnknownWorkflow {
+            name: name.to_owned(),
+            version,
+        };
+        let record = match version {
+            Some(version) => {
+                if let Some(hit) = self.cached(tenant, name, version) {
+                    return Ok(hit);
+                }
+                let id = DefinitionRecord::id_of(name, version);
+                self.journal
+                    .definitions
+                    .get(&tenant.to_string(), id)
+                    .await?
+                    .map(|v| v.record)
+            }
+            None => self.latest(tenant, name).await?,
+        }
+        .ok_or_else(unknown)?;
+        let record = Arc::new(record);
+        self.cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                (tenant, record.name.clone(), record.version),
+                record.clone(),
+            );
+        Ok(record)
+    }
+
+    fn cached(&self, tenant: TenantId, name: &str, version: u32) -> Option<Arc<DefinitionRecord>> {
+        self.cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(tenant, name.to_owned(), version))
+            .cloned()
+    }
+}

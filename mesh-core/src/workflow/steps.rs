@@ -1,0 +1,173 @@
+//! Performing one step that runs outside the driver: an agent task through the engine
+//! (under the task id its activation derives, so a step resumed after a crash finds
+//! its task instead of dispatching another), a tool call, or a sub-workflow (started
+//! under an id its activation derives, so it too starts once).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mesh_store::BoxFuture;
+use serde_json::Value;
+
+use super::shared::Inner;
+use super::{Action, Activation, RunStatus, StartRequest, Step, TaskStep, child_run_id, task_key};
+use crate::domain::{TaskId, TaskSpec, TaskStatus, TenantId, WorkflowId};
+use crate::engine::{EngineError, Event};
+
+/// How a step ended.
+#[derive(Debug)]
+pub(super) enum Outcome {
+    /// With this result.
+    Done(Value),
+    /// The work failed (the task failed, the tool refused): the run fails.
+    Failed(String),
+    /// The machinery failed (the engine stopped, the stores are unreachable): the
+    /// driver stops and the run is taken up again later, losing nothing.
+    Broken(String),
+}
+
+/// Performs `step` as `activation` of `run`.
+pub(super) fn perform(
+    inner: Arc<Inner>,
+    tenant: TenantId,
+    run: WorkflowId,
+    step: Step,
+    activation: Activation,
+) -> BoxFuture<'static, (u64, Outcome)> {
+    Box::pin(async move {
+        let id = activation.id;
+        let outcome = match step.action {
+            Action::Task(task) => agent_task(&inner, tenant, run, id, task, activation.input).await,
+            Action::Tool { name, action } => {
+                match inner.tools.execute(&name, &action, activation.input).await {
+                    Ok(value) => Outcome::Done(value),
+                    Err(e) => Outcome::Failed(e.to_string()),
+                }
+            }
+            Action::Workflow { name, version } => {
+                sub_workflow(&inner, tenant, run, id, name, version, activation.input).await
+            }
+            Action::Wait(_) | Action::Parallel { .. } | Action::Map(_) => {
+                Outcome::Broken(format!("step {:?} is not performed as work", step.name))
+            }
+        };
+        (id, outcome)
+    })
+}
+
+fn broken(error: &EngineError) -> Outcome {
+    Outcome::Broken(error.to_string())
+}
+
+async fn agent_task(
+    inner: &Inner,
+    tenant: TenantId,
+    run: WorkflowId,
+    activation: u64,
+    task: TaskStep,
+    input: Value,
+) -> Outcome {
+    let id = TaskId::from_uuid(task_key(tenant, run, activation));
+    let mut spec = TaskSpec::new(task.kind, input)
+        .require(task.required_capabilities)
+        .priority(task.priority);
+    if let Some(n) = task.max_attempts {
+        spec = spec.max_attempts(n);
+    }
+    if let Some(ms) = task.timeout_ms {
+        spec = spec.timeout(Duration::from_millis(ms));
+    }
+    if let Err(e) = inner.engine.submit_once(tenant, id, spec).await {
+        return if e.is_retryable() || matches!(e, EngineError::Stopped | EngineError::Store(_)) {
+            broken(&e)
+        } else {
+            Outcome::Failed(e.to_string())
+        };
+    }
+    let task = match inner.engine.wait(tenant, id).await {
+        Ok(task) => task,
+        Err(e) => return broken(&e),
+    };
+    match task.status() {
+        TaskStatus::Completed => Outcome::Done(task.output.unwrap_or(Value::Null)),
+        status => Outcome::Failed(format!(
+            "task {id} ended {}: {}",
+            status.as_str(),
+            task.error.unwrap_or_default()
+        )),
+    }
+}
+
+async fn sub_workflow(
+    inner: &Arc<Inner>,
+    tenant: TenantId,
+    run: WorkflowId,
+    activation: u64,
+    name: String,
+    version: Option<u32>,
+    input: Value,
+) -> Outcome {
+    let child = child_run_id(run, activation);
+    let mut events = inner.engine.subscribe();
+    let request = StartRequest {
+        workflow: name,
+        version,
+        input,
+        id: Some(child),
+    };
+    match inner
+        .create_run(tenant, request, Some((run, activation)))
+        .await
+    {
+        // Its driver starts beside this one's, from the runtime's own task.
+        Ok((_, Some(launch))) => {
+            let _ = inner.launches.send(launch);
+        }
+        Ok((_, None)) => {}
+        Err(e) if matches!(e.code(), "unavailable" | "internal") => {
+            return Outcome::Broken(e.to_string());
+        }
+        Err(e) => return Outcome::Failed(e.to_string()),
+    }
+    loop {
+        let record = match inner
+            .journal
+            .runs
+            .get(&tenant.to_string(), *child.as_uuid())
+            .await
+        {
+            Ok(Some(record)) => record.record,
+            Ok(None) => return Outcome::Failed(format!("sub-workflow run {child} is gone")),
+            Err(e) => return Outcome::Broken(e.to_string()),
+        };
+        match record.status {
+            RunStatus::Succeeded => return Outcome::Done(record.output.unwrap_or(Value::Null)),
+            RunStatus::Failed => {
+                return Outcome::Failed(
+                    record.error.unwrap_or_else(|| "sub-workflow failed".into()),
+                );
+            }
+            RunStatus::Cancelled => {
+                return Outcome::Failed(format!("sub-workflow run {child} was cancelled"));
+            }
+            RunStatus::Running | RunStatus::Waiting => {}
+        }
+        // Until it says it finished here, or a while passed (it may run elsewhere).
+        let heard = async {
+            loop {
+                match events.recv().await {
+                    Ok(Event::WorkflowUpdate { run, status, .. })
+                        if run == child && status.is_finished() => {}
+                    Ok(Event::WorkflowUpdate { run, .. }) if run == child => continue,
+                    Ok(_) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        std::future::pending::<()>().await;
+                    }
+                }
+                break;
+            }
+        };
+        let _ = tokio::time::timeout(inner.config.poll_every * 5, heard).await;
+    }
+}
