@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mesh_core::services::Services;
+use mesh_core::tools::ToolRegistry;
+use mesh_core::workflow::WorkflowConfig;
 use mesh_core::{Engine, EngineConfig, SqliteStores, TenantId};
 use mesh_store::{QueueConfig, SqliteStore};
 
@@ -78,7 +80,10 @@ impl DataDir {
             tracing::info!(released, "jobs in flight at the last stop are queued again");
         }
         services.jobs = Arc::new(jobs);
-        Ok(services)
+        // The directory is locked to this process: the runs a previous one held are
+        // this one's to take back at once.
+        let workflows = WorkflowConfig::default().instance("local");
+        Ok(services.with_tools(ToolRegistry::new(), workflows))
     }
 
     /// The admin tenant: chosen on the first start and kept in the file `tenant`.

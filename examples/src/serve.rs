@@ -97,6 +97,10 @@ impl Http {
         let listener = tokio::net::TcpListener::bind(self.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", self.listen))?;
+        let recovered = services.workflows.recover().await?;
+        if recovered > 0 {
+            tracing::info!(recovered, "workflow runs taken up");
+        }
         println!("listening on {}", listener.local_addr()?);
         let engine = services.engine.clone();
         let app = router(services, config).into_make_service_with_connect_info::<SocketAddr>();

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use mesh_core::services::Services;
 use mesh_core::tools::{GitHubAdapter, ToolRegistry};
+use mesh_core::workflow::WorkflowConfig;
 use mesh_core::{Engine, EngineConfig, MemoryStores, PgStores, Scope, TenantId};
 use mesh_store::DynQueue;
 use mesh_store::{PgStore, QueueConfig, SqsConfig, SqsQueue};
@@ -50,6 +51,15 @@ pub struct Backend {
     /// GitHub token for the `github` tool.
     #[arg(long, env = "GITHUB_TOKEN", hide_env_values = true)]
     pub github_token: Option<String>,
+    /// This instance's name in workflow run leases: distinct for instances sharing a
+    /// database; one restarted under its old name takes its runs back at once. A fresh
+    /// UUID if absent.
+    #[arg(long, env = "MESH_INSTANCE")]
+    pub instance: Option<String>,
+    /// Milliseconds a workflow run's lease lasts: how soon another instance takes up
+    /// the runs of one that died.
+    #[arg(long, env = "MESH_WORKFLOW_LEASE_MS", default_value_t = 30_000)]
+    pub workflow_lease_ms: u64,
 }
 
 impl std::fmt::Debug for Backend {
@@ -70,6 +80,8 @@ impl std::fmt::Debug for Backend {
             .field("jwt_secret", &secret(&self.jwt_secret))
             .field("github_url", &self.github_url)
             .field("github_token", &secret(&self.github_token))
+            .field("instance", &self.instance)
+            .field("workflow_lease_ms", &self.workflow_lease_ms)
             .finish()
     }
 }
@@ -97,6 +109,19 @@ pub struct Built {
 }
 
 impl Backend {
+    /// The workflow runtime's settings from the flags.
+    pub fn workflow_config(&self) -> WorkflowConfig {
+        let mut config = WorkflowConfig::default()
+            .lease(std::time::Duration::from_millis(self.workflow_lease_ms))
+            .adopt_every(std::time::Duration::from_millis(
+                (self.workflow_lease_ms / 4).clamp(50, 5_000),
+            ));
+        if let Some(name) = &self.instance {
+            config = config.instance(name.clone());
+        }
+        config
+    }
+
     /// Connects, starts the engine (clustered on PostgreSQL), and ensures the
     /// bootstrap key.
     pub async fn build(&self) -> Result<Built, Box<dyn std::error::Error>> {
@@ -143,7 +168,7 @@ impl Backend {
             }
             services.jobs = Arc::new(SqsQueue::connect(&config).await?) as Arc<dyn DynQueue>;
         }
-        services.tools = Arc::new(tools);
+        let services = services.with_tools(tools, self.workflow_config());
         if let Some(key) = &self.api_key
             && services.engine.authenticate(key).await?.is_none()
         {

@@ -92,6 +92,8 @@ pub struct Services {
     pub tools: Arc<ToolRegistry>,
     /// Collaboration jobs started through the surfaces (per-tenant quota, cancel).
     pub collab: crate::collab::CollabJobs,
+    /// Durable workflows (on the engine's stores, with `tools`).
+    pub workflows: crate::workflow::Workflows,
 }
 
 impl std::fmt::Debug for Services {
@@ -106,16 +108,37 @@ impl std::fmt::Debug for Services {
 
 impl Services {
     /// Services around `engine` on embedded defaults: in-memory vectors and queue, the
-    /// offline hash embedder, no tools.
+    /// offline hash embedder, no tools, and a workflow runtime on the engine's stores
+    /// (not yet recovering stored runs: see [`Workflows::recover`](crate::workflow::Workflows::recover)).
+    /// Must run inside a tokio runtime.
     pub fn in_memory(engine: Engine) -> Self {
+        let tools = Arc::new(ToolRegistry::new());
         Self {
-            engine,
+            engine: engine.clone(),
             vectors: Arc::new(MemoryVectorIndex::new()),
             embedder: Arc::new(HashEmbedder::default()),
             jobs: Arc::new(MemoryQueue::new(mesh_store::QueueConfig::default())),
-            tools: Arc::new(ToolRegistry::new()),
+            tools: tools.clone(),
             collab: crate::collab::CollabJobs::default(),
+            workflows: crate::workflow::Workflows::new(
+                engine.clone(),
+                tools,
+                crate::workflow::WorkflowConfig::default(),
+            ),
         }
+    }
+
+    /// Sets the tools, and a workflow runtime configured by `config` that uses them
+    /// (replacing the one there was).
+    pub fn with_tools(
+        mut self,
+        tools: ToolRegistry,
+        config: crate::workflow::WorkflowConfig,
+    ) -> Self {
+        self.tools = Arc::new(tools);
+        self.workflows =
+            crate::workflow::Workflows::new(self.engine.clone(), self.tools.clone(), config);
+        self
     }
 
     /// Whether the engine runs and the stores, the queue and the embedder answer; the

@@ -127,7 +127,12 @@ impl Api {
 }
 
 /// Every protected route: method, path, body, and the scope it needs.
-fn routes(task: &str, agent: &str, job: &str) -> Vec<(Method, String, Option<Value>, Scope)> {
+fn routes(
+    task: &str,
+    agent: &str,
+    job: &str,
+    run: &str,
+) -> Vec<(Method, String, Option<Value>, Scope)> {
     let body = |v: Value| Some(v);
     vec![
         (Method::GET, "/api/v1/tasks".into(), None, Scope::Read),
@@ -205,8 +210,92 @@ fn routes(task: &str, agent: &str, job: &str) -> Vec<(Method, String, Option<Val
             body(json!({"action": "get_repository"})),
             Scope::Write,
         ),
+        (
+            Method::POST,
+            "/api/v1/workflow-definitions".into(),
+            body(NAP.clone()),
+            Scope::Write,
+        ),
+        (
+            Method::GET,
+            "/api/v1/workflow-definitions".into(),
+            None,
+            Scope::Read,
+        ),
+        (
+            Method::GET,
+            "/api/v1/workflow-definitions/nap".into(),
+            None,
+            Scope::Read,
+        ),
+        (
+            Method::POST,
+            "/api/v1/workflows".into(),
+            body(json!({"workflow": "nap"})),
+            Scope::Write,
+        ),
+        (Method::GET, "/api/v1/workflows".into(), None, Scope::Read),
+        (
+            Method::GET,
+            format!("/api/v1/workflows/{run}"),
+            None,
+            Scope::Read,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/workflows/{run}/history"),
+            None,
+            Scope::Read,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/workflows/{run}/events"),
+            None,
+            Scope::Read,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/workflows/{run}/cancel"),
+            None,
+            Scope::Write,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/workflows/{run}/signal"),
+            body(json!({"name": "go"})),
+            Scope::Write,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/workflows/{run}/resume"),
+            body(json!({"interrupt": uuid::Uuid::nil()})),
+            Scope::Write,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/workflows/{run}/retry"),
+            None,
+            Scope::Write,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/workflows/{run}/fork"),
+            body(json!({"seq": 0})),
+            Scope::Write,
+        ),
+        (
+            Method::POST,
+            "/api/v1/workflows/prune".into(),
+            body(json!({})),
+            Scope::Admin,
+        ),
     ]
 }
+
+/// A workflow that sleeps a millisecond.
+static NAP: std::sync::LazyLock<Value> = std::sync::LazyLock::new(
+    || json!({"name": "nap", "state": {}, "steps": [{"name": "z", "wait": {"timer": {"ms": 1}}}]}),
+);
 
 #[tokio::test]
 async fn the_auth_matrix_holds_on_every_route() {
@@ -249,7 +338,22 @@ async fn the_auth_matrix_holds_on_every_route() {
         &json!({"tenant_id": api.tenant, "scopes": ["admin"], "exp": 4_000_000_000u64}),
         b"wrong",
     );
-    for (method, path, body, scope) in routes(&task_id, &agent_id, &job_id) {
+    api.post("/api/v1/workflow-definitions", &api.admin, NAP.clone())
+        .await;
+    let (_, run) = api
+        .post("/api/v1/workflows", &api.admin, json!({"workflow": "nap"}))
+        .await;
+    let run_id = run["id"].as_str().unwrap().to_owned();
+    // Finished, so its event stream ends after the journal.
+    while api
+        .get(&format!("/api/v1/workflows/{run_id}"), &api.admin)
+        .await
+        .1["status"]
+        != "succeeded"
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for (method, path, body, scope) in routes(&task_id, &agent_id, &job_id, &run_id) {
         // No credentials, an unknown key, an expired or forged JWT: 401.
         for key in [
             None,
@@ -938,9 +1042,15 @@ async fn the_openapi_document_covers_every_route() {
                 .map(move |m| (m.to_uppercase(), path.clone()))
         })
         .collect();
-    let mut served: BTreeSet<(String, String)> = routes("{id}", "{id}", "{id}")
+    let mut served: BTreeSet<(String, String)> = routes("{id}", "{id}", "{id}", "{id}")
         .into_iter()
-        .map(|(m, p, ..)| (m.to_string(), p.replace("/github/", "/{name}/")))
+        .map(|(m, p, ..)| {
+            let p = p.replace("/github/", "/{name}/");
+            (
+                m.to_string(),
+                p.replace("definitions/nap", "definitions/{name}"),
+            )
+        })
         .collect();
     served.extend(
         [

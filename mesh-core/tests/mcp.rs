@@ -188,14 +188,24 @@ async fn exercise(server: &Server, client: &Client) {
         [
             "cancel_collab_job",
             "cancel_task",
+            "cancel_workflow",
             "execute_tool",
+            "fork_workflow",
             "get_collab_job",
             "get_task",
+            "get_workflow",
             "index_document",
             "list_agents",
+            "list_workflows",
+            "register_workflow",
+            "resume_workflow",
+            "retry_workflow",
             "run_collab",
             "search",
-            "submit_task"
+            "signal_workflow",
+            "start_workflow",
+            "submit_task",
+            "workflow_history"
         ]
     );
     assert!(
@@ -299,6 +309,8 @@ async fn exercise(server: &Server, client: &Client) {
     stop.send(()).unwrap();
     worker.await.unwrap();
 
+    exercise_workflows(client).await;
+
     let (error, sum) = call(
         client,
         "execute_tool",
@@ -321,6 +333,12 @@ async fn exercise(server: &Server, client: &Client) {
         ),
         ("execute_tool", json!({"tool": "nope", "action": "x"})),
         ("run_collab", json!({"pattern": "telepathy"})),
+        (
+            "register_workflow",
+            json!({"definition": {"name": "x", "steps": []}}),
+        ),
+        ("start_workflow", json!({"workflow": "never-registered"})),
+        ("get_workflow", json!({"id": "not-a-uuid"})),
         (
             "cancel_task",
             json!({"id": "0190a6f0-0000-7000-8000-000000000000"}),
@@ -815,4 +833,76 @@ async fn hardening_19_keys_in_the_query_are_refused_unless_allowed() {
             .subprotocols(subprotocols);
         assert!(connect(&config).await.is_ok());
     }
+}
+
+/// The workflow tools: register, start, wait on an interrupt, resume, follow to the end,
+/// history, fork, list; and the operations a finished run refuses.
+async fn exercise_workflows(client: &Client) {
+    let definition = json!({"name": "review", "state": {"doc": {}, "ok": {}, "echoed": {}},
+    "steps": [
+        {"name": "approve", "wait": {"interrupt": {"prompt": "ship?"}}, "output": "ok", "next": "echo"},
+        {"name": "echo", "task": {"kind": "echo"}, "input": {"$state": "/doc"}, "output": "echoed"}
+    ]});
+    let (error, registered) = call(
+        client,
+        "register_workflow",
+        json!({"definition": definition}),
+    )
+    .await;
+    assert!(!error, "{registered}");
+    assert_eq!(registered["version"], 1);
+    let (error, run) = call(
+        client,
+        "start_workflow",
+        json!({"workflow": "review", "input": {"doc": "d"}}),
+    )
+    .await;
+    assert!(!error, "{run}");
+    let id = run["id"].as_str().unwrap().to_owned();
+    let waiting = loop {
+        let (_, run) = call(client, "get_workflow", json!({"id": id})).await;
+        if run["status"] == "waiting" {
+            break run;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let interrupt = waiting["interrupts"][0]["id"].as_str().unwrap().to_owned();
+    let (error, _) = call(
+        client,
+        "resume_workflow",
+        json!({"id": id, "interrupt": interrupt, "value": true}),
+    )
+    .await;
+    assert!(!error);
+    let done = loop {
+        let (_, run) = call(client, "get_workflow", json!({"id": id})).await;
+        if run["status"] == "succeeded" {
+            break run;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(done["output"]["ok"], true);
+    assert_eq!(done["output"]["echoed"]["input"], "d");
+    let (error, history) = call(client, "workflow_history", json!({"id": id})).await;
+    assert!(!error);
+    assert_eq!(history["entries"].as_array().unwrap().len(), 3);
+    let (error, fork) = call(
+        client,
+        "fork_workflow",
+        json!({"id": id, "seq": 1, "patch": {"doc": "e"}}),
+    )
+    .await;
+    assert!(!error, "{fork}");
+    assert_eq!(fork["forked_from"]["run"], id.as_str());
+    let (error, listed) = call(client, "list_workflows", json!({"workflow": "review"})).await;
+    assert!(!error);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 2);
+    for tool in ["cancel_workflow", "retry_workflow"] {
+        let (error, refused) = call(client, tool, json!({"id": id})).await;
+        assert!(error, "{tool}: {refused}");
+        assert_eq!(refused["code"], "conflict");
+    }
+    let (error, refused) = call(client, "signal_workflow", json!({"id": id, "name": "late"})).await;
+    assert!(error);
+    assert_eq!(refused["code"], "conflict");
 }

@@ -375,7 +375,8 @@ async fn a_fork_changes_the_state_and_leaves_the_original_history_as_it_was() {
         .fork(w.tenant, run, 1, json!({"word": "second"}))
         .await
         .unwrap();
-    assert_eq!(fork.forked_from, Some((run, 1)));
+    let origin = fork.forked_from.unwrap();
+    assert_eq!((origin.run, origin.seq), (run, 1));
     let done = w.until(fork.id, RunStatus::Succeeded).await;
     assert_eq!(done.output.unwrap()["loud"], json!("SECOND"));
     let after = serde_json::to_string(

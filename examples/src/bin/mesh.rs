@@ -156,6 +156,8 @@ async fn up(args: Up) -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop) = watch::channel(false);
+    // Runs a previous process left unfinished go on from their last checkpoints.
+    let recovered = services.workflows.recover().await?;
 
     match &home.data {
         Some(data) => println!(
@@ -176,6 +178,11 @@ async fn up(args: Up) -> Result<(), Box<dyn std::error::Error>> {
         println!("  admin key   {key}   (set MESH_API_KEY to choose it)");
     } else {
         println!("  admin key   from MESH_API_KEY");
+    }
+    if recovered > 0 {
+        println!(
+            "  workflows   {recovered} unfinished run(s) taken up from their last checkpoints"
+        );
     }
     println!("  agents connect with: Authorization: Bearer <key>   — Ctrl-C to stop");
     println!();

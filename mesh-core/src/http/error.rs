@@ -10,6 +10,7 @@ use crate::collab::CollabError;
 use crate::engine::EngineError;
 use crate::services::ServiceError;
 use crate::tools::ToolError;
+use crate::workflow::WorkflowError;
 
 /// The body of every error response.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -137,6 +138,12 @@ impl From<ServiceError> for ApiError {
 
 impl From<ToolError> for ApiError {
     fn from(e: ToolError) -> Self {
+        Self::coded(e.code(), &e)
+    }
+}
+
+impl From<WorkflowError> for ApiError {
+    fn from(e: WorkflowError) -> Self {
         Self::coded(e.code(), &e)
     }
 }

@@ -10,6 +10,7 @@ mod health;
 mod jwt;
 mod middleware;
 mod state;
+mod stream;
 
 pub use error::{ApiError, ErrorBody};
 pub use extract::{Json, Path, Query};
@@ -18,3 +19,4 @@ pub use health::{healthz, readyz};
 pub use jwt::{MIN_SECRET_LEN, sign_jwt};
 pub use middleware::authenticate;
 pub use state::AppState;
+pub use stream::journal_stream;

@@ -3,7 +3,10 @@
 //! 2025-06-18 and 2025-11-25.
 //!
 //! Tools: `list_agents`, `submit_task`, `get_task`, `cancel_task`, `run_collab`,
-//! `index_document`, `search`, `execute_tool`; resources `mesh://agents`,
+//! `index_document`, `search`, `execute_tool`, and the workflow tools
+//! (`register_workflow`, `start_workflow`, `get_workflow`, `list_workflows`,
+//! `cancel_workflow`, `signal_workflow`, `resume_workflow`, `retry_workflow`,
+//! `workflow_history`, `fork_workflow`); resources `mesh://agents`,
 //! `mesh://tasks` and `mesh://tasks/{id}`. Both transports pass the same
 //! [credential gate](crate::http::Gate) as every surface and act for the caller's
 //! tenant; a browser `Origin` that is neither loopback nor allowed gets 403 on both
@@ -15,6 +18,7 @@ mod filter;
 mod origin;
 mod server;
 mod websocket;
+mod workflows;
 
 use std::sync::Arc;
 

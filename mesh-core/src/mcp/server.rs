@@ -54,7 +54,7 @@ pub(crate) struct ToolFailure {
 }
 
 impl ToolFailure {
-    fn invalid(message: impl Into<String>) -> Self {
+    pub(super) fn invalid(message: impl Into<String>) -> Self {
         Self {
             code: "invalid_request",
             message: message.into(),
@@ -84,13 +84,14 @@ coded_failure!(
     crate::collab::CollabError,
     crate::http::AuthError,
     crate::services::ServiceError,
-    crate::tools::ToolError
+    crate::tools::ToolError,
+    crate::workflow::WorkflowError
 );
 
-type ToolResult = Result<CallToolResult, ToolFailure>;
+pub(super) type ToolResult = Result<CallToolResult, ToolFailure>;
 
 /// A tool's output: structured content when it is an object, text otherwise.
-fn output(value: impl serde::Serialize) -> ToolResult {
+pub(super) fn output(value: impl serde::Serialize) -> ToolResult {
     let value = serde_json::to_value(value).map_err(|e| ToolFailure::invalid(e.to_string()))?;
     Ok(if value.is_object() {
         CallToolResult::structured(value)
@@ -101,7 +102,7 @@ fn output(value: impl serde::Serialize) -> ToolResult {
 
 /// A tool's arguments, parsed leniently: arguments that do not fit are a tool result
 /// with `isError` (the model can correct them), not a protocol error.
-pub(crate) struct Args<T>(Result<T, ToolFailure>);
+pub(crate) struct Args<T>(pub(super) Result<T, ToolFailure>);
 
 impl<S, T: DeserializeOwned> FromContextPart<ToolCallContext<'_, S>> for Args<T> {
     fn from_context_part(context: &mut ToolCallContext<'_, S>) -> Result<Self, ErrorData> {
@@ -220,7 +221,7 @@ impl MeshMcp {
         Self {
             state,
             principal,
-            tool_router: Self::tool_router(),
+            tool_router: Self::tool_router() + Self::workflow_tools(),
         }
     }
 
@@ -237,7 +238,12 @@ impl MeshMcp {
     }
 
     /// The caller, if it may do what `scope` allows.
-    fn allowed(
+    /// The workflow runtime.
+    pub(super) fn workflows(&self) -> &crate::workflow::Workflows {
+        &self.state.services.workflows
+    }
+
+    pub(super) fn allowed(
         &self,
         context: &RequestContext<RoleServer>,
         scope: Scope,

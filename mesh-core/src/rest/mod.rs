@@ -22,6 +22,7 @@ mod agents;
 mod knowledge;
 mod tasks;
 mod tools;
+mod workflows;
 
 use axum::Router;
 use axum::extract::State;
@@ -34,25 +35,33 @@ pub use agents::{AgentListParams, AgentPage};
 pub use knowledge::{EmbedRequest, EmbedResponse, IndexAccepted, SearchResponse};
 pub use tasks::{CollabRequest, CollabResponse, TaskListParams, TaskPage};
 pub use tools::{ExecuteTool, ToolOutput};
+pub use workflows::{
+    DefinitionListParams, DefinitionPage, ForkRequest, HistoryParams, PruneRequest, Pruned,
+    ResumeRequest, RunListParams, RunPage, SignalRequest, VersionParams,
+};
 
 use crate::http::{AppState, ErrorBody};
 
 /// The OpenAPI 3.1 document of the REST API.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Mesh REST API", description = "Orchestrate AI agents: tasks, agents, collaboration, embeddings, tools."),
+    info(title = "Mesh REST API", description = "Orchestrate AI agents: tasks, agents, collaboration, durable workflows, embeddings, tools."),
     paths(
         tasks::submit, tasks::list, tasks::get, tasks::cancel, tasks::collab,
         tasks::collab_job, tasks::cancel_collab_job,
         agents::list, agents::get, agents::deregister,
         knowledge::embed, knowledge::index, knowledge::search,
         tools::list, tools::execute,
+        workflows::register, workflows::definitions, workflows::definition,
+        workflows::start, workflows::list, workflows::get, workflows::cancel,
+        workflows::signal, workflows::resume, workflows::retry, workflows::history,
+        workflows::fork, workflows::prune, workflows::events,
         healthz, readyz, openapi_json,
     ),
     modifiers(&Security),
     tags(
         (name = "tasks"), (name = "collaboration"), (name = "agents"),
-        (name = "embeddings"), (name = "tools"), (name = "system"),
+        (name = "embeddings"), (name = "tools"), (name = "workflows"), (name = "system"),
     ),
 )]
 pub struct ApiDoc;
@@ -172,6 +181,27 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/api/v1/search", post(knowledge::search))
         .route("/api/v1/tools", get(tools::list))
         .route("/api/v1/tools/{name}/execute", post(tools::execute))
+        .route(
+            "/api/v1/workflow-definitions",
+            post(workflows::register).get(workflows::definitions),
+        )
+        .route(
+            "/api/v1/workflow-definitions/{name}",
+            get(workflows::definition),
+        )
+        .route(
+            "/api/v1/workflows",
+            post(workflows::start).get(workflows::list),
+        )
+        .route("/api/v1/workflows/prune", post(workflows::prune))
+        .route("/api/v1/workflows/{id}", get(workflows::get))
+        .route("/api/v1/workflows/{id}/cancel", post(workflows::cancel))
+        .route("/api/v1/workflows/{id}/signal", post(workflows::signal))
+        .route("/api/v1/workflows/{id}/resume", post(workflows::resume))
+        .route("/api/v1/workflows/{id}/retry", post(workflows::retry))
+        .route("/api/v1/workflows/{id}/history", get(workflows::history))
+        .route("/api/v1/workflows/{id}/fork", post(workflows::fork))
+        .route("/api/v1/workflows/{id}/events", get(workflows::events))
         .route_layer(axum::middleware::from_fn_with_state(
             state,
             crate::http::authenticate,

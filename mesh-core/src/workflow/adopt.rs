@@ -16,36 +16,43 @@ use crate::engine::Engine;
 use crate::tools::ToolRegistry;
 
 impl Workflows {
-    /// Starts the runtime on `engine`'s stores: takes up the runs this instance (by its
-    /// name) was driving, and from then on those whose lease runs out. Must run inside
-    /// a tokio runtime.
-    pub async fn start(
-        engine: Engine,
-        tools: Arc<ToolRegistry>,
-        config: WorkflowConfig,
-    ) -> Result<Self, WorkflowError> {
+    /// The runtime on `engine`'s stores, with `tools` for tool steps. Runs started
+    /// through it are driven at once; runs already in the stores wait for
+    /// [`recover`](Self::recover). Must run inside a tokio runtime.
+    pub fn new(engine: Engine, tools: Arc<ToolRegistry>, config: WorkflowConfig) -> Self {
         let (launches, pending) = mpsc::unbounded_channel();
         let workflows = Self {
             inner: Arc::new(Inner::new(engine, tools, config, launches)),
         };
         tokio::spawn(take_launches(Arc::downgrade(&workflows.inner), pending));
-        workflows.adopt(true).await?;
-        tokio::spawn(keep_adopting(Arc::downgrade(&workflows.inner)));
+        workflows
+    }
+
+    /// [`new`](Self::new), then [`recover`](Self::recover).
+    pub async fn start(
+        engine: Engine,
+        tools: Arc<ToolRegistry>,
+        config: WorkflowConfig,
+    ) -> Result<Self, WorkflowError> {
+        let workflows = Self::new(engine, tools, config);
+        workflows.recover().await?;
         Ok(workflows)
     }
 
-    /// A runtime on `engine` with no tools and the default configuration.
-    pub async fn in_memory(engine: Engine) -> Self {
-        match Self::start(
-            engine,
-            Arc::new(ToolRegistry::new()),
-            WorkflowConfig::default(),
-        )
-        .await
+    /// Takes up the runs in the stores that nobody drives — at once those this
+    /// instance's name held (it restarted), and from then on, every `adopt_every`, those
+    /// whose lease ran out. Returns how many it took up now; calling it again only
+    /// looks again.
+    pub async fn recover(&self) -> Result<usize, WorkflowError> {
+        let adopted = self.adopt(true).await?;
+        if !self
+            .inner
+            .adopting
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
         {
-            Ok(workflows) => workflows,
-            Err(e) => unreachable!("memory stores cannot fail: {e}"),
+            tokio::spawn(keep_adopting(Arc::downgrade(&self.inner)));
         }
+        Ok(adopted)
     }
 }
 

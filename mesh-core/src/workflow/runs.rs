@@ -7,8 +7,8 @@ use serde_json::{Map, Value};
 
 use super::shared::{Inner, Poke};
 use super::{
-    Checkpoint, MessageKind, RunFilter, RunMessage, RunStatus, StartRequest, WorkflowError,
-    WorkflowRun, Workflows, driver,
+    Checkpoint, ForkPoint, MessageKind, RunFilter, RunMessage, RunStatus, StartRequest,
+    WorkflowError, WorkflowRun, Workflows, driver,
 };
 use crate::domain::{TenantId, WorkflowId};
 use crate::engine::Page;
@@ -206,7 +206,7 @@ impl Workflows {
         let mut run = self
             .inner
             .new_run(WorkflowId::new(), &definition, source.input.clone());
-        run.forked_from = Some((id, seq));
+        run.forked_from = Some(ForkPoint { run: id, seq });
         let (run, launch) = self
             .inner
             .write_new(tenant, run, definition, position)

@@ -11,8 +11,8 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use super::{
-    Checkpoint, DefinitionRecord, JournalEvent, Position, RunStatus, StartRequest, WorkflowConfig,
-    WorkflowError, WorkflowRun,
+    Checkpoint, DefinitionRecord, JournalEvent, ParentStep, Position, RunStatus, StartRequest,
+    WorkflowConfig, WorkflowError, WorkflowRun,
 };
 use crate::domain::{SYSTEM_TENANT, TenantEntry, TenantId, WorkflowId};
 use crate::engine::{Engine, Journal};
@@ -38,6 +38,11 @@ impl Workflows {
         &self.inner.config
     }
 
+    /// The engine it runs on.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
     /// Runs driven by this instance now.
     pub fn driving(&self) -> usize {
         self.inner.drivers().len()
@@ -53,6 +58,8 @@ pub(super) struct Inner {
     pub(super) drivers: Mutex<HashMap<WorkflowId, mpsc::UnboundedSender<Poke>>>,
     /// Runs written that a driver should take up (sub-workflows started by steps).
     pub(super) launches: mpsc::UnboundedSender<Launch>,
+    /// Whether the adoption loop runs.
+    pub(super) adopting: std::sync::atomic::AtomicBool,
     /// Definitions read so far (a version never changes).
     cache: Mutex<HashMap<(TenantId, String, u32), Arc<DefinitionRecord>>>,
 }
@@ -88,6 +95,7 @@ impl Inner {
             config,
             drivers: Mutex::new(HashMap::new()),
             launches,
+            adopting: std::sync::atomic::AtomicBool::new(false),
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -165,7 +173,7 @@ impl Inner {
             &definition,
             Value::Object(input),
         );
-        run.parent = parent;
+        run.parent = parent.map(|(run, activation)| ParentStep { run, activation });
         self.write_new(tenant, run, definition, position).await
     }
 

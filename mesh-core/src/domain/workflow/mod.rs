@@ -15,8 +15,9 @@ pub use definition::{
 };
 pub use machine::{Activation, At, Frame, MachineError, Position};
 pub use run::{
-    Checkpoint, DefinitionRecord, JournalEvent, MessageKind, PendingInterrupt, RunMessage,
-    RunStatus, WorkflowRun, checkpoint_id, child_run_id, derived_id, interrupt_id, task_key,
+    Checkpoint, DefinitionRecord, ForkPoint, JournalEvent, MessageKind, ParentStep,
+    PendingInterrupt, RunMessage, RunStatus, WorkflowRun, checkpoint_id, child_run_id, derived_id,
+    interrupt_id, task_key,
 };
 pub use state::{apply, render};
 pub use validate::{

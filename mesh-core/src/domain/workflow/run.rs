@@ -13,6 +13,7 @@ use crate::domain::{TenantId, WorkflowId};
 
 /// A registered version of a definition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "rest", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct DefinitionRecord {
     /// Derived from the name and version, so two registrations racing for one version
@@ -23,6 +24,7 @@ pub struct DefinitionRecord {
     /// Its version, from 1.
     pub version: u32,
     /// The definition.
+    #[cfg_attr(feature = "rest", schema(value_type = Object))]
     pub definition: WorkflowDefinition,
 }
 
@@ -56,6 +58,7 @@ impl Record for DefinitionRecord {
 /// Where a run is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "rest", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "mcp", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum RunStatus {
@@ -81,6 +84,7 @@ impl RunStatus {
 
 /// An interrupt waiting for a person.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "rest", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct PendingInterrupt {
     /// What to resume it by.
@@ -88,11 +92,13 @@ pub struct PendingInterrupt {
     /// The waiting step.
     pub step: String,
     /// What the step asks.
+    #[cfg_attr(feature = "rest", schema(value_type = Object))]
     pub prompt: Value,
 }
 
 /// A run of a workflow.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "rest", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct WorkflowRun {
     /// The run's id.
@@ -104,9 +110,11 @@ pub struct WorkflowRun {
     /// Where it is.
     pub status: RunStatus,
     /// What it started with.
+    #[cfg_attr(feature = "rest", schema(value_type = Object))]
     pub input: Value,
     /// The final state, once it succeeded.
     #[serde(default)]
+    #[cfg_attr(feature = "rest", schema(value_type = Option<Object>))]
     pub output: Option<Value>,
     /// Why it failed.
     #[serde(default)]
@@ -114,12 +122,12 @@ pub struct WorkflowRun {
     /// Interrupts waiting to be resumed.
     #[serde(default)]
     pub interrupts: Vec<PendingInterrupt>,
-    /// The run whose step started this one, and that step's activation.
+    /// The run whose step started this one.
     #[serde(default)]
-    pub parent: Option<(WorkflowId, u64)>,
+    pub parent: Option<ParentStep>,
     /// The run and checkpoint it was forked from.
     #[serde(default)]
-    pub forked_from: Option<(WorkflowId, u64)>,
+    pub forked_from: Option<ForkPoint>,
     /// The instance driving it.
     #[serde(default)]
     pub owner: Option<String>,
@@ -129,6 +137,28 @@ pub struct WorkflowRun {
     /// When it finished (for retention).
     #[serde(default)]
     pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// The step of another run that started a run (a sub-workflow).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "rest", derive(utoipa::ToSchema))]
+#[non_exhaustive]
+pub struct ParentStep {
+    /// The run.
+    pub run: WorkflowId,
+    /// The step's activation in it.
+    pub activation: u64,
+}
+
+/// The checkpoint a run was forked from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "rest", derive(utoipa::ToSchema))]
+#[non_exhaustive]
+pub struct ForkPoint {
+    /// The run.
+    pub run: WorkflowId,
+    /// The checkpoint's place in its journal.
+    pub seq: u64,
 }
 
 impl WorkflowRun {
@@ -153,6 +183,7 @@ impl Record for WorkflowRun {
 /// One entry of a run's journal: the position after a step (or a start, a message, a
 /// retry), with the step's result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "rest", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct Checkpoint {
     /// Derived from the run and `seq`: two instances writing one run cannot both write
@@ -163,8 +194,10 @@ pub struct Checkpoint {
     /// Its place in the journal, from 0.
     pub seq: u64,
     /// What happened.
+    #[cfg_attr(feature = "rest", schema(value_type = Object))]
     pub event: JournalEvent,
     /// The position after it (state included).
+    #[cfg_attr(feature = "rest", schema(value_type = Object))]
     pub position: Position,
     /// When.
     pub at: DateTime<Utc>,
