@@ -1161,3 +1161,140 @@ async fn hardening_9_failed_credentials_are_limited_per_address_and_requests_in_
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["code"], "request_timeout");
 }
+
+/// One Server-Sent Event: its `event`, `id` and `data`.
+#[derive(Debug, Clone, PartialEq)]
+struct Sse {
+    event: String,
+    id: Option<String>,
+    data: String,
+}
+
+/// Reads events from an SSE response until `stop` says so or the stream ends.
+async fn read_sse(response: &mut reqwest::Response, stop: impl Fn(&Sse) -> bool) -> Vec<Sse> {
+    let mut buffer = String::new();
+    let mut events = Vec::new();
+    loop {
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let mut event = Sse {
+                event: "message".into(),
+                id: None,
+                data: String::new(),
+            };
+            for line in block.lines() {
+                match line.split_once(':') {
+                    Some(("event", v)) => event.event = v.trim().to_owned(),
+                    Some(("id", v)) => event.id = Some(v.trim().to_owned()),
+                    Some(("data", v)) => event.data.push_str(v.trim_start()),
+                    _ => {}
+                }
+            }
+            if event.data.is_empty() && event.id.is_none() {
+                continue; // a keep-alive comment
+            }
+            let done = stop(&event);
+            events.push(event);
+            if done {
+                return events;
+            }
+        }
+        match tokio::time::timeout(Duration::from_secs(10), response.chunk()).await {
+            Ok(Ok(Some(bytes))) => buffer.push_str(&String::from_utf8_lossy(&bytes)),
+            Ok(Ok(None)) => return events,
+            other => panic!("the stream stalled: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_run_event_stream_resumes_after_a_disconnect_and_misses_nothing() {
+    let api = api().await;
+    api.post(
+        "/api/v1/workflow-definitions",
+        &api.admin,
+        json!({"name": "three", "state": {"one": {}, "two": {}, "three": {}}, "steps": [
+            {"name": "s1", "wait": {"signal": {"name": "one"}}, "output": "one", "next": "s2"},
+            {"name": "s2", "wait": {"signal": {"name": "two"}}, "output": "two", "next": "s3"},
+            {"name": "s3", "wait": {"signal": {"name": "three"}}, "output": "three"}
+        ]}),
+    )
+    .await;
+    let (_, run) = api
+        .post(
+            "/api/v1/workflows",
+            &api.admin,
+            json!({"workflow": "three"}),
+        )
+        .await;
+    let id = run["id"].as_str().unwrap().to_owned();
+    let events_url = api.url(&format!("/api/v1/workflows/{id}/events"));
+    let signal = |name: &'static str| {
+        let path = format!("/api/v1/workflows/{id}/signal");
+        let api = &api;
+        async move {
+            let (status, _) = api
+                .post(&path, &api.admin, json!({"name": name, "value": name}))
+                .await;
+            assert_eq!(status, StatusCode::ACCEPTED);
+        }
+    };
+
+    let mut first = api
+        .http
+        .get(&events_url)
+        .bearer_auth(&api.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(first.headers()["content-type"], "text/event-stream");
+    signal("one").await;
+    let mut seen = read_sse(&mut first, |e| e.id.as_deref() == Some("1")).await;
+    // Gone: the next two entries are written while nobody listens.
+    drop(first);
+    signal("two").await;
+    signal("three").await;
+
+    let mut second = api
+        .http
+        .get(&events_url)
+        .bearer_auth(&api.admin)
+        .header("Last-Event-ID", "1")
+        .send()
+        .await
+        .unwrap();
+    seen.extend(read_sse(&mut second, |e| e.event == "finished").await);
+    let ids: Vec<&str> = seen.iter().filter_map(|e| e.id.as_deref()).collect();
+    assert_eq!(ids, ["0", "1", "2", "3"], "every entry exactly once");
+    assert!(seen[..4].iter().all(|e| e.event == "checkpoint"));
+    let last = seen.last().unwrap();
+    assert_eq!(last.event, "finished");
+    let finished: Value = serde_json::from_str(&last.data).unwrap();
+    assert_eq!(
+        finished["output"],
+        json!({"one": "one", "two": "two", "three": "three"})
+    );
+    let entry: Value = serde_json::from_str(&seen[2].data).unwrap();
+    assert_eq!(entry["event"]["step"], "s2");
+    assert_eq!(entry["position"]["root"]["state"]["two"], "two");
+    // The stream ended after `finished`; a bad Last-Event-ID is refused.
+    let (status, error) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/workflows/{id}/events"),
+            Some(&api.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{error}");
+    let refused = api
+        .http
+        .get(&events_url)
+        .bearer_auth(&api.admin)
+        .header("Last-Event-ID", "yesterday")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+}
