@@ -66,8 +66,9 @@ impl DataDir {
         &self.path
     }
 
-    /// The engine, the vector index and the job queue, all on the directory's database.
-    pub async fn services(&self) -> Result<Services, Error> {
+    /// The engine, the vector index, the job queue and the workflows, all on the
+    /// directory's database, with `tools`.
+    pub async fn services(&self, tools: ToolRegistry) -> Result<Services, Error> {
         let stores = SqliteStores::new(self.store.clone()).await?;
         let engine = Engine::start(EngineConfig::default(), stores).await?;
         let mut services = Services::in_memory(engine);
@@ -83,7 +84,7 @@ impl DataDir {
         // The directory is locked to this process: the runs a previous one held are
         // this one's to take back at once.
         let workflows = WorkflowConfig::default().instance("local");
-        Ok(services.with_tools(ToolRegistry::new(), workflows))
+        Ok(services.with_tools(tools, workflows))
     }
 
     /// The admin tenant: chosen on the first start and kept in the file `tenant`.

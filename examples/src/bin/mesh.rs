@@ -8,7 +8,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use mesh_core::app::{AppConfig, router};
 use mesh_core::services::Services;
+use mesh_core::tools::{FilesAdapter, ToolRegistry};
 use mesh_core::worker::{WorkerConfig, run_worker};
+use mesh_core::workflow::WorkflowConfig;
 use mesh_core::{Engine, Scope, TenantId};
 use mesh_examples::data_dir::DataDir;
 use tokio::net::TcpListener;
@@ -54,6 +56,10 @@ struct Up {
     /// browsers and the Python MCP SDK). Off by default: URLs end up in logs.
     #[arg(long, env = "MESH_ALLOW_QUERY_KEYS")]
     allow_query_keys: bool,
+    /// The root of the `files` tool (list, read, write files under it); default the
+    /// data directory's `files/`, and no `files` tool in memory unless given.
+    #[arg(long, env = "MESH_FILES_ROOT")]
+    files_root: Option<PathBuf>,
     /// Also start demo agents and a stream of demo tasks, printing where each goes.
     #[arg(long)]
     demo: bool,
@@ -101,8 +107,17 @@ struct Home {
 
 impl Home {
     async fn open(args: &Up) -> Result<Self, Box<dyn std::error::Error>> {
+        let files = |root: Option<PathBuf>| {
+            let mut tools = ToolRegistry::new();
+            if let Some(root) = root {
+                std::fs::create_dir_all(&root)?;
+                tools.register(FilesAdapter::new(root));
+            }
+            Ok::<_, std::io::Error>(tools)
+        };
         if args.in_memory {
-            let services = Services::in_memory(Engine::in_memory().await);
+            let services = Services::in_memory(Engine::in_memory().await)
+                .with_tools(files(args.files_root.clone())?, WorkflowConfig::default());
             return Ok(Self {
                 data: None,
                 tenant: TenantId::new(),
@@ -112,7 +127,13 @@ impl Home {
         let data = DataDir::open(&args.data_dir).await?;
         Ok(Self {
             tenant: data.tenant()?,
-            services: data.services().await?,
+            services: data
+                .services(files(Some(
+                    args.files_root
+                        .clone()
+                        .unwrap_or_else(|| data.path().join("files")),
+                ))?)
+                .await?,
             data: Some(data),
         })
     }

@@ -36,8 +36,8 @@ pub use knowledge::{EmbedRequest, EmbedResponse, IndexAccepted, SearchResponse};
 pub use tasks::{CollabRequest, CollabResponse, TaskListParams, TaskPage};
 pub use tools::{ExecuteTool, ToolOutput};
 pub use workflows::{
-    DefinitionListParams, DefinitionPage, ForkRequest, HistoryParams, PruneRequest, Pruned,
-    ResumeRequest, RunListParams, RunPage, SignalRequest, VersionParams,
+    Accepted, DefinitionListParams, DefinitionPage, ForkRequest, HistoryParams, PruneRequest,
+    Pruned, ResumeRequest, RunListParams, RunPage, SignalRequest, VersionParams,
 };
 
 use crate::http::{AppState, ErrorBody};

@@ -118,6 +118,13 @@ pub struct PruneRequest {
     pub before: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// A message kept for a run.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    /// Always true: the message is stored, and the run takes it when it can.
+    pub accepted: bool,
+}
+
 /// How many runs a prune deleted.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Pruned {
@@ -270,14 +277,14 @@ pub(crate) async fn cancel(
 
 #[utoipa::path(operation_id = "signal_workflow", post, path = "/api/v1/workflows/{id}/signal", tag = "workflows",
     params(("id" = String, Path, format = Uuid, description = "The run id")), request_body = SignalRequest,
-    responses((status = 202, description = "Kept for the run"), (status = 409, body = ErrorBody, description = "It has finished")),
+    responses((status = 202, body = Accepted, description = "Kept for the run"), (status = 409, body = ErrorBody, description = "It has finished")),
     security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn signal(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(id): Path<WorkflowId>,
     Json(request): Json<SignalRequest>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     require(&who, Scope::Write)?;
     if request.name.is_empty() || request.name.len() > 128 {
         return Err(ApiError::invalid("a signal's name is 1 to 128 characters"));
@@ -287,26 +294,26 @@ pub(crate) async fn signal(
         .workflows
         .signal(who.tenant, id, &request.name, request.value)
         .await?;
-    Ok(StatusCode::ACCEPTED)
+    Ok((StatusCode::ACCEPTED, Json(Accepted { accepted: true })))
 }
 
 #[utoipa::path(operation_id = "resume_workflow", post, path = "/api/v1/workflows/{id}/resume", tag = "workflows",
     params(("id" = String, Path, format = Uuid, description = "The run id")), request_body = ResumeRequest,
-    responses((status = 202, description = "The interrupt's step takes the value"), (status = 404, body = ErrorBody, description = "No such pending interrupt")),
+    responses((status = 202, body = Accepted, description = "The interrupt's step takes the value"), (status = 404, body = ErrorBody, description = "No such pending interrupt")),
     security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn resume(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(id): Path<WorkflowId>,
     Json(request): Json<ResumeRequest>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     require(&who, Scope::Write)?;
     state
         .services
         .workflows
         .resume(who.tenant, id, request.interrupt, request.value)
         .await?;
-    Ok(StatusCode::ACCEPTED)
+    Ok((StatusCode::ACCEPTED, Json(Accepted { accepted: true })))
 }
 
 #[utoipa::path(operation_id = "retry_workflow", post, path = "/api/v1/workflows/{id}/retry", tag = "workflows",

@@ -2,6 +2,7 @@
 //! actions (with a JSON Schema for each input) and the capabilities it provides; the
 //! [`ToolRegistry`] holds them by name.
 
+mod files;
 #[cfg(feature = "github")]
 mod github;
 
@@ -12,6 +13,7 @@ use mesh_embed::BoxFuture;
 use serde::Serialize;
 use serde_json::Value;
 
+pub use files::{FilesAdapter, MAX_FILE_BYTES, MAX_LIST_ENTRIES};
 #[cfg(feature = "github")]
 pub use github::GitHubAdapter;
 
