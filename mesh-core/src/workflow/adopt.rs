@@ -28,6 +28,15 @@ impl Workflows {
         workflows
     }
 
+    /// A runtime on `engine` with no tools and the default configuration.
+    pub fn in_memory(engine: Engine) -> Self {
+        Self::new(
+            engine,
+            Arc::new(ToolRegistry::new()),
+            WorkflowConfig::default(),
+        )
+    }
+
     /// [`new`](Self::new), then [`recover`](Self::recover).
     pub async fn start(
         engine: Engine,

@@ -13,7 +13,45 @@
 //! | `shared.rs` | the handle, and the reads and writes every part shares |
 //!
 //! The definitions and the interpreter are plain data in [`crate::domain::workflow`],
-//! re-exported here.
+//! re-exported here. `docs/workflows.md` describes the JSON form and the guarantees.
+//!
+//! ```
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use mesh_core::protocol::Hello;
+//! use mesh_core::workflow::{
+//!     Action, Reducer, RunStatus, StartRequest, StateKey, Step, TaskStep, WorkflowDefinition,
+//!     Workflows,
+//! };
+//! use mesh_core::{Engine, TenantId};
+//! use serde_json::json;
+//!
+//! let engine = Engine::in_memory().await;
+//! let tenant = TenantId::new();
+//! let _agent = engine
+//!     .connect_local(tenant, Hello::new("upper", ["upper"]), |task| async move {
+//!         Ok(json!(task.input.as_str().unwrap_or_default().to_uppercase()))
+//!     })
+//!     .await?;
+//! let workflows = Workflows::in_memory(engine.clone());
+//! let word = ("word".to_owned(), StateKey::new(Reducer::Overwrite));
+//! let shout = Step::new("shout", Action::Task(TaskStep::new("upper")))
+//!     .input(json!({"$state": "/word"}))
+//!     .output("word");
+//! workflows
+//!     .register(tenant, WorkflowDefinition::new("shout", [word], [shout]))
+//!     .await?;
+//! let mut events = engine.subscribe();
+//! let run = workflows
+//!     .start_run(tenant, StartRequest::new("shout", json!({"word": "mesh"})))
+//!     .await?;
+//! while workflows.run(tenant, run.id).await?.status != RunStatus::Succeeded {
+//!     let _ = events.recv().await;
+//! }
+//! let done = workflows.run(tenant, run.id).await?;
+//! assert_eq!(done.output, Some(json!({"word": "MESH"})));
+//! # Ok(()) }
+//! # tokio::runtime::Runtime::new().unwrap().block_on(run()).unwrap();
+//! ```
 
 mod adopt;
 mod cancel;
