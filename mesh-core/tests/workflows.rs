@@ -577,3 +577,32 @@ fn map_steps_build_in_rust_too() {
     let back: WorkflowDefinition = serde_json::from_value(json).unwrap();
     assert_eq!(back, definition);
 }
+
+#[tokio::test]
+async fn collaboration_patterns_are_steps() {
+    let w = world().await;
+    w.register(json!({
+        "name": "collab", "state": {"word": {}, "piped": {}, "votes": {}},
+        "steps": [
+            {"name": "pipe", "collab": {"pattern": "pipeline", "stages": ["upper", "echo"]},
+             "input": {"$state": "/word"}, "output": "piped", "next": "vote"},
+            {"name": "vote", "collab": {"pattern": "consensus", "task": {"kind": "upper"}, "voters": 3},
+             "input": {"$state": "/word"}, "output": "votes"}
+        ]
+    }))
+    .await;
+    let run = w.start("collab", json!({"word": "mesh"})).await;
+    let output = w.until(run, RunStatus::Succeeded).await.output.unwrap();
+    assert_eq!(output["piped"][1]["output"], json!("MESH"), "{output}");
+    assert_eq!(output["votes"]["outcome"], "agreed", "{output}");
+    assert_eq!(output["votes"]["value"], json!("MESH"), "{output}");
+    assert_eq!(w.count("upper"), 4);
+    // A job the patterns refuse is refused at registration, naming the step.
+    let bad: WorkflowDefinition = serde_json::from_value(json!({
+        "name": "bad-collab", "state": {},
+        "steps": [{"name": "huge", "collab": {"pattern": "consensus", "task": {"kind": "x"}, "voters": 1000}}]
+    }))
+    .unwrap();
+    let e = w.workflows.register(w.tenant, bad).await.unwrap_err();
+    assert!(e.to_string().contains("step \"huge\""), "{e}");
+}

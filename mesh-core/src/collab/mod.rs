@@ -13,3 +13,4 @@ pub use patterns::{
     CollabError, CollabJob, Completion, ConsensusOutcome, MAX_COLLAB_TASKS, ParallelOutcome,
     consensus, map_reduce, parallel, pipeline,
 };
+pub(crate) use tracking::{task_id, with_stable_ids};

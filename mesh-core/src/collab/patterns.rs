@@ -105,7 +105,10 @@ impl CollabError {
 /// Submits one of a pattern's tasks; inside a [`CollabJobs`] job the job records it,
 /// so cancelling the job cancels it.
 async fn submit(engine: &Engine, tenant: TenantId, spec: TaskSpec) -> Result<Task, EngineError> {
-    let task = engine.submit(tenant, spec).await?;
+    let task = match super::tracking::next_stable_id() {
+        Some(id) => engine.submit_once(tenant, id, spec).await?,
+        None => engine.submit(tenant, spec).await?,
+    };
     super::tracking::record(task.id);
     Ok(task)
 }
@@ -342,7 +345,7 @@ fn all() -> Completion {
 
 impl CollabJob {
     /// How many tasks the job starts first (what [`MAX_COLLAB_TASKS`] bounds).
-    fn size(&self) -> usize {
+    pub(crate) fn size(&self) -> usize {
         match self {
             Self::Parallel { tasks, .. } => tasks.len(),
             Self::MapReduce { inputs, .. } => inputs.len(),

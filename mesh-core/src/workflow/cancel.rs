@@ -67,6 +67,17 @@ impl Inner {
                     let id = TaskId::from_uuid(task_key(tenant, run, activation.id));
                     let _ = self.engine.cancel(tenant, id).await;
                 }
+                Some(Action::Collab(job)) => {
+                    let base = task_key(tenant, run, activation.id);
+                    let size = super::steps::collab_job(job, None).map_or(0, |j| j.size());
+                    // Its tasks, and a map-reduce's reduce task after them.
+                    for n in 0..=size {
+                        let _ = self
+                            .engine
+                            .cancel(tenant, crate::collab::task_id(base, n))
+                            .await;
+                    }
+                }
                 Some(Action::Workflow { .. }) => {
                     let child = child_run_id(run, activation.id);
                     let _ = Box::pin(self.cancel_run(tenant, child)).await;

@@ -3,7 +3,9 @@
 
 use mesh_store::{Query, StoreError};
 
-use super::{DefinitionRecord, WorkflowDefinition, WorkflowError, Workflows};
+use super::{
+    Action, DefinitionError, DefinitionRecord, WorkflowDefinition, WorkflowError, Workflows,
+};
 use crate::domain::TenantId;
 use crate::engine::Page;
 
@@ -15,6 +17,16 @@ impl Workflows {
         definition: WorkflowDefinition,
     ) -> Result<DefinitionRecord, WorkflowError> {
         definition.validate()?;
+        for step in definition.steps_by_name().values() {
+            if let Action::Collab(job) = &step.action {
+                super::steps::collab_job(job, None).map_err(|problem| {
+                    DefinitionError::InvalidStep {
+                        step: step.name.clone(),
+                        problem,
+                    }
+                })?;
+            }
+        }
         let key = tenant.to_string();
         // Two registrations racing for one version: the loser takes the next.
         loop {

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::shared::Inner;
 use super::{Action, Activation, RunStatus, StartRequest, Step, TaskStep, child_run_id, task_key};
+use crate::collab::{CollabJob, with_stable_ids};
 use crate::domain::{TaskId, TaskSpec, TaskStatus, TenantId, WorkflowId};
 use crate::engine::{EngineError, Event};
 
@@ -43,6 +44,10 @@ pub(super) fn perform(
                     Ok(value) => Outcome::Done(value),
                     Err(e) => Outcome::Failed(e.to_string()),
                 }
+            }
+            Action::Collab(job) => {
+                let input = step.input.is_some().then_some(activation.input);
+                collab(&inner, tenant, run, id, &job, input).await
             }
             Action::Workflow { name, version } => {
                 sub_workflow(&inner, tenant, run, id, name, version, activation.input).await
@@ -95,6 +100,50 @@ async fn agent_task(
             status.as_str(),
             task.error.unwrap_or_default()
         )),
+    }
+}
+
+/// The collaboration job of a `collab` step, with the step's `input` (when it has one)
+/// in place of the pattern's own.
+pub(super) fn collab_job(job: &Value, input: Option<Value>) -> Result<CollabJob, String> {
+    let mut job: CollabJob = serde_json::from_value(job.clone())
+        .map_err(|e| format!("invalid collaboration job: {e}"))?;
+    if let Some(input) = input {
+        match &mut job {
+            CollabJob::Pipeline { input: first, .. } => *first = input,
+            CollabJob::MapReduce { inputs, .. } => match input {
+                Value::Array(items) => *inputs = items,
+                _ => return Err("a map-reduce step's input must be a list".into()),
+            },
+            CollabJob::Consensus { task, .. } => task.input = input,
+            CollabJob::Parallel { tasks, .. } => {
+                tasks.iter_mut().for_each(|t| t.input = input.clone())
+            }
+        }
+    }
+    job.check().map_err(|e| e.to_string())?;
+    Ok(job)
+}
+
+/// Runs a collaboration pattern whose tasks take ids derived from the activation, so a
+/// step resumed after a crash follows the tasks it had submitted.
+async fn collab(
+    inner: &Inner,
+    tenant: TenantId,
+    run: WorkflowId,
+    activation: u64,
+    job: &Value,
+    input: Option<Value>,
+) -> Outcome {
+    let job = match collab_job(job, input) {
+        Ok(job) => job,
+        Err(e) => return Outcome::Failed(e),
+    };
+    let base = task_key(tenant, run, activation);
+    match with_stable_ids(base, job.run(&inner.engine, tenant)).await {
+        Ok(outcome) => Outcome::Done(outcome),
+        Err(e) if matches!(e.code(), "unavailable" | "internal") => Outcome::Broken(e.to_string()),
+        Err(e) => Outcome::Failed(e.to_string()),
     }
 }
 

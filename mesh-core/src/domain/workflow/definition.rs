@@ -174,6 +174,11 @@ pub enum Action {
         /// The action.
         action: String,
     },
+    /// A collaboration pattern, as `POST /api/v1/collab` takes it (`{"pattern":
+    /// "parallel" | "map_reduce" | "pipeline" | "consensus", …}`); its outcome is the
+    /// step's result. A step `input` replaces the pattern's own input (the pipeline's
+    /// `input`, the map-reduce `inputs`, the consensus task's `input`).
+    Collab(Value),
     /// A run of another workflow; its output is the step's result.
     Workflow {
         /// The workflow's name.
@@ -318,8 +323,8 @@ impl Edge {
 /// The name an edge uses to end the graph.
 pub const END: &str = "end";
 
-/// A step as JSON: its action is the one of `task`, `tool`, `workflow`, `wait`,
-/// `parallel` or `map` that is present.
+/// A step as JSON: its action is the one of `task`, `tool`, `collab`, `workflow`,
+/// `wait`, `parallel` or `map` that is present.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StepDoc {
@@ -328,6 +333,8 @@ struct StepDoc {
     task: Option<TaskStep>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tool: Option<ToolDoc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    collab: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     workflow: Option<WorkflowDoc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -477,6 +484,9 @@ impl TryFrom<StepDoc> for Step {
                 action: tool.action,
             });
         }
+        if let Some(job) = doc.collab {
+            actions.push(Action::Collab(job));
+        }
         if let Some(w) = doc.workflow {
             actions.push(Action::Workflow {
                 name: w.name,
@@ -496,7 +506,7 @@ impl TryFrom<StepDoc> for Step {
         }
         let [action] = <[Action; 1]>::try_from(actions).map_err(|found| {
             format!(
-                "step {:?} must have exactly one of task, tool, workflow, wait, parallel, map (it has {})",
+                "step {:?} must have exactly one of task, tool, collab, workflow, wait, parallel, map (it has {})",
                 doc.name,
                 found.len()
             )
@@ -533,6 +543,7 @@ impl From<Step> for StepDoc {
         match step.action {
             Action::Task(task) => doc.task = Some(task),
             Action::Tool { name, action } => doc.tool = Some(ToolDoc { name, action }),
+            Action::Collab(job) => doc.collab = Some(job),
             Action::Workflow { name, version } => {
                 doc.workflow = Some(WorkflowDoc { name, version })
             }

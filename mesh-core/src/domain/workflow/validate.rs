@@ -207,6 +207,13 @@ impl<'a> Check<'a> {
                 return Err(invalid(format!("{name:?} is not a workflow name")));
             }
             Action::Tool { .. } | Action::Workflow { .. } => {}
+            // Parsed and checked by the runtime, which knows the patterns.
+            Action::Collab(job) if !job.is_object() => {
+                return Err(invalid(
+                    "a collab step's job is an object with a `pattern`".into(),
+                ));
+            }
+            Action::Collab(_) => {}
             Action::Wait(Wait::Timer { ms }) if *ms > MAX_TIMER_MS => {
                 return Err(invalid(format!("a timer is at most {MAX_TIMER_MS} ms")));
             }
