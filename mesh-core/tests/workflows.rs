@@ -1,5 +1,8 @@
 //! Durable workflows in one process on memory stores: every step kind, the operations
 //! (interrupts, signals, retry, fork, cancel, prune, idempotent start) and events.
+//!
+//! Long on purpose: every test runs on the one world below (an engine, one agent that
+//! does every kind, the runtime), so each stays a few lines.
 //! Restarts on SQLite and PostgreSQL are in `workflows_durable.rs`; SIGKILLed processes
 //! in the examples' tests.
 

@@ -3,6 +3,7 @@
 
 mod condition;
 mod definition;
+mod json;
 mod machine;
 mod run;
 mod state;
