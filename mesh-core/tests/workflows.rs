@@ -609,3 +609,57 @@ async fn collaboration_patterns_are_steps() {
     let e = w.workflows.register(w.tenant, bad).await.unwrap_err();
     assert!(e.to_string().contains("step \"huge\""), "{e}");
 }
+
+#[tokio::test]
+async fn json_schemas_check_inputs_and_outputs() {
+    let w = world().await;
+    w.register(json!({
+        "name": "typed", "state": {"n": {}, "ok": {}, "echoed": {}},
+        "input_schema": {"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}},
+        "steps": [
+            {"name": "ask", "wait": {"interrupt": {}}, "output": "ok",
+             "output_schema": {"type": "boolean"}, "next": "echo"},
+            {"name": "echo", "task": {"kind": "echo"}, "input": {"$state": "/n"},
+             "input_schema": {"type": "integer"}, "output_schema": {"type": "string"}, "output": "echoed"}
+        ]
+    }))
+    .await;
+    let e = w
+        .workflows
+        .start_run(w.tenant, StartRequest::new("typed", json!({"n": "one"})))
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("input_schema") && e.to_string().contains("/n"),
+        "{e}"
+    );
+    let run = w.start("typed", json!({"n": 7})).await;
+    let waiting = w.until(run, RunStatus::Waiting).await;
+    let interrupt = waiting.interrupts[0].id;
+    // The person's value must fit the step's output_schema.
+    let e = w
+        .workflows
+        .resume(w.tenant, run, interrupt, json!("yes"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "invalid_request", "{e}");
+    w.workflows
+        .resume(w.tenant, run, interrupt, json!(true))
+        .await
+        .unwrap();
+    // The echo agent returns 7, not a string: the step, and the run, fail, saying why.
+    let failed = w.until(run, RunStatus::Failed).await;
+    let error = failed.error.unwrap();
+    assert!(error.contains("output_schema"), "{error}");
+    // A schema that is not one is refused at registration, naming the step.
+    let bad: WorkflowDefinition = serde_json::from_value(json!({
+        "name": "bad-schema", "state": {},
+        "steps": [{"name": "e", "task": {"kind": "echo"}, "input_schema": {"type": 5}}]
+    }))
+    .unwrap();
+    let e = w.workflows.register(w.tenant, bad).await.unwrap_err();
+    assert!(
+        e.to_string().contains("step \"e\"") && e.to_string().contains("input_schema"),
+        "{e}"
+    );
+}

@@ -326,8 +326,16 @@ impl Driver {
                     _ => false,
                 }
             });
-            match (target.map(|a| a.id), &message.kind) {
-                (Some(activation), _) => {
+            match (target.map(|a| (a.id, a.step.clone())), &message.kind) {
+                (Some((activation, step)), _) => {
+                    let schema = self.step(&step).and_then(|s| s.output_schema.as_ref());
+                    if let Some(misfit) = super::steps::misfit("output", schema, &message.value) {
+                        self.position.consumed.push(message.id);
+                        return Err(self
+                            .fail(step, activation, misfit)
+                            .await
+                            .unwrap_or_else(|s| s));
+                    }
                     self.complete(activation, message.value, Some(message.id))
                         .await?;
                 }

@@ -108,8 +108,20 @@ impl Workflows {
         value: Value,
     ) -> Result<(), WorkflowError> {
         let run = self.inner.read_run(tenant, id).await?.record;
-        if !run.interrupts.iter().any(|i| i.id == interrupt) {
+        let Some(pending) = run.interrupts.iter().find(|i| i.id == interrupt) else {
             return Err(WorkflowError::NoSuchInterrupt { run: id, interrupt });
+        };
+        // A value the step's output_schema refuses is refused here, to the person.
+        let definition = self
+            .inner
+            .definition(tenant, &run.workflow, Some(run.version))
+            .await?;
+        let steps = definition.definition.steps_by_name();
+        let schema = steps
+            .get(pending.step.as_str())
+            .and_then(|s| s.output_schema.as_ref());
+        if let Some(misfit) = super::steps::misfit("output", schema, &value) {
+            return Err(WorkflowError::InvalidInput(misfit));
         }
         self.inner
             .send(tenant, id, MessageKind::Resume { interrupt }, value)

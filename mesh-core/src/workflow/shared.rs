@@ -11,8 +11,8 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use super::{
-    Checkpoint, DefinitionRecord, JournalEvent, ParentStep, Position, RunStatus, StartRequest,
-    WorkflowConfig, WorkflowError, WorkflowRun,
+    Checkpoint, DefinitionRecord, JournalEvent, ParentStep, Position, RunStatus, Schema,
+    StartRequest, WorkflowConfig, WorkflowError, WorkflowRun,
 };
 use crate::domain::{SYSTEM_TENANT, TenantEntry, TenantId, WorkflowId};
 use crate::engine::{Engine, Journal};
@@ -166,6 +166,15 @@ impl Inner {
                 "{key:?} is not a state key of workflow {:?}",
                 definition.name
             )));
+        }
+        if let Some(schema) = &definition.definition.input_schema {
+            let checked =
+                Schema::compile(schema).and_then(|s| s.check(&Value::Object(input.clone())));
+            if let Err(misfit) = checked {
+                return Err(WorkflowError::InvalidInput(format!(
+                    "the input does not fit the workflow's input_schema: {misfit}"
+                )));
+            }
         }
         let position = Position::start(&definition.definition, input.clone());
         let mut run = self.new_run(

@@ -10,7 +10,9 @@ use mesh_store::BoxFuture;
 use serde_json::Value;
 
 use super::shared::Inner;
-use super::{Action, Activation, RunStatus, StartRequest, Step, TaskStep, child_run_id, task_key};
+use super::{
+    Action, Activation, RunStatus, Schema, StartRequest, Step, TaskStep, child_run_id, task_key,
+};
 use crate::collab::{CollabJob, with_stable_ids};
 use crate::domain::{TaskId, TaskSpec, TaskStatus, TenantId, WorkflowId};
 use crate::engine::{EngineError, Event};
@@ -37,6 +39,10 @@ pub(super) fn perform(
 ) -> BoxFuture<'static, (u64, Outcome)> {
     Box::pin(async move {
         let id = activation.id;
+        if let Some(misfit) = misfit("input", step.input_schema.as_ref(), &activation.input) {
+            return (id, Outcome::Failed(misfit));
+        }
+        let output_schema = step.output_schema.clone();
         let outcome = match step.action {
             Action::Task(task) => agent_task(&inner, tenant, run, id, task, activation.input).await,
             Action::Tool { name, action } => {
@@ -56,8 +62,24 @@ pub(super) fn perform(
                 Outcome::Broken(format!("step {:?} is not performed as work", step.name))
             }
         };
+        let outcome = match outcome {
+            Outcome::Done(value) => match misfit("output", output_schema.as_ref(), &value) {
+                Some(misfit) => Outcome::Failed(misfit),
+                None => Outcome::Done(value),
+            },
+            other => other,
+        };
         (id, outcome)
     })
+}
+
+/// Why `value` does not fit `schema` (the step's `which` schema), if it does not.
+pub(super) fn misfit(which: &str, schema: Option<&Value>, value: &Value) -> Option<String> {
+    let schema = schema?;
+    let checked = Schema::compile(schema).and_then(|s| s.check(value));
+    checked
+        .err()
+        .map(|e| format!("its {which} does not fit its {which}_schema: {e}"))
 }
 
 fn broken(error: &EngineError) -> Outcome {

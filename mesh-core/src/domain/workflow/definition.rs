@@ -42,6 +42,8 @@ pub struct WorkflowDefinition {
     /// How long a finished run and its history are kept, in seconds (default: kept
     /// until pruned by hand).
     pub retention_secs: Option<u64>,
+    /// A JSON Schema a run's input must fit.
+    pub input_schema: Option<Value>,
 }
 
 /// A declared key of the state.
@@ -121,6 +123,10 @@ pub struct Step {
     pub output: Option<String>,
     /// Where the graph goes after it.
     pub next: Next,
+    /// A JSON Schema its rendered input must fit (the step fails if not).
+    pub input_schema: Option<Value>,
+    /// A JSON Schema its result must fit (the step fails if not).
+    pub output_schema: Option<Value>,
 }
 
 impl Step {
@@ -133,7 +139,21 @@ impl Step {
             input: None,
             output: None,
             next: Next::End,
+            input_schema: None,
+            output_schema: None,
         }
+    }
+
+    /// Checks its input against `schema`.
+    pub fn input_schema(mut self, schema: Value) -> Self {
+        self.input_schema = Some(schema);
+        self
+    }
+
+    /// Checks its result against `schema`.
+    pub fn output_schema(mut self, schema: Value) -> Self {
+        self.output_schema = Some(schema);
+        self
     }
 
     /// Sets its input template.
@@ -337,6 +357,7 @@ impl WorkflowDefinition {
             graph: Graph::new(steps),
             max_steps: None,
             retention_secs: None,
+            input_schema: None,
         }
     }
 

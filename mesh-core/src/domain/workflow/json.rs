@@ -38,6 +38,10 @@ struct StepDoc {
     output: Option<String>,
     #[serde(default, skip_serializing_if = "NextDoc::is_end")]
     next: NextDoc,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    input_schema: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    output_schema: Option<Value>,
 }
 
 /// A definition as JSON: the top-level graph's fields beside the rest.
@@ -56,6 +60,8 @@ struct DefinitionDoc {
     max_steps: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     retention_secs: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    input_schema: Option<Value>,
 }
 
 impl From<DefinitionDoc> for WorkflowDefinition {
@@ -70,6 +76,7 @@ impl From<DefinitionDoc> for WorkflowDefinition {
             },
             max_steps: doc.max_steps,
             retention_secs: doc.retention_secs,
+            input_schema: doc.input_schema,
         }
     }
 }
@@ -84,6 +91,7 @@ impl From<WorkflowDefinition> for DefinitionDoc {
             steps: def.graph.steps,
             max_steps: def.max_steps,
             retention_secs: def.retention_secs,
+            input_schema: def.input_schema,
         }
     }
 }
@@ -212,6 +220,8 @@ impl TryFrom<StepDoc> for Step {
             input: doc.input,
             output: doc.output,
             next,
+            input_schema: doc.input_schema,
+            output_schema: doc.output_schema,
         })
     }
 }
@@ -222,6 +232,8 @@ impl From<Step> for StepDoc {
             name: step.name,
             input: step.input,
             output: step.output,
+            input_schema: step.input_schema,
+            output_schema: step.output_schema,
             next: match step.next {
                 Next::End => NextDoc::End,
                 Next::To(to) => NextDoc::To(to),

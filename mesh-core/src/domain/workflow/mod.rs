@@ -6,6 +6,7 @@ mod definition;
 mod json;
 mod machine;
 mod run;
+mod schema;
 mod state;
 mod validate;
 
@@ -20,6 +21,7 @@ pub use run::{
     PendingInterrupt, RunMessage, RunStatus, WorkflowRun, checkpoint_id, child_run_id, derived_id,
     interrupt_id, task_key,
 };
+pub use schema::Schema;
 pub use state::{apply, render};
 pub use validate::{
     DefinitionError, MAX_NESTING, MAX_STEPS_PER_DEFINITION, MAX_TIMER_MS, valid_name,

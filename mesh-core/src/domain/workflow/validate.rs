@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, HashSet};
 
 use super::condition::Condition;
 use super::definition::{Action, END, Graph, Next, Step, Wait, WorkflowDefinition};
+use super::schema::Schema;
 use super::state::{template_refs, top_key};
 use crate::domain::TaskSpec;
 
@@ -77,6 +78,9 @@ pub enum DefinitionError {
         /// The limit.
         max: usize,
     },
+    /// The definition's `input_schema` is not a JSON Schema.
+    #[error("the workflow's input_schema is {0}")]
+    InvalidInputSchema(String),
     /// Graphs are nested too deep.
     #[error("step {0:?} nests graphs deeper than {MAX_NESTING} levels")]
     TooDeep(String),
@@ -98,6 +102,9 @@ impl WorkflowDefinition {
         }
         if let Some(key) = self.state.keys().find(|k| !(1..=64).contains(&k.len())) {
             return Err(DefinitionError::InvalidKey(key.clone()));
+        }
+        if let Some(schema) = &self.input_schema {
+            Schema::compile(schema).map_err(DefinitionError::InvalidInputSchema)?;
         }
         let mut check = Check {
             definition: self,
@@ -165,6 +172,14 @@ impl<'a> Check<'a> {
         };
         if let Some(key) = &step.output {
             self.declared(step, key)?;
+        }
+        for (which, schema) in [
+            ("input_schema", &step.input_schema),
+            ("output_schema", &step.output_schema),
+        ] {
+            if let Some(schema) = schema {
+                Schema::compile(schema).map_err(|e| invalid(format!("its {which} is {e}")))?;
+            }
         }
         let mut pointers: Vec<&str> = step.input.as_ref().map(template_refs).unwrap_or_default();
         if let Next::Branch(edges) = &step.next {
