@@ -5,7 +5,8 @@
 //! checkpointed steps/s and start-to-finish latency (p50, p99).
 //!
 //! `cargo bench -p mesh-benches --bench workflow` (`-- --runs N --starters C` to change
-//! the load; `--only memory|sqlite|postgres`)
+//! the load; `--only memory|sqlite|postgres`; `--steps tool` for steps that call an
+//! in-process tool instead of routing a task to an agent, as a peer's step functions do)
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -33,9 +34,24 @@ fn number(name: &str, default: usize) -> usize {
 
 const STEPS: usize = 3;
 
-fn definition() -> WorkflowDefinition {
+/// Which kind the three steps are: engine tasks routed to an agent, or calls of an
+/// in-process tool (what a peer's step function is).
+#[derive(Clone, Copy)]
+enum Kind {
+    Task,
+    Tool,
+}
+
+fn definition(kind: Kind) -> WorkflowDefinition {
     let step = |name: &str, next: Option<&str>| {
-        let mut step = json!({"name": name, "task": {"kind": "noop"}, "input": {"step": name}, "output": "last"});
+        let action = match kind {
+            Kind::Task => json!({"task": {"kind": "noop"}}),
+            Kind::Tool => json!({"tool": {"name": "noop", "action": "echo"}}),
+        };
+        let mut step = json!({"name": name, "input": {"step": name}, "output": "last"});
+        for (k, v) in action.as_object().unwrap() {
+            step[k] = v.clone();
+        }
         if let Some(next) = next {
             step["next"] = json!(next);
         }
@@ -72,9 +88,39 @@ impl Figures {
     }
 }
 
+/// A tool whose one action returns its input.
+struct Noop;
+
+impl mesh_core::tools::ToolAdapter for Noop {
+    fn name(&self) -> &str {
+        "noop"
+    }
+    fn description(&self) -> &str {
+        "returns its input"
+    }
+    fn capabilities(&self) -> Vec<String> {
+        Vec::new()
+    }
+    fn actions(&self) -> Vec<mesh_core::tools::ToolAction> {
+        vec![mesh_core::tools::ToolAction::new(
+            "echo",
+            "its input",
+            json!({}),
+        )]
+    }
+    fn execute<'a>(
+        &'a self,
+        _: &'a str,
+        input: serde_json::Value,
+    ) -> mesh_embed::BoxFuture<'a, Result<serde_json::Value, mesh_core::tools::ToolError>> {
+        Box::pin(async move { Ok(input) })
+    }
+}
+
 async fn measure<S: Stores>(
     store: &'static str,
     stores: S,
+    kind: Kind,
     runs: usize,
     starters: usize,
 ) -> Figures {
@@ -87,14 +133,12 @@ async fn measure<S: Stores>(
         .connect_local(tenant, hello, |task| async move { Ok(task.input) })
         .await
         .unwrap();
-    let workflows = Workflows::start(
-        engine.clone(),
-        Arc::new(ToolRegistry::new()),
-        WorkflowConfig::default(),
-    )
-    .await
-    .unwrap();
-    workflows.register(tenant, definition()).await.unwrap();
+    let mut tools = ToolRegistry::new();
+    tools.register(Noop);
+    let workflows = Workflows::start(engine.clone(), Arc::new(tools), WorkflowConfig::default())
+        .await
+        .unwrap();
+    workflows.register(tenant, definition(kind)).await.unwrap();
 
     // One listener hands each run's `finished` to whoever waits for it.
     let waiting: Arc<Mutex<HashMap<WorkflowId, oneshot::Sender<()>>>> = Arc::default();
@@ -163,6 +207,10 @@ fn main() {
     let starters = number("--starters", 32);
     let only = arg("--only");
     let wanted = |store: &str| only.as_deref().is_none_or(|o| o == store);
+    let kind = match arg("--steps").as_deref() {
+        Some("tool") => Kind::Tool,
+        _ => Kind::Task,
+    };
     runtime.block_on(async {
         println!("| store | runs | workflows/s | steps/s | p50 | p99 |");
         println!("|---|---|---|---|---|---|");
@@ -170,6 +218,7 @@ fn main() {
             measure(
                 "memory",
                 MemoryStores::new(),
+                kind,
                 number("--runs", 20_000),
                 starters,
             )
@@ -186,6 +235,7 @@ fn main() {
             measure(
                 "SQLite (fsync per commit)",
                 stores,
+                kind,
                 number("--runs", 2_000),
                 starters,
             )
@@ -199,9 +249,15 @@ fn main() {
             && let Some(url) = mesh_core::testing::fresh_database().await
         {
             let stores = mesh_core::testing::pg_stores(&url).await;
-            measure("PostgreSQL", stores, number("--runs", 2_000), starters)
-                .await
-                .print();
+            measure(
+                "PostgreSQL",
+                stores,
+                kind,
+                number("--runs", 2_000),
+                starters,
+            )
+            .await
+            .print();
         }
     });
 }

@@ -762,7 +762,7 @@ async fn the_python_mcp_sdk_connects_over_websocket_with_the_key_in_the_query() 
     );
     let seen: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(seen["server"], "mesh");
-    assert_eq!(seen["tools"].as_array().unwrap().len(), 10, "{seen}");
+    assert_eq!(seen["tools"].as_array().unwrap().len(), 20, "{seen}");
     assert_eq!(seen["task"]["status"], "completed", "{seen}");
     assert_eq!(seen["task"]["output"]["input"], json!({"from": "python"}));
     assert_eq!(seen["bad"]["is_error"], true);
