@@ -60,6 +60,8 @@ pub(super) struct Inner {
     pub(super) launches: mpsc::UnboundedSender<Launch>,
     /// Whether the adoption loop runs.
     pub(super) adopting: std::sync::atomic::AtomicBool,
+    /// Tenants known to the adoption scan.
+    remembered: Mutex<std::collections::HashSet<TenantId>>,
     /// Definitions read so far (a version never changes).
     cache: Mutex<HashMap<(TenantId, String, u32), Arc<DefinitionRecord>>>,
 }
@@ -96,6 +98,7 @@ impl Inner {
             drivers: Mutex::new(HashMap::new()),
             launches,
             adopting: std::sync::atomic::AtomicBool::new(false),
+            remembered: Mutex::new(std::collections::HashSet::new()),
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -137,15 +140,35 @@ impl Inner {
         request: StartRequest,
         parent: Option<(WorkflowId, u64)>,
     ) -> Result<(WorkflowRun, Option<Launch>), WorkflowError> {
-        if let Some(id) = request.id
-            && let Some(existing) = self
-                .journal
-                .runs
-                .get(&tenant.to_string(), *id.as_uuid())
-                .await?
-        {
-            return Ok((existing.record, None));
+        let id = request.id;
+        match self.prepare(tenant, request, parent).await {
+            // A taken id is found when the run is written (no read before).
+            Ok((run, definition, position)) => {
+                self.write_new(tenant, run, definition, position).await
+            }
+            // A request that would be refused still returns the run its id names.
+            Err(e) => match id {
+                Some(id) => match self
+                    .journal
+                    .runs
+                    .get(&tenant.to_string(), *id.as_uuid())
+                    .await?
+                {
+                    Some(existing) => Ok((existing.record, None)),
+                    None => Err(e),
+                },
+                None => Err(e),
+            },
         }
+    }
+
+    /// The run a start request asks for, checked against its definition.
+    async fn prepare(
+        &self,
+        tenant: TenantId,
+        request: StartRequest,
+        parent: Option<(WorkflowId, u64)>,
+    ) -> Result<(WorkflowRun, Arc<DefinitionRecord>, Position), WorkflowError> {
         let definition = self
             .definition(tenant, &request.workflow, request.version)
             .await?;
@@ -183,7 +206,7 @@ impl Inner {
             Value::Object(input),
         );
         run.parent = parent.map(|(run, activation)| ParentStep { run, activation });
-        self.write_new(tenant, run, definition, position).await
+        Ok((run, definition, position))
     }
 
     /// A run of `definition` from `input`, held by this instance.
@@ -240,15 +263,30 @@ impl Inner {
         Ok((written.record, Some(launch)))
     }
 
-    /// Makes sure the adoption scan finds the tenant's runs.
+    /// Makes sure the adoption scan finds the tenant's runs (written once per tenant
+    /// and process).
     async fn remember(&self, tenant: TenantId) -> Result<(), WorkflowError> {
+        if self
+            .remembered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&tenant)
+        {
+            return Ok(());
+        }
         match self
             .journal
             .tenants
             .create(SYSTEM_TENANT, &TenantEntry { id: tenant })
             .await
         {
-            Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
+            Ok(_) | Err(StoreError::AlreadyExists { .. }) => {
+                self.remembered
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(tenant);
+                Ok(())
+            }
             Err(e) => Err(e.into()),
         }
     }
