@@ -180,6 +180,12 @@ pub trait DynRepository<T: Record>: Send + Sync {
     ) -> BoxFuture<'a, Result<Versioned<T>>>;
     /// [`Repository::delete`].
     fn delete<'a>(&'a self, tenant: &'a str, id: Uuid) -> BoxFuture<'a, Result<bool>>;
+    /// [`Repository::create_many`].
+    fn create_many<'a>(
+        &'a self,
+        tenant: &'a str,
+        records: &'a [T],
+    ) -> BoxFuture<'a, Result<Vec<Result<Versioned<T>>>>>;
 }
 
 impl<T: Record, R: Repository<T>> DynRepository<T> for R {
@@ -202,5 +208,12 @@ impl<T: Record, R: Repository<T>> DynRepository<T> for R {
     }
     fn delete<'a>(&'a self, tenant: &'a str, id: Uuid) -> BoxFuture<'a, Result<bool>> {
         Box::pin(Repository::delete(self, tenant, id))
+    }
+    fn create_many<'a>(
+        &'a self,
+        tenant: &'a str,
+        records: &'a [T],
+    ) -> BoxFuture<'a, Result<Vec<Result<Versioned<T>>>>> {
+        Box::pin(Repository::create_many(self, tenant, records))
     }
 }

@@ -36,4 +36,27 @@ pub trait Repository<T: Record>: Send + Sync {
 
     /// Deletes the record; returns whether it existed.
     fn delete(&self, tenant: &str, id: Uuid) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Stores new records at version 1 — in one round trip and one commit where the
+    /// backend allows (PostgreSQL), which is what lets callers group their commits —
+    /// with, for each record in order, its stored version or
+    /// [`AlreadyExists`](crate::StoreError::AlreadyExists). The outer error is the
+    /// batch's (nothing stored). By default, one [`create`](Self::create) after another.
+    fn create_many(
+        &self,
+        tenant: &str,
+        records: &[T],
+    ) -> impl Future<Output = Result<Vec<Result<Versioned<T>>>>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(records.len());
+            for record in records {
+                match self.create(tenant, record).await {
+                    Err(e @ crate::StoreError::AlreadyExists { .. }) => out.push(Err(e)),
+                    Err(e) => return Err(e),
+                    ok => out.push(ok),
+                }
+            }
+            Ok(out)
+        }
+    }
 }

@@ -93,4 +93,13 @@ impl<S: Send + Sync, T: Record, R: Repository<T>> Repository<T> for Field<S, R> 
     ) -> impl Future<Output = mesh_store::Result<bool>> + Send {
         self.repo().delete(tenant, id)
     }
+
+    fn create_many(
+        &self,
+        tenant: &str,
+        records: &[T],
+    ) -> impl Future<Output = mesh_store::Result<Vec<mesh_store::Result<Versioned<T>>>>> + Send
+    {
+        self.repo().create_many(tenant, records)
+    }
 }

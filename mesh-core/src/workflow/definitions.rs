@@ -36,7 +36,10 @@ impl Workflows {
             };
             let record = DefinitionRecord::new(definition.clone(), version);
             match self.inner.journal.definitions.create(&key, &record).await {
-                Ok(_) => return Ok(record),
+                Ok(_) => {
+                    self.inner.forget_newest(tenant, &record.name);
+                    return Ok(record);
+                }
                 Err(StoreError::AlreadyExists { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }

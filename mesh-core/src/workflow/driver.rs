@@ -284,14 +284,8 @@ impl Driver {
     /// run now.
     async fn checkpoint(&mut self, event: JournalEvent) -> Result<(), Stop> {
         let entry = Checkpoint::new(self.id(), self.seq + 1, event, self.position.clone());
-        match self
-            .inner
-            .journal
-            .checkpoints
-            .create(&self.key, &entry)
-            .await
-        {
-            Ok(_) => {
+        match self.inner.committer.append(&self.key, entry).await {
+            Ok(()) => {
                 self.seq += 1;
                 Ok(())
             }

@@ -10,6 +10,7 @@
 //! | `steps.rs` | performing one step: an engine task, a tool call, a sub-workflow |
 //! | `adopt.rs` | starting the runtime; taking up runs whose lease ran out |
 //! | `cancel.rs` | cancelling a run and its work in flight |
+//! | `commit.rs` | group commit of journal entries |
 //! | `shared.rs` | the handle, and the reads and writes every part shares |
 //!
 //! The definitions and the interpreter are plain data in [`crate::domain::workflow`],
@@ -55,6 +56,7 @@
 
 mod adopt;
 mod cancel;
+mod commit;
 mod config;
 mod definitions;
 mod driver;

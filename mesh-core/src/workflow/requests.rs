@@ -16,7 +16,8 @@ use crate::domain::WorkflowId;
 pub struct StartRequest {
     /// The workflow's name.
     pub workflow: String,
-    /// Its version (default: the newest).
+    /// Its version (default: the newest — as this instance last read it, at most a
+    /// second ago; one registered through this instance is seen at once).
     #[serde(default)]
     pub version: Option<u32>,
     /// The initial state: an object of declared keys.

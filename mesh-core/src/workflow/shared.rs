@@ -10,6 +10,7 @@ use mesh_store::{Direction, Query, StoreError, Versioned};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
+use super::commit::Committer;
 use super::{
     Checkpoint, DefinitionRecord, JournalEvent, ParentStep, Position, RunStatus, Schema,
     StartRequest, WorkflowConfig, WorkflowError, WorkflowRun,
@@ -17,6 +18,14 @@ use super::{
 use crate::domain::{SYSTEM_TENANT, TenantEntry, TenantId, WorkflowId};
 use crate::engine::{Engine, Journal};
 use crate::tools::ToolRegistry;
+
+/// How long a start without a version trusts the newest version it last read: a
+/// version registered through this instance is seen at once, one registered through
+/// another within this long.
+pub(super) const NEWEST_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A definition, and when it was read.
+type ReadAt = (Arc<DefinitionRecord>, std::time::Instant);
 
 /// The workflow runtime: a cheap handle, shared by every surface.
 #[derive(Clone)]
@@ -58,10 +67,14 @@ pub(super) struct Inner {
     pub(super) drivers: Mutex<HashMap<WorkflowId, mpsc::UnboundedSender<Poke>>>,
     /// Runs written that a driver should take up (sub-workflows started by steps).
     pub(super) launches: mpsc::UnboundedSender<Launch>,
+    /// Writes journal entries in groups.
+    pub(super) committer: Committer,
     /// Whether the adoption loop runs.
     pub(super) adopting: std::sync::atomic::AtomicBool,
     /// Tenants known to the adoption scan.
     remembered: Mutex<std::collections::HashSet<TenantId>>,
+    /// The newest version of each workflow as last read, and when.
+    newest: Mutex<HashMap<(TenantId, String), ReadAt>>,
     /// Definitions read so far (a version never changes).
     cache: Mutex<HashMap<(TenantId, String, u32), Arc<DefinitionRecord>>>,
 }
@@ -90,8 +103,10 @@ impl Inner {
         config: WorkflowConfig,
         launches: mpsc::UnboundedSender<Launch>,
     ) -> Self {
+        let journal = engine.journal().clone();
         Self {
-            journal: engine.journal().clone(),
+            committer: Committer::start(journal.checkpoints.clone()),
+            journal,
             engine,
             tools,
             config,
@@ -99,6 +114,7 @@ impl Inner {
             launches,
             adopting: std::sync::atomic::AtomicBool::new(false),
             remembered: Mutex::new(std::collections::HashSet::new()),
+            newest: Mutex::new(HashMap::new()),
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -253,7 +269,7 @@ impl Inner {
             Err(e) => return Err(e.into()),
         };
         let first = Checkpoint::new(run.id, 0, JournalEvent::Started, position);
-        self.journal.checkpoints.create(&key, &first).await?;
+        self.committer.append(&key, first.clone()).await?;
         let launch = Launch {
             tenant,
             run: written.clone(),
@@ -353,7 +369,12 @@ impl Inner {
                     .await?
                     .map(|v| v.record)
             }
-            None => self.latest(tenant, name).await?,
+            None => {
+                if let Some(hit) = self.newest_cached(tenant, name) {
+                    return Ok(hit);
+                }
+                self.latest(tenant, name).await?
+            }
         }
         .ok_or_else(unknown)?;
         let record = Arc::new(record);
@@ -364,7 +385,33 @@ impl Inner {
                 (tenant, record.name.clone(), record.version),
                 record.clone(),
             );
+        if version.is_none() {
+            self.newest
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(
+                    (tenant, record.name.clone()),
+                    (record.clone(), std::time::Instant::now()),
+                );
+        }
         Ok(record)
+    }
+
+    /// The newest version of `name` read less than [`NEWEST_FOR`] ago.
+    fn newest_cached(&self, tenant: TenantId, name: &str) -> Option<Arc<DefinitionRecord>> {
+        let newest = self.newest.lock().unwrap_or_else(PoisonError::into_inner);
+        newest
+            .get(&(tenant, name.to_owned()))
+            .filter(|(_, read)| read.elapsed() < NEWEST_FOR)
+            .map(|(record, _)| record.clone())
+    }
+
+    /// Forgets the newest version of `name` read (one was just registered here).
+    pub(super) fn forget_newest(&self, tenant: TenantId, name: &str) {
+        self.newest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(tenant, name.to_owned()));
     }
 
     fn cached(&self, tenant: TenantId, name: &str, version: u32) -> Option<Arc<DefinitionRecord>> {

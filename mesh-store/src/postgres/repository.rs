@@ -93,6 +93,45 @@ impl<T: Record> Repository<T> for PgRepository<T> {
         Ok(Versioned::new(record.clone(), 1, created, updated))
     }
 
+    async fn create_many(&self, tenant: &str, records: &[T]) -> Result<Vec<Result<Versioned<T>>>> {
+        let mut ids = Vec::with_capacity(records.len());
+        let mut data = Vec::with_capacity(records.len());
+        for record in records {
+            ids.push(record.id());
+            data.push(serde_json::to_value(record)?);
+        }
+        // One statement, one commit; a taken id is skipped, not an error for the rest.
+        let rows = sqlx::query(
+            "INSERT INTO mesh_records (collection, tenant, id, version, data)
+             SELECT $1, $2, u.id, 1, u.data FROM unnest($3::uuid[], $4::jsonb[]) AS u(id, data)
+             ON CONFLICT DO NOTHING RETURNING id, created_at, updated_at",
+        )
+        .bind(T::COLLECTION)
+        .bind(tenant)
+        .bind(&ids)
+        .bind(&data)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        let mut stored = std::collections::HashMap::with_capacity(rows.len());
+        for row in rows {
+            let id: Uuid = row.try_get("id").map_err(backend)?;
+            let created: DateTime<Utc> = row.try_get("created_at").map_err(backend)?;
+            let updated: DateTime<Utc> = row.try_get("updated_at").map_err(backend)?;
+            stored.insert(id, (created, updated));
+        }
+        Ok(records
+            .iter()
+            .map(|record| match stored.remove(&record.id()) {
+                Some((created, updated)) => Ok(Versioned::new(record.clone(), 1, created, updated)),
+                None => Err(StoreError::AlreadyExists {
+                    collection: T::COLLECTION,
+                    id: record.id(),
+                }),
+            })
+            .collect())
+    }
+
     async fn get(&self, tenant: &str, id: Uuid) -> Result<Option<Versioned<T>>> {
         sqlx::query(
             "SELECT data, version, created_at, updated_at FROM mesh_records WHERE collection = $1 AND tenant = $2 AND id = $3",

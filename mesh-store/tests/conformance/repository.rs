@@ -44,6 +44,24 @@ pub async fn crud<R: Repository<Item>>(repo: &R) {
         repo.create(&tenant, &it).await,
         Err(StoreError::AlreadyExists { .. })
     ));
+    // Several at once: each new one stored at version 1, a taken id refused, in order.
+    let batch = [item(2), it.clone(), item(3)];
+    let results = repo.create_many(&tenant, &batch).await.unwrap();
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0].as_ref().unwrap().record, batch[0]);
+    assert!(matches!(results[1], Err(StoreError::AlreadyExists { .. })));
+    assert_eq!(results[2].as_ref().unwrap().version, 1);
+    assert_eq!(
+        repo.get(&tenant, batch[2].id)
+            .await
+            .unwrap()
+            .unwrap()
+            .record,
+        batch[2]
+    );
+    assert!(repo.create_many(&tenant, &[]).await.unwrap().is_empty());
+    repo.delete(&tenant, batch[0].id).await.unwrap();
+    repo.delete(&tenant, batch[2].id).await.unwrap();
 
     it.name = "renamed".into();
     let updated = repo.update(&tenant, &it, 1).await.unwrap();
