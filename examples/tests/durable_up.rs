@@ -8,9 +8,8 @@ mod common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use common::Rest;
+use common::{Rest, eventually};
 use mesh_core::testing::{agent_at, client_config};
 use serde_json::{Value, json};
 
@@ -39,19 +38,6 @@ fn agent(addr: &str, caps: &[&str], hold: bool, finished: Finished) -> tokio::ta
             }
         },
     )
-}
-
-/// Waits (up to 30 s) until `check` holds.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < Duration::from_secs(30), "never: {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 async fn search(rest: &Rest, text: &str) -> Vec<Value> {

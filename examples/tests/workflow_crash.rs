@@ -14,9 +14,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Killed, Rest};
+use common::{Killed, Rest, eventually};
 use mesh_core::testing::{agent_at, client_config};
 use serde_json::{Value, json};
 
@@ -114,18 +114,6 @@ async fn completed(rest: &Rest, run: &str) -> BTreeSet<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < Duration::from_secs(30), "never: {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 /// A server the scenario can kill and start again: its REST and hub addresses.
@@ -316,50 +304,36 @@ impl Server for Cluster {
     }
 }
 
-async fn database() -> Option<String> {
-    mesh_core::testing::fresh_database().await
+/// A hub and instance `a` on a fresh database, then the scenario, crashing into
+/// `next_names` (with a standby instance `b` when asked); skipped without PostgreSQL.
+async fn on_postgres(next_names: Vec<&'static str>, standby: bool) {
+    let Some(database) = mesh_core::testing::fresh_database().await else {
+        return;
+    };
+    let hub = service(
+        env!("CARGO_BIN_EXE_mcp-server"),
+        &database,
+        &["--instance", "hub"],
+    );
+    let driving = rest_api(&database, "a");
+    let standby = standby.then(|| rest_api(&database, "b"));
+    let mut cluster = Cluster {
+        database,
+        hub,
+        driving,
+        next_names,
+        standby,
+    };
+    run_through_crashes(&mut cluster).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_survives_sigkills_of_its_instance_on_postgres() {
-    let Some(database) = database().await else {
-        return;
-    };
-    let hub = service(
-        env!("CARGO_BIN_EXE_mcp-server"),
-        &database,
-        &["--instance", "hub"],
-    );
-    let driving = rest_api(&database, "a");
-    let mut cluster = Cluster {
-        database,
-        hub,
-        driving,
-        next_names: vec!["a", "a", "a"],
-        standby: None,
-    };
-    run_through_crashes(&mut cluster).await;
+    on_postgres(vec!["a", "a", "a"], false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_instance_takes_over_a_run_whose_instance_died() {
-    let Some(database) = database().await else {
-        return;
-    };
-    let hub = service(
-        env!("CARGO_BIN_EXE_mcp-server"),
-        &database,
-        &["--instance", "hub"],
-    );
-    let driving = rest_api(&database, "a");
-    let standby = rest_api(&database, "b");
-    let mut cluster = Cluster {
-        database,
-        hub,
-        driving,
-        // First a takeover by b, then b restarts twice under its own name.
-        next_names: vec!["standby", "b", "b"],
-        standby: Some(standby),
-    };
-    run_through_crashes(&mut cluster).await;
+    // First a takeover by b, then b restarts twice under its own name.
+    on_postgres(vec!["standby", "b", "b"], true).await;
 }

@@ -130,3 +130,16 @@ impl Rest {
         }
     }
 }
+
+/// Waits (up to 30 s) until `check` holds, looking every 25 ms.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < Duration::from_secs(30), "never: {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
