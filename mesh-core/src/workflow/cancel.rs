@@ -57,7 +57,7 @@ impl Inner {
         definition: &DefinitionRecord,
         position: &Position,
     ) {
-        let Ok(running) = position.running(&definition.definition) else {
+        let Ok(running) = position.running_steps(&definition.definition) else {
             return;
         };
         let steps = definition.definition.steps_by_name();

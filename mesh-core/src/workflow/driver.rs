@@ -19,7 +19,7 @@ use super::shared::{Inner, Launch, Poke};
 use super::steps::Outcome;
 use super::{
     Action, Activation, Checkpoint, DefinitionRecord, JournalEvent, MessageKind, PendingInterrupt,
-    Position, RunStatus, Step, Wait, WorkflowRun, interrupt_id,
+    Position, RunStatus, Running, Step, Wait, WorkflowRun, interrupt_id,
 };
 use crate::domain::{TenantId, WorkflowId};
 use crate::engine::{Event, WorkflowUpdate};
@@ -141,7 +141,7 @@ impl Driver {
         }
         self.publish(WorkflowUpdate::Started);
         self.forget_consumed().await?;
-        for activation in self.running()? {
+        for activation in self.activations()? {
             self.begin(activation);
         }
         self.take_messages().await?;
@@ -176,9 +176,17 @@ impl Driver {
         }
     }
 
-    fn running(&self) -> Result<Vec<Activation>, Stop> {
+    /// The running steps, with their inputs (to perform them).
+    fn activations(&self) -> Result<Vec<Activation>, Stop> {
         self.position
             .running(&self.definition.definition)
+            .map_err(|e| Stop::Failed(e.to_string()))
+    }
+
+    /// The running steps, for bookkeeping (no inputs rendered).
+    fn running(&self) -> Result<Vec<Running>, Stop> {
+        self.position
+            .running_steps(&self.definition.definition)
             .map_err(|e| Stop::Failed(e.to_string()))
     }
 
@@ -186,7 +194,7 @@ impl Driver {
         self.steps.get(name)
     }
 
-    fn is_wait(&self, activation: &Activation) -> bool {
+    fn is_wait(&self, activation: &Running) -> bool {
         matches!(
             self.step(&activation.step).map(|s| &s.action),
             Some(Action::Wait(_))
@@ -496,7 +504,7 @@ impl Driver {
     fn publish(&self, update: WorkflowUpdate) {
         let running = self
             .position
-            .running(&self.definition.definition)
+            .running_steps(&self.definition.definition)
             .map_or(0, |r| r.len());
         self.inner.engine.publish(Event::WorkflowUpdate {
             tenant: self.tenant,

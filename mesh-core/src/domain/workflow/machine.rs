@@ -86,6 +86,18 @@ pub struct Activation {
     pub since_ms: i64,
 }
 
+/// A step running now, without its input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Running {
+    /// Its activation number.
+    pub id: u64,
+    /// The step's name.
+    pub step: String,
+    /// When it started (ms since the Unix epoch).
+    pub since_ms: i64,
+}
+
 /// Why the interpreter cannot go on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -188,10 +200,40 @@ impl Position {
         Ok(fresh)
     }
 
-    /// The steps running now, in the tree's order (what a restarted runtime resumes).
+    /// The steps running now, in the tree's order, with their inputs (what a restarted
+    /// runtime resumes).
     pub fn running(&self, definition: &WorkflowDefinition) -> Result<Vec<Activation>> {
         let mut out = Vec::new();
-        collect(&self.root, &definition.graph, &mut out)?;
+        collect(
+            &self.root,
+            &definition.graph,
+            &mut |frame, step, id, since_ms| {
+                out.push(Activation {
+                    id,
+                    step: step.name.clone(),
+                    input: render(step.input.as_ref(), &Value::Object(frame.state.clone())),
+                    since_ms,
+                });
+            },
+        )?;
+        Ok(out)
+    }
+
+    /// The steps running now, in the tree's order, without rendering their inputs (what
+    /// bookkeeping needs: which step, which activation, since when).
+    pub fn running_steps(&self, definition: &WorkflowDefinition) -> Result<Vec<Running>> {
+        let mut out = Vec::new();
+        collect(
+            &self.root,
+            &definition.graph,
+            &mut |_, step, id, since_ms| {
+                out.push(Running {
+                    id,
+                    step: step.name.clone(),
+                    since_ms,
+                });
+            },
+        )?;
         Ok(out)
     }
 
@@ -401,25 +443,22 @@ fn find<'f, 'g>(
     }
 }
 
-fn collect(frame: &Frame, graph: &Graph, out: &mut Vec<Activation>) -> Result<()> {
+/// Calls `visit` for every running step, in the tree's order, with its frame.
+fn collect(
+    frame: &Frame,
+    graph: &Graph,
+    visit: &mut impl FnMut(&Frame, &Step, u64, i64),
+) -> Result<()> {
     match &frame.at {
         At::Running {
             step,
             activation,
             since_ms,
-        } => {
-            let step = step_of(graph, step)?;
-            out.push(Activation {
-                id: *activation,
-                step: step.name.clone(),
-                input: render(step.input.as_ref(), &Value::Object(frame.state.clone())),
-                since_ms: *since_ms,
-            });
-        }
+        } => visit(frame, step_of(graph, step)?, *activation, *since_ms),
         At::Fanned { step, frames } => {
             let step = step_of(graph, step)?;
             for (i, child) in frames.iter().enumerate() {
-                collect(child, nested_graph(step, i)?, out)?;
+                collect(child, nested_graph(step, i)?, visit)?;
             }
         }
         At::Ready { .. } | At::Done => {}

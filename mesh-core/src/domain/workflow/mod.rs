@@ -15,7 +15,7 @@ pub use definition::{
     Action, END, Edge, Graph, MapStep, Next, Reducer, StateKey, Step, TaskStep, Wait,
     WorkflowDefinition,
 };
-pub use machine::{Activation, At, Frame, MachineError, Position};
+pub use machine::{Activation, At, Frame, MachineError, Position, Running};
 pub use run::{
     Checkpoint, DefinitionRecord, ForkPoint, JournalEvent, MessageKind, ParentStep,
     PendingInterrupt, RunMessage, RunStatus, WorkflowRun, checkpoint_id, child_run_id, derived_id,
