@@ -89,6 +89,13 @@ impl AppConfig {
         self
     }
 
+    /// Makes `tenant` the operator's: its admins also create and list tenants, and
+    /// make keys for them.
+    pub fn operator_tenant(mut self, tenant: crate::TenantId) -> Self {
+        self.gate.operator_tenant = Some(tenant);
+        self
+    }
+
     /// Allows these browser origins.
     pub fn cors_origins(mut self, origins: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.cors_origins = origins.into_iter().map(Into::into).collect();

@@ -127,9 +127,16 @@ impl Hub {
             }
         };
         let (engine, config, tenant) = (self.engine.clone(), self.config.clone(), who.tenant);
+        let gate = self.gate.clone();
         tokio::spawn(async move {
             match pending.into_connection(config.connection).await {
-                Ok(connection) => session(engine, tenant, connection, config.hello_timeout).await,
+                Ok(connection) => {
+                    let closer = connection.sender();
+                    let revoked =
+                        gate.on_revoked(&who, move || closer.close(1008, "API key revoked"));
+                    session(engine, tenant, connection, config.hello_timeout).await;
+                    revoked.abort();
+                }
                 Err(e) => tracing::debug!(error = %e, "upgrade did not complete"),
             }
         });

@@ -88,12 +88,10 @@ pub use mesh_protocol as protocol;
 pub use mesh_router as router;
 pub use mesh_store as store;
 
-#[doc(hidden)]
-pub use domain::TenantEntry;
 pub use domain::{
     Agent, AgentId, AgentStatus, ApiKey, Error, ParseIdError, Principal, Priority,
-    RoutingPreference, Scope, SessionId, Task, TaskId, TaskSpec, TaskStatus, TenantId, WorkflowId,
-    generate_key, hash_key,
+    RoutingPreference, Scope, SessionId, Task, TaskId, TaskSpec, TaskStatus, Tenant, TenantId,
+    WorkflowId, generate_key, hash_key,
 };
 #[cfg(feature = "postgres")]
 pub use engine::PgStores;

@@ -58,7 +58,7 @@ async fn api_with(config: AppConfig, tools: ToolRegistry) -> Api {
     let admin = key(tenant, vec![Scope::Admin]).await;
     let reader = key(tenant, vec![Scope::Read]).await;
     let other_tenant_admin = key(TenantId::new(), vec![Scope::Admin]).await;
-    let mut config = config.jwt_secret(JWT_SECRET);
+    let mut config = config.jwt_secret(JWT_SECRET).operator_tenant(tenant);
     // The auth matrix fails credentials on purpose, more often than an address may.
     config.gate.failures_per_address = (1e6, 1e6);
     let (addr, _server) = common::serve_app(services.clone(), config).await;
@@ -289,6 +289,26 @@ fn routes(
             body(json!({})),
             Scope::Admin,
         ),
+        (
+            Method::POST,
+            "/api/v1/keys".into(),
+            body(json!({"name": "k"})),
+            Scope::Admin,
+        ),
+        (Method::GET, "/api/v1/keys".into(), None, Scope::Admin),
+        (
+            Method::DELETE,
+            format!("/api/v1/keys/{}", uuid::Uuid::nil()),
+            None,
+            Scope::Admin,
+        ),
+        (
+            Method::POST,
+            "/api/v1/tenants".into(),
+            body(json!({"name": "t"})),
+            Scope::Admin,
+        ),
+        (Method::GET, "/api/v1/tenants".into(), None, Scope::Admin),
     ]
 }
 
@@ -296,6 +316,127 @@ fn routes(
 static NAP: std::sync::LazyLock<Value> = std::sync::LazyLock::new(
     || json!({"name": "nap", "state": {}, "steps": [{"name": "z", "wait": {"timer": {"ms": 1}}}]}),
 );
+
+#[tokio::test]
+async fn keys_are_made_listed_and_revoked_and_tenants_made_by_the_operator() {
+    let api = api().await;
+    let (status, made) = api
+        .post(
+            "/api/v1/keys",
+            &api.admin,
+            json!({"name": "ci", "scopes": ["read", "write"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let key = made["key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("mesh_") && made.get("hash").is_none());
+    assert_eq!(made["scopes"], json!(["read", "write"]));
+    assert_eq!(api.get("/api/v1/tasks", &key).await.0, StatusCode::OK);
+    // Listed without secrets: neither the key nor its hash.
+    let (_, listed) = api.get("/api/v1/keys", &api.admin).await;
+    let text = listed.to_string();
+    assert!(!text.contains(&key) && !text.contains(&mesh_core::hash_key(&key)));
+    assert!(
+        listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["id"] == made["id"])
+    );
+    // Another tenant's admin neither sees it nor revokes it.
+    let other = &api.other_tenant_admin;
+    let (_, theirs) = api.get("/api/v1/keys", other).await;
+    assert!(
+        !theirs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["id"] == made["id"])
+    );
+    let path = format!("/api/v1/keys/{}", made["id"].as_str().unwrap());
+    let (status, _) = api.call(Method::DELETE, &path, Some(other), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Bad input: a clear code, nothing made.
+    for (body, code) in [
+        (json!({"name": ""}), StatusCode::BAD_REQUEST),
+        (
+            json!({"name": "x", "scopes": ["root"]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"name": "x", "tenant": TenantId::new()}),
+            StatusCode::NOT_FOUND,
+        ),
+    ] {
+        assert_eq!(api.post("/api/v1/keys", &api.admin, body).await.0, code);
+    }
+    // Revoked: refused at once (the key was cached by the gate a moment ago).
+    let (status, revoked) = api
+        .call(Method::DELETE, &path, Some(&api.admin), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(revoked["revoked_at"].is_string());
+    let (status, error) = api.get("/api/v1/tasks", &key).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
+    // Revoking again changes nothing.
+    let (status, again) = api
+        .call(Method::DELETE, &path, Some(&api.admin), None)
+        .await;
+    assert_eq!(
+        (status, &again["revoked_at"]),
+        (StatusCode::OK, &revoked["revoked_at"])
+    );
+
+    // Tenants: only the operator's admins.
+    let (status, error) = api
+        .post("/api/v1/tenants", other, json!({"name": "x"}))
+        .await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+    assert_eq!(
+        api.get("/api/v1/tenants", other).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let (status, acme) = api
+        .post("/api/v1/tenants", &api.admin, json!({"name": "acme"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{acme}");
+    let (_, tenants) = api.get("/api/v1/tenants", &api.admin).await;
+    assert!(
+        tenants["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "acme")
+    );
+    // The operator makes the new tenant's first admin key; it sees only its tenant.
+    let (status, first) = api
+        .post(
+            "/api/v1/keys",
+            &api.admin,
+            json!({"name": "acme-admin", "scopes": ["admin"], "tenant": acme["id"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(first["tenant"], acme["id"]);
+    let acme_key = first["key"].as_str().unwrap();
+    assert_eq!(
+        api.get("/api/v1/tasks", acme_key).await.1["items"],
+        json!([])
+    );
+    let (_, acme_keys) = api.get("/api/v1/keys", acme_key).await;
+    assert_eq!(acme_keys["items"].as_array().unwrap().len(), 1);
+    // …and that admin is no operator.
+    assert_eq!(
+        api.get("/api/v1/tenants", acme_key).await.0,
+        StatusCode::FORBIDDEN
+    );
+}
 
 #[tokio::test]
 async fn the_auth_matrix_holds_on_every_route() {
@@ -1045,7 +1186,9 @@ async fn the_openapi_document_covers_every_route() {
     let mut served: BTreeSet<(String, String)> = routes("{id}", "{id}", "{id}", "{id}")
         .into_iter()
         .map(|(m, p, ..)| {
-            let p = p.replace("/github/", "/{name}/");
+            let p = p
+                .replace("/github/", "/{name}/")
+                .replace(&uuid::Uuid::nil().to_string(), "{id}");
             (
                 m.to_string(),
                 p.replace("definitions/nap", "definitions/{name}"),

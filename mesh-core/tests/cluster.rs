@@ -374,3 +374,37 @@ async fn hardening_7_an_instance_locked_out_of_the_database_catches_up_when_back
     }
     admin.close().await;
 }
+
+#[tokio::test]
+async fn a_key_revoked_on_one_engine_is_refused_on_another_and_its_sessions_closed() {
+    let Some((a, mut b)) = pair().await else {
+        return;
+    };
+    let scopes = vec![mesh_core::Scope::Agent, mesh_core::Scope::Read];
+    let (key, record) = a
+        .engine
+        .create_api_key(a.tenant, "doomed", scopes, None)
+        .await
+        .unwrap();
+    // B's gate has the key cached, and an agent holds a session on B's hub with it.
+    let gate = mesh_core::http::Gate::new(b.engine.clone(), Default::default());
+    gate.authenticate(Some(&key)).await.unwrap();
+    let _agent = common::echo_agent_at(&b.url, &key, "doomed-agent", &["echo"]);
+    b.wait_for_agents(1).await;
+
+    let revoked = a.engine.revoke_api_key(a.tenant, record.id).await.unwrap();
+    assert!(revoked.revoked_at.is_some());
+    // B hears of it and closes the session at once (the agent's retries are refused).
+    b.next_event(|e| matches!(e, Event::AgentDisconnected { .. }))
+        .await;
+    assert!(matches!(
+        gate.authenticate(Some(&key)).await,
+        Err(mesh_core::http::AuthError::UnknownKey)
+    ));
+    assert!(b.engine.authenticate(&key).await.unwrap().is_none());
+    // The listing still shows it, revoked; the other key works on both.
+    let keys = b.engine.api_keys(b.tenant).await.unwrap();
+    let listed = keys.iter().find(|k| k.id == record.id).unwrap();
+    assert!(!listed.is_active());
+    assert!(gate.authenticate(Some(&b.key)).await.is_ok());
+}

@@ -17,6 +17,7 @@ use super::TenantId;
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "rest", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub enum Scope {
     /// Read tasks, agents, results.
@@ -44,6 +45,29 @@ impl Scope {
     }
 }
 
+/// A name that is not a scope.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown scope {0:?}: read, write, admin or agent")]
+pub struct UnknownScope(pub String);
+
+impl std::str::FromStr for Scope {
+    type Err = UnknownScope;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|scope| scope.as_str() == s)
+            .ok_or_else(|| UnknownScope(s.to_owned()))
+    }
+}
+
+/// The longest key or tenant name, in characters.
+pub const MAX_NAME_LEN: usize = 100;
+
+/// Whether `name` is fit for a key or a tenant: 1 to [`MAX_NAME_LEN`] characters.
+pub fn valid_name(name: &str) -> bool {
+    !name.trim().is_empty() && name.chars().count() <= MAX_NAME_LEN
+}
+
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -66,6 +90,9 @@ pub struct ApiKey {
     pub scopes: Vec<Scope>,
     /// When it was made.
     pub created_at: DateTime<Utc>,
+    /// When it was revoked: a revoked key is refused, and kept so that listings show it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<DateTime<Utc>>,
 }
 
 impl fmt::Debug for ApiKey {
@@ -74,13 +101,14 @@ impl fmt::Debug for ApiKey {
             .field("id", &self.id)
             .field("tenant_id", &self.tenant_id)
             .field("scopes", &self.scopes)
+            .field("revoked_at", &self.revoked_at)
             .finish()
     }
 }
 
 impl Record for ApiKey {
     const COLLECTION: &'static str = "api_keys";
-    const INDEXED: &'static [&'static str] = &["hash"];
+    const INDEXED: &'static [&'static str] = &["hash", "tenant_id"];
     fn id(&self) -> Uuid {
         self.id
     }
@@ -90,6 +118,11 @@ impl ApiKey {
     /// Whether the key grants `scope` (admin grants everything).
     pub fn allows(&self, scope: Scope) -> bool {
         self.scopes.contains(&scope) || self.scopes.contains(&Scope::Admin)
+    }
+
+    /// Whether the key is still accepted (not revoked).
+    pub fn is_active(&self) -> bool {
+        self.revoked_at.is_none()
     }
 }
 
@@ -137,8 +170,18 @@ mod tests {
             hash: hash_key("secret"),
             scopes: vec![Scope::Read],
             created_at: Utc::now(),
+            revoked_at: None,
         };
         assert!(!format!("{key:?}").contains(&key.hash));
         assert!(key.allows(Scope::Read) && !key.allows(Scope::Write));
+        assert!(key.is_active());
+    }
+
+    #[test]
+    fn scopes_parse_from_their_names() {
+        for scope in Scope::ALL {
+            assert_eq!(scope.as_str().parse::<Scope>(), Ok(scope));
+        }
+        assert!("root".parse::<Scope>().is_err());
     }
 }

@@ -15,6 +15,9 @@ pub struct Principal {
     /// Who it is, for rate limiting and logs: `key:<id>` or `jwt:<tenant>:<sub>`.
     /// Never the credential itself.
     pub subject: String,
+    /// The API key it authenticated with (`None` for a JWT): revoking that key ends
+    /// its open sessions.
+    pub key: Option<uuid::Uuid>,
 }
 
 impl Principal {
@@ -24,12 +27,16 @@ impl Principal {
             tenant,
             scopes,
             subject: subject.into(),
+            key: None,
         }
     }
 
     /// The caller an API key stands for.
     pub fn from_key(key: &ApiKey) -> Self {
-        Self::new(key.tenant_id, key.scopes.clone(), format!("key:{}", key.id))
+        Self {
+            key: Some(key.id),
+            ..Self::new(key.tenant_id, key.scopes.clone(), format!("key:{}", key.id))
+        }
     }
 
     /// Whether it may do what `scope` allows (admin allows everything).

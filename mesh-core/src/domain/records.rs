@@ -1,5 +1,6 @@
 //! How the domain types are stored (mesh-store `Record`s).
 
+use chrono::{DateTime, Utc};
 use mesh_store::Record;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -22,15 +23,44 @@ impl Record for Agent {
     }
 }
 
-/// A tenant the engine has seen, so that a restarted engine finds every tenant's
-/// unfinished tasks. Stored under [`SYSTEM_TENANT`].
+/// A tenant: created by an operator (with a name), or first seen on a record (a task,
+/// a workflow run) and remembered so that a restarted engine finds every tenant's
+/// unfinished work. Stored under [`SYSTEM_TENANT`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[doc(hidden)]
-pub struct TenantEntry {
+#[cfg_attr(feature = "rest", derive(utoipa::ToSchema))]
+#[non_exhaustive]
+pub struct Tenant {
+    /// Its id.
     pub id: TenantId,
+    /// Its name, when an operator created it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// When an operator created it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
 }
 
-impl Record for TenantEntry {
+impl Tenant {
+    /// A tenant first seen on a record: no name.
+    pub fn seen(id: TenantId) -> Self {
+        Self {
+            id,
+            name: None,
+            created_at: None,
+        }
+    }
+
+    /// A new tenant called `name`.
+    pub fn named(name: impl Into<String>) -> Self {
+        Self {
+            id: TenantId::new(),
+            name: Some(name.into()),
+            created_at: Some(Utc::now()),
+        }
+    }
+}
+
+impl Record for Tenant {
     const COLLECTION: &'static str = "tenants";
     fn id(&self) -> Uuid {
         *self.id.as_uuid()

@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 use super::EngineError;
 use super::event::Change;
 use super::link::AgentLink;
-use crate::domain::{AgentId, ApiKey, Scope, SessionId, Task, TaskId, TaskSpec, TenantId};
+use crate::domain::{AgentId, ApiKey, Scope, SessionId, Task, TaskId, TaskSpec, Tenant, TenantId};
 
 /// Where the engine task sends a command's answer.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, EngineError>>;
@@ -74,6 +74,15 @@ pub(crate) enum Command {
         scopes: Vec<Scope>,
         key: Option<String>,
         reply: Reply<(String, ApiKey)>,
+    },
+    RevokeKey {
+        tenant: TenantId,
+        id: uuid::Uuid,
+        reply: Reply<ApiKey>,
+    },
+    CreateTenant {
+        name: String,
+        reply: Reply<Tenant>,
     },
     /// Answered once every command sent before it has been served.
     Settle {

@@ -61,6 +61,12 @@ pub enum EngineError {
         /// The shortest allowed.
         min: usize,
     },
+    /// No such API key for this tenant.
+    #[error("API key {0} not found")]
+    KeyNotFound(uuid::Uuid),
+    /// A key or tenant name that is empty or too long.
+    #[error("a name has 1 to {max} characters", max = crate::domain::MAX_NAME_LEN)]
+    InvalidName,
     /// Other engines kept changing the task; the same call may succeed now.
     #[error("task {0} keeps changing; try again")]
     Contended(TaskId),
@@ -79,7 +85,7 @@ impl EngineError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Stopped | Self::AgentUnreachable => "unavailable",
-            Self::TaskNotFound(_) => "not_found",
+            Self::TaskNotFound(_) | Self::KeyNotFound(_) => "not_found",
             Self::ParentNotFound(_)
             | Self::InvalidKind
             | Self::TooManyRequirements { .. }
@@ -91,7 +97,8 @@ impl EngineError {
             | Self::InvalidCapabilities
             | Self::InvalidLabels
             | Self::AgentIdTaken(_)
-            | Self::KeyTooShort { .. } => "invalid_request",
+            | Self::KeyTooShort { .. }
+            | Self::InvalidName => "invalid_request",
             Self::Contended(_) | Self::Transition(_) => "conflict",
             Self::Store(e) if e.is_retryable() => "unavailable",
             Self::Store(StoreError::Conflict { .. }) => "conflict",

@@ -26,6 +26,11 @@ pub enum Change {
         /// The agent.
         id: AgentId,
     },
+    /// An API key was revoked: refuse it now, and end the sessions opened with it.
+    KeyRevoked {
+        /// The key.
+        id: uuid::Uuid,
+    },
 }
 
 /// Something that happened, for front-ends to follow ([`Engine::subscribe`](crate::Engine::subscribe)).

@@ -8,7 +8,7 @@ use mesh_store::{DynRepository, Page, Query, Record, Repository, Versioned};
 use uuid::Uuid;
 
 use super::stores::Stores;
-use crate::domain::TenantEntry;
+use crate::domain::Tenant;
 use crate::domain::workflow::{Checkpoint, DefinitionRecord, RunMessage, WorkflowRun};
 
 /// The repositories workflows keep their definitions, runs, journals and messages in.
@@ -18,7 +18,7 @@ pub(crate) struct Journal {
     pub(crate) runs: Arc<dyn DynRepository<WorkflowRun>>,
     pub(crate) checkpoints: Arc<dyn DynRepository<Checkpoint>>,
     pub(crate) messages: Arc<dyn DynRepository<RunMessage>>,
-    pub(crate) tenants: Arc<dyn DynRepository<TenantEntry>>,
+    pub(crate) tenants: Arc<dyn DynRepository<Tenant>>,
 }
 
 impl Journal {

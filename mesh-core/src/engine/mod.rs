@@ -38,8 +38,8 @@ use self::command::{Command, Reply};
 pub(crate) use self::journal::Journal;
 use self::reads::{Reads, StoreReads};
 use crate::domain::{
-    Agent, AgentId, AgentStatus, ApiKey, Scope, SessionId, Task, TaskId, TaskSpec, TenantId,
-    hash_key,
+    Agent, AgentId, AgentStatus, ApiKey, Scope, SessionId, Task, TaskId, TaskSpec, Tenant,
+    TenantId, hash_key,
 };
 
 pub use config::{EngineConfig, RouterFactory, WallClock};
@@ -60,6 +60,8 @@ pub struct Engine {
     commands: mpsc::Sender<Command>,
     events: broadcast::Sender<Event>,
     changes: broadcast::Sender<Change>,
+    /// API keys revoked here or by another engine on the same stores.
+    revoked: broadcast::Sender<uuid::Uuid>,
     reads: Arc<dyn Reads>,
     journal: Journal,
     config: Arc<EngineConfig>,
@@ -83,6 +85,7 @@ impl Engine {
         let (commands, rx) = mpsc::channel(config.queue.max(16));
         let (events, _) = broadcast::channel(4096);
         let (changes, _) = broadcast::channel(4096);
+        let (revoked, _) = broadcast::channel(1024);
         let config = Arc::new(config);
         let stores = Arc::new(stores);
         let state = state::State::load(
@@ -97,6 +100,7 @@ impl Engine {
             commands,
             events,
             changes,
+            revoked,
             journal: Journal::of(&stores),
             reads: Arc::new(StoreReads(stores)),
             config,
@@ -249,6 +253,10 @@ impl Engine {
     /// that became pending, finishes one that ended elsewhere, and closes the session
     /// of an agent deregistered elsewhere.
     pub async fn refresh(&self, change: Change) -> Result<(), EngineError> {
+        if let Change::KeyRevoked { id } = change {
+            let _ = self.revoked.send(id);
+            return Ok(());
+        }
         self.tell(Command::Refresh { change }).await
     }
 
@@ -281,10 +289,51 @@ impl Engine {
         .await
     }
 
-    /// The key's record if `key` is a valid API key (read from the stores; the
-    /// credential gate of the HTTP layer caches the answers).
+    /// The key's record if `key` is a valid API key, not revoked (read from the
+    /// stores; the credential gate of the HTTP layer caches the answers).
     pub async fn authenticate(&self, key: &str) -> Result<Option<ApiKey>, EngineError> {
-        self.reads.key(hash_key(key)).await
+        let found = self.reads.key(hash_key(key)).await?;
+        Ok(found.filter(ApiKey::is_active))
+    }
+
+    /// Revokes `tenant`'s API key `id`: from now on it is refused here, and — through
+    /// [`changes`](Self::changes) — by every engine on the same stores; sessions opened
+    /// with it are told through [`revocations`](Self::revocations). Returns the record.
+    pub async fn revoke_api_key(
+        &self,
+        tenant: TenantId,
+        id: uuid::Uuid,
+    ) -> Result<ApiKey, EngineError> {
+        let revoked = self
+            .ask(|reply| Command::RevokeKey { tenant, id, reply })
+            .await?;
+        let _ = self.revoked.send(id);
+        Ok(revoked)
+    }
+
+    /// The ids of API keys as they are revoked, here or by another engine on the same
+    /// stores. A receiver more than 1,024 revocations behind is told it lagged (and
+    /// should then distrust every key it holds).
+    pub fn revocations(&self) -> broadcast::Receiver<uuid::Uuid> {
+        self.revoked.subscribe()
+    }
+
+    /// `tenant`'s API keys, revoked ones included, oldest first (their records: never
+    /// a key itself).
+    pub async fn api_keys(&self, tenant: TenantId) -> Result<Vec<ApiKey>, EngineError> {
+        self.reads.keys_of(tenant).await
+    }
+
+    /// Creates a tenant called `name`.
+    pub async fn create_tenant(&self, name: impl Into<String>) -> Result<Tenant, EngineError> {
+        let name = name.into();
+        self.ask(|reply| Command::CreateTenant { name, reply })
+            .await
+    }
+
+    /// Every tenant: those created by name, and those first seen on a record.
+    pub async fn tenants(&self) -> Result<Vec<Tenant>, EngineError> {
+        self.reads.tenants().await
     }
 
     /// Follows what happens. A subscriber that falls more than 4,096 events behind

@@ -9,9 +9,9 @@ use mesh_store::{Query, Repository, StoreError};
 
 use super::EngineError;
 use super::query::{AgentFilter, Page, TaskFilter};
-use super::scan::with_status;
+use super::scan::{every, with_status};
 use super::stores::Stores;
-use crate::domain::{Agent, AgentId, ApiKey, SYSTEM_TENANT, Task, TaskId, TenantId};
+use crate::domain::{Agent, AgentId, ApiKey, SYSTEM_TENANT, Task, TaskId, Tenant, TenantId};
 
 type Reply<'a, T> = BoxFuture<'a, Result<T, EngineError>>;
 
@@ -22,6 +22,8 @@ pub(crate) trait Reads: Send + Sync {
     fn agent(&self, tenant: TenantId, id: AgentId) -> Reply<'_, Option<Agent>>;
     fn agents(&self, tenant: TenantId, filter: AgentFilter) -> Reply<'_, Page<Agent>>;
     fn key(&self, hash: String) -> Reply<'_, Option<ApiKey>>;
+    fn keys_of(&self, tenant: TenantId) -> Reply<'_, Vec<ApiKey>>;
+    fn tenants(&self) -> Reply<'_, Vec<Tenant>>;
 }
 
 /// [`Reads`] over a [`Stores`] bundle.
@@ -91,6 +93,21 @@ impl<S: Stores> Reads for StoreReads<S> {
             let query = Query::new().filter("hash", hash).limit(1);
             let page = self.0.keys().list(SYSTEM_TENANT, &query).await?;
             Ok(page.items.into_iter().next().map(|v| v.record))
+        })
+    }
+
+    fn keys_of(&self, tenant: TenantId) -> Reply<'_, Vec<ApiKey>> {
+        Box::pin(async move {
+            let query = Query::new().filter("tenant_id", tenant.to_string());
+            let keys = every(self.0.keys(), SYSTEM_TENANT, query).await?;
+            Ok(keys.into_iter().map(|v| v.record).collect())
+        })
+    }
+
+    fn tenants(&self) -> Reply<'_, Vec<Tenant>> {
+        Box::pin(async move {
+            let tenants = every(self.0.tenants(), SYSTEM_TENANT, Query::new()).await?;
+            Ok(tenants.into_iter().map(|v| v.record).collect())
         })
     }
 }

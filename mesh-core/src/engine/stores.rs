@@ -3,7 +3,7 @@
 use mesh_store::Repository;
 
 use crate::domain::workflow::{Checkpoint, DefinitionRecord, RunMessage, WorkflowRun};
-use crate::domain::{Agent, ApiKey, Task, TenantEntry};
+use crate::domain::{Agent, ApiKey, Task, Tenant};
 
 /// The repositories the engine needs. [`MemoryStores`] keeps nothing across a
 /// restart; `SqliteStores` (feature `sqlite`) keeps everything in one file and
@@ -18,7 +18,7 @@ pub trait Stores: Send + Sync + 'static {
     type Keys: Repository<ApiKey>;
     /// Tenants the engine has seen.
     #[doc(hidden)]
-    type Tenants: Repository<TenantEntry>;
+    type Tenants: Repository<Tenant>;
     /// Registered workflow definitions.
     type Definitions: Repository<DefinitionRecord>;
     /// Workflow runs.
@@ -64,7 +64,7 @@ macro_rules! repositories {
         type Tasks = mesh_store::$repo<Task>;
         type Agents = mesh_store::$repo<Agent>;
         type Keys = mesh_store::$repo<ApiKey>;
-        type Tenants = mesh_store::$repo<TenantEntry>;
+        type Tenants = mesh_store::$repo<Tenant>;
         type Definitions = mesh_store::$repo<DefinitionRecord>;
         type Runs = mesh_store::$repo<WorkflowRun>;
         type Checkpoints = mesh_store::$repo<Checkpoint>;
@@ -102,7 +102,7 @@ pub struct MemoryStores {
     tasks: mesh_store::MemoryRepository<Task>,
     agents: mesh_store::MemoryRepository<Agent>,
     keys: mesh_store::MemoryRepository<ApiKey>,
-    tenants: mesh_store::MemoryRepository<TenantEntry>,
+    tenants: mesh_store::MemoryRepository<Tenant>,
     definitions: mesh_store::MemoryRepository<DefinitionRecord>,
     runs: mesh_store::MemoryRepository<WorkflowRun>,
     checkpoints: mesh_store::MemoryRepository<Checkpoint>,
@@ -128,7 +128,7 @@ pub struct PgStores {
     tasks: mesh_store::PgRepository<Task>,
     agents: mesh_store::PgRepository<Agent>,
     keys: mesh_store::PgRepository<ApiKey>,
-    tenants: mesh_store::PgRepository<TenantEntry>,
+    tenants: mesh_store::PgRepository<Tenant>,
     definitions: mesh_store::PgRepository<DefinitionRecord>,
     runs: mesh_store::PgRepository<WorkflowRun>,
     checkpoints: mesh_store::PgRepository<Checkpoint>,
@@ -176,7 +176,7 @@ pub struct SqliteStores {
     tasks: mesh_store::SqliteRepository<Task>,
     agents: mesh_store::SqliteRepository<Agent>,
     keys: mesh_store::SqliteRepository<ApiKey>,
-    tenants: mesh_store::SqliteRepository<TenantEntry>,
+    tenants: mesh_store::SqliteRepository<Tenant>,
     definitions: mesh_store::SqliteRepository<DefinitionRecord>,
     runs: mesh_store::SqliteRepository<WorkflowRun>,
     checkpoints: mesh_store::SqliteRepository<Checkpoint>,

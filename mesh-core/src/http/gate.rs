@@ -17,7 +17,10 @@ use axum::http::{HeaderMap, Uri, header};
 use mesh_router::{RateLimit, TokenBucket};
 
 use super::jwt;
-use crate::domain::{Principal, Scope, hash_key};
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use crate::domain::{Principal, Scope, TenantId, hash_key};
 use crate::engine::{Engine, EngineError};
 
 /// Gate settings.
@@ -52,6 +55,8 @@ pub struct GateConfig {
     /// parameter (for clients that cannot set headers there: browsers, the Python MCP
     /// SDK). Off by default: URLs end up in proxy and access logs.
     pub query_keys: bool,
+    /// The operator's tenant: its admins also manage tenants. `None`: nobody does.
+    pub operator_tenant: Option<TenantId>,
 }
 
 impl std::fmt::Debug for GateConfig {
@@ -70,6 +75,7 @@ impl std::fmt::Debug for GateConfig {
             .field("jwt_leeway", &self.jwt_leeway)
             .field("failures_per_address", &self.failures_per_address)
             .field("query_keys", &self.query_keys)
+            .field("operator_tenant", &self.operator_tenant)
             .finish()
     }
 }
@@ -87,6 +93,7 @@ impl Default for GateConfig {
             jwt_leeway: Duration::from_secs(60),
             failures_per_address: (10.0, 50.0),
             query_keys: false,
+            operator_tenant: None,
         }
     }
 }
@@ -173,6 +180,8 @@ pub struct Gate {
     failures: Mutex<HashMap<IpAddr, TokenBucket>>,
     /// Key hash → its caller (`None`: no such key) and when it was looked up.
     keys: Mutex<HashMap<String, (Option<Principal>, Instant)>>,
+    /// Revoked keys not yet dropped from `keys`.
+    revocations: Mutex<broadcast::Receiver<Uuid>>,
 }
 
 impl std::fmt::Debug for Gate {
@@ -206,6 +215,7 @@ impl Gate {
                 (secret, rules)
             });
         Self {
+            revocations: Mutex::new(engine.revocations()),
             engine,
             config,
             jwt,
@@ -317,7 +327,82 @@ impl Gate {
             .try_take(now);
     }
 
+    /// Whether `who` administers the operator's tenant (and so manages tenants).
+    pub fn is_operator(&self, who: &Principal) -> bool {
+        who.allows(Scope::Admin) && self.config.operator_tenant == Some(who.tenant)
+    }
+
+    /// Resolves when the API key `who` authenticated with is revoked — here or on
+    /// another instance on the same database — so a session opened with it can end;
+    /// never for a JWT. Also resolves if revocations came too fast to follow: the
+    /// session's client connects again and is checked afresh.
+    pub fn until_revoked(&self, who: &Principal) -> impl Future<Output = ()> + Send + 'static {
+        let mut revocations = self.engine.revocations();
+        let key = who.key;
+        async move {
+            let Some(key) = key else {
+                return std::future::pending().await;
+            };
+            loop {
+                match revocations.recv().await {
+                    Ok(id) if id == key => return,
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => return,
+                    Err(broadcast::error::RecvError::Closed) => {
+                        return std::future::pending().await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs `then` when the API key `who` authenticated with is revoked (see
+    /// [`until_revoked`](Self::until_revoked)); abort the handle when the session ends.
+    pub fn on_revoked(
+        &self,
+        who: &Principal,
+        then: impl FnOnce() + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        let revoked = self.until_revoked(who);
+        tokio::spawn(async move {
+            revoked.await;
+            then();
+        })
+    }
+
+    /// Drops the keys revoked since the last look from the cache (all of them if too
+    /// many were revoked to follow): a revoked key is refused at once.
+    fn forget_revoked(&self) {
+        let mut revoked = Vec::new();
+        let mut lagged = false;
+        {
+            let mut revocations = self.revocations.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                match revocations.try_recv() {
+                    Ok(id) => revoked.push(id),
+                    Err(broadcast::error::TryRecvError::Lagged(_)) => lagged = true,
+                    Err(_) => break,
+                }
+            }
+        }
+        if revoked.is_empty() && !lagged {
+            return;
+        }
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if lagged {
+            keys.clear();
+        } else {
+            keys.retain(|_, (principal, _)| {
+                principal
+                    .as_ref()
+                    .and_then(|p| p.key)
+                    .is_none_or(|id| !revoked.contains(&id))
+            });
+        }
+    }
+
     async fn key(&self, token: &str) -> Result<Principal, AuthError> {
+        self.forget_revoked();
         let hash = hash_key(token);
         if let Some(cached) = self.cached(&hash) {
             return cached.ok_or(AuthError::UnknownKey);
@@ -439,5 +524,38 @@ mod tests {
         ));
         let cached = gate.keys.lock().unwrap_or_else(|e| e.into_inner()).len();
         assert_eq!(cached, 2);
+    }
+
+    #[tokio::test]
+    async fn a_revoked_key_is_refused_at_once_despite_the_cache() {
+        let engine = Engine::in_memory().await;
+        let tenant = crate::domain::TenantId::new();
+        let (key, record) = engine
+            .create_api_key(tenant, "k", vec![Scope::Agent], None)
+            .await
+            .unwrap();
+        let (other, _) = engine
+            .create_api_key(tenant, "other", vec![Scope::Read], None)
+            .await
+            .unwrap();
+        let gate = Gate::new(engine.clone(), GateConfig::default());
+        let who = gate.authenticate(Some(&key)).await.unwrap();
+        gate.authenticate(Some(&other)).await.unwrap();
+        let session = tokio::spawn(gate.until_revoked(&who));
+        engine.revoke_api_key(tenant, record.id).await.unwrap();
+        assert!(matches!(
+            gate.authenticate(Some(&key)).await,
+            Err(AuthError::UnknownKey)
+        ));
+        // The other key stays cached and accepted; the session opened with the
+        // revoked one is told.
+        gate.authenticate(Some(&other)).await.unwrap();
+        session.await.unwrap();
+        // Another tenant cannot revoke it, nor anything unknown.
+        let stranger = crate::domain::TenantId::new();
+        assert!(matches!(
+            engine.revoke_api_key(stranger, record.id).await,
+            Err(EngineError::KeyNotFound(_))
+        ));
     }
 }

@@ -54,6 +54,10 @@ pub async fn websocket(
 
 async fn session(state: AppState, who: Principal, connection: Connection) {
     let sender = connection.sender();
+    let closer = sender.clone();
+    let revoked = state
+        .gate
+        .on_revoked(&who, move || closer.close(1008, "API key revoked"));
     let outgoing = Box::pin(futures_util::sink::unfold(
         sender.clone(),
         |sender: Sender, message: ServerJsonRpcMessage| async move {
@@ -102,5 +106,6 @@ async fn session(state: AppState, who: Principal, connection: Connection) {
         }
         Err(e) => tracing::debug!(error = %e, "MCP session ended before initialize"),
     }
+    revoked.abort();
     sender.close(1000, "session ended");
 }

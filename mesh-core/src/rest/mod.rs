@@ -19,6 +19,7 @@
 //! ```
 
 mod agents;
+mod keys;
 mod knowledge;
 mod tasks;
 mod tools;
@@ -32,6 +33,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 pub use agents::{AgentListParams, AgentPage};
+pub use keys::{CreateKey, CreateTenant, CreatedKey, KeyInfo, KeyList, TenantList};
 pub use knowledge::{EmbedRequest, EmbedResponse, IndexAccepted, SearchResponse};
 pub use tasks::{CollabRequest, CollabResponse, TaskListParams, TaskPage};
 pub use tools::{ExecuteTool, ToolOutput};
@@ -50,6 +52,7 @@ use crate::http::{AppState, ErrorBody};
         tasks::submit, tasks::list, tasks::get, tasks::cancel, tasks::collab,
         tasks::collab_job, tasks::cancel_collab_job,
         agents::list, agents::get, agents::deregister,
+        keys::create, keys::list, keys::revoke, keys::create_tenant, keys::tenants,
         knowledge::embed, knowledge::index, knowledge::search,
         tools::list, tools::execute,
         workflows::register, workflows::definitions, workflows::definition,
@@ -61,7 +64,8 @@ use crate::http::{AppState, ErrorBody};
     modifiers(&Security),
     tags(
         (name = "tasks"), (name = "collaboration"), (name = "agents"),
-        (name = "embeddings"), (name = "tools"), (name = "workflows"), (name = "system"),
+        (name = "embeddings"), (name = "tools"), (name = "workflows"), (name = "keys"),
+        (name = "system"),
     ),
 )]
 pub struct ApiDoc;
@@ -175,6 +179,12 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route(
             "/api/v1/agents/{id}",
             get(agents::get).delete(agents::deregister),
+        )
+        .route("/api/v1/keys", post(keys::create).get(keys::list))
+        .route("/api/v1/keys/{id}", axum::routing::delete(keys::revoke))
+        .route(
+            "/api/v1/tenants",
+            post(keys::create_tenant).get(keys::tenants),
         )
         .route("/api/v1/embeddings", post(knowledge::embed))
         .route("/api/v1/documents", post(knowledge::index))

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::shared::{Inner, Launch};
 use super::{RunFilter, RunStatus, WorkflowConfig, WorkflowError, Workflows, driver};
-use crate::domain::{SYSTEM_TENANT, TenantEntry, TenantId};
+use crate::domain::{SYSTEM_TENANT, Tenant, TenantId};
 use crate::engine::Engine;
 use crate::tools::ToolRegistry;
 
@@ -118,7 +118,7 @@ impl Workflows {
         }
     }
 
-    async fn adopt_tenant(&self, tenant: TenantEntry, own: bool) -> Result<usize, WorkflowError> {
+    async fn adopt_tenant(&self, tenant: Tenant, own: bool) -> Result<usize, WorkflowError> {
         let tenant: TenantId = tenant.id;
         let me = self.inner.config.instance.as_str();
         let mut adopted = 0;

@@ -15,7 +15,7 @@ use super::{
     Checkpoint, DefinitionRecord, JournalEvent, ParentStep, Position, RunStatus, Schema,
     StartRequest, WorkflowConfig, WorkflowError, WorkflowRun,
 };
-use crate::domain::{SYSTEM_TENANT, TenantEntry, TenantId, WorkflowId};
+use crate::domain::{SYSTEM_TENANT, Tenant, TenantId, WorkflowId};
 use crate::engine::{Engine, Journal};
 use crate::tools::ToolRegistry;
 
@@ -293,7 +293,7 @@ impl Inner {
         match self
             .journal
             .tenants
-            .create(SYSTEM_TENANT, &TenantEntry { id: tenant })
+            .create(SYSTEM_TENANT, &Tenant::seen(tenant))
             .await
         {
             Ok(_) | Err(StoreError::AlreadyExists { .. }) => {

@@ -38,6 +38,8 @@ impl<S: Stores> State<S> {
                     _ => Ok(()),
                 }
             }
+            // The engine handle passes revocations on; the engine task holds no keys.
+            Change::KeyRevoked { .. } => Ok(()),
         }
     }
 

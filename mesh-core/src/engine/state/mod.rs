@@ -307,6 +307,12 @@ impl<S: Stores> State<S> {
             } => {
                 let _ = reply.send(self.create_key(tenant, name, scopes, key).await);
             }
+            Command::RevokeKey { tenant, id, reply } => {
+                let _ = reply.send(self.revoke_key(tenant, id).await);
+            }
+            Command::CreateTenant { name, reply } => {
+                let _ = reply.send(self.create_tenant(name).await);
+            }
             Command::Settle { reply } => {
                 let _ = reply.send(());
             }

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use super::rules::{candidate, finish_status, walk, wire_status};
 use super::{Result, State, TaskEntry, Wakeup};
 use crate::domain::{
-    AgentId, AgentStatus, SYSTEM_TENANT, Task, TaskId, TaskSpec, TaskStatus, TenantEntry, TenantId,
+    AgentId, AgentStatus, SYSTEM_TENANT, Task, TaskId, TaskSpec, TaskStatus, Tenant, TenantId,
 };
 use crate::engine::command::Reply;
 use crate::engine::{Change, EngineError, Event, Stores};
@@ -187,7 +187,7 @@ impl<S: Stores> State<S> {
             match self
                 .stores
                 .tenants()
-                .create(SYSTEM_TENANT, &TenantEntry { id: tenant })
+                .create(SYSTEM_TENANT, &Tenant::seen(tenant))
                 .await
             {
                 Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
