@@ -44,7 +44,19 @@ step "every publishable crate packages and builds from its package"
 # Packages each crate as crates.io would receive it (path dependencies resolved among
 # the packages) and builds it from the package: a file the crate needs but does not
 # ship fails here.
-cargo package --workspace --exclude mesh-examples --exclude mesh-benches --locked
+# Cargo treats what it builds from a registry as never changing: a checkout that ran
+# this before would verify against its earlier packages — kept in the target
+# directory's package/tmp-registry, unpacked under $CARGO_HOME/registry/src/<hash of
+# that path>/, compiled into the target directory. So the packages get a target
+# directory of their own, emptied first, and their unpacked copies are dropped.
+package_target=target/packaged
+rm -rf "$package_target"
+cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+cargo metadata --no-deps --format-version 1 --locked |
+    python3 -c 'import json,sys; [print(p["name"] + "-" + p["version"]) for p in json.load(sys.stdin)["packages"]]' |
+    while read -r unpacked; do rm -rf "$cargo_home"/registry/src/*/"$unpacked"; done
+cargo package --workspace --exclude mesh-examples --exclude mesh-benches --locked \
+    --target-dir "$package_target"
 
 step "the embedding example runs"
 mkdir -p target
