@@ -11,6 +11,7 @@
 //! `mesh up`'s data directory (`data_dir`),
 //! serving HTTP (`serve`), and the demo fleet (`demo`).
 
+pub mod cli;
 pub mod data_dir;
 pub mod demo;
 pub mod serve;

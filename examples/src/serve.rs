@@ -25,7 +25,7 @@ impl HttpService {
         let run = async {
             let built = self.backend.build().await?;
             self.http
-                .serve(built.services, surfaces, self.backend.jwt_secret.clone())
+                .serve(built.services, surfaces, &self.backend)
                 .await
         };
         match run.await {
@@ -72,13 +72,14 @@ pub struct Http {
 }
 
 impl Http {
-    /// Serves `surfaces` of `services` until Ctrl-C or SIGTERM; prints the bound
-    /// address on stdout first (`listening on <addr>`).
+    /// Serves `surfaces` of `services` until Ctrl-C or SIGTERM, with `backend`'s JWT
+    /// secret and its tenant as the operator's; prints the bound address on stdout
+    /// first (`listening on <addr>`).
     pub async fn serve(
         &self,
         services: Services,
         surfaces: Surfaces,
-        jwt_secret: Option<String>,
+        backend: &Backend,
     ) -> Result<(), Box<dyn std::error::Error>> {
         let mut config = AppConfig::default()
             .surfaces(surfaces)
@@ -88,10 +89,11 @@ impl Http {
         config.gate.jwt_issuer = self.jwt_issuer.clone();
         config.gate.jwt_audience = self.jwt_audience.clone();
         config.gate.query_keys = self.allow_query_keys;
+        config.gate.operator_tenant = Some(backend.tenant);
         if let Some(rate) = self.rate_limit {
             config = config.rate_limit(rate, (rate * 2.0).max(1.0));
         }
-        if let Some(secret) = jwt_secret {
+        if let Some(secret) = backend.jwt_secret.clone() {
             config = config.jwt_secret(secret);
         }
         let listener = tokio::net::TcpListener::bind(self.listen)

@@ -11,8 +11,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -235,35 +233,6 @@ async fn a_run_survives_sigkills_of_mesh_up_on_its_data_directory() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A service binary on PostgreSQL; its address once it listens.
-fn service(binary: &str, database: &str, args: &[&str]) -> (Killed, String) {
-    let mut child = Killed(
-        Command::new(binary)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .env("DATABASE_URL", database)
-            .env("MESH_API_KEY", KEY)
-            .env(
-                "RUST_LOG",
-                std::env::var("MESH_TEST_LOG").unwrap_or("warn".into()),
-            )
-            .env_remove("MESH_SQS_QUEUE")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    BufReader::new(child.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("{binary}: {line:?}"))
-        .to_owned();
-    (child, addr)
-}
-
 /// REST instances on one PostgreSQL with a hub (an `mcp-server`) the agents stay on.
 struct Cluster {
     database: String,
@@ -275,10 +244,11 @@ struct Cluster {
 }
 
 fn rest_api(database: &str, instance: &str) -> (Killed, String) {
-    service(
+    common::service(
         env!("CARGO_BIN_EXE_rest-api"),
         database,
         &["--instance", instance, "--workflow-lease-ms", "1000"],
+        KEY,
     )
 }
 
@@ -310,10 +280,11 @@ async fn on_postgres(next_names: Vec<&'static str>, standby: bool) {
     let Some(database) = mesh_core::testing::fresh_database().await else {
         return;
     };
-    let hub = service(
+    let hub = common::service(
         env!("CARGO_BIN_EXE_mcp-server"),
         &database,
         &["--instance", "hub"],
+        KEY,
     );
     let driving = rest_api(&database, "a");
     let standby = standby.then(|| rest_api(&database, "b"));

@@ -1,17 +1,24 @@
-//! `mesh up`: everything — engine, agent hub, REST API, MCP server and worker — in one
-//! process on embedded defaults, on one port, keeping its data in a directory.
+//! `mesh`: `mesh up` runs everything — engine, agent hub, REST API, MCP server and
+//! worker — in one process on embedded defaults, on one port, keeping its data in a
+//! directory; the other subcommands are clients of a running server's REST API
+//! (`docs/cli.md`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
 use mesh_core::app::{AppConfig, router};
 use mesh_core::services::Services;
 use mesh_core::tools::{FilesAdapter, ToolRegistry};
 use mesh_core::worker::{WorkerConfig, run_worker};
 use mesh_core::workflow::WorkflowConfig;
 use mesh_core::{Engine, Scope, TenantId};
+use mesh_examples::cli::{
+    Agents, CliError, Connection, Docs, Keys, ProfileCommand, Tasks, Tenants, Tools, Workflows,
+};
 use mesh_examples::data_dir::DataDir;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -20,9 +27,14 @@ use tokio::sync::watch;
 #[command(
     name = "mesh",
     version,
-    about = "Orchestrate AI agents: the all-in-one Mesh"
+    about = "Orchestrate AI agents: the all-in-one Mesh, and a client of any Mesh server",
+    after_help = "Exit codes: 0 ok, 1 other, 2 usage or invalid input, 3 credentials, \
+                  4 not found, 5 conflict, 6 server or unreachable, 7 watched work \
+                  did not succeed."
 )]
 struct Cli {
+    #[command(flatten)]
+    connection: Connection,
     #[command(subcommand)]
     command: Command,
 }
@@ -34,6 +46,35 @@ enum Command {
     Up(Up),
     /// Prints the REST API's OpenAPI 3.1 document (JSON).
     Openapi,
+    /// Agents: list, show, deregister.
+    #[command(subcommand)]
+    Agents(Agents),
+    /// Tasks: submit, get, list, watch, cancel.
+    #[command(subcommand)]
+    Tasks(Tasks),
+    /// Durable workflows: definitions, and runs.
+    #[command(subcommand)]
+    Workflows(Workflows),
+    /// Tools: list, call.
+    #[command(subcommand)]
+    Tools(Tools),
+    /// The knowledge base: index documents, search.
+    #[command(subcommand)]
+    Docs(Docs),
+    /// API keys: create, list, revoke (admin).
+    #[command(subcommand)]
+    Keys(Keys),
+    /// Tenants: create, list (the operator's admins).
+    #[command(subcommand)]
+    Tenants(Tenants),
+    /// Named connection profiles: save, list.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+    /// Prints a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(clap::Args)]
@@ -69,16 +110,19 @@ struct Up {
 }
 
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,hyper=warn,mesh_protocol=warn".into()),
-        )
-        .with_target(false)
-        .init();
-    let run = match Cli::parse().command {
-        Command::Up(args) => up(args).await,
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let run = match cli.command {
+        Command::Up(args) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info,hyper=warn,mesh_protocol=warn".into()),
+                )
+                .with_target(false)
+                .init();
+            up(args).await
+        }
         Command::Openapi => {
             use mesh_core::rest::ApiDoc;
             use utoipa::OpenApi;
@@ -87,12 +131,46 @@ async fn main() -> std::process::ExitCode {
                 .map(|doc| println!("{doc}"))
                 .map_err(Into::into)
         }
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "mesh", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Profile(command) => return finish(command.run(&cli.connection)),
+        client => return finish(run_client(client, &cli.connection).await),
     };
     match run {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mesh: {e}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a client command against the server the connection settings name.
+async fn run_client(command: Command, connection: &Connection) -> Result<(), CliError> {
+    let ctx = connection.context()?;
+    match command {
+        Command::Agents(command) => command.run(&ctx).await,
+        Command::Tasks(command) => command.run(&ctx).await,
+        Command::Workflows(command) => command.run(&ctx).await,
+        Command::Tools(command) => command.run(&ctx).await,
+        Command::Docs(command) => command.run(&ctx).await,
+        Command::Keys(command) => command.run(&ctx).await,
+        Command::Tenants(command) => command.run(&ctx).await,
+        _ => Err(CliError::Usage("not a client command".into())),
+    }
+}
+
+/// A client command's outcome as an exit code; the server's code and message on
+/// standard error.
+fn finish(outcome: Result<(), CliError>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mesh: {e}");
+            e.exit_code()
         }
     }
 }
@@ -210,7 +288,9 @@ async fn up(args: Up) -> Result<(), Box<dyn std::error::Error>> {
 
     let app = router(
         services.clone(),
-        AppConfig::default().query_keys(args.allow_query_keys),
+        AppConfig::default()
+            .query_keys(args.allow_query_keys)
+            .operator_tenant(tenant),
     );
     let mut server_stop = stop.clone();
     let server = tokio::spawn(async move {

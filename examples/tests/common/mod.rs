@@ -56,6 +56,36 @@ pub fn mesh_up(args: &[&str], key: &str) -> (Killed, String) {
     panic!("mesh up printed no banner");
 }
 
+/// A service binary on PostgreSQL with the admin key `key`; its address once it
+/// listens.
+pub fn service(binary: &str, database: &str, args: &[&str], key: &str) -> (Killed, String) {
+    let mut child = Killed(
+        Command::new(binary)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("DATABASE_URL", database)
+            .env("MESH_API_KEY", key)
+            .env(
+                "RUST_LOG",
+                std::env::var("MESH_TEST_LOG").unwrap_or("warn".into()),
+            )
+            .env_remove("MESH_SQS_QUEUE")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(child.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("{binary}: {line:?}"))
+        .to_owned();
+    (child, addr)
+}
+
 /// A data directory no other test uses, under cargo's scratch directory for tests.
 pub fn fresh_data_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
