@@ -436,6 +436,37 @@ async fn keys_are_made_listed_and_revoked_and_tenants_made_by_the_operator() {
         api.get("/api/v1/tenants", acme_key).await.0,
         StatusCode::FORBIDDEN
     );
+
+    // A revoked key's open event stream ends.
+    let hold = json!({"name": "hold", "state": {}, "steps": [{"name": "w", "wait": {"signal": {"name": "go"}}}]});
+    api.post("/api/v1/workflow-definitions", &api.admin, hold)
+        .await;
+    let (_, run) = api
+        .post("/api/v1/workflows", &api.admin, json!({"workflow": "hold"}))
+        .await;
+    let (watcher, record) = api
+        .engine
+        .create_api_key(api.tenant, "watcher", vec![Scope::Read], None)
+        .await
+        .unwrap();
+    let events = format!("/api/v1/workflows/{}/events", run["id"].as_str().unwrap());
+    let stream = api
+        .http
+        .get(api.url(&events))
+        .bearer_auth(&watcher)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    api.engine
+        .revoke_api_key(api.tenant, record.id)
+        .await
+        .unwrap();
+    let body = tokio::time::timeout(Duration::from_secs(10), stream.text())
+        .await
+        .expect("the stream ended")
+        .unwrap();
+    assert!(body.contains("event: checkpoint"), "{body}");
 }
 
 #[tokio::test]

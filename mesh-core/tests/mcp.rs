@@ -387,6 +387,42 @@ async fn an_rmcp_client_uses_every_tool_over_streamable_http() {
 }
 
 #[tokio::test]
+async fn an_mcp_websocket_session_ends_when_its_key_is_revoked() {
+    let server = server().await;
+    let engine = &server.services.engine;
+    let tenant = engine
+        .authenticate(&server.key)
+        .await
+        .unwrap()
+        .unwrap()
+        .tenant_id;
+    let (key, record) = engine
+        .create_api_key(tenant, "doomed", vec![Scope::Write], None)
+        .await
+        .unwrap();
+    let client = over_ws(&server, &key, ProtocolVersion::LATEST).await;
+    assert!(!client.list_all_tools().await.unwrap().is_empty());
+    let other = ws_connection(&server, &server.key).await;
+    engine.revoke_api_key(tenant, record.id).await.unwrap();
+    // The session closes; a new one is refused; the other key's session stays.
+    tokio::time::timeout(Duration::from_secs(10), client.waiting())
+        .await
+        .expect("the session closed")
+        .unwrap();
+    let config = ClientConfig::new(format!("ws://{}/ws", server.addr))
+        .api_key(&key)
+        .subprotocols([Subprotocol::Mcp]);
+    assert!(connect(&config).await.is_err());
+    let ping = r#"{"jsonrpc": "2.0", "id": 7, "method": "ping"}"#;
+    other.sender().try_send_text(ping).unwrap();
+    let mut other = other;
+    let answer = tokio::time::timeout(Duration::from_secs(10), other.recv())
+        .await
+        .unwrap();
+    assert!(matches!(answer, Some(Ok(Incoming::Text(_)))), "{answer:?}");
+}
+
+#[tokio::test]
 async fn an_rmcp_client_uses_every_tool_over_websocket() {
     let server = server().await;
     let client = over_ws(&server, &server.key, ProtocolVersion::V_2025_06_18).await;

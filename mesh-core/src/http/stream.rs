@@ -31,12 +31,14 @@ struct Follow {
 }
 
 /// The journal of `run` from the entry after `after` (from the start when `None`),
-/// followed live until the run ends.
+/// followed live until the run ends — or until `stop` resolves (the REST API passes
+/// [`Gate::until_revoked`](super::Gate::until_revoked): a revoked key's stream ends).
 pub fn journal_stream(
     workflows: Workflows,
     tenant: TenantId,
     run: WorkflowId,
     after: Option<u64>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Response {
     let follow = Follow {
         events: workflows.engine().subscribe(),
@@ -65,7 +67,7 @@ pub fn journal_stream(
             }
         }
     });
-    Sse::new(events)
+    Sse::new(futures_util::StreamExt::take_until(events, Box::pin(stop)))
         .keep_alive(KeepAlive::default())
         .into_response()
 }

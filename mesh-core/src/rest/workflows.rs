@@ -416,5 +416,6 @@ pub(crate) async fn events(
         who.tenant,
         id,
         resumed,
+        state.gate.until_revoked(&who),
     ))
 }
