@@ -22,11 +22,11 @@ LAYERS = {
     "engine": 2, "collab": 2, "workflow": 2, "services": 2, "knowledge": 2, "worker": 2, "tools": 2,
     "cluster": 2,
     "http": 3,
-    "hub": 4, "rest": 4, "mcp": 4,
+    "hub": 4, "rest": 4, "mcp": 4, "ui": 4,
     "app": 5,
     "testing": 6,
 }
-SURFACES = {"hub", "rest", "mcp"}
+SURFACES = {"hub", "rest", "mcp", "ui"}
 # A file past this many lines says why at its top, with REASON.
 MAX_LINES = 600
 REASON = "Long on purpose:"

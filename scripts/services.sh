@@ -1,11 +1,13 @@
 # Real services for the tests, started on loopback under .mesh-test/ (git-ignored).
-# Sourced by scripts/test.sh; needs only Python 3 (with venv) and network access to PyPI
-# the first time. Idempotent: a second run reuses the virtualenv and data directory.
+# Sourced by scripts/test.sh; needs Python 3 (with venv), Node.js with npm, and network
+# access to PyPI, npm and Debian's packages the first time. Idempotent: a second run reuses the virtualenv and data directory.
 #
 #   PostgreSQL 16 + pgvector  PyPI `pgserver` (server binaries and the vector extension)
 #   SQS                       PyPI `moto[server]` (the SQS JSON protocol, DLQ redrive)
 #   OpenAPI validation        PyPI `openapi-spec-validator`
 #   MCP's Python SDK          PyPI `mcp[ws]` (a real third-party MCP WebSocket client)
+#   Chromium + playwright-core Debian's `chromium` (apt, as root), npm's `playwright-core`
+#                             and `axe-core` (npm ci in examples/dashboard)
 #
 # Exports for the tests:
 #   MESH_TEST_DATABASE_URL   postgres://…@127.0.0.1:PORT/mesh_test
@@ -38,6 +40,27 @@ services_install() {
         python3 -m venv "$venv"
         "$venv/bin/pip" install --quiet --disable-pip-version-check 'pgserver==0.1.4' 'moto[server]>=5,<6' \
             'openapi-spec-validator>=0.7,<1' 'mcp[ws]>=1.9,<2'
+    fi
+}
+
+# The dashboard's browser tests: Debian's chromium (installed when missing, as root) and
+# the tests' npm packages (npm ci: pinned by examples/dashboard/package-lock.json).
+browser_install() {
+    if [ ! -x /usr/bin/chromium ]; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            echo "installing chromium (Debian's package) for the dashboard tests"
+            export DEBIAN_FRONTEND=noninteractive
+            apt-get install -y -qq --no-install-recommends chromium >/dev/null \
+                || { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+        else
+            echo "the dashboard tests need Debian's chromium package: apt-get install chromium" >&2
+            return 1
+        fi
+    fi
+    local dir=examples/dashboard
+    if [ ! -d "$dir/node_modules/playwright-core" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+        echo "installing the dashboard tests' npm packages (npm ci in $dir)"
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
     fi
 }
 
@@ -130,6 +153,7 @@ services_start() {
     chmod 755 "$MESH_TEST_DIR"
     services_stop
     services_install
+    browser_install
     postgres_start
     sqs_start
     export MESH_TEST_SERVICES=1

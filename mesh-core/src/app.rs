@@ -120,6 +120,8 @@ pub struct Surfaces {
     pub mcp: bool,
     /// The agent hub on `/ws` (feature `hub`).
     pub hub: bool,
+    /// The dashboard at `/ui` (feature `ui`; with `rest`).
+    pub ui: bool,
 }
 
 impl Default for Surfaces {
@@ -134,18 +136,21 @@ impl Surfaces {
         rest: true,
         mcp: true,
         hub: true,
+        ui: true,
     };
-    /// The REST API alone.
+    /// The REST API, and the dashboard over it.
     pub const REST: Self = Self {
         rest: true,
         mcp: false,
         hub: false,
+        ui: true,
     };
     /// The MCP server and the agent hub.
     pub const MCP: Self = Self {
         rest: false,
         mcp: true,
         hub: true,
+        ui: false,
     };
 }
 
@@ -228,6 +233,10 @@ pub fn router(services: Services, config: AppConfig) -> Router {
     let mut app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz));
+    #[cfg(feature = "ui")]
+    if config.surfaces.ui && config.surfaces.rest {
+        app = app.merge(crate::ui::routes());
+    }
     #[cfg(feature = "rest")]
     {
         if config.surfaces.rest {

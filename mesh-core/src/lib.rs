@@ -28,10 +28,11 @@
 //! | `http` | `http` and `app`: state, credential gate, errors, composition | axum, tower-http |
 //! | `rest` | `rest`: the REST API under `/api/v1` with its OpenAPI 3.1 document | utoipa |
 //! | `mcp` | `mcp`: the MCP server (Streamable HTTP at `/mcp`, WebSocket at `/ws`) | rmcp, schemars |
+//! | `ui` | `ui`: the dashboard at `/ui` (static files compiled in; needs `rest`) | flate2 |
 //! | `github` | the GitHub tool adapter | reqwest |
 //! | `postgres` | `PgStores` and clustering over LISTEN/NOTIFY | sqlx |
 //! | `sqlite` | `SqliteStores`: the engine durable in one file, nothing to install | sqlx, SQLite (bundled) |
-//! | `server` | `hub` + `rest` + `mcp` + `github`, what the binaries use | |
+//! | `server` | `hub` + `rest` + `mcp` + `ui` + `github`, what the binaries use | |
 //! | `testing` | `testing`: helpers for tests, benches and examples | |
 //!
 //! ## Quick start
@@ -79,6 +80,8 @@ pub mod services;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tools;
+#[cfg(feature = "ui")]
+pub mod ui;
 pub mod worker;
 pub mod workflow;
 

@@ -144,24 +144,102 @@ impl Services {
     /// Whether the engine runs and the stores, the queue and the embedder answer; the
     /// first failure if not.
     pub async fn ready(&self) -> Result<(), String> {
-        if !self.engine.is_running() {
-            return Err("engine: stopped".into());
+        match self.checks().await.into_iter().find(|c| !c.ok) {
+            Some(failed) => Err(format!("{}: {}", failed.name, failed.detail)),
+            None => Ok(()),
         }
-        if !self.engine.is_listening() {
-            return Err("cluster: not listening for other instances' changes".into());
-        }
-        self.engine
+    }
+
+    /// Each component's health, in order: the engine, the cluster listener, the store,
+    /// the job queue (with its depth) and the embedder. Runs one embedding.
+    pub async fn checks(&self) -> Vec<Check> {
+        let timed =
+            |name: &'static str, started: std::time::Instant, outcome: Result<String, String>| {
+                let millis = started.elapsed().as_secs_f64() * 1000.0;
+                match outcome {
+                    Ok(detail) => Check {
+                        name,
+                        ok: true,
+                        detail,
+                        millis,
+                    },
+                    Err(detail) => Check {
+                        name,
+                        ok: false,
+                        detail,
+                        millis,
+                    },
+                }
+            };
+        let mut checks = Vec::with_capacity(5);
+        let started = std::time::Instant::now();
+        checks.push(timed(
+            "engine",
+            started,
+            if self.engine.is_running() {
+                Ok("running".into())
+            } else {
+                Err("stopped".into())
+            },
+        ));
+        checks.push(timed(
+            "cluster",
+            started,
+            if self.engine.is_listening() {
+                Ok("listening".into())
+            } else {
+                Err("not listening for other instances' changes".into())
+            },
+        ));
+        let started = std::time::Instant::now();
+        let store = self
+            .engine
             .tasks(
                 TenantId::from_uuid(uuid::Uuid::nil()),
                 crate::engine::TaskFilter::default(),
             )
             .await
-            .map_err(|e| format!("store: {e}"))?;
-        self.jobs.depth().await.map_err(|e| format!("queue: {e}"))?;
-        self.embedder
+            .map(|_| "answers".to_owned())
+            .map_err(|e| e.to_string());
+        checks.push(timed("store", started, store));
+        let started = std::time::Instant::now();
+        let queue = self
+            .jobs
+            .depth()
+            .await
+            .map(|d| {
+                format!(
+                    "{} waiting, {} in flight, {} dead",
+                    d.available + d.delayed,
+                    d.in_flight,
+                    d.dead
+                )
+            })
+            .map_err(|e| e.to_string());
+        checks.push(timed("queue", started, queue));
+        let started = std::time::Instant::now();
+        let embedder = self
+            .embedder
             .embed(&["ready".to_owned()], Role::Query)
             .await
-            .map_err(|e| format!("embedder: {e}"))?;
-        Ok(())
+            .map(|_| self.embedder.model().id.clone())
+            .map_err(|e| e.to_string());
+        checks.push(timed("embedder", started, embedder));
+        checks
     }
+}
+
+/// One component's health.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "rest", derive(utoipa::ToSchema))]
+#[non_exhaustive]
+pub struct Check {
+    /// The component: `engine`, `cluster`, `store`, `queue` or `embedder`.
+    pub name: &'static str,
+    /// Whether it is healthy.
+    pub ok: bool,
+    /// What it said, or why it failed.
+    pub detail: String,
+    /// How long the check took, in milliseconds.
+    pub millis: f64,
 }

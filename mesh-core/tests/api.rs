@@ -99,6 +99,10 @@ impl Api {
         }
         let response = request.send().await.unwrap();
         let status = response.status();
+        if status.is_success() && path == "/api/v1/events" {
+            // The live feed never ends: its status is the answer.
+            return (status, Value::Null);
+        }
         let text = response.text().await.unwrap();
         (
             status,
@@ -112,6 +116,19 @@ impl Api {
 
     async fn post(&self, path: &str, key: &str, body: Value) -> (StatusCode, Value) {
         self.call(Method::POST, path, Some(key), Some(body)).await
+    }
+
+    /// Submits a task as the admin; its id.
+    async fn submit(&self, kind: &str, input: Value) -> String {
+        let (status, task) = self
+            .post(
+                "/api/v1/tasks",
+                &self.admin,
+                json!({"kind": kind, "input": input}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{task}");
+        task["id"].as_str().unwrap().to_owned()
     }
 
     async fn wait_for_status(&self, id: &str, status: &str) -> Value {
@@ -309,6 +326,8 @@ fn routes(
             Scope::Admin,
         ),
         (Method::GET, "/api/v1/tenants".into(), None, Scope::Admin),
+        (Method::GET, "/api/v1/overview".into(), None, Scope::Read),
+        (Method::GET, "/api/v1/events".into(), None, Scope::Read),
     ]
 }
 
@@ -1471,4 +1490,102 @@ async fn a_run_event_stream_resumes_after_a_disconnect_and_misses_nothing() {
         .await
         .unwrap();
     assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+}
+
+/// The dashboard's feed: the tenant's events, numbered; a client back with
+/// `Last-Event-ID` gets exactly what it missed, one with another process's id a
+/// `reset`; another tenant sees none of them. And the overview counts what happened.
+#[tokio::test]
+async fn the_event_feed_resumes_without_a_gap_and_the_overview_counts() {
+    let api = api().await;
+    let _agent =
+        common::echo_agent_at(&format!("ws://{}/ws", api.addr), &api.admin, "a", &["echo"]);
+    common::wait_for_agents(&api.engine, api.tenant, 1).await;
+    let feed = |key: &str, last: Option<&str>| {
+        let mut request = api.http.get(api.url("/api/v1/events")).bearer_auth(key);
+        if let Some(last) = last {
+            request = request.header("Last-Event-ID", last);
+        }
+        request.send()
+    };
+    let mut first = feed(&api.admin, None).await.unwrap();
+    assert_eq!(first.headers()["content-type"], "text/event-stream");
+    let mut stranger = feed(&api.other_tenant_admin, None).await.unwrap();
+    let id = api.submit("echo", json!({"n": 1})).await;
+    api.wait_for_status(&id, "completed").await;
+    let seen = read_sse(&mut first, |e| {
+        e.event == "task_status" && e.data.contains("completed")
+    })
+    .await;
+    drop(first);
+    let last = seen.last().unwrap().id.clone().unwrap();
+    // Missed while away: a second task, start to end.
+    let missed = api.submit("echo", json!({"n": 2})).await;
+    api.wait_for_status(&missed, "completed").await;
+    let mut second = feed(&api.admin, Some(&last)).await.unwrap();
+    let resumed = read_sse(&mut second, |e| {
+        e.event == "task_status" && e.data.contains(&missed) && e.data.contains("completed")
+    })
+    .await;
+    assert!(
+        resumed
+            .iter()
+            .any(|e| e.event == "task_submitted" && e.data.contains(&missed))
+    );
+    let numbers: Vec<u64> = seen
+        .iter()
+        .chain(&resumed)
+        .map(|e| {
+            e.id.as_ref()
+                .unwrap()
+                .split_once('-')
+                .unwrap()
+                .1
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "no gap, nothing twice: {numbers:?}"
+    );
+    // An id this process never gave: read everything again.
+    let mut reset = feed(&api.admin, Some("1-999")).await.unwrap();
+    let told = read_sse(&mut reset, |_| true).await;
+    assert_eq!(told[0].event, "reset");
+    // Another tenant saw nothing of it (its stream has only keep-alives).
+    let theirs = tokio::time::timeout(Duration::from_millis(300), stranger.chunk()).await;
+    assert!(theirs.is_err(), "{theirs:?}");
+
+    let (status, overview) = api.get("/api/v1/overview", &api.reader).await;
+    assert_eq!(status, StatusCode::OK, "{overview}");
+    let health: Vec<&str> = overview["health"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(health, ["engine", "cluster", "store", "queue", "embedder"]);
+    assert!(
+        overview["health"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["ok"] == true),
+        "{overview}"
+    );
+    assert_eq!(overview["agents"]["active"], 1);
+    assert_eq!(
+        overview["tasks"]["pending"],
+        json!({"count": 0, "more": false})
+    );
+    let series = overview["series"].as_array().unwrap();
+    assert_eq!(series.len(), 60);
+    let completed: u64 = series
+        .iter()
+        .map(|b| b["completed"].as_u64().unwrap())
+        .sum();
+    assert_eq!(completed, 2, "{overview}");
+    assert!(series.iter().any(|b| b["p99_ms"].is_number()));
+    assert_eq!(overview["workflows"]["running"]["count"], 0);
 }

@@ -25,7 +25,7 @@ impl Record for Agent {
 
 /// A tenant: created by an operator (with a name), or first seen on a record (a task,
 /// a workflow run) and remembered so that a restarted engine finds every tenant's
-/// unfinished work. Stored under [`SYSTEM_TENANT`].
+/// unfinished work. Kept in an engine-wide registry, outside every tenant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "rest", derive(utoipa::ToSchema))]
 #[non_exhaustive]

@@ -104,6 +104,20 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The tenant it happened in.
+    pub fn tenant(&self) -> TenantId {
+        match self {
+            Self::AgentConnected { tenant, .. }
+            | Self::AgentDisconnected { tenant, .. }
+            | Self::TaskSubmitted { tenant, .. }
+            | Self::TaskAssigned { tenant, .. }
+            | Self::TaskStatus { tenant, .. }
+            | Self::WorkflowUpdate { tenant, .. } => *tenant,
+        }
+    }
+}
+
 /// What happened to a workflow run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

@@ -402,6 +402,8 @@ impl Engine {
         self.listening.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Set by the cluster listener (feature `postgres`).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn set_listening(&self, listening: bool) {
         self.listening
             .store(listening, std::sync::atomic::Ordering::Relaxed);

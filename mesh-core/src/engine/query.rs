@@ -13,6 +13,10 @@ pub struct TaskFilter {
     pub status: Option<TaskStatus>,
     /// Only tasks of this kind.
     pub kind: Option<String>,
+    /// Only tasks held (or last held) by this agent.
+    pub agent: Option<crate::domain::AgentId>,
+    /// Newest first (default oldest first).
+    pub newest_first: bool,
     /// At most this many (1 to 1,000; default 100).
     pub limit: Option<usize>,
     /// The `next` cursor of the previous page.

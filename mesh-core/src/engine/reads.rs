@@ -50,6 +50,12 @@ impl<S: Stores> Reads for StoreReads<S> {
             if let Some(kind) = filter.kind {
                 query = query.filter("kind", kind);
             }
+            if let Some(agent) = filter.agent {
+                query = query.filter("agent_id", agent.to_string());
+            }
+            if filter.newest_first {
+                query = query.order_by("created_at", mesh_store::Direction::Descending);
+            }
             page(self.0.tasks(), tenant, query, filter.cursor, |_| true).await
         })
     }

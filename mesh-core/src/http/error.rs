@@ -76,7 +76,8 @@ impl ApiError {
         }
     }
 
-    /// The error a finished job reported, by its stable code.
+    /// The error a finished job reported, by its stable code (for REST's job views).
+    #[cfg_attr(not(feature = "rest"), allow(dead_code))]
     pub(crate) fn reported(code: &str, message: &str) -> Self {
         let status = Self::status_of(code);
         if status == StatusCode::INTERNAL_SERVER_ERROR {

@@ -4,6 +4,7 @@
 //! sit above it as siblings; none of them imports another.
 
 mod error;
+mod events;
 mod extract;
 mod gate;
 mod health;
@@ -13,6 +14,7 @@ mod state;
 mod stream;
 
 pub use error::{ApiError, ErrorBody};
+pub use events::{Bucket, EVENT_RING, EventLog};
 pub use extract::{Json, Path, Query};
 pub use gate::{AuthError, Gate, GateConfig, GateConfigError, require};
 pub use health::{healthz, readyz};

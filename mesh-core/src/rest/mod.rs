@@ -21,6 +21,7 @@
 mod agents;
 mod keys;
 mod knowledge;
+mod live;
 mod tasks;
 mod tools;
 mod workflows;
@@ -35,7 +36,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 pub use agents::{AgentListParams, AgentPage};
 pub use keys::{CreateKey, CreateTenant, CreatedKey, KeyInfo, KeyList, TenantList};
 pub use knowledge::{EmbedRequest, EmbedResponse, IndexAccepted, SearchResponse};
-pub use tasks::{CollabRequest, CollabResponse, TaskListParams, TaskPage};
+pub use live::{COUNT_CAP, Count, Overview, TaskCounts};
+pub use tasks::{CollabRequest, CollabResponse, TaskListParams, TaskOrder, TaskPage};
 pub use tools::{ExecuteTool, ToolOutput};
 pub use workflows::{
     Accepted, DefinitionListParams, DefinitionPage, ForkRequest, HistoryParams, PruneRequest,
@@ -59,6 +61,7 @@ use crate::http::{AppState, ErrorBody};
         workflows::start, workflows::list, workflows::get, workflows::cancel,
         workflows::signal, workflows::resume, workflows::retry, workflows::history,
         workflows::fork, workflows::prune, workflows::events,
+        live::events, live::overview,
         healthz, readyz, openapi_json,
     ),
     modifiers(&Security),
@@ -186,6 +189,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
             "/api/v1/tenants",
             post(keys::create_tenant).get(keys::tenants),
         )
+        .route("/api/v1/events", get(live::events))
+        .route("/api/v1/overview", get(live::overview))
         .route("/api/v1/embeddings", post(knowledge::embed))
         .route("/api/v1/documents", post(knowledge::index))
         .route("/api/v1/search", post(knowledge::search))

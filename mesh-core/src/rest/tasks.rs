@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::collab::{CollabJob, JobState, JobView};
 use crate::domain::Principal;
-use crate::domain::{Scope, Task, TaskId, TaskSpec, TaskStatus};
+use crate::domain::{AgentId, Scope, Task, TaskId, TaskSpec, TaskStatus};
 use crate::engine::{Page, TaskFilter};
 use crate::http::{ApiError, AppState, ErrorBody, require};
 use crate::http::{Json, Path, Query};
@@ -25,6 +25,11 @@ pub struct TaskListParams {
     pub status: Option<TaskStatus>,
     /// Only tasks of this kind.
     pub kind: Option<String>,
+    /// Only tasks held (or last held) by this agent.
+    #[param(value_type = Option<String>, format = Uuid)]
+    pub agent: Option<AgentId>,
+    /// `newest` for newest first (default oldest first).
+    pub order: Option<TaskOrder>,
     /// Page size, 1 to 1,000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
@@ -32,10 +37,20 @@ pub struct TaskListParams {
     pub cursor: Option<String>,
 }
 
+/// The order of a task list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskOrder {
+    /// Oldest first (the default).
+    Oldest,
+    /// Newest first.
+    Newest,
+}
+
 /// A page of tasks.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TaskPage {
-    /// The tasks, oldest first.
+    /// The tasks, oldest first (or newest, as asked).
     pub items: Vec<Task>,
     /// Cursor of the next page; absent on the last.
     pub next: Option<String>,
@@ -78,6 +93,8 @@ pub(crate) async fn list(
     let filter = TaskFilter {
         status: params.status,
         kind: params.kind,
+        agent: params.agent,
+        newest_first: params.order == Some(TaskOrder::Newest),
         limit: params.limit,
         cursor: params.cursor,
     };

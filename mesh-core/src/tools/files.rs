@@ -130,7 +130,7 @@ impl ToolAdapter for FilesAdapter {
             ToolAction::new(
                 "write",
                 "Writes text to a file (at most 1 MiB), making its directories",
-                json!({"type": "object", "properties": {"path": path, "text": {}}, "required": ["path", "text"]}),
+                json!({"type": "object", "properties": {"path": path, "text": {"description": "What to write: a string as it is, anything else as JSON"}}, "required": ["path", "text"]}),
             ),
         ]
     }
