@@ -94,7 +94,33 @@ pub struct Services {
     pub collab: crate::collab::CollabJobs,
     /// Durable workflows (on the engine's stores, with `tools`).
     pub workflows: crate::workflow::Workflows,
+    /// When this process's worker last heard from the job queue.
+    pub worker: WorkerBeat,
 }
+
+/// When a worker in this process last heard from the job queue (each receive, at least
+/// once per poll wait): its health check.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerBeat(Arc<std::sync::atomic::AtomicI64>);
+
+impl WorkerBeat {
+    /// A worker heard from the queue now.
+    pub fn beat(&self) {
+        let now = chrono::Utc::now().timestamp_millis();
+        self.0.store(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// When it last did; `None` if no worker runs in this process.
+    pub fn last(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        match self.0.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            ms => chrono::DateTime::from_timestamp_millis(ms),
+        }
+    }
+}
+
+/// A worker silent for longer than this is reported unhealthy.
+const WORKER_SILENCE: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 impl std::fmt::Debug for Services {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -125,6 +151,7 @@ impl Services {
                 tools,
                 crate::workflow::WorkflowConfig::default(),
             ),
+            worker: WorkerBeat::default(),
         }
     }
 
@@ -151,7 +178,8 @@ impl Services {
     }
 
     /// Each component's health, in order: the engine, the cluster listener, the store,
-    /// the job queue (with its depth) and the embedder. Runs one embedding.
+    /// the job queue (with its depth), this process's worker (if one runs here) and the
+    /// embedder. Runs one embedding.
     pub async fn checks(&self) -> Vec<Check> {
         let timed =
             |name: &'static str, started: std::time::Instant, outcome: Result<String, String>| {
@@ -218,6 +246,20 @@ impl Services {
             .map_err(|e| e.to_string());
         checks.push(timed("queue", started, queue));
         let started = std::time::Instant::now();
+        let worker = match self.worker.last() {
+            None => Ok("none in this process (workers may run apart: see the queue)".to_owned()),
+            Some(at) => {
+                let silent = chrono::Utc::now() - at;
+                let seconds = silent.num_milliseconds() as f64 / 1000.0;
+                if silent > WORKER_SILENCE {
+                    Err(format!("silent for {seconds:.0} s"))
+                } else {
+                    Ok(format!("polled the queue {seconds:.1} s ago"))
+                }
+            }
+        };
+        checks.push(timed("worker", started, worker));
+        let started = std::time::Instant::now();
         let embedder = self
             .embedder
             .embed(&["ready".to_owned()], Role::Query)
@@ -234,7 +276,7 @@ impl Services {
 #[cfg_attr(feature = "rest", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct Check {
-    /// The component: `engine`, `cluster`, `store`, `queue` or `embedder`.
+    /// The component: `engine`, `cluster`, `store`, `queue`, `worker` or `embedder`.
     pub name: &'static str,
     /// Whether it is healthy.
     pub ok: bool,

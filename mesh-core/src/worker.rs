@@ -122,6 +122,7 @@ pub async fn run_worker(
                 }
             }, if receiving.is_some() => {
                 receiving = None;
+                services.worker.beat();
                 let deliveries = match received {
                     Ok(d) => d,
                     Err(e) => {

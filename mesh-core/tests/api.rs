@@ -1565,7 +1565,10 @@ async fn the_event_feed_resumes_without_a_gap_and_the_overview_counts() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(health, ["engine", "cluster", "store", "queue", "embedder"]);
+    assert_eq!(
+        health,
+        ["engine", "cluster", "store", "queue", "worker", "embedder"]
+    );
     assert!(
         overview["health"]
             .as_array()
