@@ -571,7 +571,7 @@ async function tasksPage(root, params) {
   const again = debounce(() => draw().catch(() => {}), 300);
   follow(root, (event) => {
     if (event.startsWith('task_') || event === 'reset') again();
-  });
+  }, 5000, again);
 }
 
 async function taskPage(root, _params, id) {
@@ -692,7 +692,7 @@ async function workflowsPage(root, params) {
   const again = debounce(() => draw().catch(() => {}), 300);
   follow(root, (event) => {
     if (event === 'workflow_update' || event === 'reset') again();
-  });
+  }, 5000, again);
 }
 
 async function startPage(root) {
