@@ -8,6 +8,7 @@
 #   MCP's Python SDK          PyPI `mcp[ws]` (a real third-party MCP WebSocket client)
 #   Chromium + playwright-core Debian's `chromium` (apt, as root), npm's `playwright-core`
 #                             and `axe-core` (npm ci in examples/dashboard)
+#   promtool                  Debian's `prometheus` (apt, as root)
 #
 # Exports for the tests:
 #   MESH_TEST_DATABASE_URL   postgres://…@127.0.0.1:PORT/mesh_test
@@ -43,17 +44,22 @@ services_install() {
     fi
 }
 
-# The dashboard's browser tests: Debian's chromium (installed when missing, as root) and
-# the tests' npm packages (npm ci: pinned by examples/dashboard/package-lock.json).
-browser_install() {
-    if [ ! -x /usr/bin/chromium ]; then
+# Debian packages some tests run: chromium (the dashboard's browser tests) and promtool
+# (package prometheus: the metrics exposition's checker). Installed when missing, as
+# root; then the browser tests' npm packages (npm ci: pinned by
+# examples/dashboard/package-lock.json).
+test_tools_install() {
+    local missing=()
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
+    [ -x /usr/bin/promtool ] || missing+=(prometheus)
+    if [ "${#missing[@]}" -gt 0 ]; then
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-            echo "installing chromium (Debian's package) for the dashboard tests"
+            echo "installing ${missing[*]} (Debian's packages) for the tests"
             export DEBIAN_FRONTEND=noninteractive
-            apt-get install -y -qq --no-install-recommends chromium >/dev/null \
-                || { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+            apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+                || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }
         else
-            echo "the dashboard tests need Debian's chromium package: apt-get install chromium" >&2
+            echo "the tests need Debian's packages: apt-get install ${missing[*]}" >&2
             return 1
         fi
     fi
@@ -153,7 +159,7 @@ services_start() {
     chmod 755 "$MESH_TEST_DIR"
     services_stop
     services_install
-    browser_install
+    test_tools_install
     postgres_start
     sqs_start
     export MESH_TEST_SERVICES=1

@@ -46,6 +46,10 @@ pub struct AppConfig {
     /// job's `wait_ms`, 120 s). WebSocket sessions and MCP streams are not bounded by
     /// it once their response has started.
     pub request_timeout: Duration,
+    /// Whether to serve Prometheus metrics at `/metrics` (for the operator's admins;
+    /// feature `metrics`). On by default.
+    #[cfg(feature = "metrics")]
+    pub metrics: bool,
     /// The agent hub's settings.
     #[cfg(feature = "hub")]
     pub hub: crate::hub::HubConfig,
@@ -61,6 +65,8 @@ impl Default for AppConfig {
             cors_origins: Vec::new(),
             surfaces: Surfaces::default(),
             request_timeout: Duration::from_secs(150),
+            #[cfg(feature = "metrics")]
+            metrics: true,
             #[cfg(feature = "hub")]
             hub: crate::hub::HubConfig::default(),
             #[cfg(feature = "mcp")]
@@ -233,6 +239,11 @@ pub fn router(services: Services, config: AppConfig) -> Router {
     let mut app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz));
+    #[cfg(feature = "metrics")]
+    if config.metrics && crate::http::metrics::prometheus().is_some() {
+        crate::observe::record(&state.services.engine);
+        app = app.route("/metrics", get(crate::http::metrics::render));
+    }
     #[cfg(feature = "ui")]
     if config.surfaces.ui && config.surfaces.rest {
         app = app.merge(crate::ui::routes());
@@ -279,6 +290,9 @@ pub fn router(services: Services, config: AppConfig) -> Router {
     let mut app = app
         .fallback(not_found)
         .with_state(state)
+        .layer(axum::middleware::from_fn(
+            crate::http::metrics::track_requests,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(
             config.request_timeout,

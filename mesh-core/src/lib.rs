@@ -29,10 +29,11 @@
 //! | `rest` | `rest`: the REST API under `/api/v1` with its OpenAPI 3.1 document | utoipa |
 //! | `mcp` | `mcp`: the MCP server (Streamable HTTP at `/mcp`, WebSocket at `/ws`) | rmcp, schemars |
 //! | `ui` | `ui`: the dashboard at `/ui` (static files compiled in; needs `rest`) | flate2 |
+//! | `metrics` | Prometheus metrics at `/metrics` (`http::metrics`) | metrics-exporter-prometheus |
 //! | `github` | the GitHub tool adapter | reqwest |
 //! | `postgres` | `PgStores` and clustering over LISTEN/NOTIFY | sqlx |
 //! | `sqlite` | `SqliteStores`: the engine durable in one file, nothing to install | sqlx, SQLite (bundled) |
-//! | `server` | `hub` + `rest` + `mcp` + `ui` + `github`, what the binaries use | |
+//! | `server` | `hub` + `rest` + `mcp` + `ui` + `metrics` + `github`, what the binaries use | |
 //! | `testing` | `testing`: helpers for tests, benches and examples | |
 //!
 //! ## Quick start
@@ -74,6 +75,7 @@ pub mod hub;
 pub mod knowledge;
 #[cfg(feature = "mcp")]
 pub mod mcp;
+pub mod observe;
 #[cfg(feature = "rest")]
 pub mod rest;
 pub mod services;

@@ -200,6 +200,8 @@ async fn settle(
     delivery: mesh_store::Delivery,
     outcome: Result<(), String>,
 ) {
+    let settled = if outcome.is_ok() { "done" } else { "retried" };
+    metrics::counter!("mesh_jobs_total", "outcome" => settled).increment(1);
     match outcome {
         Ok(()) => {
             if let Err(e) = services.jobs.ack(delivery.receipt).await {

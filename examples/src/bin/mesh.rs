@@ -273,7 +273,7 @@ async fn up(args: Up) -> Result<(), Box<dyn std::error::Error>> {
     println!("  REST API    http://{addr}/api/v1     (OpenAPI: /api/v1/openapi.json)");
     println!("  MCP         http://{addr}/mcp        (or ws://{addr}/ws, subprotocol mcp)");
     println!("  dashboard   http://{addr}/ui/        (sign in with the admin key)");
-    println!("  health      http://{addr}/healthz");
+    println!("  health      http://{addr}/healthz     (metrics: /metrics, with the admin key)");
     if generated {
         println!("  admin key   {key}   (set MESH_API_KEY to choose it)");
     } else {

@@ -67,6 +67,8 @@ pub struct Engine {
     config: Arc<EngineConfig>,
     /// False while a cluster listener has lost its connection (see `cluster::join`).
     listening: Arc<std::sync::atomic::AtomicBool>,
+    /// Whether its events are already recorded as metrics (`observe::record`).
+    observed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -105,6 +107,7 @@ impl Engine {
             reads: Arc::new(StoreReads(stores)),
             config,
             listening: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            observed: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         })
     }
 
@@ -400,6 +403,13 @@ impl Engine {
     /// false while a cluster listener is reconnecting.
     pub fn is_listening(&self) -> bool {
         self.listening.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// True the first time it is asked: whoever gets it records the metrics.
+    pub(crate) fn start_observing(&self) -> bool {
+        !self
+            .observed
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Set by the cluster listener (feature `postgres`).

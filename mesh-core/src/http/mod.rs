@@ -9,6 +9,7 @@ mod extract;
 mod gate;
 mod health;
 mod jwt;
+pub mod metrics;
 mod middleware;
 mod state;
 mod stream;

@@ -173,6 +173,14 @@ impl ToolRegistry {
         if !adapter.actions().iter().any(|a| a.name == action) {
             return Err(ToolError::UnknownAction(action.to_owned()));
         }
-        adapter.execute(action, input).await
+        let started = std::time::Instant::now();
+        let outcome = adapter.execute(action, input).await;
+        let (tool, action) = (tool.to_owned(), action.to_owned());
+        metrics::histogram!("mesh_tool_call_duration_seconds", "tool" => tool.clone(), "action" => action.clone())
+            .record(started.elapsed().as_secs_f64());
+        let result = if outcome.is_ok() { "ok" } else { "error" };
+        metrics::counter!("mesh_tool_calls_total", "tool" => tool, "action" => action, "outcome" => result)
+            .increment(1);
+        outcome
     }
 }

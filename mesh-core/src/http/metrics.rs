@@ -1,0 +1,104 @@
+//! Metrics of the HTTP layer: every request counted and timed by method, route (the
+//! route's pattern, never the path: no ids) and status — and, with feature `metrics`,
+//! the Prometheus exposition at `/metrics`.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+
+/// Middleware: counts and times each request (`mesh_http_requests_total`,
+/// `mesh_http_request_duration_seconds`).
+pub async fn track_requests(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::histogram!("mesh_http_request_duration_seconds", "method" => method.clone(), "route" => route.clone())
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!("mesh_http_requests_total", "method" => method, "route" => route, "status" => status)
+        .increment(1);
+    response
+}
+
+#[cfg(feature = "metrics")]
+pub use exporter::{prometheus, render};
+
+#[cfg(feature = "metrics")]
+mod exporter {
+    use std::sync::OnceLock;
+
+    use axum::extract::{Request, State};
+    use axum::http::{HeaderValue, header};
+    use axum::response::{IntoResponse, Response};
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+    use crate::http::AppState;
+
+    /// Bucket bounds of every `_seconds` histogram: 1 ms to 1 minute.
+    const SECONDS: &[f64] = &[
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    ];
+
+    /// The process's Prometheus recorder, installed on first use (metrics recorded
+    /// before it go nowhere). `None` if another recorder was installed first.
+    pub fn prometheus() -> Option<PrometheusHandle> {
+        static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+        HANDLE
+            .get_or_init(|| {
+                let builder = PrometheusBuilder::new()
+                    .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS)
+                    .ok()?;
+                let handle = builder.install_recorder().ok()?;
+                crate::observe::describe();
+                Some(handle)
+            })
+            .clone()
+    }
+
+    /// `GET /metrics`: the exposition, with the queue's depth read now — for an admin
+    /// of the operator's tenant only (the figures span every tenant): Prometheus sends
+    /// the key as a bearer token.
+    pub async fn render(State(state): State<AppState>, request: Request) -> Response {
+        match state.gate.check(&request).await {
+            Ok(who) if state.gate.is_operator(&who) => {}
+            Ok(_) => {
+                return crate::http::ApiError::new(
+                    axum::http::StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "metrics are for the operator's admins",
+                )
+                .into_response();
+            }
+            Err(e) => return crate::http::ApiError::from(e).into_response(),
+        }
+        let Some(handle) = prometheus() else {
+            return (
+                axum::http::StatusCode::NOT_FOUND,
+                "another metrics recorder is installed in this process",
+            )
+                .into_response();
+        };
+        if let Ok(depth) = state.services.jobs.depth().await {
+            for (name, value) in [
+                ("available", depth.available),
+                ("in_flight", depth.in_flight),
+                ("delayed", depth.delayed),
+                ("dead", depth.dead),
+            ] {
+                metrics::gauge!("mesh_queue_jobs", "state" => name).set(value as f64);
+            }
+        }
+        let mut response = handle.render().into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        response
+    }
+}
