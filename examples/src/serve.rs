@@ -69,6 +69,10 @@ pub struct Http {
     /// default: URLs end up in proxy and access logs.
     #[arg(long, env = "MESH_ALLOW_QUERY_KEYS")]
     pub allow_query_keys: bool,
+    /// Milliseconds a stop (Ctrl-C, SIGTERM) waits for open requests and streams
+    /// (SSE, MCP, agent sessions) before it cuts them and exits.
+    #[arg(long, env = "MESH_SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000)]
+    pub shutdown_timeout_ms: u64,
 }
 
 impl Http {
@@ -106,13 +110,26 @@ impl Http {
         println!("listening on {}", listener.local_addr()?);
         let engine = services.engine.clone();
         let app = router(services, config).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(crate::setup::stop_signal(engine.clone()))
-            .await?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .into_future(),
+        );
+        crate::setup::stop_signal(engine.clone()).await;
         crate::setup::engine_alive(&engine)?;
-        tokio::time::timeout(Duration::from_secs(5), engine.shutdown())
-            .await
-            .ok();
+        // Stop accepting, tell agents goodbye (their tasks go back to pending), then let
+        // open requests finish — within the bound: streams that stay open are cut.
+        let _ = stop.send(());
+        let bound = Duration::from_millis(self.shutdown_timeout_ms);
+        let _ = tokio::time::timeout(bound, engine.shutdown()).await;
+        match tokio::time::timeout(bound, server).await {
+            Ok(Ok(served)) => served?,
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => tracing::info!(?bound, "open streams cut at shutdown"),
+        }
         Ok(())
     }
 }

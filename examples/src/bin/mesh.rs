@@ -107,6 +107,10 @@ struct Up {
     /// Milliseconds between demo tasks.
     #[arg(long, default_value_t = 400)]
     demo_every_ms: u64,
+    /// Milliseconds a stop (Ctrl-C, SIGTERM) waits for open requests and streams
+    /// before it cuts them and exits.
+    #[arg(long, env = "MESH_SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000)]
+    shutdown_timeout_ms: u64,
 }
 
 #[tokio::main]
@@ -284,7 +288,7 @@ async fn up(args: Up) -> Result<(), Box<dyn std::error::Error>> {
             "  workflows   {recovered} unfinished run(s) taken up from their last checkpoints"
         );
     }
-    println!("  agents connect with: Authorization: Bearer <key>   — Ctrl-C to stop");
+    println!("  agents connect with: Authorization: Bearer <key>   — Ctrl-C (or SIGTERM) to stop");
     println!();
 
     let app = router(
@@ -325,7 +329,7 @@ async fn up(args: Up) -> Result<(), Box<dyn std::error::Error>> {
         )));
     }
     tokio::select! {
-        signal = tokio::signal::ctrl_c() => signal?,
+        () = mesh_examples::setup::shutdown_signal() => {}
         () = engine.stopped() => {
             let _ = stop_tx.send(true);
             return Err("the engine stopped unexpectedly (see the log above)".into());
@@ -333,8 +337,11 @@ async fn up(args: Up) -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("\nstopping: telling agents goodbye");
     let _ = stop_tx.send(true);
-    engine.shutdown().await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    let bound = Duration::from_millis(args.shutdown_timeout_ms);
+    let _ = tokio::time::timeout(bound, engine.shutdown()).await;
+    if tokio::time::timeout(bound, server).await.is_err() {
+        println!("streams still open after {bound:?}: cut");
+    }
     for task in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
     }
