@@ -188,14 +188,28 @@ impl Backend {
 
 /// Logs to stderr, filtered by `RUST_LOG` (info by default).
 pub fn init_tracing() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,hyper=warn,mesh_protocol=warn,rmcp=warn".into()),
-        )
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .init();
+    init_tracing_with("info,hyper=warn,mesh_protocol=warn,rmcp=warn");
+}
+
+/// Logs to standard error, filtered by `RUST_LOG` (else `default`): text, or with
+/// `MESH_LOG_FORMAT=json` one JSON object per line (timestamp, level, target, message
+/// and fields — an HTTP request's line carries its `request_id`). Credentials are never
+/// logged.
+pub fn init_tracing_with(default: &str) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
+    let json = std::env::var("MESH_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        logs.json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    } else {
+        logs.with_target(false).init();
+    }
 }
 
 /// Resolves on Ctrl-C, SIGTERM, or when `engine` stops (a dead engine must not leave

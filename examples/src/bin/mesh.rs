@@ -118,13 +118,9 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let run = match cli.command {
         Command::Up(args) => {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| "info,hyper=warn,mesh_protocol=warn".into()),
-                )
-                .with_target(false)
-                .init();
+            mesh_examples::setup::init_tracing_with(
+                "info,hyper=warn,mesh_protocol=warn,mesh::access=warn",
+            );
             up(args).await
         }
         Command::Openapi => {

@@ -9,8 +9,16 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 /// Middleware: counts and times each request (`mesh_http_requests_total`,
-/// `mesh_http_request_duration_seconds`).
+/// `mesh_http_request_duration_seconds`) and writes its access log line (target
+/// `mesh::access`, level info: method, route, status, milliseconds, request id —
+/// never the path's ids, the query or a header's value besides the request id).
 pub async fn track_requests(request: Request, next: Next) -> Response {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -19,6 +27,15 @@ pub async fn track_requests(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
+    tracing::info!(
+        target: "mesh::access",
+        method = %method,
+        route = %route,
+        status = %status,
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        request_id = %request_id,
+        "request"
+    );
     metrics::histogram!("mesh_http_request_duration_seconds", "method" => method.clone(), "route" => route.clone())
         .record(started.elapsed().as_secs_f64());
     metrics::counter!("mesh_http_requests_total", "method" => method, "route" => route, "status" => status)
