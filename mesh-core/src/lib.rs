@@ -68,6 +68,7 @@ pub mod cluster;
 pub mod collab;
 pub mod domain;
 pub mod engine;
+pub mod health;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "hub")]

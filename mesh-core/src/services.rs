@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
-use mesh_embed::{EmbedError, Embedder, HashEmbedder, Role};
+use mesh_embed::{EmbedError, Embedder, HashEmbedder};
 use mesh_store::{DynQueue, DynVectorIndex, MemoryQueue, MemoryVectorIndex, StoreError};
 
 use crate::domain::TenantId;
 use crate::engine::Engine;
+pub use crate::health::Check;
 use crate::tools::ToolRegistry;
 
 /// Why a service operation failed.
@@ -94,33 +95,9 @@ pub struct Services {
     pub collab: crate::collab::CollabJobs,
     /// Durable workflows (on the engine's stores, with `tools`).
     pub workflows: crate::workflow::Workflows,
-    /// When this process's worker last heard from the job queue.
-    pub worker: WorkerBeat,
+    /// What the health checks remember: this process's worker, the embedder.
+    pub probes: crate::health::Probes,
 }
-
-/// When a worker in this process last heard from the job queue (each receive, at least
-/// once per poll wait): its health check.
-#[derive(Debug, Clone, Default)]
-pub struct WorkerBeat(Arc<std::sync::atomic::AtomicI64>);
-
-impl WorkerBeat {
-    /// A worker heard from the queue now.
-    pub fn beat(&self) {
-        let now = chrono::Utc::now().timestamp_millis();
-        self.0.store(now, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// When it last did; `None` if no worker runs in this process.
-    pub fn last(&self) -> Option<chrono::DateTime<chrono::Utc>> {
-        match self.0.load(std::sync::atomic::Ordering::Relaxed) {
-            0 => None,
-            ms => chrono::DateTime::from_timestamp_millis(ms),
-        }
-    }
-}
-
-/// A worker silent for longer than this is reported unhealthy.
-const WORKER_SILENCE: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 impl std::fmt::Debug for Services {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -151,7 +128,7 @@ impl Services {
                 tools,
                 crate::workflow::WorkflowConfig::default(),
             ),
-            worker: WorkerBeat::default(),
+            probes: crate::health::Probes::default(),
         }
     }
 
@@ -179,109 +156,45 @@ impl Services {
 
     /// Each component's health, in order: the engine, the cluster listener, the store,
     /// the job queue (with its depth), this process's worker (if one runs here) and the
-    /// embedder. Runs one embedding.
+    /// embedder — each answer awaited at most `health::CHECK_TIMEOUT`, the embedder asked
+    /// at most once a minute.
     pub async fn checks(&self) -> Vec<Check> {
-        let timed =
-            |name: &'static str, started: std::time::Instant, outcome: Result<String, String>| {
-                let millis = started.elapsed().as_secs_f64() * 1000.0;
-                match outcome {
-                    Ok(detail) => Check {
-                        name,
-                        ok: true,
-                        detail,
-                        millis,
-                    },
-                    Err(detail) => Check {
-                        name,
-                        ok: false,
-                        detail,
-                        millis,
-                    },
-                }
+        let flag = |name, up: bool, yes: &str, no: &str| {
+            let outcome = if up {
+                Ok(yes.to_owned())
+            } else {
+                Err(no.to_owned())
             };
-        let mut checks = Vec::with_capacity(5);
-        let started = std::time::Instant::now();
-        checks.push(timed(
-            "engine",
-            started,
-            if self.engine.is_running() {
-                Ok("running".into())
-            } else {
-                Err("stopped".into())
-            },
-        ));
-        checks.push(timed(
-            "cluster",
-            started,
-            if self.engine.is_listening() {
-                Ok("listening".into())
-            } else {
-                Err("not listening for other instances' changes".into())
-            },
-        ));
-        let started = std::time::Instant::now();
-        let store = self
-            .engine
-            .tasks(
-                TenantId::from_uuid(uuid::Uuid::nil()),
-                crate::engine::TaskFilter::default(),
-            )
-            .await
-            .map(|_| "answers".to_owned())
-            .map_err(|e| e.to_string());
-        checks.push(timed("store", started, store));
-        let started = std::time::Instant::now();
-        let queue = self
-            .jobs
-            .depth()
-            .await
-            .map(|d| {
-                format!(
-                    "{} waiting, {} in flight, {} dead",
-                    d.available + d.delayed,
-                    d.in_flight,
-                    d.dead
-                )
-            })
-            .map_err(|e| e.to_string());
-        checks.push(timed("queue", started, queue));
-        let started = std::time::Instant::now();
-        let worker = match self.worker.last() {
-            None => Ok("none in this process (workers may run apart: see the queue)".to_owned()),
-            Some(at) => {
-                let silent = chrono::Utc::now() - at;
-                let seconds = silent.num_milliseconds() as f64 / 1000.0;
-                if silent > WORKER_SILENCE {
-                    Err(format!("silent for {seconds:.0} s"))
-                } else {
-                    Ok(format!("polled the queue {seconds:.1} s ago"))
-                }
-            }
+            Check::of(name, std::time::Instant::now(), outcome)
         };
-        checks.push(timed("worker", started, worker));
-        let started = std::time::Instant::now();
-        let embedder = self
-            .embedder
-            .embed(&["ready".to_owned()], Role::Query)
-            .await
-            .map(|_| self.embedder.model().id.clone())
-            .map_err(|e| e.to_string());
-        checks.push(timed("embedder", started, embedder));
-        checks
+        let store = Check::within("store", async {
+            let nobody = TenantId::from_uuid(uuid::Uuid::nil());
+            let filter = crate::engine::TaskFilter::default();
+            let read = self.engine.tasks(nobody, filter).await;
+            read.map(|_| "answers".to_owned())
+                .map_err(|e| e.to_string())
+        });
+        let queue = Check::within("queue", async {
+            let depth = self.jobs.depth().await.map_err(|e| e.to_string())?;
+            Ok(format!(
+                "{} waiting, {} in flight, {} dead",
+                depth.available + depth.delayed,
+                depth.in_flight,
+                depth.dead
+            ))
+        });
+        vec![
+            flag("engine", self.engine.is_running(), "running", "stopped"),
+            flag(
+                "cluster",
+                self.engine.is_listening(),
+                "listening",
+                "not listening for other instances' changes",
+            ),
+            store.await,
+            queue.await,
+            self.probes.worker(),
+            self.probes.embedder(self.embedder.as_ref()).await,
+        ]
     }
-}
-
-/// One component's health.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-#[cfg_attr(feature = "rest", derive(utoipa::ToSchema))]
-#[non_exhaustive]
-pub struct Check {
-    /// The component: `engine`, `cluster`, `store`, `queue`, `worker` or `embedder`.
-    pub name: &'static str,
-    /// Whether it is healthy.
-    pub ok: bool,
-    /// What it said, or why it failed.
-    pub detail: String,
-    /// How long the check took, in milliseconds.
-    pub millis: f64,
 }

@@ -122,7 +122,7 @@ pub async fn run_worker(
                 }
             }, if receiving.is_some() => {
                 receiving = None;
-                services.worker.beat();
+                services.probes.worker_beat();
                 let deliveries = match received {
                     Ok(d) => d,
                     Err(e) => {

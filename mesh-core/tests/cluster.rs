@@ -306,6 +306,114 @@ async fn hardening_16_liveness_uses_the_database_clock() {
 /// while B cancels a task A's agent holds: A misses that notification for certain.
 /// Readiness reports the gap, and once A may connect again it listens again, catches
 /// up, and stops its agent.
+/// A role of its own on a test database, so one instance can be locked out of it (its
+/// connections cut, new ones refused) while the rest go on.
+struct Lockout {
+    admin: sqlx::PgPool,
+    role: String,
+    /// The database's URL as that role.
+    url: String,
+}
+
+impl Lockout {
+    async fn new(url: &str) -> Self {
+        let admin = sqlx::PgPool::connect(url).await.unwrap();
+        let role = format!("mesh_a_{}", uuid::Uuid::now_v7().simple());
+        let owner = url.split("://").nth(1).unwrap().split('@').next().unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE ROLE {role} LOGIN IN ROLE {owner}"
+        )))
+        .execute(&admin)
+        .await
+        .unwrap();
+        let (scheme_user, host_db) = url.split_once('@').unwrap();
+        let (scheme, _) = scheme_user.split_once("://").unwrap();
+        let url = format!("{scheme}://{role}@{host_db}");
+        Self { admin, role, url }
+    }
+
+    /// Locks the role out (cutting its connections), or lets it back in.
+    async fn lock(&self, out: bool) {
+        let word = if out { "NOLOGIN" } else { "LOGIN" };
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER ROLE {} {word}",
+            self.role
+        )))
+        .execute(&self.admin)
+        .await
+        .unwrap();
+        if out {
+            sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+            )
+            .bind(&self.role)
+            .execute(&self.admin)
+            .await
+            .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn readiness_names_the_store_while_the_database_is_out_of_reach_and_recovers() {
+    let Some(url) = common::fresh_database().await else {
+        return;
+    };
+    // The schema (and the vector extension) made as the owner; then the locked role.
+    drop(common::pg_stores(&url).await);
+    let lockout = Lockout::new(&url).await;
+    let engine =
+        mesh_core::Engine::start(common::fast_config(), common::pg_stores(&lockout.url).await)
+            .await
+            .unwrap();
+    let services = mesh_core::services::Services::in_memory(engine);
+    let (addr, _server) = common::serve_app(services, mesh_core::app::AppConfig::default()).await;
+    let http = reqwest::Client::new();
+    let ready = || {
+        let request = http.get(format!("http://{addr}/readyz")).send();
+        async move {
+            let response = request.await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let until = |want: u16| async move {
+        let started = std::time::Instant::now();
+        loop {
+            let (status, body) = ready().await;
+            if status == want {
+                return body;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{status} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let body = until(200).await;
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["checks"].as_array().unwrap().len(), 6);
+
+    lockout.lock(true).await;
+    let body = until(503).await;
+    assert_eq!(body["code"], "not_ready");
+    assert!(
+        body["message"].as_str().unwrap().starts_with("store:"),
+        "{body}"
+    );
+    let store = body["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "store")
+        .unwrap();
+    assert_eq!(store["ok"], false);
+
+    lockout.lock(false).await;
+    until(200).await;
+}
+
 #[tokio::test]
 async fn hardening_7_an_instance_locked_out_of_the_database_catches_up_when_back() {
     let Some(url) = common::fresh_database().await else {
@@ -313,22 +421,8 @@ async fn hardening_7_an_instance_locked_out_of_the_database_catches_up_when_back
     };
     let b_stores = common::pg_stores(&url).await;
     let b_store = b_stores.store().clone();
-    let admin = sqlx::PgPool::connect(&url).await.unwrap();
-    let role = format!("mesh_a_{}", uuid::Uuid::now_v7().simple());
-    let lock = |login: bool| {
-        let word = if login { "LOGIN" } else { "NOLOGIN" };
-        sqlx::query(sqlx::AssertSqlSafe(format!("ALTER ROLE {role} {word}")))
-    };
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "CREATE ROLE {role} LOGIN IN ROLE {owner}",
-        owner = url.split("://").nth(1).unwrap().split('@').next().unwrap()
-    )))
-    .execute(&admin)
-    .await
-    .unwrap();
-    let (scheme_user, host_db) = url.split_once('@').unwrap();
-    let (scheme, _) = scheme_user.split_once("://").unwrap();
-    let a_url = format!("{scheme}://{role}@{host_db}");
+    let lockout = Lockout::new(&url).await;
+    let a_url = lockout.url.clone();
     let a_stores = common::pg_stores(&a_url).await;
     let a_store = a_stores.store().clone();
     let mut a = common::mesh_on(clustered(), a_stores).await;
@@ -345,12 +439,7 @@ async fn hardening_7_an_instance_locked_out_of_the_database_catches_up_when_back
     a.next_event(|e| matches!(e, Event::TaskAssigned { .. }))
         .await;
 
-    lock(false).execute(&admin).await.unwrap();
-    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1")
-        .bind(&role)
-        .execute(&admin)
-        .await
-        .unwrap();
+    lockout.lock(true).await;
     let started = std::time::Instant::now();
     while a.engine.is_listening() {
         assert!(
@@ -363,7 +452,7 @@ async fn hardening_7_an_instance_locked_out_of_the_database_catches_up_when_back
     assert_eq!(cancelled.status(), TaskStatus::Cancelled);
     assert_eq!(stopped.load(Ordering::SeqCst), 0, "A cannot have heard it");
 
-    lock(true).execute(&admin).await.unwrap();
+    lockout.lock(false).await;
     let started = std::time::Instant::now();
     while stopped.load(Ordering::SeqCst) == 0 || !a.engine.is_listening() {
         assert!(
@@ -372,7 +461,6 @@ async fn hardening_7_an_instance_locked_out_of_the_database_catches_up_when_back
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    admin.close().await;
 }
 
 #[tokio::test]
