@@ -29,6 +29,7 @@ pub struct TaskListParams {
     #[param(value_type = Option<String>, format = Uuid)]
     pub agent: Option<AgentId>,
     /// `newest` for newest first (default oldest first).
+    #[param(inline)]
     pub order: Option<TaskOrder>,
     /// Page size, 1 to 1,000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
