@@ -65,10 +65,11 @@ impl Env {
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        out.read_line(&mut line).unwrap();
         assert!(!line.is_empty(), "{binary} exited before it started");
+        // Keep reading, so the process never writes to a closed pipe.
+        std::thread::spawn(move || out.lines().map_while(Result::ok).for_each(drop));
         let addr = line.trim().strip_prefix("listening on ").map(str::to_owned);
         Service { child, addr }
     }
@@ -80,7 +81,14 @@ impl Env {
     fn worker(&self) -> Service {
         self.start(
             env!("CARGO_BIN_EXE_worker"),
-            &["--visibility-secs", "2", "--concurrency", "2"],
+            &[
+                "--visibility-secs",
+                "2",
+                "--concurrency",
+                "2",
+                "--health-listen",
+                "127.0.0.1:0",
+            ],
         )
     }
 }
@@ -285,6 +293,40 @@ async fn three_services_as_processes_share_postgres_and_sqs() {
         },
     )
     .await;
+    // The worker's own probes: ready, having heard from the queue; its jobs counted.
+    let probes = format!("http://{}", first_worker.addr.as_ref().unwrap());
+    let ready: Value = reqwest::get(format!("{probes}/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    let worker = ready["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "worker");
+    assert!(
+        worker.unwrap()["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("polled"),
+        "{ready}"
+    );
+    let metrics = reqwest::Client::new()
+        .get(format!("{probes}/metrics"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("mesh_jobs_total{outcome=\"done\"}"),
+        "{metrics}"
+    );
     drop(first_worker); // SIGKILL, mid-queue
     let mut indexed_before_the_kill = 0;
     for doc in &documents {

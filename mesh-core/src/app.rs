@@ -151,6 +151,13 @@ impl Surfaces {
         hub: false,
         ui: true,
     };
+    /// None: health probes and metrics only (for a worker).
+    pub const NONE: Self = Self {
+        rest: false,
+        mcp: false,
+        hub: false,
+        ui: false,
+    };
     /// The MCP server and the agent hub.
     pub const MCP: Self = Self {
         rest: false,

@@ -213,3 +213,54 @@ async fn metrics_count_a_known_workload_exactly() {
     }
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// Every query of the Grafana dashboard in `docs/grafana/mesh.json` is valid PromQL
+/// over metrics Mesh exports (`promtool check rules` on them as recording rules).
+#[test]
+fn the_grafana_dashboard_queries_are_valid_promql_over_mesh_metrics() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/grafana/mesh.json");
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let queries: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().clone())
+        .map(|t| t["expr"].as_str().unwrap().to_owned())
+        .collect();
+    let known: Vec<&str> = mesh_core::observe::METRICS
+        .iter()
+        .map(|(name, _)| *name)
+        .collect();
+    for query in &queries {
+        assert!(
+            known.iter().any(|name| query.contains(name)),
+            "{query} reads no metric Mesh exports"
+        );
+    }
+    let promtool = std::path::Path::new("/usr/bin/promtool");
+    if !promtool.exists() && std::env::var_os("MESH_TEST_SERVICES").is_none() {
+        return;
+    }
+    let rules: Vec<Value> = queries
+        .iter()
+        .enumerate()
+        .map(|(i, q)| json!({"record": format!("mesh:dashboard_{i}"), "expr": q}))
+        .collect();
+    // JSON is YAML: promtool reads it as a rules file.
+    let file =
+        std::env::temp_dir().join(format!("mesh-rules-{}.yml", uuid::Uuid::now_v7().simple()));
+    let groups = json!({"groups": [{"name": "dashboard", "rules": rules}]});
+    std::fs::write(&file, groups.to_string()).unwrap();
+    let output = std::process::Command::new(promtool)
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .expect("the test command installs promtool (Debian's prometheus)");
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        output.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

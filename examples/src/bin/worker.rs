@@ -17,6 +17,10 @@ struct Cli {
     /// Seconds a received job stays hidden from other workers.
     #[arg(long, env = "MESH_WORKER_VISIBILITY", default_value_t = 60)]
     visibility_secs: u64,
+    /// Where to serve `/healthz`, `/readyz` and `/metrics` (the probes of the HTTP
+    /// services, this worker's included); none if absent.
+    #[arg(long, env = "MESH_HEALTH_LISTEN")]
+    health_listen: Option<std::net::SocketAddr>,
 }
 
 #[tokio::main]
@@ -31,6 +35,20 @@ async fn main() -> std::process::ExitCode {
                 std::time::Duration::from_secs(cli.visibility_secs.max(1)),
                 std::time::Duration::from_secs(1),
             );
+        if let Some(addr) = cli.health_listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            println!("listening on {}", listener.local_addr()?);
+            let mut config = mesh_core::app::AppConfig::default()
+                .surfaces(mesh_core::app::Surfaces::NONE)
+                .operator_tenant(cli.backend.tenant);
+            if let Some(secret) = cli.backend.jwt_secret.clone() {
+                config = config.jwt_secret(secret);
+            }
+            let probes = mesh_core::app::router(built.services.clone(), config);
+            tokio::spawn(axum::serve(listener, probes).into_future());
+        }
         println!("worker running");
         let engine = built.services.engine.clone();
         run_worker(built.services, config, stop_signal(engine.clone())).await;
