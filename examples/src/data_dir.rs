@@ -81,6 +81,8 @@ impl DataDir {
             tracing::info!(released, "jobs in flight at the last stop are queued again");
         }
         services.jobs = Arc::new(jobs);
+        // Its file system fills as the data grows: the health checks watch it.
+        services.probes = services.probes.watch_disk(&self.path);
         // The directory is locked to this process: the runs a previous one held are
         // this one's to take back at once.
         let workflows = WorkflowConfig::default().instance("local");

@@ -155,9 +155,9 @@ impl Services {
     }
 
     /// Each component's health, in order: the engine, the cluster listener, the store,
-    /// the job queue (with its depth), this process's worker (if one runs here) and the
-    /// embedder — each answer awaited at most `health::CHECK_TIMEOUT`, the embedder asked
-    /// at most once a minute.
+    /// the job queue (with its depth), this process's worker (if one runs here), the
+    /// embedder, memory, and the disk (when `probes` watch one) — each answer awaited at
+    /// most `health::CHECK_TIMEOUT`, the embedder asked at most once a minute.
     pub async fn checks(&self) -> Vec<Check> {
         let flag = |name, up: bool, yes: &str, no: &str| {
             let outcome = if up {
@@ -195,6 +195,10 @@ impl Services {
             queue.await,
             self.probes.worker(),
             self.probes.embedder(self.embedder.as_ref()).await,
+            self.probes.memory(),
         ]
+        .into_iter()
+        .chain(self.probes.disk())
+        .collect()
     }
 }

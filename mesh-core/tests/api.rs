@@ -1567,7 +1567,9 @@ async fn the_event_feed_resumes_without_a_gap_and_the_overview_counts() {
         .collect();
     assert_eq!(
         health,
-        ["engine", "cluster", "store", "queue", "worker", "embedder"]
+        [
+            "engine", "cluster", "store", "queue", "worker", "embedder", "memory"
+        ]
     );
     assert!(
         overview["health"]

@@ -393,7 +393,7 @@ async fn readiness_names_the_store_while_the_database_is_out_of_reach_and_recove
     };
     let body = until(200).await;
     assert_eq!(body["status"], "ready");
-    assert_eq!(body["checks"].as_array().unwrap().len(), 6);
+    assert_eq!(body["checks"].as_array().unwrap().len(), 7);
 
     lockout.lock(true).await;
     let body = until(503).await;
