@@ -94,6 +94,22 @@ pub const METRICS: &[(&str, &str)] = &[
         "mesh_queue_jobs",
         "Jobs in the worker queue at the last scrape, by state (available, in_flight, delayed, dead).",
     ),
+    (
+        "mesh_routing_failures_total",
+        "Routing passes that found no agent for a pending task, by reason (no_capable_agent, all_saturated, all_breakers_open, ...); a waiting task counts once per pass.",
+    ),
+    (
+        "mesh_embedding_cache_total",
+        "Texts looked up in the embedding cache, by result (hit, miss).",
+    ),
+    (
+        "mesh_embedding_tokens_total",
+        "Tokens embedded, by the model that answered.",
+    ),
+    (
+        "mesh_embedding_cost_dollars",
+        "What embedding has cost so far, in US dollars (only rises), by the model that answered.",
+    ),
 ];
 
 /// Registers the help text of every metric with the installed recorder.

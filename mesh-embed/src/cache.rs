@@ -81,10 +81,11 @@ impl<E: Embedder> Embedder for Cached<E> {
                 keys.iter().map(|k| entries.get(k).cloned()).collect()
             };
             let missing: Vec<usize> = (0..texts.len()).filter(|&i| vectors[i].is_none()).collect();
-            self.hits
-                .fetch_add((texts.len() - missing.len()) as u64, Ordering::Relaxed);
-            self.misses
-                .fetch_add(missing.len() as u64, Ordering::Relaxed);
+            let (hits, misses) = ((texts.len() - missing.len()) as u64, missing.len() as u64);
+            self.hits.fetch_add(hits, Ordering::Relaxed);
+            self.misses.fetch_add(misses, Ordering::Relaxed);
+            metrics::counter!("mesh_embedding_cache_total", "result" => "hit").increment(hits);
+            metrics::counter!("mesh_embedding_cache_total", "result" => "miss").increment(misses);
             let mut tokens = 0;
             if !missing.is_empty() {
                 let asked: Vec<String> = missing.iter().map(|&i| texts[i].clone()).collect();

@@ -92,7 +92,13 @@ impl CostMeter {
         usage.requests += 1;
         usage.texts += texts as u64;
         usage.tokens += tokens;
-        usage.dollars += tokens as f64 * price / 1_000_000.0;
+        let dollars = tokens as f64 * price / 1_000_000.0;
+        usage.dollars += dollars;
+        let model = answered_by.to_owned();
+        metrics::counter!("mesh_embedding_tokens_total", "model" => model.clone())
+            .increment(tokens);
+        // A gauge that only rises: counters count whole units, dollars are fractions.
+        metrics::gauge!("mesh_embedding_cost_dollars", "model" => model).increment(dollars);
     }
 }
 

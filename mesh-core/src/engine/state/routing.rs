@@ -65,8 +65,13 @@ impl<S: Stores> State<S> {
             .cost_sensitive(task.routing == RoutingPreference::CostOptimized)
             .exclude(entry.rejected_by.iter().map(|(a, _)| candidate(*a)));
         let router = self.routers.for_task(task.router.as_deref(), task.routing);
-        let Ok(chosen) = self.index.dispatch(router, &request) else {
-            return Ok(false);
+        let chosen = match self.index.dispatch(router, &request) {
+            Ok(chosen) => chosen,
+            Err(why) => {
+                metrics::counter!("mesh_routing_failures_total", "reason" => failure_reason(&why))
+                    .increment(1);
+                return Ok(false);
+            }
         };
         let agent_id = agent_of(chosen);
         let Some(link) = self
@@ -137,5 +142,19 @@ impl<S: Stores> State<S> {
             self.agent_lost(agent_id).await?;
         }
         Ok(true)
+    }
+}
+
+/// Why routing found no agent, as a metric label.
+fn failure_reason(error: &mesh_router::RouteError) -> &'static str {
+    use mesh_router::RouteError;
+    match error {
+        RouteError::NoCapableCandidate { .. } => "no_capable_agent",
+        RouteError::AllSaturated { .. } => "all_saturated",
+        RouteError::AllBreakersOpen { .. } => "all_breakers_open",
+        RouteError::TenantRateLimited { .. } => "tenant_rate_limited",
+        RouteError::AllRateLimited { .. } => "all_rate_limited",
+        RouteError::NoneAvailable { .. } => "none_available",
+        _ => "other",
     }
 }
