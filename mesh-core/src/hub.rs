@@ -131,6 +131,7 @@ impl Hub {
         tokio::spawn(async move {
             match pending.into_connection(config.connection).await {
                 Ok(connection) => {
+                    let _open = crate::observe::Open::connection("hub");
                     let closer = connection.sender();
                     let revoked =
                         gate.on_revoked(&who, move || closer.close(1008, "API key revoked"));

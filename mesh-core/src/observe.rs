@@ -110,6 +110,22 @@ pub const METRICS: &[(&str, &str)] = &[
         "mesh_embedding_cost_dollars",
         "What embedding has cost so far, in US dollars (only rises), by the model that answered.",
     ),
+    (
+        "mesh_connections",
+        "WebSocket sessions open on this instance, by surface (hub: agents; mcp).",
+    ),
+    (
+        "mesh_ws_messages_total",
+        "WebSocket messages, data and control, by direction (in, out).",
+    ),
+    (
+        "mesh_ws_bytes_total",
+        "WebSocket message payload bytes, by direction (in, out).",
+    ),
+    (
+        "mesh_protocol_frames_received_total",
+        "Mesh protocol frames received (a batch message carries several).",
+    ),
 ];
 
 /// Registers the help text of every metric with the installed recorder.
@@ -269,5 +285,23 @@ impl Seen {
             }
             _ => {}
         }
+    }
+}
+
+/// An open session, counted in `mesh_connections` until it is dropped.
+#[derive(Debug)]
+pub struct Open(&'static str);
+
+impl Open {
+    /// A WebSocket session of `surface` (`hub`, `mcp`) opens.
+    pub fn connection(surface: &'static str) -> Self {
+        gauge!("mesh_connections", "surface" => surface).increment(1.0);
+        Self(surface)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        gauge!("mesh_connections", "surface" => self.0).decrement(1.0);
     }
 }

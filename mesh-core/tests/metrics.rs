@@ -174,6 +174,7 @@ async fn metrics_count_a_known_workload_exactly() {
             1.0,
         ),
         ("mesh_queue_jobs{state=\"available\"}", 0.0),
+        ("mesh_connections{surface=\"hub\"}", 1.0),
     ] {
         assert_eq!(
             samples.get(series),
@@ -182,6 +183,15 @@ async fn metrics_count_a_known_workload_exactly() {
         );
     }
     assert!(exposition.contains("# HELP mesh_tasks_finished_total"));
+    // The agent's WebSocket traffic: its hello and results in, assignments out.
+    for series in [
+        "mesh_ws_messages_total{direction=\"in\"}",
+        "mesh_ws_messages_total{direction=\"out\"}",
+        "mesh_ws_bytes_total{direction=\"in\"}",
+        "mesh_protocol_frames_received_total",
+    ] {
+        assert!(samples.get(series).is_some_and(|v| *v >= n), "{series} in\n{exposition}");
+    }
     // No id as a label value: routes are patterns, kinds are kinds.
     assert!(!exposition.contains(&ids[0]) && !exposition.contains(&tenant.to_string()));
 

@@ -53,6 +53,7 @@ pub async fn websocket(
 }
 
 async fn session(state: AppState, who: Principal, connection: Connection) {
+    let _open = crate::observe::Open::connection("mcp");
     let sender = connection.sender();
     let closer = sender.clone();
     let revoked = state

@@ -437,6 +437,9 @@ impl Connection {
             };
             let fin = frame.fin;
             let opcode = frame.opcode;
+            if matches!(opcode, OpCode::Binary | OpCode::Text | OpCode::Continuation) {
+                count_message("in", frame.payload.len());
+            }
             let payload = into_bytes(frame.payload);
             if let Some(message) = self.assemble(fin, opcode, payload) {
                 match message {
@@ -450,6 +453,8 @@ impl Connection {
                     Ok((_, bytes)) => {
                         let decoded = match self.codec.decode_message(bytes) {
                             Ok(frames) => {
+                                metrics::counter!("mesh_protocol_frames_received_total")
+                                    .increment(frames.len() as u64);
                                 self.inbox.extend(frames);
                                 Ok(())
                             }
@@ -546,6 +551,13 @@ impl Connection {
         }
         error
     }
+}
+
+/// Counts a WebSocket message (data or control) and its payload bytes through the
+/// `metrics` facade: nothing is recorded unless the application installs a recorder.
+fn count_message(direction: &'static str, bytes: usize) {
+    metrics::counter!("mesh_ws_messages_total", "direction" => direction).increment(1);
+    metrics::counter!("mesh_ws_bytes_total", "direction" => direction).increment(bytes as u64);
 }
 
 fn into_bytes(payload: Payload<'_>) -> Bytes {
@@ -799,6 +811,7 @@ async fn put(
     limit: Option<Duration>,
     frame: WsFrame<'_>,
 ) -> Result<(), WebSocketError> {
+    count_message("out", frame.payload.len());
     let write = ws.write_frame(frame);
     tokio::pin!(write);
     let written = async {
