@@ -190,7 +190,10 @@ async fn metrics_count_a_known_workload_exactly() {
         "mesh_ws_bytes_total{direction=\"in\"}",
         "mesh_protocol_frames_received_total",
     ] {
-        assert!(samples.get(series).is_some_and(|v| *v >= n), "{series} in\n{exposition}");
+        assert!(
+            samples.get(series).is_some_and(|v| *v >= n),
+            "{series} in\n{exposition}"
+        );
     }
     // No id as a label value: routes are patterns, kinds are kinds.
     assert!(!exposition.contains(&ids[0]) && !exposition.contains(&tenant.to_string()));
