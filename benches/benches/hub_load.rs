@@ -3,7 +3,8 @@
 //! latency — and 10,000 idle agent connections with the memory each costs the server.
 //!
 //! `cargo bench -p mesh-benches --bench hub_load`
-//! (`-- --tasks N --window W --agents A --idle C` to change the load)
+//! (`-- --tasks N --window W --agents A --idle C` to change the load; `--metrics` records
+//! Prometheus metrics as the services do, to measure what that costs)
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -66,6 +67,12 @@ fn main() {
 
 async fn start() -> (Engine, TenantId, String, String) {
     let engine = Engine::in_memory().await;
+    if std::env::args().any(|a| a == "--metrics") {
+        // What the service binaries do: the Prometheus recorder, and the engine's events
+        // recorded as metrics (the transport's counters then record too).
+        mesh_core::http::metrics::prometheus().expect("the recorder installs");
+        mesh_core::observe::record(&engine);
+    }
     let tenant = TenantId::new();
     let (key, _) = engine
         .create_api_key(tenant, "load", Scope::ALL.to_vec(), None)
