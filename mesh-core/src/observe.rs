@@ -276,11 +276,8 @@ impl Seen {
                 counter!("mesh_workflow_interrupts_total").increment(1)
             }
             WorkflowUpdate::Finished => {
-                let status = serde_json::to_value(status)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default();
-                counter!("mesh_workflow_runs_finished_total", "status" => status).increment(1);
+                counter!("mesh_workflow_runs_finished_total", "status" => status.as_str())
+                    .increment(1);
                 self.steps.retain(|(r, _), _| *r != run);
             }
             _ => {}

@@ -3,9 +3,9 @@
 //! against a local HTTP server, and the OpenAPI document.
 //!
 //! Long on purpose: one binary, so the REST surface builds and serves once for all of
-//! its cases; each case is a route family or a cross-cutting rule (auth, errors).
-//!
-//! Long on purpose: one server fixture and the route table serve every case here.
+//! its cases, on one server fixture and one route table; each case is a route family
+//! (tasks, keys and tenants, workflows, the live feed) or a cross-cutting rule (auth,
+//! errors).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -3,10 +3,8 @@
 //! what a well-behaved client never sends.
 //!
 //! Long on purpose: one binary for the MCP surface, its two transports, the auth
-//! matrix shared with the hub and REST, and the Python SDK interop.
-//!
-//! Long on purpose: the MCP clients (rmcp over both transports) and the fixtures every
-//! case here shares.
+//! matrix shared with the hub and REST, and the Python SDK interop — the MCP clients
+//! (rmcp over both transports) and the fixtures are shared by every case here.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

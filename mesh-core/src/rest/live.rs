@@ -30,7 +30,8 @@ pub struct Count {
 /// The tenant's state at a glance.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Overview {
-    /// Each component's health (cached for a few seconds).
+    /// Each component's health (`Services::checks`: the embedder asked at most once a
+    /// minute).
     pub health: Vec<Check>,
     /// Agents by status.
     pub agents: BTreeMap<String, u64>,
@@ -89,7 +90,9 @@ pub(crate) async fn overview(
     loop {
         let page = engine.list_agents(who.tenant, filter.clone()).await?;
         for agent in &page.items {
-            *agents.entry(name(agent.status())).or_insert(0) += 1;
+            *agents
+                .entry(agent.status().as_str().to_owned())
+                .or_insert(0) += 1;
         }
         match page.next {
             Some(next) => filter.cursor = Some(next),
@@ -135,23 +138,18 @@ pub(crate) async fn overview(
             ..RunFilter::default()
         };
         let page = state.services.workflows.runs(who.tenant, filter).await?;
-        workflows.insert(name(status), count(page.items.len(), page.next.is_some()));
+        workflows.insert(
+            status.as_str().to_owned(),
+            count(page.items.len(), page.next.is_some()),
+        );
     }
     Ok(Json(Overview {
-        health: state.health().await,
+        health: state.services.checks().await,
         agents,
         tasks: TaskCounts { pending, in_flight },
         workflows,
         series: state.events.series(who.tenant, 60, Duration::from_secs(5)),
     }))
-}
-
-/// A status's name as the API spells it.
-fn name(status: impl Serialize) -> String {
-    serde_json::to_value(status)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 fn count(len: usize, more: bool) -> Count {

@@ -44,7 +44,7 @@ impl Workflows {
     ) -> Result<Page<WorkflowRun>, WorkflowError> {
         let mut query = Query::new().limit(filter.limit.unwrap_or(100).clamp(1, 1000));
         if let Some(status) = filter.status {
-            query = query.filter("status", serde_json::to_value(status).unwrap_or_default());
+            query = query.filter("status", status.as_str());
         }
         if let Some(workflow) = filter.workflow {
             query = query.filter("workflow", workflow);
