@@ -186,6 +186,12 @@ pub trait DynRepository<T: Record>: Send + Sync {
         tenant: &'a str,
         records: &'a [T],
     ) -> BoxFuture<'a, Result<Vec<Result<Versioned<T>>>>>;
+    /// [`Repository::update_many`].
+    fn update_many<'a>(
+        &'a self,
+        tenant: &'a str,
+        updates: &'a [(T, u64)],
+    ) -> BoxFuture<'a, Result<Vec<Result<Versioned<T>>>>>;
 }
 
 impl<T: Record, R: Repository<T>> DynRepository<T> for R {
@@ -215,5 +221,12 @@ impl<T: Record, R: Repository<T>> DynRepository<T> for R {
         records: &'a [T],
     ) -> BoxFuture<'a, Result<Vec<Result<Versioned<T>>>>> {
         Box::pin(Repository::create_many(self, tenant, records))
+    }
+    fn update_many<'a>(
+        &'a self,
+        tenant: &'a str,
+        updates: &'a [(T, u64)],
+    ) -> BoxFuture<'a, Result<Vec<Result<Versioned<T>>>>> {
+        Box::pin(Repository::update_many(self, tenant, updates))
     }
 }

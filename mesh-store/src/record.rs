@@ -221,6 +221,19 @@ pub(crate) fn refused_update(
     }
 }
 
+/// Refuses a batch that names one record twice.
+pub(crate) fn check_distinct(ids: impl Iterator<Item = Uuid>) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for id in ids {
+        if !seen.insert(id) {
+            return Err(StoreError::invalid(format!(
+                "record {id} appears twice in one batch"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Checks a collection or field name: `[a-z0-9_]`, starting with a letter or `_`.
 pub(crate) fn check_name(name: &str, max: usize) -> Result<()> {
     let ok = !name.is_empty()

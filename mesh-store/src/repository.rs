@@ -59,4 +59,34 @@ pub trait Repository<T: Record>: Send + Sync {
             Ok(out)
         }
     }
+
+    /// Replaces several records, each if its stored version is the one paired with it
+    /// — in one round trip and one commit where the backend allows (PostgreSQL) — with,
+    /// for each in order, its new version or the
+    /// [`Conflict`](crate::StoreError::Conflict) / [`NotFound`](crate::StoreError::NotFound)
+    /// a single [`update`](Self::update) would give. The ids must be distinct
+    /// ([`Invalid`](crate::StoreError::Invalid) otherwise: one statement cannot apply
+    /// two changes of one row in order). The outer error is the batch's (nothing
+    /// changed). By default, one [`update`](Self::update) after another.
+    fn update_many(
+        &self,
+        tenant: &str,
+        updates: &[(T, u64)],
+    ) -> impl Future<Output = Result<Vec<Result<Versioned<T>>>>> + Send {
+        async move {
+            crate::record::check_distinct(updates.iter().map(|(r, _)| r.id()))?;
+            let mut out = Vec::with_capacity(updates.len());
+            for (record, expected) in updates {
+                match self.update(tenant, record, *expected).await {
+                    Err(
+                        e @ (crate::StoreError::Conflict { .. }
+                        | crate::StoreError::NotFound { .. }),
+                    ) => out.push(Err(e)),
+                    Err(e) => return Err(e),
+                    ok => out.push(ok),
+                }
+            }
+            Ok(out)
+        }
+    }
 }

@@ -102,4 +102,13 @@ impl<S: Send + Sync, T: Record, R: Repository<T>> Repository<T> for Field<S, R> 
     {
         self.repo().create_many(tenant, records)
     }
+
+    fn update_many(
+        &self,
+        tenant: &str,
+        updates: &[(T, u64)],
+    ) -> impl Future<Output = mesh_store::Result<Vec<mesh_store::Result<Versioned<T>>>>> + Send
+    {
+        self.repo().update_many(tenant, updates)
+    }
 }

@@ -54,14 +54,35 @@ pub(super) struct Driver {
 
 /// Starts driving a run just written.
 pub(super) fn launch(inner: Arc<Inner>, launch: Launch) {
-    spawn(
-        inner,
-        launch.tenant,
-        launch.run,
-        launch.definition,
-        launch.first,
-        false,
-    );
+    let pokes = match launch.pokes {
+        Some(pokes) => Some(pokes),
+        None => inner.reserve(launch.run.record.id),
+    };
+    if let Some(pokes) = pokes {
+        // A new run: no message can predate the pokes (see `Launch::pokes`).
+        let start = Start {
+            retry: false,
+            look_for_messages: false,
+        };
+        drive(
+            inner,
+            launch.tenant,
+            launch.run,
+            launch.definition,
+            launch.first,
+            pokes,
+            start,
+        );
+    }
+}
+
+/// How a driver begins.
+#[derive(Clone, Copy)]
+struct Start {
+    /// Gives the failed steps new activations first.
+    retry: bool,
+    /// Takes in messages sent before the driver started.
+    look_for_messages: bool,
 }
 
 /// Starts driving `run` from `checkpoint` unless this instance drives it already;
@@ -74,15 +95,26 @@ pub(super) fn spawn(
     checkpoint: Checkpoint,
     retry: bool,
 ) {
-    let id = run.record.id;
-    let (tx, pokes) = mpsc::unbounded_channel();
-    {
-        let mut drivers = inner.drivers();
-        if drivers.contains_key(&id) {
-            return;
-        }
-        drivers.insert(id, tx);
+    if let Some(pokes) = inner.reserve(run.record.id) {
+        let start = Start {
+            retry,
+            look_for_messages: true,
+        };
+        drive(inner, tenant, run, definition, checkpoint, pokes, start);
     }
+}
+
+/// Spawns the driver of `run`, whose pokes are registered.
+fn drive(
+    inner: Arc<Inner>,
+    tenant: TenantId,
+    run: Versioned<WorkflowRun>,
+    definition: Arc<DefinitionRecord>,
+    checkpoint: Checkpoint,
+    pokes: mpsc::UnboundedReceiver<Poke>,
+    start: Start,
+) {
+    let id = run.record.id;
     let steps = definition
         .definition
         .steps_by_name()
@@ -103,7 +135,7 @@ pub(super) fn spawn(
         pokes,
     };
     tokio::spawn(async move {
-        let stop = driver.drive(retry).await;
+        let stop = driver.drive(start).await;
         match &stop {
             Stop::Failed(why) => tracing::warn!(run = %id, %why, "stopped driving a workflow run"),
             Stop::Lost => tracing::info!(run = %id, "another instance took over a workflow run"),
@@ -122,14 +154,14 @@ impl Driver {
         self.run.record.id
     }
 
-    async fn drive(mut self, retry: bool) -> Stop {
-        match self.run_loop(retry).await {
+    async fn drive(mut self, start: Start) -> Stop {
+        match self.run_loop(start).await {
             Ok(stop) | Err(stop) => stop,
         }
     }
 
-    async fn run_loop(&mut self, retry: bool) -> Result<Stop, Stop> {
-        if retry {
+    async fn run_loop(&mut self, start: Start) -> Result<Stop, Stop> {
+        if start.retry {
             for activation in self.running()? {
                 if !self.is_wait(&activation) {
                     self.position
@@ -144,7 +176,9 @@ impl Driver {
         for activation in self.activations()? {
             self.begin(activation);
         }
-        self.take_messages().await?;
+        if start.look_for_messages {
+            self.take_messages().await?;
+        }
         let lease = self.inner.config.lease;
         let mut renew = tokio::time::interval(lease / 3);
         renew.tick().await;

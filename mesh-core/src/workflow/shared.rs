@@ -94,6 +94,10 @@ pub(super) struct Launch {
     pub(super) run: Versioned<WorkflowRun>,
     pub(super) definition: Arc<DefinitionRecord>,
     pub(super) first: Checkpoint,
+    /// The driver's pokes, registered before the run was written: every message sent
+    /// through this instance since then is poked, so the driver need not look for
+    /// earlier ones.
+    pub(super) pokes: Option<mpsc::UnboundedReceiver<Poke>>,
 }
 
 impl Inner {
@@ -123,6 +127,18 @@ impl Inner {
         &self,
     ) -> MutexGuard<'_, HashMap<WorkflowId, mpsc::UnboundedSender<Poke>>> {
         self.drivers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers a driver's pokes for `run` ahead of its driver; `None` if the run is
+    /// driven here already.
+    pub(super) fn reserve(&self, run: WorkflowId) -> Option<mpsc::UnboundedReceiver<Poke>> {
+        let mut drivers = self.drivers();
+        if drivers.contains_key(&run) {
+            return None;
+        }
+        let (tx, pokes) = mpsc::unbounded_channel();
+        drivers.insert(run, tx);
+        Some(pokes)
     }
 
     pub(super) fn poke(&self, run: WorkflowId, poke: Poke) -> bool {
@@ -260,21 +276,35 @@ impl Inner {
         let key = tenant.to_string();
         self.remember(tenant).await?;
         position.advance(&definition.definition, Utc::now().timestamp_millis())?;
-        let written = match self.journal.runs.create(&key, &run).await {
-            Ok(written) => written,
-            // Started twice at once under one id: the first one stands.
-            Err(StoreError::AlreadyExists { .. }) => {
-                return Ok((self.read_run(tenant, run.id).await?.record, None));
+        let id = run.id;
+        let pokes = self.reserve(id);
+        let written = async {
+            let written = match self.journal.runs.create(&key, &run).await {
+                Ok(written) => written,
+                // Started twice at once under one id: the first one stands.
+                Err(StoreError::AlreadyExists { .. }) => return Ok(None),
+                Err(e) => return Err(WorkflowError::from(e)),
+            };
+            let first = Checkpoint::new(id, 0, JournalEvent::Started, position);
+            self.committer.append(&key, first.clone()).await?;
+            Ok(Some((written, first)))
+        }
+        .await;
+        let Ok(Some((written, first))) = written else {
+            if pokes.is_some() {
+                self.drivers().remove(&id);
             }
-            Err(e) => return Err(e.into()),
+            return match written {
+                Err(e) => Err(e),
+                _ => Ok((self.read_run(tenant, id).await?.record, None)),
+            };
         };
-        let first = Checkpoint::new(run.id, 0, JournalEvent::Started, position);
-        self.committer.append(&key, first.clone()).await?;
         let launch = Launch {
             tenant,
             run: written.clone(),
             definition,
             first,
+            pokes,
         };
         Ok((written.record, Some(launch)))
     }

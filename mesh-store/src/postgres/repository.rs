@@ -7,7 +7,7 @@ use sqlx::{Arguments, Row};
 use uuid::Uuid;
 
 use super::{backend, ddl};
-use crate::record::{check_name, page_of, refused_update};
+use crate::record::{check_distinct, check_name, page_of, refused_update};
 use crate::{Direction, Page, Query, Record, Repository, Result, StoreError, Versioned};
 
 /// Bind parameters of a query built at run time.
@@ -245,6 +245,83 @@ impl<T: Record> Repository<T> for PgRepository<T> {
             expected_version,
             actual.map(|v| v as u64),
         ))
+    }
+
+    async fn update_many(
+        &self,
+        tenant: &str,
+        updates: &[(T, u64)],
+    ) -> Result<Vec<Result<Versioned<T>>>> {
+        check_distinct(updates.iter().map(|(r, _)| r.id()))?;
+        let mut ids = Vec::with_capacity(updates.len());
+        let mut data = Vec::with_capacity(updates.len());
+        let mut expected = Vec::with_capacity(updates.len());
+        for (record, version) in updates {
+            ids.push(record.id());
+            data.push(serde_json::to_value(record)?);
+            expected.push(*version as i64);
+        }
+        // One statement, one commit: the rows whose version matches change.
+        let rows = sqlx::query(
+            "UPDATE mesh_records m SET data = u.data, version = m.version + 1, updated_at = now()
+             FROM unnest($3::uuid[], $4::jsonb[], $5::int8[]) AS u(id, data, expected)
+             WHERE m.collection = $1 AND m.tenant = $2 AND m.id = u.id AND m.version = u.expected
+             RETURNING m.id, m.version, m.created_at, m.updated_at",
+        )
+        .bind(T::COLLECTION)
+        .bind(tenant)
+        .bind(&ids)
+        .bind(&data)
+        .bind(&expected)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        let mut changed = std::collections::HashMap::with_capacity(rows.len());
+        for row in rows {
+            let id: Uuid = row.try_get("id").map_err(backend)?;
+            let version: i64 = row.try_get("version").map_err(backend)?;
+            let created: DateTime<Utc> = row.try_get("created_at").map_err(backend)?;
+            let updated: DateTime<Utc> = row.try_get("updated_at").map_err(backend)?;
+            changed.insert(id, (version as u64, created, updated));
+        }
+        // The refused ones: the versions they were compared against, in one read.
+        let refused: Vec<Uuid> = ids
+            .iter()
+            .filter(|id| !changed.contains_key(id))
+            .copied()
+            .collect();
+        let mut actual = std::collections::HashMap::new();
+        if !refused.is_empty() {
+            let rows = sqlx::query(
+                "SELECT id, version FROM mesh_records
+                 WHERE collection = $1 AND tenant = $2 AND id = ANY($3)",
+            )
+            .bind(T::COLLECTION)
+            .bind(tenant)
+            .bind(&refused)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+            for row in rows {
+                let id: Uuid = row.try_get("id").map_err(backend)?;
+                let version: i64 = row.try_get("version").map_err(backend)?;
+                actual.insert(id, version as u64);
+            }
+        }
+        Ok(updates
+            .iter()
+            .map(|(record, expected)| match changed.remove(&record.id()) {
+                Some((version, created, updated)) => {
+                    Ok(Versioned::new(record.clone(), version, created, updated))
+                }
+                None => Err(refused_update(
+                    T::COLLECTION,
+                    record.id(),
+                    *expected,
+                    actual.get(&record.id()).copied(),
+                )),
+            })
+            .collect())
     }
 
     async fn delete(&self, tenant: &str, id: Uuid) -> Result<bool> {

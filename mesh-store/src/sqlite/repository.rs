@@ -1,12 +1,12 @@
 use std::marker::PhantomData;
 
 use serde_json::Value;
-use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqliteRow};
 use sqlx::{Arguments, Row};
 use uuid::Uuid;
 
 use super::{Pools, micros, time};
-use crate::record::{check_name, page_of, refused_update};
+use crate::record::{check_distinct, check_name, page_of, refused_update};
 use crate::{Direction, Page, Query, Record, Repository, Result, StoreError, Versioned};
 
 /// Records of `T` as JSON rows in `mesh_records`.
@@ -105,10 +105,31 @@ impl<T: Record> SqliteRepository<T> {
             time(get_i64("updated_at")?),
         ))
     }
-}
 
-impl<T: Record> Repository<T> for SqliteRepository<T> {
-    async fn create(&self, tenant: &str, record: &T) -> Result<Versioned<T>> {
+    /// The writer's one connection.
+    async fn writer(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
+        self.pools
+            .writer
+            .acquire()
+            .await
+            .map_err(|e| self.pools.error(e))
+    }
+
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.pools
+            .writer
+            .begin()
+            .await
+            .map_err(|e| self.pools.error(e))
+    }
+
+    /// Inserts one record on `conn` (the writer, or a transaction of it).
+    async fn insert(
+        &self,
+        conn: &mut SqliteConnection,
+        tenant: &str,
+        record: &T,
+    ) -> Result<Versioned<T>> {
         let data = serde_json::to_string(record)?;
         let now = chrono::Utc::now();
         let done = sqlx::query(
@@ -120,7 +141,7 @@ impl<T: Record> Repository<T> for SqliteRepository<T> {
         .bind(record.id())
         .bind(&data)
         .bind(micros(now))
-        .execute(&self.pools.writer)
+        .execute(&mut *conn)
         .await
         .map_err(|e| self.pools.error(e))?;
         if done.rows_affected() == 0 {
@@ -131,6 +152,79 @@ impl<T: Record> Repository<T> for SqliteRepository<T> {
         }
         let at = time(micros(now));
         Ok(Versioned::new(record.clone(), 1, at, at))
+    }
+
+    /// Replaces one record on `conn` if its version is `expected_version`.
+    async fn replace(
+        &self,
+        conn: &mut SqliteConnection,
+        tenant: &str,
+        record: &T,
+        expected_version: u64,
+    ) -> Result<Versioned<T>> {
+        let data = serde_json::to_string(record)?;
+        let id = record.id();
+        let row = sqlx::query(
+            "UPDATE mesh_records SET data = ?4, version = version + 1, updated_at = ?6
+             WHERE collection = ?1 AND tenant = ?2 AND id = ?3 AND version = ?5
+             RETURNING version, created_at, updated_at",
+        )
+        .bind(T::COLLECTION)
+        .bind(tenant)
+        .bind(id)
+        .bind(&data)
+        .bind(expected_version as i64)
+        .bind(micros(chrono::Utc::now()))
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(|e| self.pools.error(e))?;
+        if let Some(row) = row {
+            let get_i64 = |c: &str| row.try_get::<i64, _>(c).map_err(|e| self.pools.error(e));
+            return Ok(Versioned::new(
+                record.clone(),
+                get_i64("version")? as u64,
+                time(get_i64("created_at")?),
+                time(get_i64("updated_at")?),
+            ));
+        }
+        // Read on the writer: the version it just compared against.
+        let actual: Option<i64> = sqlx::query_scalar(
+            "SELECT version FROM mesh_records WHERE collection = ?1 AND tenant = ?2 AND id = ?3",
+        )
+        .bind(T::COLLECTION)
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(|e| self.pools.error(e))?;
+        Err(refused_update(
+            T::COLLECTION,
+            id,
+            expected_version,
+            actual.map(|v| v as u64),
+        ))
+    }
+}
+
+impl<T: Record> Repository<T> for SqliteRepository<T> {
+    async fn create(&self, tenant: &str, record: &T) -> Result<Versioned<T>> {
+        let mut conn = self.writer().await?;
+        self.insert(&mut conn, tenant, record).await
+    }
+
+    async fn create_many(&self, tenant: &str, records: &[T]) -> Result<Vec<Result<Versioned<T>>>> {
+        // One transaction: one commit (one flush) for the batch.
+        let mut tx = self.begin().await?;
+        let mut out = Vec::with_capacity(records.len());
+        for record in records {
+            match self.insert(&mut tx, tenant, record).await {
+                Err(e @ StoreError::AlreadyExists { .. }) => out.push(Err(e)),
+                Err(e) => return Err(e),
+                ok => out.push(ok),
+            }
+        }
+        tx.commit().await.map_err(|e| self.pools.error(e))?;
+        Ok(out)
     }
 
     async fn get(&self, tenant: &str, id: Uuid) -> Result<Option<Versioned<T>>> {
@@ -212,47 +306,30 @@ impl<T: Record> Repository<T> for SqliteRepository<T> {
         record: &T,
         expected_version: u64,
     ) -> Result<Versioned<T>> {
-        let data = serde_json::to_string(record)?;
-        let id = record.id();
-        let row = sqlx::query(
-            "UPDATE mesh_records SET data = ?4, version = version + 1, updated_at = ?6
-             WHERE collection = ?1 AND tenant = ?2 AND id = ?3 AND version = ?5
-             RETURNING version, created_at, updated_at",
-        )
-        .bind(T::COLLECTION)
-        .bind(tenant)
-        .bind(id)
-        .bind(&data)
-        .bind(expected_version as i64)
-        .bind(micros(chrono::Utc::now()))
-        .fetch_optional(&self.pools.writer)
-        .await
-        .map_err(|e| self.pools.error(e))?;
-        if let Some(row) = row {
-            let get_i64 = |c: &str| row.try_get::<i64, _>(c).map_err(|e| self.pools.error(e));
-            return Ok(Versioned::new(
-                record.clone(),
-                get_i64("version")? as u64,
-                time(get_i64("created_at")?),
-                time(get_i64("updated_at")?),
-            ));
+        let mut conn = self.writer().await?;
+        self.replace(&mut conn, tenant, record, expected_version)
+            .await
+    }
+
+    async fn update_many(
+        &self,
+        tenant: &str,
+        updates: &[(T, u64)],
+    ) -> Result<Vec<Result<Versioned<T>>>> {
+        check_distinct(updates.iter().map(|(r, _)| r.id()))?;
+        let mut tx = self.begin().await?;
+        let mut out = Vec::with_capacity(updates.len());
+        for (record, expected) in updates {
+            match self.replace(&mut tx, tenant, record, *expected).await {
+                Err(e @ (StoreError::Conflict { .. } | StoreError::NotFound { .. })) => {
+                    out.push(Err(e))
+                }
+                Err(e) => return Err(e),
+                ok => out.push(ok),
+            }
         }
-        // Read on the writer: the version it just compared against.
-        let actual: Option<i64> = sqlx::query_scalar(
-            "SELECT version FROM mesh_records WHERE collection = ?1 AND tenant = ?2 AND id = ?3",
-        )
-        .bind(T::COLLECTION)
-        .bind(tenant)
-        .bind(id)
-        .fetch_optional(&self.pools.writer)
-        .await
-        .map_err(|e| self.pools.error(e))?;
-        Err(refused_update(
-            T::COLLECTION,
-            id,
-            expected_version,
-            actual.map(|v| v as u64),
-        ))
+        tx.commit().await.map_err(|e| self.pools.error(e))?;
+        Ok(out)
     }
 
     async fn delete(&self, tenant: &str, id: Uuid) -> Result<bool> {

@@ -84,6 +84,48 @@ pub async fn crud<R: Repository<Item>>(repo: &R) {
         repo.update(&tenant, &it, 2).await,
         Err(StoreError::NotFound { .. })
     ));
+
+    // Several updates at once: each checked against its own version, in order.
+    let (mut a, mut b, gone) = (item(10), item(11), item(12));
+    repo.create(&tenant, &a).await.unwrap();
+    repo.create(&tenant, &b).await.unwrap();
+    repo.update(&tenant, &b, 1).await.unwrap();
+    a.name = "a2".into();
+    b.name = "b3".into();
+    let results = repo
+        .update_many(
+            &tenant,
+            &[(a.clone(), 1), (gone.clone(), 1), (b.clone(), 1)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(results[0].as_ref().unwrap().version, 2);
+    assert!(matches!(results[1], Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        results[2],
+        Err(StoreError::Conflict {
+            expected: 1,
+            actual: 2
+        })
+    ));
+    assert_eq!(
+        repo.get(&tenant, a.id).await.unwrap().unwrap().record.name,
+        "a2"
+    );
+    assert_ne!(
+        repo.get(&tenant, b.id).await.unwrap().unwrap().record.name,
+        "b3"
+    );
+    let results = repo.update_many(&tenant, &[(b.clone(), 2)]).await.unwrap();
+    assert_eq!(results[0].as_ref().unwrap().version, 3);
+    assert!(repo.update_many(&tenant, &[]).await.unwrap().is_empty());
+    // One record twice in a batch is refused whole.
+    assert!(matches!(
+        repo.update_many(&tenant, &[(a.clone(), 2), (a.clone(), 3)])
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(repo.get(&tenant, a.id).await.unwrap().unwrap().version, 2);
 }
 
 /// Pages through `query` and returns every record id in order.
