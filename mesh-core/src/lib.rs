@@ -95,7 +95,7 @@ pub use mesh_router as router;
 pub use mesh_store as store;
 
 pub use domain::{
-    Agent, AgentId, AgentStatus, ApiKey, Error, ParseIdError, Principal, Priority,
+    Agent, AgentId, AgentStatus, ApiKey, Error, IndexedDocument, ParseIdError, Principal, Priority,
     RoutingPreference, Scope, SessionId, Task, TaskId, TaskSpec, TaskStatus, Tenant, TenantId,
     WorkflowId, generate_key, hash_key,
 };

@@ -143,6 +143,10 @@ impl mesh_core::Stores for BoobyStores {
     fn messages(&self) -> &Self::Messages {
         self.memory.messages()
     }
+    type Documents = <mesh_core::MemoryStores as mesh_core::Stores>::Documents;
+    fn documents(&self) -> &Self::Documents {
+        self.memory.documents()
+    }
 }
 
 /// Hardening issue, item 5: a panic in the engine task left the process looking healthy

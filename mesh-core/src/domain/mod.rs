@@ -20,6 +20,6 @@ pub use keys::{ApiKey, MAX_NAME_LEN, Scope, UnknownScope, generate_key, hash_key
 pub use lifecycle::{AgentStatus, TaskStatus};
 pub use principal::Principal;
 pub(crate) use records::SYSTEM_TENANT;
-pub use records::Tenant;
+pub use records::{IndexedDocument, Tenant};
 pub use spec::TaskSpec;
 pub use task::{Priority, RoutingPreference, Task};

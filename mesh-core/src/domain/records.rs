@@ -67,5 +67,39 @@ impl Record for Tenant {
     }
 }
 
+/// An indexed document's metadata, kept once per document: its chunks in the vector
+/// index carry only their text, position and the document's id, so a document's
+/// metadata costs its size once, not once per chunk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct IndexedDocument {
+    /// Derived from the collection and the document id (see [`IndexedDocument::id_of`]).
+    pub id: Uuid,
+    /// The vector collection the document's chunks are in.
+    pub collection: String,
+    /// The document's id in its collection.
+    pub document_id: String,
+    /// The metadata it was indexed with (a JSON object, or null).
+    pub metadata: serde_json::Value,
+    /// How many chunks it was cut into.
+    pub chunks: u64,
+}
+
+impl IndexedDocument {
+    /// The record id of `document_id` in `collection`.
+    pub fn id_of(collection: &str, document_id: &str) -> Uuid {
+        let hash = super::hash_key(&format!("{collection}\0{document_id}"));
+        Uuid::parse_str(&hash[..32]).unwrap_or_default()
+    }
+}
+
+impl Record for IndexedDocument {
+    const COLLECTION: &'static str = "documents";
+    const INDEXED: &'static [&'static str] = &["collection"];
+    fn id(&self) -> Uuid {
+        self.id
+    }
+}
+
 /// The tenant under which engine-wide records (tenants, API keys) are kept.
 pub(crate) const SYSTEM_TENANT: &str = "_system";

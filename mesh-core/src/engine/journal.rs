@@ -1,5 +1,6 @@
-//! The workflow repositories of the engine's [`Stores`], erased, so the workflow
-//! runtime runs on whatever stores the engine was started with.
+//! The repositories of the engine's [`Stores`] that the services use (the workflow
+//! runtime's, the knowledge services' documents), erased, so they run on whatever
+//! stores the engine was started with.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -8,8 +9,8 @@ use mesh_store::{DynRepository, Page, Query, Record, Repository, Versioned};
 use uuid::Uuid;
 
 use super::stores::Stores;
-use crate::domain::Tenant;
 use crate::domain::workflow::{Checkpoint, DefinitionRecord, RunMessage, WorkflowRun};
+use crate::domain::{IndexedDocument, Tenant};
 
 /// The repositories workflows keep their definitions, runs, journals and messages in.
 #[derive(Clone)]
@@ -19,6 +20,8 @@ pub(crate) struct Journal {
     pub(crate) checkpoints: Arc<dyn DynRepository<Checkpoint>>,
     pub(crate) messages: Arc<dyn DynRepository<RunMessage>>,
     pub(crate) tenants: Arc<dyn DynRepository<Tenant>>,
+    /// Indexed documents' metadata (the knowledge services keep it here).
+    pub(crate) documents: Arc<dyn DynRepository<IndexedDocument>>,
 }
 
 impl Journal {
@@ -29,6 +32,7 @@ impl Journal {
             checkpoints: Arc::new(Field::new(stores, S::checkpoints)),
             messages: Arc::new(Field::new(stores, S::messages)),
             tenants: Arc::new(Field::new(stores, S::tenants)),
+            documents: Arc::new(Field::new(stores, S::documents)),
         }
     }
 }

@@ -3,7 +3,7 @@
 use mesh_store::Repository;
 
 use crate::domain::workflow::{Checkpoint, DefinitionRecord, RunMessage, WorkflowRun};
-use crate::domain::{Agent, ApiKey, Task, Tenant};
+use crate::domain::{Agent, ApiKey, IndexedDocument, Task, Tenant};
 
 /// The repositories the engine needs. [`MemoryStores`] keeps nothing across a
 /// restart; `SqliteStores` (feature `sqlite`) keeps everything in one file and
@@ -27,6 +27,8 @@ pub trait Stores: Send + Sync + 'static {
     type Checkpoints: Repository<Checkpoint>;
     /// Signals and resumes sent to runs.
     type Messages: Repository<RunMessage>;
+    /// Indexed documents' metadata.
+    type Documents: Repository<IndexedDocument>;
 
     /// The task repository.
     fn tasks(&self) -> &Self::Tasks;
@@ -45,6 +47,8 @@ pub trait Stores: Send + Sync + 'static {
     fn checkpoints(&self) -> &Self::Checkpoints;
     /// The workflow message repository.
     fn messages(&self) -> &Self::Messages;
+    /// The indexed-document repository.
+    fn documents(&self) -> &Self::Documents;
 
     /// The stores' own clock, when instances share it (PostgreSQL's `now()`), so
     /// liveness written by one instance and read by another compares on one clock;
@@ -69,6 +73,7 @@ macro_rules! repositories {
         type Runs = mesh_store::$repo<WorkflowRun>;
         type Checkpoints = mesh_store::$repo<Checkpoint>;
         type Messages = mesh_store::$repo<RunMessage>;
+        type Documents = mesh_store::$repo<IndexedDocument>;
         fn tasks(&self) -> &Self::Tasks {
             &self.tasks
         }
@@ -93,6 +98,9 @@ macro_rules! repositories {
         fn messages(&self) -> &Self::Messages {
             &self.messages
         }
+        fn documents(&self) -> &Self::Documents {
+            &self.documents
+        }
     };
 }
 
@@ -107,6 +115,7 @@ pub struct MemoryStores {
     runs: mesh_store::MemoryRepository<WorkflowRun>,
     checkpoints: mesh_store::MemoryRepository<Checkpoint>,
     messages: mesh_store::MemoryRepository<RunMessage>,
+    documents: mesh_store::MemoryRepository<IndexedDocument>,
 }
 
 impl MemoryStores {
@@ -133,6 +142,7 @@ pub struct PgStores {
     runs: mesh_store::PgRepository<WorkflowRun>,
     checkpoints: mesh_store::PgRepository<Checkpoint>,
     messages: mesh_store::PgRepository<RunMessage>,
+    documents: mesh_store::PgRepository<IndexedDocument>,
 }
 
 #[cfg(feature = "postgres")]
@@ -148,6 +158,7 @@ impl PgStores {
             runs: store.repository().await?,
             checkpoints: store.repository().await?,
             messages: store.repository().await?,
+            documents: store.repository().await?,
             store,
         })
     }
@@ -181,6 +192,7 @@ pub struct SqliteStores {
     runs: mesh_store::SqliteRepository<WorkflowRun>,
     checkpoints: mesh_store::SqliteRepository<Checkpoint>,
     messages: mesh_store::SqliteRepository<RunMessage>,
+    documents: mesh_store::SqliteRepository<IndexedDocument>,
 }
 
 #[cfg(feature = "sqlite")]
@@ -196,6 +208,7 @@ impl SqliteStores {
             runs: store.repository().await?,
             checkpoints: store.repository().await?,
             messages: store.repository().await?,
+            documents: store.repository().await?,
             store,
         })
     }

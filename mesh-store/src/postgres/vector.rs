@@ -227,7 +227,14 @@ impl VectorIndex for PgVectorIndex {
             .bind(k as i64)
             .fetch_all(&mut *tx)
             .await
-            .map_err(backend)?;
+            .map_err(|e| match &e {
+                // Registered by another process that has not created its table yet
+                // (the row goes in first): nothing is in it.
+                sqlx::Error::Database(db) if db.code().as_deref() == Some("42P01") => {
+                    StoreError::UnknownCollection(collection.to_owned())
+                }
+                _ => backend(e),
+            })?;
         tx.commit().await.map_err(backend)?;
         rows.iter()
             .map(|row| {
