@@ -135,7 +135,7 @@ impl Workflows {
                 for run in page.items {
                     let mine = run.owner.as_deref() == Some(me);
                     let expired = run.lease_until.is_none_or(|until| until < Utc::now());
-                    let driven = self.inner.drivers().contains_key(&run.id);
+                    let driven = self.inner.is_driven(run.id);
                     if !driven && ((own && mine) || expired) && self.claim(tenant, run.id).await? {
                         adopted += 1;
                     }

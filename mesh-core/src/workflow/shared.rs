@@ -54,7 +54,11 @@ impl Workflows {
 
     /// Runs driven by this instance now.
     pub fn driving(&self) -> usize {
-        self.inner.drivers().len()
+        self.inner
+            .drivers()
+            .values()
+            .filter(|tx| !tx.is_closed())
+            .count()
     }
 }
 
@@ -129,11 +133,17 @@ impl Inner {
         self.drivers.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Whether a driver here has (or is about to have) the run.
+    pub(super) fn is_driven(&self, run: WorkflowId) -> bool {
+        self.drivers().get(&run).is_some_and(|tx| !tx.is_closed())
+    }
+
     /// Registers a driver's pokes for `run` ahead of its driver; `None` if the run is
-    /// driven here already.
+    /// driven here already. A registration whose driver never came (its launch was
+    /// dropped: the caller went away) is closed, and taken over.
     pub(super) fn reserve(&self, run: WorkflowId) -> Option<mpsc::UnboundedReceiver<Poke>> {
         let mut drivers = self.drivers();
-        if drivers.contains_key(&run) {
+        if drivers.get(&run).is_some_and(|tx| !tx.is_closed()) {
             return None;
         }
         let (tx, pokes) = mpsc::unbounded_channel();
