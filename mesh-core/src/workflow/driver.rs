@@ -326,8 +326,8 @@ impl Driver {
     /// run now.
     async fn checkpoint(&mut self, event: JournalEvent) -> Result<(), Stop> {
         let entry = Checkpoint::new(self.id(), self.seq + 1, event, self.position.clone());
-        match self.inner.committer.append(&self.key, entry).await {
-            Ok(()) => {
+        match self.inner.checkpoint_writes.create(&self.key, entry).await {
+            Ok(_) => {
                 self.seq += 1;
                 Ok(())
             }
@@ -465,9 +465,8 @@ impl Driver {
             change(&mut record);
             match self
                 .inner
-                .journal
-                .runs
-                .update(&self.key, &record, self.run.version)
+                .run_writes
+                .update(&self.key, record, self.run.version)
                 .await
             {
                 Ok(written) => {

@@ -72,7 +72,9 @@ pub(super) struct Inner {
     /// Runs written that a driver should take up (sub-workflows started by steps).
     pub(super) launches: mpsc::UnboundedSender<Launch>,
     /// Writes journal entries in groups.
-    pub(super) committer: Committer,
+    pub(super) checkpoint_writes: Committer<Checkpoint>,
+    /// Writes run records in groups.
+    pub(super) run_writes: Committer<WorkflowRun>,
     /// Whether the adoption loop runs.
     pub(super) adopting: std::sync::atomic::AtomicBool,
     /// Tenants known to the adoption scan.
@@ -113,7 +115,8 @@ impl Inner {
     ) -> Self {
         let journal = engine.journal().clone();
         Self {
-            committer: Committer::start(journal.checkpoints.clone()),
+            checkpoint_writes: Committer::start(journal.checkpoints.clone()),
+            run_writes: Committer::start(journal.runs.clone()),
             journal,
             engine,
             tools,
@@ -289,14 +292,14 @@ impl Inner {
         let id = run.id;
         let pokes = self.reserve(id);
         let written = async {
-            let written = match self.journal.runs.create(&key, &run).await {
+            let written = match self.run_writes.create(&key, run).await {
                 Ok(written) => written,
                 // Started twice at once under one id: the first one stands.
                 Err(StoreError::AlreadyExists { .. }) => return Ok(None),
                 Err(e) => return Err(WorkflowError::from(e)),
             };
             let first = Checkpoint::new(id, 0, JournalEvent::Started, position);
-            self.committer.append(&key, first.clone()).await?;
+            self.checkpoint_writes.create(&key, first.clone()).await?;
             Ok(Some((written, first)))
         }
         .await;

@@ -261,11 +261,18 @@ impl<T: Record> Repository<T> for PgRepository<T> {
             data.push(serde_json::to_value(record)?);
             expected.push(*version as i64);
         }
-        // One statement, one commit: the rows whose version matches change.
+        // One statement, one commit: the rows whose version matches change. Each row
+        // is found by its whole key in a lateral subquery the planner cannot flatten:
+        // a plain join, planned while the table's statistics say it is small (a new
+        // database), reads every record of the tenant's collection for each batch.
+        // (A row changed meanwhile has a new `ctid`, so it is refused, as its version
+        // would refuse it.)
         let rows = sqlx::query(
             "UPDATE mesh_records m SET data = u.data, version = m.version + 1, updated_at = now()
-             FROM unnest($3::uuid[], $4::jsonb[], $5::int8[]) AS u(id, data, expected)
-             WHERE m.collection = $1 AND m.tenant = $2 AND m.id = u.id AND m.version = u.expected
+             FROM unnest($3::uuid[], $4::jsonb[], $5::int8[]) AS u(id, data, expected),
+                  LATERAL (SELECT r.ctid AS row FROM mesh_records r
+                           WHERE r.collection = $1 AND r.tenant = $2 AND r.id = u.id OFFSET 0) AS found
+             WHERE m.ctid = found.row AND m.version = u.expected
              RETURNING m.id, m.version, m.created_at, m.updated_at",
         )
         .bind(T::COLLECTION)
