@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use metrics::{counter, gauge, histogram};
+use metrics::{Counter, Histogram, counter, gauge, histogram};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 
@@ -159,13 +159,46 @@ pub fn record(engine: &Engine) -> Option<JoinHandle<()>> {
 /// What the recorder remembers between events.
 #[derive(Default)]
 struct Seen {
-    /// Task → its kind, when it was submitted, and when its attempt began.
-    tasks: HashMap<TaskId, (String, Instant, Option<Instant>)>,
+    /// Task → its kind's series, when it was submitted, and when its attempt began.
+    tasks: HashMap<TaskId, (usize, Instant, Option<Instant>)>,
     /// (run, activation) → when the step began.
     steps: HashMap<(crate::domain::WorkflowId, u64), Instant>,
     connected: f64,
-    /// The kinds labelled so far.
-    kinds: std::collections::HashSet<String>,
+    /// The kinds labelled so far → their series.
+    kinds: HashMap<String, usize>,
+    series: Vec<KindSeries>,
+}
+
+/// The series of one task kind, looked up in the recorder once, not per event.
+struct KindSeries {
+    kind: String,
+    submitted: Counter,
+    assigned: Counter,
+    schedule_to_start: Histogram,
+    /// By terminal status.
+    finished: HashMap<&'static str, (Counter, Histogram)>,
+}
+
+impl KindSeries {
+    fn new(kind: String) -> Self {
+        Self {
+            submitted: counter!("mesh_tasks_submitted_total", "kind" => kind.clone()),
+            assigned: counter!("mesh_tasks_assigned_total", "kind" => kind.clone()),
+            schedule_to_start: histogram!("mesh_task_schedule_to_start_seconds", "kind" => kind.clone()),
+            finished: HashMap::new(),
+            kind,
+        }
+    }
+
+    fn finished(&mut self, status: &'static str) -> &(Counter, Histogram) {
+        let kind = &self.kind;
+        self.finished.entry(status).or_insert_with(|| {
+            (
+                counter!("mesh_tasks_finished_total", "kind" => kind.clone(), "status" => status),
+                histogram!("mesh_task_start_to_close_seconds", "kind" => kind.clone(), "status" => status),
+            )
+        })
+    }
 }
 
 impl Seen {
@@ -173,7 +206,7 @@ impl Seen {
         match event {
             Event::TaskSubmitted { task, kind, .. } => {
                 let kind = self.label(kind);
-                counter!("mesh_tasks_submitted_total", "kind" => kind.clone()).increment(1);
+                self.series[kind].submitted.increment(1);
                 if self.tasks.len() >= TRACKED {
                     let mut oldest: Vec<_> = self
                         .tasks
@@ -190,8 +223,10 @@ impl Seen {
             Event::TaskAssigned { task, .. } => {
                 if let Some((kind, submitted, started)) = self.tasks.get_mut(&task) {
                     let now = Instant::now();
-                    counter!("mesh_tasks_assigned_total", "kind" => kind.clone()).increment(1);
-                    histogram!("mesh_task_schedule_to_start_seconds", "kind" => kind.clone())
+                    let series = &self.series[*kind];
+                    series.assigned.increment(1);
+                    series
+                        .schedule_to_start
                         .record(now.duration_since(*submitted).as_secs_f64());
                     *started = Some(now);
                 }
@@ -201,10 +236,10 @@ impl Seen {
                     counter!("mesh_tasks_finished_total", "kind" => "unknown", "status" => status.as_str()).increment(1);
                     return;
                 };
-                counter!("mesh_tasks_finished_total", "kind" => kind.clone(), "status" => status.as_str()).increment(1);
+                let (finished, start_to_close) = self.series[kind].finished(status.as_str());
+                finished.increment(1);
                 if let Some(started) = started {
-                    histogram!("mesh_task_start_to_close_seconds", "kind" => kind, "status" => status.as_str())
-                        .record(started.elapsed().as_secs_f64());
+                    start_to_close.record(started.elapsed().as_secs_f64());
                 }
             }
             Event::TaskStatus {
@@ -236,16 +271,21 @@ impl Seen {
         }
     }
 
-    /// `kind` as a label value: itself among the first [`KINDS`] seen, else `other`.
-    fn label(&mut self, kind: String) -> String {
-        if self.kinds.contains(&kind) {
-            return kind;
+    /// The series of `kind`: its own among the first [`KINDS`] seen, else `other`'s.
+    fn label(&mut self, kind: String) -> usize {
+        if let Some(&at) = self.kinds.get(&kind) {
+            return at;
         }
-        if self.kinds.len() < KINDS {
-            self.kinds.insert(kind.clone());
-            return kind;
-        }
-        "other".to_owned()
+        let kind = if self.kinds.len() < KINDS {
+            kind
+        } else {
+            "other".to_owned()
+        };
+        let at = self.series.len();
+        *self.kinds.entry(kind.clone()).or_insert_with(|| {
+            self.series.push(KindSeries::new(kind));
+            at
+        })
     }
 
     fn workflow(

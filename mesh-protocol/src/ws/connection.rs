@@ -238,6 +238,8 @@ pub struct Connection {
     idle: Option<IdleTimer>,
     subprotocol: Option<Subprotocol>,
     closed: bool,
+    received: Traffic,
+    frames_received: metrics::Counter,
 }
 
 /// Detects a silent peer without re-arming a timer per frame: frames only record the
@@ -309,6 +311,7 @@ impl Connection {
             codec: codec.clone().build(),
             coalescer: Coalescer::new(batch),
             buf: BytesMut::new(),
+            sent: Traffic::new("out"),
         };
         tokio::spawn(writer_task.run(config.ping_interval));
         Self {
@@ -330,6 +333,8 @@ impl Connection {
             }),
             subprotocol,
             closed: false,
+            received: Traffic::new("in"),
+            frames_received: metrics::counter!("mesh_protocol_frames_received_total"),
         }
     }
 
@@ -438,7 +443,7 @@ impl Connection {
             let fin = frame.fin;
             let opcode = frame.opcode;
             if matches!(opcode, OpCode::Binary | OpCode::Text | OpCode::Continuation) {
-                count_message("in", frame.payload.len());
+                self.received.count(frame.payload.len());
             }
             let payload = into_bytes(frame.payload);
             if let Some(message) = self.assemble(fin, opcode, payload) {
@@ -453,8 +458,7 @@ impl Connection {
                     Ok((_, bytes)) => {
                         let decoded = match self.codec.decode_message(bytes) {
                             Ok(frames) => {
-                                metrics::counter!("mesh_protocol_frames_received_total")
-                                    .increment(frames.len() as u64);
+                                self.frames_received.increment(frames.len() as u64);
                                 self.inbox.extend(frames);
                                 Ok(())
                             }
@@ -553,11 +557,26 @@ impl Connection {
     }
 }
 
-/// Counts a WebSocket message (data or control) and its payload bytes through the
-/// `metrics` facade: nothing is recorded unless the application installs a recorder.
-fn count_message(direction: &'static str, bytes: usize) {
-    metrics::counter!("mesh_ws_messages_total", "direction" => direction).increment(1);
-    metrics::counter!("mesh_ws_bytes_total", "direction" => direction).increment(bytes as u64);
+/// One direction's WebSocket messages (data or control) and payload bytes, counted
+/// through the `metrics` facade — nothing is recorded unless the application installs
+/// a recorder. The handles are looked up once per connection, not per message.
+struct Traffic {
+    messages: metrics::Counter,
+    bytes: metrics::Counter,
+}
+
+impl Traffic {
+    fn new(direction: &'static str) -> Self {
+        Self {
+            messages: metrics::counter!("mesh_ws_messages_total", "direction" => direction),
+            bytes: metrics::counter!("mesh_ws_bytes_total", "direction" => direction),
+        }
+    }
+
+    fn count(&self, bytes: usize) {
+        self.messages.increment(1);
+        self.bytes.increment(bytes as u64);
+    }
 }
 
 fn into_bytes(payload: Payload<'_>) -> Bytes {
@@ -578,6 +597,7 @@ struct Writer {
     codec: FrameCodec,
     coalescer: Coalescer,
     buf: BytesMut,
+    sent: Traffic,
 }
 
 /// The writer's side of the queue. While a write waits on the socket the writer keeps
@@ -696,6 +716,7 @@ impl Writer {
 
     /// Writes one frame, giving up after the write timeout.
     async fn put(&mut self, frame: WsFrame<'_>) -> Result<(), WebSocketError> {
+        self.sent.count(frame.payload.len());
         put(&mut self.ws, &mut self.inbox, self.write_timeout, frame).await
     }
 
@@ -811,7 +832,6 @@ async fn put(
     limit: Option<Duration>,
     frame: WsFrame<'_>,
 ) -> Result<(), WebSocketError> {
-    count_message("out", frame.payload.len());
     let write = ws.write_frame(frame);
     tokio::pin!(write);
     let written = async {
