@@ -4,7 +4,9 @@
 //!
 //! `cargo bench -p mesh-benches --bench hub_load`
 //! (`-- --tasks N --window W --agents A --idle C` to change the load; `--metrics` records
-//! Prometheus metrics as the services do, to measure what that costs)
+//! Prometheus metrics as the services do, to measure what that costs; `--store sqlite`
+//! or `--store postgres` runs the engine on those stores instead of memory — PostgreSQL
+//! needs `MESH_TEST_DATABASE_URL`, each run gets a fresh database)
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -63,10 +65,60 @@ fn main() {
             throughput(arg("--agents", 100), arg("--tasks", 50_000), window).await;
         }
     });
+    for entry in std::fs::read_dir(std::env::temp_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(&sqlite_prefix())
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// This process's SQLite files in the temp directory (removed when it ends).
+fn sqlite_prefix() -> String {
+    format!("mesh-hub-bench-{}-", std::process::id())
+}
+
+/// The engine on the stores `--store` names (memory by default).
+async fn engine() -> Engine {
+    let args: Vec<String> = std::env::args().collect();
+    let store = args
+        .iter()
+        .position(|a| a == "--store")
+        .and_then(|i| args.get(i + 1))
+        .map_or("memory", String::as_str);
+    let config = mesh_core::EngineConfig::default();
+    match store {
+        "memory" => Engine::in_memory().await,
+        "sqlite" => {
+            let path = std::env::temp_dir().join(format!(
+                "{}{}.db",
+                sqlite_prefix(),
+                uuid::Uuid::now_v7().simple()
+            ));
+            let store = mesh_store::SqliteStore::open(&path).await.unwrap();
+            let stores = mesh_core::SqliteStores::new(store).await.unwrap();
+            Engine::start(config, stores).await.unwrap()
+        }
+        "postgres" => {
+            let url = mesh_core::testing::fresh_database()
+                .await
+                .expect("--store postgres needs MESH_TEST_DATABASE_URL");
+            let stores = mesh_core::testing::pg_stores(&url).await;
+            Engine::start(config, stores).await.unwrap()
+        }
+        other => panic!("--store {other}: memory, sqlite or postgres"),
+    }
 }
 
 async fn start() -> (Engine, TenantId, String, String) {
-    let engine = Engine::in_memory().await;
+    let engine = engine().await;
     if std::env::args().any(|a| a == "--metrics") {
         // What the service binaries do: the Prometheus recorder, and the engine's events
         // recorded as metrics (the transport's counters then record too).
