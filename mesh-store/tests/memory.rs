@@ -30,6 +30,12 @@ async fn repository_tenant_isolation() {
 }
 
 #[tokio::test]
+async fn repository_concurrent_updates_one_wins() {
+    conformance::repository::concurrent_updates_of_a_record_one_wins(&MemoryRepository::new())
+        .await;
+}
+
+#[tokio::test]
 async fn vector_search_matches_brute_force() {
     conformance::vector::search_matches_brute_force(&MemoryVectorIndex::new()).await;
 }

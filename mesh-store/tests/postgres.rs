@@ -48,6 +48,10 @@ with_store!(repository_filters_ordering_and_paging, |s| async move {
 with_store!(repository_tenant_isolation, |s| async move {
     conformance::repository::tenant_isolation(&s.repository().await.unwrap()).await
 });
+with_store!(repository_concurrent_updates_one_wins, |s| async move {
+    conformance::repository::concurrent_updates_of_a_record_one_wins(&s.repository().await.unwrap())
+        .await
+});
 with_store!(vector_search_matches_brute_force, |s| async move {
     conformance::vector::search_matches_brute_force(&s.vectors()).await
 });

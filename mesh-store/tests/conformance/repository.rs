@@ -268,3 +268,48 @@ pub async fn tenant_isolation<R: Repository<Item>>(repo: &R) {
         "A's record is untouched"
     );
 }
+
+/// Batches racing for one record: each batch's other records change, and exactly one
+/// batch changes the shared one — the others are told `Conflict`, as single updates
+/// would be.
+pub async fn concurrent_updates_of_a_record_one_wins<R: Repository<Item>>(repo: &R) {
+    let tenant = unique("t");
+    let shared = item(100);
+    repo.create(&tenant, &shared).await.unwrap();
+    let own: Vec<Item> = (0..4).map(|i| item(200 + i)).collect();
+    for it in &own {
+        repo.create(&tenant, it).await.unwrap();
+    }
+    let batch = |i: usize| {
+        let mut mine = shared.clone();
+        mine.name = format!("by {i}");
+        vec![(own[i].clone(), 1), (mine, 1)]
+    };
+    let (b0, b1, b2, b3) = (batch(0), batch(1), batch(2), batch(3));
+    let (r0, r1, r2, r3) = tokio::join!(
+        repo.update_many(&tenant, &b0),
+        repo.update_many(&tenant, &b1),
+        repo.update_many(&tenant, &b2),
+        repo.update_many(&tenant, &b3),
+    );
+    let mut won = 0;
+    for results in [r0, r1, r2, r3] {
+        let results = results.unwrap();
+        assert_eq!(results[0].as_ref().unwrap().version, 2);
+        match &results[1] {
+            Ok(v) => {
+                assert_eq!(v.version, 2);
+                won += 1;
+            }
+            Err(StoreError::Conflict {
+                expected: 1,
+                actual: 2,
+            }) => {}
+            other => panic!("the shared record: {other:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+    let stored = repo.get(&tenant, shared.id).await.unwrap().unwrap();
+    assert_eq!(stored.version, 2);
+    assert!(stored.record.name.starts_with("by "));
+}
