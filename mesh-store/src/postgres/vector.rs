@@ -104,13 +104,34 @@ impl VectorIndex for PgVectorIndex {
         if dims == 0 || dims > 16_000 {
             return Err(StoreError::invalid(format!("{dims} dimensions")));
         }
-        sqlx::query("INSERT INTO mesh_vector_collections (name, dims, metric) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-            .bind(collection)
-            .bind(dims as i32)
-            .bind(metric.as_str())
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
+        let ops = match metric {
+            Metric::Cosine => "vector_cosine_ops",
+            Metric::InnerProduct => "vector_ip_ops",
+            Metric::L2 => "vector_l2_ops",
+        };
+        // The collection's row and its table in one transaction: nobody sees one
+        // without the other. (The name is checked above, the rest are numbers and a
+        // fixed word: nothing here comes from a user unchecked.)
+        ddl(
+            &self.pool,
+            &[
+                format!(
+                    "INSERT INTO mesh_vector_collections (name, dims, metric) VALUES ('{collection}', {dims}, '{}') \
+                     ON CONFLICT DO NOTHING",
+                    metric.as_str()
+                ),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS mesh_vectors_{collection} (tenant text NOT NULL, id text NOT NULL, \
+                     embedding vector({dims}) NOT NULL, metadata jsonb NOT NULL DEFAULT '{{}}', PRIMARY KEY (tenant, id))"
+                ),
+                format!(
+                    "CREATE INDEX IF NOT EXISTS mesh_vectors_{collection}_hnsw ON mesh_vectors_{collection} \
+                     USING hnsw (embedding {ops}) WITH (m = 16, ef_construction = 64)"
+                ),
+            ],
+        )
+        .await?;
+        // Created before, maybe by another process, with other settings: refused.
         let (have_dims, have_metric) = self.collection(collection).await?;
         if have_dims != dims {
             return Err(StoreError::DimensionMismatch {
@@ -125,25 +146,7 @@ impl VectorIndex for PgVectorIndex {
                 have_metric.as_str()
             )));
         }
-        let ops = match metric {
-            Metric::Cosine => "vector_cosine_ops",
-            Metric::InnerProduct => "vector_ip_ops",
-            Metric::L2 => "vector_l2_ops",
-        };
-        ddl(
-            &self.pool,
-            &[
-                format!(
-                    "CREATE TABLE IF NOT EXISTS mesh_vectors_{collection} (tenant text NOT NULL, id text NOT NULL, \
-                     embedding vector({dims}) NOT NULL, metadata jsonb NOT NULL DEFAULT '{{}}', PRIMARY KEY (tenant, id))"
-                ),
-                format!(
-                    "CREATE INDEX IF NOT EXISTS mesh_vectors_{collection}_hnsw ON mesh_vectors_{collection} \
-                     USING hnsw (embedding {ops}) WITH (m = 16, ef_construction = 64)"
-                ),
-            ],
-        )
-        .await
+        Ok(())
     }
 
     async fn upsert(&self, tenant: &str, collection: &str, items: &[VectorItem]) -> Result<()> {
