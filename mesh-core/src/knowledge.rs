@@ -366,8 +366,11 @@ type Pairs = Vec<(String, Value)>;
 /// these names are shadowed).
 const CHUNK_FIELDS: [&str; 3] = ["document_id", "chunk", "text"];
 
-/// The most chunks one search reads to find `k` whose documents fit its filter.
-pub const MAX_SEARCH_FETCH: usize = 10_000;
+/// The most chunks one search reads to find `k` whose documents fit its filter: it
+/// bounds the search's time (each new document among them is one read of its record),
+/// at the price of fewer than `k` results when very few documents of a large
+/// collection fit. (pgvector's index returns at most its `ef_search` anyway.)
+pub const MAX_SEARCH_FETCH: usize = 2_000;
 
 /// Chunk ids deleted per call when a shorter version of a document replaces a longer.
 const TAIL_WINDOW: usize = 64;
