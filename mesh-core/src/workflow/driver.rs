@@ -54,10 +54,7 @@ pub(super) struct Driver {
 
 /// Starts driving a run just written.
 pub(super) fn launch(inner: Arc<Inner>, launch: Launch) {
-    let pokes = match launch.pokes {
-        Some(pokes) => Some(pokes),
-        None => inner.reserve(launch.run.record.id),
-    };
+    let pokes = launch.pokes.or_else(|| inner.reserve(launch.run.record.id));
     if let Some(pokes) = pokes {
         // A new run: no message can predate the pokes (see `Launch::pokes`).
         let start = Start {

@@ -57,7 +57,7 @@ impl Workflows {
         self.inner
             .drivers()
             .values()
-            .filter(|tx| !tx.is_closed())
+            .filter(|tx| is_live(tx))
             .count()
     }
 }
@@ -92,6 +92,12 @@ pub(super) enum Poke {
     Message,
     /// The run was cancelled.
     Cancel,
+}
+
+/// Whether a registered driver's pokes still reach it (or will, once it starts): a
+/// registration whose launch was dropped is closed.
+fn is_live(pokes: &mpsc::UnboundedSender<Poke>) -> bool {
+    !pokes.is_closed()
 }
 
 /// A run just written, with what its driver starts from.
@@ -138,7 +144,7 @@ impl Inner {
 
     /// Whether a driver here has (or is about to have) the run.
     pub(super) fn is_driven(&self, run: WorkflowId) -> bool {
-        self.drivers().get(&run).is_some_and(|tx| !tx.is_closed())
+        self.drivers().get(&run).is_some_and(is_live)
     }
 
     /// Registers a driver's pokes for `run` ahead of its driver; `None` if the run is
@@ -146,7 +152,7 @@ impl Inner {
     /// dropped: the caller went away) is closed, and taken over.
     pub(super) fn reserve(&self, run: WorkflowId) -> Option<mpsc::UnboundedReceiver<Poke>> {
         let mut drivers = self.drivers();
-        if drivers.get(&run).is_some_and(|tx| !tx.is_closed()) {
+        if drivers.get(&run).is_some_and(is_live) {
             return None;
         }
         let (tx, pokes) = mpsc::unbounded_channel();
