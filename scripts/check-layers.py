@@ -18,7 +18,7 @@ import re
 import sys
 
 LAYERS = {
-    "domain": 1,
+    "domain": 1, "trace": 1,
     "engine": 2, "collab": 2, "workflow": 2, "services": 2, "knowledge": 2, "worker": 2, "tools": 2,
     "observe": 2, "health": 2,
     "cluster": 2,

@@ -21,7 +21,7 @@ impl HttpService {
     /// The whole `main` of an HTTP service called `name` serving `surfaces`: logs,
     /// builds the services, serves until a signal; the exit code says how it went.
     pub async fn main(self, name: &str, surfaces: Surfaces) -> std::process::ExitCode {
-        init_tracing();
+        let _telemetry = init_tracing(name);
         let run = async {
             let built = self.backend.build().await?;
             self.http

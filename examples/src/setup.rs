@@ -186,30 +186,128 @@ impl Backend {
     }
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (info by default).
-pub fn init_tracing() {
-    init_tracing_with("info,hyper=warn,mesh_protocol=warn,rmcp=warn");
+/// What the binaries log by default (`RUST_LOG` overrides it).
+pub const DEFAULT_LOG_FILTER: &str = "info,hyper=warn,mesh_protocol=warn,rmcp=warn";
+
+/// Which spans are exported (`MESH_TRACE_FILTER` overrides it, in `RUST_LOG`'s syntax):
+/// Mesh's spans are at info, so `RUST_LOG=warn` quiets the log without losing traces.
+pub const DEFAULT_TRACE_FILTER: &str = "info";
+
+/// Logs to stderr, filtered by `RUST_LOG` (info by default), and traces over OTLP when
+/// an endpoint is configured: see [`init_tracing_with`].
+pub fn init_tracing(service: &str) -> Telemetry {
+    init_tracing_with(service, DEFAULT_LOG_FILTER)
 }
 
-/// Logs to standard error, filtered by `RUST_LOG` (else `default`): text, or with
-/// `MESH_LOG_FORMAT=json` one JSON object per line (timestamp, level, target, message
-/// and fields — an HTTP request's line carries its `request_id`). Credentials are never
+/// The process's logs and traces. Keep it until `main` returns: dropping it exports the
+/// spans still buffered (bounded by `OTEL_BSP_EXPORT_TIMEOUT`, 30 s by default).
+#[must_use = "dropping it ends tracing: keep it until main returns"]
+#[derive(Debug)]
+pub struct Telemetry {
+    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Whether spans are exported over OTLP.
+    pub fn exporting(&self) -> bool {
+        self.provider.is_some()
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take()
+            && let Err(e) = provider.shutdown()
+        {
+            eprintln!("exporting the last spans failed: {e}");
+        }
+    }
+}
+
+/// Logs to standard error, filtered by `RUST_LOG` (else `default_filter`): text, or
+/// with `MESH_LOG_FORMAT=json` one JSON object per line (timestamp, level, target,
+/// message and fields, the current span — an HTTP request's carries its `request_id`
+/// — and, when traced, `openTelemetry.traceId` and `spanId`). Credentials are never
 /// logged.
-pub fn init_tracing_with(default: &str) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
+///
+/// Spans are exported over OTLP/HTTP (protobuf) when `OTEL_EXPORTER_OTLP_ENDPOINT` or
+/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set and `OTEL_SDK_DISABLED` is not `true`;
+/// the standard `OTEL_*` variables apply (`OTEL_SERVICE_NAME`, else `service`;
+/// `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`, parent-based always-on by
+/// default; `OTEL_EXPORTER_OTLP_HEADERS`; `OTEL_BSP_*`), and `MESH_TRACE_FILTER`
+/// chooses the spans, apart from the log's `RUST_LOG`. An exporter that cannot be
+/// built is reported and the process runs untraced.
+pub fn init_tracing_with(service: &str, default_filter: &str) -> Telemetry {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    let log_filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| default_filter.into())
+    };
     let json = std::env::var("MESH_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        logs.json()
+    let provider = otlp_provider(service);
+    let traces = provider.as_ref().map(|p| {
+        let filter = tracing_subscriber::EnvFilter::try_from_env("MESH_TRACE_FILTER")
+            .unwrap_or_else(|_| DEFAULT_TRACE_FILTER.into());
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer("mesh"))
+            .with_filter(filter)
+    });
+    let registry = tracing_subscriber::registry().with(traces);
+    // Boxed, not an `Option`: json-subscriber reads trace ids through the dispatch it
+    // is handed at registration, which `Option<Layer>` does not pass on.
+    let logs = if json {
+        json_subscriber::layer()
             .with_current_span(true)
             .with_span_list(false)
-            .init();
+            .with_opentelemetry_ids(true)
+            .with_writer(std::io::stderr)
+            .with_filter(log_filter())
+            .boxed()
     } else {
-        logs.with_target(false).init();
+        tracing_subscriber::fmt::layer()
+            .with_target(false)
+            .with_writer(std::io::stderr)
+            .with_filter(log_filter())
+            .boxed()
+    };
+    let _ = registry.with(logs).try_init();
+    Telemetry { provider }
+}
+
+/// The OTLP trace pipeline, when the environment asks for one.
+fn otlp_provider(service: &str) -> Option<opentelemetry_sdk::trace::SdkTracerProvider> {
+    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
+    let disabled =
+        std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    if disabled
+        || !(set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+    {
+        return None;
     }
+    let exporter = match opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .build()
+    {
+        Ok(exporter) => exporter,
+        Err(e) => {
+            eprintln!("{service}: traces are not exported: {e}");
+            return None;
+        }
+    };
+    let mut resource = opentelemetry_sdk::Resource::builder();
+    if !set("OTEL_SERVICE_NAME") {
+        resource = resource.with_service_name(service.to_owned());
+    }
+    Some(
+        opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(resource.build())
+            .build(),
+    )
 }
 
 /// Resolves on Ctrl-C, SIGTERM, or when `engine` stops (a dead engine must not leave

@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,21 +17,6 @@ use mesh_core::testing;
 use serde_json::{Value, json};
 
 const KEY: &str = "e2e-bootstrap-key-0123456789";
-
-/// Where the test services are; `None` (skip) outside the test command.
-fn services() -> Option<(String, String)> {
-    let get = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    match (get("MESH_TEST_DATABASE_URL"), get("MESH_TEST_SQS_ENDPOINT")) {
-        (Some(db), Some(sqs)) => Some((db, sqs)),
-        _ if std::env::var_os("MESH_TEST_SERVICES").is_some() => {
-            panic!("MESH_TEST_DATABASE_URL and MESH_TEST_SQS_ENDPOINT are required")
-        }
-        _ => {
-            eprintln!("skipped: the test services are not up (scripts/test.sh starts them)");
-            None
-        }
-    }
-}
 
 /// A service process, killed when dropped.
 struct Service {
@@ -174,7 +161,7 @@ async fn mcp_call(client: &McpClient, tool: &str, arguments: Value) -> (bool, Va
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_services_as_processes_share_postgres_and_sqs() {
-    let Some((base, sqs)) = services() else {
+    let Some((base, sqs)) = common::test_services() else {
         return;
     };
     let env = Env {

@@ -10,6 +10,7 @@ use mesh_embed::Role;
 use mesh_store::{Metric, StoreError, VectorItem};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::domain::{IndexedDocument, TenantId};
 use crate::services::{ServiceError, Services};
@@ -26,6 +27,9 @@ pub enum Job {
         /// The document.
         #[serde(flatten)]
         request: IndexRequest,
+        /// The W3C trace context it was queued in: the worker's span joins that trace.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        traceparent: Option<String>,
     },
 }
 
@@ -117,11 +121,28 @@ impl Services {
                 max: MAX_EMBED_TEXTS,
             });
         }
-        let mut vectors = Vec::with_capacity(texts.len());
-        for batch in texts.chunks(self.embedder.model().max_batch.max(1)) {
-            vectors.extend(self.embedder.embed(batch, role).await?.vectors);
+        let model = &self.embedder.model().id;
+        let span = tracing::info_span!(
+            "embeddings",
+            otel.name = format!("embeddings {model}"),
+            otel.kind = "client",
+            gen_ai.operation.name = "embeddings",
+            gen_ai.request.model = %model,
+            gen_ai.usage.input_tokens = tracing::field::Empty,
+        );
+        async {
+            let mut vectors = Vec::with_capacity(texts.len());
+            let mut tokens = 0;
+            for batch in texts.chunks(self.embedder.model().max_batch.max(1)) {
+                let embedded = self.embedder.embed(batch, role).await?;
+                tokens += embedded.tokens;
+                vectors.extend(embedded.vectors);
+            }
+            tracing::Span::current().record("gen_ai.usage.input_tokens", tokens);
+            Ok(vectors)
         }
-        Ok(vectors)
+        .instrument(span)
+        .await
     }
 
     /// Validates a document and queues it for the worker; returns the job's id.
@@ -148,8 +169,12 @@ impl Services {
             });
         }
         // A JSON value always serialises.
-        let body =
-            serde_json::to_string(&Job::IndexDocument { tenant, request }).unwrap_or_default();
+        let job = Job::IndexDocument {
+            tenant,
+            request,
+            traceparent: crate::trace::current(),
+        };
+        let body = serde_json::to_string(&job).unwrap_or_default();
         Ok(self.jobs.send(body, std::time::Duration::ZERO).await?)
     }
 

@@ -8,7 +8,8 @@
 //!
 //! The module tree is the architecture, in layers; each only uses the ones below it:
 //!
-//! 1. [`domain`] — ids, agents, tasks, task specs, principals; no I/O.
+//! 1. [`domain`] — ids, agents, tasks, task specs, principals; no I/O. [`trace`] — the
+//!    W3C trace context carried across processes.
 //! 2. [`engine`] — the single-owner engine (registry, routing, lifecycle, timers,
 //!    keys, clustering), with [`collab`] patterns on top; [`services`] bundle it with
 //!    the vector index, embedder, job queue and [`tools`]; [`knowledge`] indexes and
@@ -31,9 +32,10 @@
 //! | `ui` | `ui`: the dashboard at `/ui` (static files compiled in; needs `rest`) | flate2 |
 //! | `metrics` | Prometheus metrics at `/metrics` (`http::metrics`) | metrics-exporter-prometheus |
 //! | `github` | the GitHub tool adapter | reqwest |
+//! | `otel` | OpenTelemetry context for Mesh's spans: [`trace`] reads and writes W3C `traceparent` | opentelemetry (API), tracing-opentelemetry |
 //! | `postgres` | `PgStores` and clustering over LISTEN/NOTIFY | sqlx |
 //! | `sqlite` | `SqliteStores`: the engine durable in one file, nothing to install | sqlx, SQLite (bundled) |
-//! | `server` | `hub` + `rest` + `mcp` + `ui` + `metrics` + `github`, what the binaries use | |
+//! | `server` | `hub` + `rest` + `mcp` + `ui` + `metrics` + `github` + `otel`, what the binaries use | |
 //! | `testing` | `testing`: helpers for tests, benches and examples | |
 //!
 //! ## Quick start
@@ -83,6 +85,7 @@ pub mod services;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tools;
+pub mod trace;
 #[cfg(feature = "ui")]
 pub mod ui;
 pub mod worker;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::knowledge::Job;
 use crate::services::Services;
@@ -184,11 +185,33 @@ async fn handle(services: &Services, config: &WorkerConfig, delivery: mesh_store
 /// What a job came to.
 async fn run_job(services: &Services, delivery: &mesh_store::Delivery) -> Result<(), String> {
     match serde_json::from_str::<Job>(&delivery.body) {
-        Ok(Job::IndexDocument { tenant, request }) => services
-            .index_now(tenant, &request)
-            .await
-            .map(|chunks| tracing::debug!(chunks, document = %request.document_id, "indexed"))
-            .map_err(|e| e.to_string()),
+        Ok(Job::IndexDocument {
+            tenant,
+            request,
+            traceparent,
+        }) => {
+            let span = tracing::info_span!(
+                "index_document",
+                otel.kind = "consumer",
+                otel.status_code = tracing::field::Empty,
+                messaging.message.id = %delivery.id,
+                mesh.job.receives = delivery.receive_count,
+                mesh.collection = %request.collection,
+            );
+            if let Some(traceparent) = &traceparent {
+                crate::trace::set_parent(&span, traceparent);
+            }
+            let outcome = services
+                .index_now(tenant, &request)
+                .instrument(span.clone())
+                .await
+                .map(|chunks| tracing::debug!(chunks, document = %request.document_id, "indexed"))
+                .map_err(|e| e.to_string());
+            if outcome.is_err() {
+                span.record("otel.status_code", "ERROR");
+            }
+            outcome
+        }
         Err(e) => Err(format!("unreadable job: {e}")),
     }
 }

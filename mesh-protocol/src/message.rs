@@ -152,6 +152,10 @@ pub struct TaskAssign {
     /// Milliseconds the agent has to finish it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline_ms: Option<u64>,
+    /// The W3C trace context the task runs in (`00-<trace id>-<span id>-<flags>`):
+    /// an agent that traces makes it the parent of its span for the task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 impl TaskAssign {
@@ -163,6 +167,7 @@ impl TaskAssign {
             input,
             attempt,
             deadline_ms: None,
+            traceparent: None,
         }
     }
 }
@@ -303,6 +308,9 @@ pub struct TaskSubmit {
     /// The task it is part of.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<Uuid>,
+    /// The W3C trace context to submit it in, so the sub-task joins the agent's trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 impl TaskSubmit {
@@ -314,6 +322,7 @@ impl TaskSubmit {
             input,
             required_capabilities: Vec::new(),
             parent: None,
+            traceparent: None,
         }
     }
 }

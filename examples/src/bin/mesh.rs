@@ -118,7 +118,8 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let run = match cli.command {
         Command::Up(args) => {
-            mesh_examples::setup::init_tracing_with(
+            let _telemetry = mesh_examples::setup::init_tracing_with(
+                "mesh",
                 "info,hyper=warn,mesh_protocol=warn,mesh::access=warn",
             );
             up(args).await

@@ -25,7 +25,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    init_tracing();
+    let _telemetry = init_tracing("worker");
     let cli = Cli::parse();
     let run = async {
         let built = cli.backend.build().await?;

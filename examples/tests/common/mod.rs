@@ -86,6 +86,22 @@ pub fn service(binary: &str, database: &str, args: &[&str], key: &str) -> (Kille
     (child, addr)
 }
 
+/// The test command's PostgreSQL URL and SQS endpoint; `None` (skip) outside the test
+/// command.
+pub fn test_services() -> Option<(String, String)> {
+    let get = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    match (get("MESH_TEST_DATABASE_URL"), get("MESH_TEST_SQS_ENDPOINT")) {
+        (Some(db), Some(sqs)) => Some((db, sqs)),
+        _ if std::env::var_os("MESH_TEST_SERVICES").is_some() => {
+            panic!("MESH_TEST_DATABASE_URL and MESH_TEST_SQS_ENDPOINT are required")
+        }
+        _ => {
+            eprintln!("skipped: the test services are not up (scripts/test.sh starts them)");
+            None
+        }
+    }
+}
+
 /// A data directory no other test uses, under cargo's scratch directory for tests.
 pub fn fresh_data_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))

@@ -52,6 +52,10 @@ pub struct TaskSpec {
     /// The task it is a sub-task of (of the same tenant).
     #[serde(default)]
     pub parent: Option<TaskId>,
+    /// The W3C trace context to run it in: the submitter's span (`Engine::submit`), a
+    /// delegating agent's `traceparent`. Never read from a client's JSON.
+    #[serde(skip)]
+    pub(crate) traceparent: Option<String>,
 }
 
 impl TaskSpec {

@@ -98,6 +98,10 @@ pub struct Task {
     /// How long one attempt may take, in milliseconds (the engine's default if `None`).
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// The W3C trace context it was submitted in, when traced: agents' work on it
+    /// joins that trace, on any instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     /// When it was submitted.
     pub created_at: DateTime<Utc>,
     /// When its status last changed.
@@ -131,6 +135,7 @@ impl Task {
             error: None,
             progress: None,
             timeout_ms: None,
+            traceparent: None,
             created_at: now,
             updated_at: now,
         }

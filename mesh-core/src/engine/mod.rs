@@ -33,6 +33,7 @@ use std::time::Duration;
 
 use mesh_protocol::{Hello, Message, Welcome};
 use tokio::sync::{broadcast, mpsc, oneshot};
+use tracing::Instrument;
 
 use self::command::{Command, Reply};
 pub(crate) use self::journal::Journal;
@@ -144,13 +145,18 @@ impl Engine {
 
     /// Submits a task; it is routed as soon as an eligible agent is free. The spec is
     /// checked here, the same way whatever the front end: see [`TaskSpec`]'s bounds.
+    ///
+    /// A task submitted inside a traced span runs in its trace: a sampled trace gets a
+    /// `submit_task` span here, and the agent's attempts are its children.
     pub async fn submit(&self, tenant: TenantId, spec: TaskSpec) -> Result<Task, EngineError> {
+        let (span, spec) = traced(spec);
         self.ask(|reply| Command::Submit {
             tenant,
             spec,
             id: None,
             reply,
         })
+        .instrument(span)
         .await
     }
 
@@ -163,12 +169,14 @@ impl Engine {
         id: TaskId,
         spec: TaskSpec,
     ) -> Result<Task, EngineError> {
+        let (span, spec) = traced(spec);
         self.ask(|reply| Command::Submit {
             tenant,
             spec,
             id: Some(id),
             reply,
         })
+        .instrument(span)
         .await
     }
 
@@ -439,4 +447,25 @@ impl Engine {
             let _ = rx.await;
         }
     }
+}
+
+/// A submission's span and its spec in the caller's trace: when the caller's trace is
+/// sampled, a `submit_task` span whose context the task keeps; when it is not, the
+/// caller's context as it is (so downstream respects the decision); outside any trace,
+/// a disabled span and nothing (no cost).
+fn traced(mut spec: TaskSpec) -> (tracing::Span, TaskSpec) {
+    let Some(caller) = crate::trace::current() else {
+        return (tracing::Span::none(), spec);
+    };
+    if !crate::trace::is_sampled(&caller) {
+        spec.traceparent = Some(caller);
+        return (tracing::Span::none(), spec);
+    }
+    let span = tracing::info_span!(
+        "submit_task",
+        otel.kind = "internal",
+        mesh.task.kind = %spec.kind,
+    );
+    spec.traceparent = crate::trace::of(&span).or(Some(caller));
+    (span, spec)
 }

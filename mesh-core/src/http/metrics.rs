@@ -7,8 +7,10 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
+use tracing::Instrument;
 
-/// Middleware: counts and times each request (`mesh_http_requests_total`,
+/// Middleware: runs each request in an `http_request` span (a child of the request's
+/// W3C `traceparent` header, if any), counts and times it (`mesh_http_requests_total`,
 /// `mesh_http_request_duration_seconds`) and writes its access log line (target
 /// `mesh::access`, level info: method, route, status, milliseconds, request id —
 /// never the path's ids, the query or a header's value besides the request id).
@@ -24,18 +26,42 @@ pub async fn track_requests(request: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = request.method().as_str().to_owned();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    tracing::info!(
-        target: "mesh::access",
-        method = %method,
-        route = %route,
-        status = %status,
-        ms = started.elapsed().as_secs_f64() * 1000.0,
+    let span = tracing::info_span!(
+        "http_request",
+        otel.name = format!("{method} {route}"),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = %method,
+        http.route = %route,
+        http.response.status_code = tracing::field::Empty,
         request_id = %request_id,
-        "request"
     );
+    if let Some(traceparent) = request
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+    {
+        crate::trace::set_parent(&span, traceparent);
+    }
+    let started = Instant::now();
+    let response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    span.record("http.response.status_code", status);
+    if status >= 500 {
+        span.record("otel.status_code", "ERROR");
+    }
+    let status = status.to_string();
+    span.in_scope(|| {
+        tracing::info!(
+            target: "mesh::access",
+            method = %method,
+            route = %route,
+            status = %status,
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            request_id = %request_id,
+            "request"
+        );
+    });
     metrics::histogram!("mesh_http_request_duration_seconds", "method" => method.clone(), "route" => route.clone())
         .record(started.elapsed().as_secs_f64());
     metrics::counter!("mesh_http_requests_total", "method" => method, "route" => route, "status" => status)

@@ -17,6 +17,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 use crate::collab::{CollabJob, JobState, JobView};
 use crate::domain::{AgentStatus, Principal, Scope, TaskId, TaskSpec};
@@ -478,6 +479,33 @@ impl ServerHandler for MeshMcp {
 
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
         Cow::Owned(PROTOCOL_VERSIONS.to_vec())
+    }
+
+    /// Every tool call in an `execute_tool` span, in the caller's trace: the request's
+    /// `_meta.traceparent`, else the HTTP request's `traceparent` header.
+    async fn call_tool(
+        &self,
+        request: rmcp::model::CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CallToolResponse, ErrorData> {
+        let span = tracing::info_span!(
+            "execute_tool",
+            otel.name = format!("execute_tool {}", request.name),
+            otel.kind = "server",
+            gen_ai.operation.name = "execute_tool",
+            gen_ai.tool.name = %request.name,
+        );
+        let header = context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.headers.get("traceparent"))
+            .and_then(|v| v.to_str().ok());
+        let meta = context.meta.get("traceparent").and_then(|v| v.as_str());
+        if let Some(traceparent) = meta.or(header) {
+            crate::trace::set_parent(&span, traceparent);
+        }
+        let call = ToolCallContext::new(self, request, context);
+        self.tool_router.call(call).instrument(span).await
     }
 
     async fn list_resources(

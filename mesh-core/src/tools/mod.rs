@@ -12,6 +12,7 @@ use std::sync::Arc;
 use mesh_embed::BoxFuture;
 use serde::Serialize;
 use serde_json::Value;
+use tracing::Instrument;
 
 pub use files::{FilesAdapter, MAX_FILE_BYTES, MAX_LIST_ENTRIES};
 #[cfg(feature = "github")]
@@ -173,8 +174,23 @@ impl ToolRegistry {
         if !adapter.actions().iter().any(|a| a.name == action) {
             return Err(ToolError::UnknownAction(action.to_owned()));
         }
+        let span = tracing::info_span!(
+            "execute_tool",
+            otel.name = format!("execute_tool {tool}"),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            gen_ai.operation.name = "execute_tool",
+            gen_ai.tool.name = tool,
+            mesh.tool.action = action,
+        );
         let started = std::time::Instant::now();
-        let outcome = adapter.execute(action, input).await;
+        let outcome = adapter
+            .execute(action, input)
+            .instrument(span.clone())
+            .await;
+        if outcome.is_err() {
+            span.record("otel.status_code", "ERROR");
+        }
         let (tool, action) = (tool.to_owned(), action.to_owned());
         metrics::histogram!("mesh_tool_call_duration_seconds", "tool" => tool.clone(), "action" => action.clone())
             .record(started.elapsed().as_secs_f64());

@@ -29,6 +29,7 @@ type Waiters = Arc<Mutex<HashMap<String, oneshot::Sender<TaskUpdate>>>>;
 pub struct AgentContext {
     sender: Sender,
     task_id: Uuid,
+    traceparent: Option<String>,
     waiters: Waiters,
 }
 
@@ -36,6 +37,19 @@ impl AgentContext {
     /// The task being run.
     pub fn task_id(&self) -> Uuid {
         self.task_id
+    }
+
+    /// The trace context sub-tasks are delegated in: the task's `traceparent` from
+    /// `task_assign`, unless replaced with [`AgentContext::with_traceparent`].
+    pub fn traceparent(&self) -> Option<&str> {
+        self.traceparent.as_deref()
+    }
+
+    /// Delegates in `traceparent` from now on: an agent that opens a span for the task
+    /// passes that span's context, so sub-tasks become its children.
+    pub fn with_traceparent(mut self, traceparent: Option<String>) -> Self {
+        self.traceparent = traceparent;
+        self
     }
 
     /// Reports progress (0 to 1).
@@ -61,6 +75,7 @@ impl AgentContext {
             .insert(request_id.clone(), tx);
         let mut submit = TaskSubmit::new(request_id, kind, input);
         submit.parent = Some(self.task_id);
+        submit.traceparent = self.traceparent.clone();
         submit.required_capabilities = required;
         self.sender.send(submit).await?;
         rx.await.map_err(|_| Error::Closed)
@@ -165,6 +180,7 @@ where
                 let context = AgentContext {
                     sender: sender.clone(),
                     task_id,
+                    traceparent: task.traceparent.clone(),
                     waiters: waiters.clone(),
                 };
                 let future = handler(task, context);

@@ -405,6 +405,9 @@ impl<S: Stores> State<S> {
         let mut spec =
             TaskSpec::new(submit.kind, submit.input).require(submit.required_capabilities);
         spec.parent = submit.parent.map(TaskId::from_uuid);
+        spec.traceparent = submit
+            .traceparent
+            .filter(|t| t.len() <= crate::trace::MAX_TRACEPARENT_LEN);
         match self.submit(tenant, spec, Some(agent)).await {
             Ok(task) => {
                 if let Some((_, link)) = self.agents.get(&agent).and_then(|a| a.session.as_ref()) {

@@ -67,12 +67,28 @@ struct TaskEntry {
     rejected_by: Vec<(AgentId, Instant)>,
     watcher: Option<AgentId>,
     waiters: Vec<Reply<Task>>,
+    /// The current attempt's `invoke_agent` span, when the task's trace is sampled;
+    /// it ends with the attempt (or when the entry goes).
+    attempt_span: Option<tracing::Span>,
 }
 
 /// A pending task's place in the queue: most urgent first, then oldest.
 type QueueKey = (Reverse<Priority>, u64, TaskId);
 
 impl TaskEntry {
+    /// Ends the current attempt's span, if any, with how the attempt ended.
+    fn end_attempt(&mut self, outcome: TaskStatus) {
+        if let Some(span) = self.attempt_span.take() {
+            span.record("mesh.task.outcome", outcome.as_str());
+            let code = if outcome == TaskStatus::Completed {
+                "OK"
+            } else {
+                "ERROR"
+            };
+            span.record("otel.status_code", code);
+        }
+    }
+
     /// Adds a waiter, dropping those that stopped waiting (a timed-out request, a
     /// cancelled job): without that, a task nobody finishes would keep them all.
     fn add_waiter(&mut self, reply: Reply<Task>) {

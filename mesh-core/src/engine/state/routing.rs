@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::rules::{agent_of, candidate, router_priority, tenant_capability};
 use super::{QueueKey, Result, State};
-use crate::domain::{RoutingPreference, TaskId, TaskStatus};
+use crate::domain::{AgentId, RoutingPreference, Task, TaskId, TaskStatus};
 use crate::engine::{Event, Stores};
 
 impl<S: Stores> State<S> {
@@ -130,6 +130,11 @@ impl<S: Stores> State<S> {
             }
             None => String::new(),
         };
+        if let Some(entry) = self.tasks.get_mut(&id) {
+            let (span, traceparent) = attempt_trace(&entry.task, agent_id, &agent_name);
+            entry.attempt_span = span;
+            assign.traceparent = traceparent;
+        }
         let _ = self.events.send(Event::TaskAssigned {
             tenant,
             task: id,
@@ -143,6 +148,40 @@ impl<S: Stores> State<S> {
         }
         Ok(true)
     }
+}
+
+/// An attempt's `invoke_agent` span, when the task's trace is sampled, and the
+/// `traceparent` to send the agent: the span's context, else the task's as it came.
+/// An untraced task costs nothing here.
+fn attempt_trace(
+    task: &Task,
+    agent: AgentId,
+    agent_name: &str,
+) -> (Option<tracing::Span>, Option<String>) {
+    let Some(parent) = task.traceparent.as_deref() else {
+        return (None, None);
+    };
+    if !crate::trace::is_sampled(parent) {
+        return (None, Some(parent.to_owned()));
+    }
+    let span = tracing::info_span!(
+        parent: None,
+        "invoke_agent",
+        otel.name = format!("invoke_agent {agent_name}"),
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        gen_ai.operation.name = "invoke_agent",
+        gen_ai.agent.name = agent_name,
+        gen_ai.agent.id = %agent,
+        mesh.task.id = %task.id,
+        mesh.task.kind = %task.kind,
+        mesh.task.attempt = task.attempts,
+        mesh.routing.strategy = ?task.routing,
+        mesh.task.outcome = tracing::field::Empty,
+    );
+    crate::trace::set_parent(&span, parent);
+    let traceparent = crate::trace::of(&span).unwrap_or_else(|| parent.to_owned());
+    (Some(span), Some(traceparent))
 }
 
 /// Why routing found no agent, as a metric label.

@@ -41,6 +41,7 @@ impl<S: Stores> State<S> {
             rejected_by: Vec::new(),
             watcher,
             waiters: Vec::new(),
+            attempt_span: None,
         };
         if let Some(d) = deadline {
             self.deadlines.insert((d, id));
@@ -130,6 +131,7 @@ impl<S: Stores> State<S> {
         task.timeout_ms = spec.timeout_ms;
         task.deadline = spec.deadline;
         task.parent = spec.parent;
+        task.traceparent = spec.traceparent;
         let tenant_key = tenant.to_string();
         if let Some(parent) = spec.parent {
             self.add_child(tenant, parent, task.id).await?;
@@ -288,6 +290,7 @@ impl<S: Stores> State<S> {
         if let Some(d) = entry.assigned_at.take().and(entry.deadline) {
             self.deadlines.remove(&(d, id));
         }
+        entry.end_attempt(TaskStatus::Pending);
         if entry.task.status() != TaskStatus::Pending {
             entry.task.transition(TaskStatus::Pending)?;
             entry.task.agent_id = None;
@@ -336,9 +339,10 @@ impl<S: Stores> State<S> {
         if let Some(d) = entry.deadline.take() {
             self.deadlines.remove(&(d, id));
         }
-        let Some(entry) = self.tasks.remove(&id) else {
+        let Some(mut entry) = self.tasks.remove(&id) else {
             return Ok(());
         };
+        entry.end_attempt(status);
         let agent = entry.task.agent_id;
         self.announce_end(entry.task, entry.waiters, entry.watcher);
         // A draining agent that just finished its last task becomes inactive.
