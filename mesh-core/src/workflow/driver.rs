@@ -14,6 +14,7 @@ use futures_util::stream::FuturesUnordered;
 use mesh_store::{BoxFuture, Query, StoreError, Versioned};
 use serde_json::Value;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use super::shared::{Inner, Launch, Poke};
 use super::steps::Outcome;
@@ -255,6 +256,7 @@ impl Driver {
                     self.performing.entry(activation.id)
                 {
                     slot.insert(step.name.clone());
+                    let span = self.step_span(&step.name, activation.id);
                     let work = super::steps::perform(
                         self.inner.clone(),
                         self.tenant,
@@ -262,10 +264,34 @@ impl Driver {
                         step,
                         activation,
                     );
-                    self.in_flight.push(work);
+                    self.in_flight.push(match span {
+                        Some(span) => Box::pin(traced_step(work).instrument(span)),
+                        None => work,
+                    });
                 }
             }
         }
+    }
+
+    /// A span for performing a step, when the run's trace is sampled.
+    fn step_span(&self, step: &str, activation: u64) -> Option<tracing::Span> {
+        let parent = self.run.record.traceparent.as_deref()?;
+        if !crate::trace::is_sampled(parent) {
+            return None;
+        }
+        let span = tracing::info_span!(
+            parent: None,
+            "workflow_step",
+            otel.name = format!("workflow_step {step}"),
+            otel.kind = "internal",
+            otel.status_code = tracing::field::Empty,
+            mesh.workflow.name = %self.run.record.workflow,
+            mesh.workflow.run_id = %self.run.record.id,
+            mesh.workflow.step = step,
+            mesh.workflow.activation = activation,
+        );
+        crate::trace::set_parent(&span, parent);
+        Some(span)
     }
 
     /// Takes `value` as the result of `activation`, checkpoints, and starts what
@@ -546,6 +572,15 @@ impl Driver {
             steps_running: running as u64,
         });
     }
+}
+
+/// A step's work that marks its span failed when the step fails.
+async fn traced_step(work: BoxFuture<'static, StepResult>) -> StepResult {
+    let (id, outcome) = work.await;
+    if !matches!(outcome, Outcome::Done(_)) {
+        tracing::Span::current().record("otel.status_code", "ERROR");
+    }
+    (id, outcome)
 }
 
 async fn sleep_until_ms(at: Option<i64>) {

@@ -4,6 +4,7 @@
 use chrono::Utc;
 use mesh_store::Query;
 use serde_json::{Map, Value};
+use tracing::Instrument;
 
 use super::shared::{Inner, Poke};
 use super::{
@@ -15,12 +16,30 @@ use crate::engine::Page;
 
 impl Workflows {
     /// Starts a run; when `request.id` names an existing run, returns it instead.
+    ///
+    /// Started in a sampled trace, the run gets an `invoke_workflow` span (the start
+    /// only: a run may wait for days) whose context its steps' spans continue.
     pub async fn start_run(
         &self,
         tenant: TenantId,
         request: StartRequest,
     ) -> Result<WorkflowRun, WorkflowError> {
-        let (run, launch) = self.inner.create_run(tenant, request, None).await?;
+        let span = if crate::trace::current().is_some_and(|t| crate::trace::is_sampled(&t)) {
+            tracing::info_span!(
+                "invoke_workflow",
+                otel.name = format!("invoke_workflow {}", request.workflow),
+                otel.kind = "internal",
+                gen_ai.operation.name = "invoke_workflow",
+                mesh.workflow.name = %request.workflow,
+            )
+        } else {
+            tracing::Span::none()
+        };
+        let (run, launch) = self
+            .inner
+            .create_run(tenant, request, None)
+            .instrument(span)
+            .await?;
         if let Some(launch) = launch {
             driver::launch(self.inner.clone(), launch);
         }

@@ -281,6 +281,7 @@ impl Inner {
             owner: Some(self.config.instance.clone()),
             lease_until: Some(Utc::now() + self.lease()),
             finished_at: None,
+            traceparent: crate::trace::current(),
         }
     }
 

@@ -148,6 +148,10 @@ pub struct WorkflowRun {
     /// When it finished (for retention).
     #[serde(default)]
     pub finished_at: Option<DateTime<Utc>>,
+    /// The W3C trace context it was started in, when traced: its steps' spans, on
+    /// whichever instance drives it, join that trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// The step of another run that started a run (a sub-workflow).
