@@ -6,7 +6,10 @@
 //! (`-- --tasks N --window W --agents A --idle C` to change the load; `--metrics` records
 //! Prometheus metrics as the services do, to measure what that costs; `--store sqlite`
 //! or `--store postgres` runs the engine on those stores instead of memory — PostgreSQL
-//! needs `MESH_TEST_DATABASE_URL`, each run gets a fresh database)
+//! needs `MESH_TEST_DATABASE_URL`, each run gets a fresh database; `--traces R` has the
+//! submitter send a `traceparent` with every task, sampled with probability R, and
+//! the process export its spans over OTLP/HTTP to a receiver in it, as a traced
+//! service does)
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -117,7 +120,62 @@ async fn engine() -> Engine {
     }
 }
 
+/// Bytes of spans the OTLP receiver got (with `--traces`).
+static EXPORTED: tokio::sync::OnceCell<std::sync::Arc<std::sync::atomic::AtomicU64>> =
+    tokio::sync::OnceCell::const_new();
+
+/// `--traces R`: the sampling probability of the submitter's traces.
+fn traces_ratio() -> Option<f64> {
+    let args: Vec<String> = std::env::args().collect();
+    let i = args.iter().position(|a| a == "--traces")?;
+    Some(
+        args.get(i + 1)?
+            .parse()
+            .expect("--traces takes a probability"),
+    )
+}
+
+/// Spans exported over OTLP/HTTP, as the service binaries do, to a receiver in this
+/// process that reads each request and drops it; how many bytes it received.
+async fn export_traces() -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_otlp::WithExportConfig as _;
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    let received = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = received.clone();
+    let sink = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| async move {
+            counter.fetch_add(body.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, sink).into_future());
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(endpoint)
+        .build()
+        .unwrap();
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .build();
+    // As the binaries install it: spans at info and above (`MESH_TRACE_FILTER`).
+    let layer = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("hub_load"))
+        .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
+    tracing_subscriber::registry().with(layer).init();
+    std::mem::forget(provider); // exports for the rest of the process
+    received
+}
+
 async fn start() -> (Engine, TenantId, String, String) {
+    if traces_ratio().is_some() {
+        EXPORTED.get_or_init(export_traces).await;
+    }
     let engine = engine().await;
     if std::env::args().any(|a| a == "--metrics") {
         // What the service binaries do: the Prometheus recorder, and the engine's events
@@ -160,6 +218,10 @@ async fn throughput(agents: usize, tasks: usize, window: usize) {
         panic!("no welcome")
     };
     let sender = client.sender();
+    // Made before the clock starts: the callers' tracing is not the hub's cost.
+    let traceparents: Vec<String> = traces_ratio()
+        .map(|ratio| (0..1024).map(|_| traceparent(ratio)).collect())
+        .unwrap_or_default();
     let warmup = tasks / 10;
     let total = tasks + warmup;
     let mut sent_at: HashMap<String, Instant> = HashMap::with_capacity(window * 2);
@@ -171,10 +233,9 @@ async fn throughput(agents: usize, tasks: usize, window: usize) {
         while sent < total && sent - done < window {
             let id = sent.to_string();
             sent_at.insert(id.clone(), Instant::now());
-            sender
-                .send(TaskSubmit::new(id, "work", json!({"n": sent})))
-                .await
-                .unwrap();
+            let mut submit = TaskSubmit::new(id, "work", json!({"n": sent}));
+            submit.traceparent = traceparents.get(sent % 1024).cloned();
+            sender.send(submit).await.unwrap();
             sent += 1;
         }
         match client.recv().await {
@@ -213,7 +274,31 @@ async fn throughput(agents: usize, tasks: usize, window: usize) {
         pct(0.99),
         latencies.last().unwrap()
     );
+    if let Some(bytes) = EXPORTED.get() {
+        let bytes = bytes.load(std::sync::atomic::Ordering::Relaxed);
+        println!(
+            "  traces: {:.0} KiB of spans exported over OTLP so far",
+            bytes as f64 / 1024.0
+        );
+    }
     engine.shutdown().await;
+}
+
+/// A new trace's `traceparent`, sampled with probability `ratio` (as a caller that
+/// samples its traces sends it: unsampled traces are propagated too).
+fn traceparent(ratio: f64) -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    let sampled = if rng.random_bool(ratio.clamp(0.0, 1.0)) {
+        "01"
+    } else {
+        "00"
+    };
+    format!(
+        "00-{:032x}-{:016x}-{sampled}",
+        rng.random::<u128>() | 1,
+        rng.random::<u64>() | 1
+    )
 }
 
 async fn idle_connections(n: usize) {

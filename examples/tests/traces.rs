@@ -15,97 +15,15 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::State;
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
-use prost::Message as _;
 use serde_json::{Value, json};
 
 const KEY: &str = "traces-test-admin-key-0123456789";
 const TRACE: &str = "5b8efff798038103d269b633813fc60c";
 const CLIENT_SPAN: &str = "eee19b7ec3c1b174";
-
-/// A span as the receiver got it.
-#[derive(Debug, Clone)]
-struct Span {
-    service: String,
-    name: String,
-    trace: String,
-    id: String,
-    parent: String,
-    attributes: HashMap<String, String>,
-}
-
-type Spans = Arc<Mutex<Vec<Span>>>;
-
-/// An OTLP/HTTP receiver (protobuf, `POST /v1/traces`) on loopback: its address and
-/// what it received.
-async fn otlp_receiver() -> (String, Spans) {
-    async fn export(State(spans): State<Spans>, body: Bytes) -> Vec<u8> {
-        let request = ExportTraceServiceRequest::decode(body).unwrap();
-        let mut received = spans.lock().unwrap();
-        for resource in request.resource_spans {
-            let service = resource
-                .resource
-                .iter()
-                .flat_map(|r| &r.attributes)
-                .find(|a| a.key == "service.name")
-                .map(|a| text(a.value.as_ref().and_then(|v| v.value.as_ref())))
-                .unwrap_or_default();
-            for span in resource.scope_spans.into_iter().flat_map(|s| s.spans) {
-                received.push(Span {
-                    service: service.clone(),
-                    name: span.name,
-                    trace: hex(&span.trace_id),
-                    id: hex(&span.span_id),
-                    parent: hex(&span.parent_span_id),
-                    attributes: span
-                        .attributes
-                        .iter()
-                        .map(|a| {
-                            (
-                                a.key.clone(),
-                                text(a.value.as_ref().and_then(|v| v.value.as_ref())),
-                            )
-                        })
-                        .collect(),
-                });
-            }
-        }
-        ExportTraceServiceResponse::default().encode_to_vec()
-    }
-    let spans = Spans::default();
-    let app = axum::Router::new()
-        .route("/v1/traces", axum::routing::post(export))
-        .with_state(spans.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(axum::serve(listener, app).into_future());
-    (addr, spans)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn text(value: Option<&Any>) -> String {
-    match value {
-        Some(Any::StringValue(s)) => s.clone(),
-        Some(Any::IntValue(i)) => i.to_string(),
-        Some(Any::BoolValue(b)) => b.to_string(),
-        Some(Any::DoubleValue(d)) => d.to_string(),
-        _ => String::new(),
-    }
-}
 
 /// The services' environment: one database, one queue, one collector.
 struct Env {
@@ -250,7 +168,7 @@ async fn one_trace_follows_a_task_from_rest_through_an_agent_process_to_the_work
     let Some((base, sqs)) = common::test_services() else {
         return;
     };
-    let (collector, spans) = otlp_receiver().await;
+    let (collector, spans) = common::otlp::receiver().await;
     let env = Env {
         database: mesh_core::testing::fresh_database_on(&base).await,
         sqs,

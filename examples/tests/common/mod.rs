@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+pub mod otlp;
+
 /// A child process killed (SIGKILL) and reaped when dropped.
 pub struct Killed(pub Child);
 
@@ -22,10 +24,16 @@ impl Drop for Killed {
 /// `mesh up` with `args` and the admin key `key`; its address, once it listens. Set
 /// `MESH_TEST_LOG` to a tracing filter (`debug`) to see its log.
 pub fn mesh_up(args: &[&str], key: &str) -> (Killed, String) {
+    mesh_up_with(args, key, &[])
+}
+
+/// `mesh up` as [`mesh_up`] starts it, with `envs` set besides.
+pub fn mesh_up_with(args: &[&str], key: &str, envs: &[(&str, &str)]) -> (Killed, String) {
     let mut child = Killed(
         Command::new(env!("CARGO_BIN_EXE_mesh"))
             .arg("up")
             .args(args)
+            .envs(envs.iter().copied())
             .env("MESH_API_KEY", key)
             .env(
                 "RUST_LOG",
