@@ -1,6 +1,7 @@
 //! Load on the agent hub: 100 agents on loopback with tasks submitted through the hub
-//! (`task_submit`) as fast as they complete — tasks per second and submit-to-complete
-//! latency — and 10,000 idle agent connections with the memory each costs the server.
+//! (`task_submit`) as fast as they complete — tasks per second, submit-to-complete
+//! latency and the engine task's busy time per task — and 10,000 idle agent
+//! connections with the memory each costs the server.
 //!
 //! `cargo bench -p mesh-benches --bench hub_load`
 //! (`-- --tasks N --window W --agents A --idle C` to change the load; `--metrics` records
@@ -229,6 +230,7 @@ async fn throughput(agents: usize, tasks: usize, window: usize) {
     let mut latencies: Vec<Duration> = Vec::with_capacity(tasks);
     let (mut sent, mut done, mut failed) = (0usize, 0usize, 0usize);
     let mut started = Instant::now();
+    let mut busy_before = engine.busy_time();
     while done < total {
         while sent < total && sent - done < window {
             let id = sent.to_string();
@@ -253,6 +255,7 @@ async fn throughput(agents: usize, tasks: usize, window: usize) {
                 done += 1;
                 if done == warmup {
                     started = Instant::now();
+                    busy_before = engine.busy_time();
                 } else if done > warmup {
                     latencies.push(t0.elapsed());
                 }
@@ -262,6 +265,7 @@ async fn throughput(agents: usize, tasks: usize, window: usize) {
         }
     }
     let elapsed = started.elapsed();
+    let busy = engine.busy_time() - busy_before;
     latencies.sort();
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
     println!(
@@ -273,6 +277,11 @@ async fn throughput(agents: usize, tasks: usize, window: usize) {
         pct(0.50),
         pct(0.99),
         latencies.last().unwrap()
+    );
+    println!(
+        "  engine task busy {:.1} µs per task ({:.0} % of the time)",
+        busy.as_secs_f64() * 1e6 / tasks as f64,
+        busy.as_secs_f64() / elapsed.as_secs_f64() * 100.0
     );
     if let Some(bytes) = EXPORTED.get() {
         let bytes = bytes.load(std::sync::atomic::Ordering::Relaxed);

@@ -91,6 +91,10 @@ pub const METRICS: &[(&str, &str)] = &[
         "Worker jobs settled, by outcome (done; retried: failed, back to the queue — the queue dead-letters it past its receives).",
     ),
     (
+        "mesh_engine_busy_seconds",
+        "Time the engine task has spent working since it started, at the last scrape; its rate is the engine's saturation (near 1: it is the bottleneck).",
+    ),
+    (
         "mesh_queue_jobs",
         "Jobs in the worker queue at the last scrape, by state (available, in_flight, delayed, dead).",
     ),

@@ -219,6 +219,25 @@ async fn many_queued_messages_arrive_in_order_through_batches() {
 }
 
 #[tokio::test]
+async fn messages_queued_at_once_arrive_in_order_between_single_ones() {
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let url = start_server(Mode::Echo, ConnectionConfig::default(), tx).await;
+    let mut connection = connect(&client(&url)).await.unwrap();
+    let heartbeat = |i| Message::from(Heartbeat::new(Some(i), None));
+    // More than one batch frame holds (64 messages): the rest go next, in order.
+    let together: Vec<Message> = (1..=300).map(heartbeat).collect();
+    let sender = connection.sender();
+    sender.try_send(heartbeat(0)).unwrap();
+    sender.try_send_all(together).unwrap();
+    sender.try_send_all(Vec::new()).unwrap();
+    sender.try_send_all(vec![heartbeat(301)]).unwrap();
+    sender.try_send(heartbeat(302)).unwrap();
+    for i in 0..=302 {
+        assert_eq!(next_message(&mut connection).await, heartbeat(i));
+    }
+}
+
+#[tokio::test]
 async fn text_messages_carry_json_rpc() {
     let (tx, _rx) = mpsc::unbounded_channel();
     let url = start_server(Mode::Echo, ConnectionConfig::default(), tx).await;

@@ -9,6 +9,12 @@ pub trait AgentLink: Send + Sync + 'static {
     /// Queues `message` for the agent without waiting; an error means the agent is
     /// gone or too slow, and the engine treats it as disconnected.
     fn send(&self, message: Message) -> Result<(), mesh_protocol::Error>;
+    /// Queues `messages` together, in order (a routing pass's assignments to this
+    /// agent): a transport that batches sends them in as few frames as it can. By
+    /// default, one [`send`](Self::send) after another.
+    fn send_all(&self, messages: Vec<Message>) -> Result<(), mesh_protocol::Error> {
+        messages.into_iter().try_for_each(|m| self.send(m))
+    }
     /// Ends the connection.
     fn close(&self, code: u16, reason: &str);
 }
@@ -17,6 +23,10 @@ pub trait AgentLink: Send + Sync + 'static {
 impl AgentLink for mesh_protocol::ws::Sender {
     fn send(&self, message: Message) -> Result<(), mesh_protocol::Error> {
         self.try_send(message)
+    }
+
+    fn send_all(&self, messages: Vec<Message>) -> Result<(), mesh_protocol::Error> {
+        self.try_send_all(messages)
     }
 
     fn close(&self, code: u16, reason: &str) {

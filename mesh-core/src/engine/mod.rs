@@ -15,6 +15,7 @@
 //! | `local.rs` | in-process agents ([`Engine::connect_local`]) |
 //! | `state/` | the engine task: `agents`, `tasks`, `routing`, `timers`, `keys`, `cluster` |
 
+mod busy;
 mod command;
 mod config;
 mod error;
@@ -70,6 +71,8 @@ pub struct Engine {
     listening: Arc<std::sync::atomic::AtomicBool>,
     /// Whether its events are already recorded as metrics (`observe::record`).
     observed: Arc<std::sync::atomic::AtomicBool>,
+    /// The engine task's time at work.
+    busy: busy::Busy,
 }
 
 impl std::fmt::Debug for Engine {
@@ -98,8 +101,10 @@ impl Engine {
             changes.clone(),
         )
         .await?;
-        tokio::spawn(state.run(rx));
+        let busy = busy::Busy::default();
+        tokio::spawn(busy.timing(state.run(rx)));
         Ok(Self {
+            busy,
             commands,
             events,
             changes,
@@ -123,6 +128,13 @@ impl Engine {
     /// The engine's settings.
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+
+    /// How long the engine task has been working since it started (the time inside its
+    /// polls): its saturation over an interval, and on the memory stores its CPU time.
+    /// Exported as `mesh_engine_busy_seconds`.
+    pub fn busy_time(&self) -> Duration {
+        self.busy.total()
     }
 
     /// The workflow repositories of the engine's stores.

@@ -127,6 +127,8 @@ mod exporter {
             )
                 .into_response();
         };
+        metrics::gauge!("mesh_engine_busy_seconds")
+            .set(state.services.engine.busy_time().as_secs_f64());
         if let Ok(depth) = state.services.jobs.depth().await {
             for (name, value) in [
                 ("available", depth.available),

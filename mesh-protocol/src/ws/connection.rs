@@ -120,6 +120,8 @@ pub enum Incoming {
 
 enum Outgoing {
     Message(Message),
+    /// Messages queued at once ([`Sender::try_send_all`]): they go out together.
+    Messages(Vec<Message>),
     /// A message encoded (uncompressed) while it waited in the writer's backlog.
     Frame(Frame),
     Text(String),
@@ -168,6 +170,17 @@ impl Sender {
     /// the connection is closed (1008) and [`Error::SlowPeer`] returned.
     pub fn try_send(&self, message: impl Into<Message>) -> Result<(), Error> {
         self.try_push(Outgoing::Message(message.into()))
+    }
+
+    /// Queues `messages` at once, without waiting, as one entry of the queue: the writer
+    /// finds them together and packs them into batch frames (as many as fit each), in
+    /// order. A full queue is handled as by [`try_send`](Self::try_send).
+    pub fn try_send_all(&self, mut messages: Vec<Message>) -> Result<(), Error> {
+        match messages.len() {
+            0 => Ok(()),
+            1 => self.try_push(Outgoing::Message(messages.remove(0))),
+            _ => self.try_push(Outgoing::Messages(messages)),
+        }
     }
 
     /// Queues `message`, waiting for room when the queue is full.
@@ -620,7 +633,23 @@ impl Inbox {
             self.bytes -= item.size();
             return Some(item);
         }
-        self.rx.try_recv().ok()
+        let item = self.rx.try_recv().ok()?;
+        Some(self.unpack(item))
+    }
+
+    /// An item off the queue, one message at a time: of messages queued at once, the
+    /// first now and the rest at the head of the backlog, in order.
+    fn unpack(&mut self, item: Outgoing) -> Outgoing {
+        let Outgoing::Messages(messages) = item else {
+            return item;
+        };
+        let mut messages = messages.into_iter();
+        let first = messages.next();
+        let rest: Vec<Outgoing> = messages.map(Outgoing::Message).collect();
+        for item in rest.into_iter().rev() {
+            self.put_back(item);
+        }
+        first.map_or(Outgoing::Messages(Vec::new()), Outgoing::Message)
     }
 
     /// Puts back an item taken but not written yet, to go next.
@@ -637,6 +666,12 @@ impl Inbox {
                 Ok(frame) => Outgoing::Frame(frame),
                 Err(e) => return drop_unencodable(&e),
             },
+            Outgoing::Messages(messages) => {
+                for message in messages {
+                    self.hold(Outgoing::Message(message));
+                }
+                return;
+            }
             other => other,
         };
         self.bytes += item.size();
@@ -650,7 +685,7 @@ impl Inbox {
     async fn recv(&mut self) -> Option<Outgoing> {
         let item = self.rx.recv().await;
         self.ended = item.is_none();
-        item
+        Some(self.unpack(item?))
     }
 }
 
@@ -659,8 +694,9 @@ impl Outgoing {
     fn size(&self) -> usize {
         match self {
             Self::Frame(frame) => crate::HEADER_LEN + frame.payload().len(),
-            // Not held encoded (only a first message is written straight away).
+            // Not held encoded (a first message, or one queued with others).
             Self::Message(_) => crate::HEADER_LEN,
+            Self::Messages(messages) => crate::HEADER_LEN * messages.len(),
             Self::Text(text) => text.len(),
             Self::Control(_, payload) => payload.len(),
             Self::Close(_, reason) => reason.len(),
@@ -750,6 +786,8 @@ impl Writer {
                 }
             }
             Outgoing::Frame(first) => self.write_frames([first].into_iter()).await?,
+            // Unpacked when taken off the queue; an empty one has nothing to write.
+            Outgoing::Messages(_) => {}
             Outgoing::Text(text) => {
                 self.put(WsFrame::text(Payload::Owned(text.into_bytes())))
                     .await?;
@@ -778,13 +816,18 @@ impl Writer {
     ) -> Result<(), WebSocketError> {
         let now = std::time::Instant::now();
         let mut full = false;
+        let mut over = Vec::new();
         for frame in first {
             if full || !self.coalescer.fits(&frame) {
-                self.inbox.put_back(Outgoing::Frame(frame));
+                over.push(Outgoing::Frame(frame));
                 full = true;
             } else {
                 full = self.coalescer.push(frame, now);
             }
+        }
+        // What did not fit goes next, in its order.
+        for item in over.into_iter().rev() {
+            self.inbox.put_back(item);
         }
         while !full {
             let frame = match self.inbox.take_now() {

@@ -4,14 +4,17 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use mesh_protocol::{Message, TaskAssign};
 use mesh_router::RouteRequest;
+use mesh_store::{Repository, StoreError};
 use tokio::time::Instant;
 
 use super::rules::{agent_of, candidate, router_priority, tenant_capability};
 use super::{QueueKey, Result, State};
-use crate::domain::{AgentId, RoutingPreference, Task, TaskId, TaskStatus};
-use crate::engine::{Event, Stores};
+use crate::domain::{AgentId, RoutingPreference, Task, TaskId, TaskStatus, TenantId};
+use crate::engine::{AgentLink, Change, Event, Stores};
 
 impl<S: Stores> State<S> {
     pub(super) async fn route_pending(&mut self) {
@@ -24,6 +27,7 @@ impl<S: Stores> State<S> {
         };
         let now = Instant::now();
         let mut blocked: HashSet<u64> = HashSet::new();
+        let mut planned = Vec::new();
         for key in queue {
             let id = key.2;
             let Some(entry) = self.tasks.get(&id) else {
@@ -37,21 +41,23 @@ impl<S: Stores> State<S> {
                 continue;
             }
             let signature = entry.signature;
-            match self.assign(id).await {
-                Ok(true) => {}
-                Ok(false) => {
+            match self.plan(id) {
+                Ok(Some(assignment)) => planned.push(assignment),
+                Ok(None) => {
                     blocked.insert(signature);
                 }
                 Err(e) => tracing::error!(error = %e, task = %id, "assigning a task failed"),
             }
         }
+        self.commit_assignments(planned).await;
     }
 
-    /// Routes one pending task and sends it to the chosen agent; false if no agent can
-    /// take it now.
-    pub(super) async fn assign(&mut self, id: TaskId) -> Result<bool> {
+    /// Routes one pending task: picks the agent and moves the task to `assigned` in
+    /// memory; `None` if no agent can take it now. Written and sent with the pass's
+    /// other assignments ([`commit_assignments`](Self::commit_assignments)).
+    fn plan(&mut self, id: TaskId) -> Result<Option<Assignment>> {
         let Some(entry) = self.tasks.get(&id) else {
-            return Ok(false);
+            return Ok(None);
         };
         let task = &entry.task;
         let request = RouteRequest::new(task.kind.clone())
@@ -70,7 +76,7 @@ impl<S: Stores> State<S> {
             Err(why) => {
                 metrics::counter!("mesh_routing_failures_total", "reason" => failure_reason(&why))
                     .increment(1);
-                return Ok(false);
+                return Ok(None);
             }
         };
         let agent_id = agent_of(chosen);
@@ -82,14 +88,14 @@ impl<S: Stores> State<S> {
         else {
             let _ = self.index.release(chosen);
             let _ = self.index.set_available(chosen, false);
-            return Ok(false);
+            return Ok(None);
         };
         let timeout = entry
             .task
             .timeout_ms
             .map_or(self.config.task_timeout, Duration::from_millis);
         let Some(entry) = self.tasks.get_mut(&id) else {
-            return Ok(false);
+            return Ok(None);
         };
         entry.task.transition(TaskStatus::Assigned)?;
         entry.task.agent_id = Some(agent_id);
@@ -115,15 +121,108 @@ impl<S: Stores> State<S> {
         // What this attempt has: its timeout, or less when the task's deadline is nearer.
         let left = deadline.saturating_duration_since(now);
         assign.deadline_ms = Some(u64::try_from(left.as_millis()).unwrap_or(u64::MAX));
-        let tenant = entry.task.tenant_id;
-        let attempt = entry.task.attempts;
-        if let Err(e) = self.save_task(id).await {
-            // Another engine changed the task first (claimed or cancelled it); the
-            // entry now holds its version.
-            let _ = self.index.release(chosen);
-            return if e.is_conflict() { Ok(true) } else { Err(e) };
+        Ok(Some(Assignment {
+            id,
+            tenant: entry.task.tenant_id,
+            agent: agent_id,
+            chosen,
+            link,
+            assign,
+        }))
+    }
+
+    /// Writes a routing pass's assignments — one `update_many` per tenant: one round
+    /// trip on PostgreSQL, one transaction on SQLite — then sends each agent its new
+    /// tasks at once, after they are durable (so they go out together, in batch
+    /// frames). A task another engine changed first is refreshed and its agent's slot
+    /// released, as is every task of a batch that failed (its attempt's deadline puts
+    /// it back in the queue).
+    async fn commit_assignments(&mut self, planned: Vec<Assignment>) {
+        let mut by_tenant: Vec<(TenantId, Vec<Assignment>)> = Vec::new();
+        for assignment in planned {
+            match by_tenant.iter_mut().find(|(t, _)| *t == assignment.tenant) {
+                Some((_, group)) => group.push(assignment),
+                None => by_tenant.push((assignment.tenant, vec![assignment])),
+            }
         }
-        let agent_name = match self.agents.get_mut(&agent_id) {
+        let mut outbox: Vec<(AgentId, Arc<dyn AgentLink>, Vec<Message>)> = Vec::new();
+        for (tenant, group) in by_tenant {
+            let group: Vec<Assignment> = group
+                .into_iter()
+                .filter(|a| self.tasks.contains_key(&a.id))
+                .collect();
+            let updates: Vec<(Task, u64)> = group
+                .iter()
+                .filter_map(|a| self.tasks.get(&a.id).map(|e| (e.task.clone(), e.version)))
+                .collect();
+            let written = self
+                .stores
+                .tasks()
+                .update_many(&tenant.to_string(), &updates)
+                .await;
+            let results = match written {
+                Ok(results) => results,
+                Err(e) => {
+                    for assignment in group {
+                        let _ = self.index.release(assignment.chosen);
+                        tracing::error!(error = %e, task = %assignment.id, "assigning a task failed");
+                    }
+                    continue;
+                }
+            };
+            for (assignment, result) in group.into_iter().zip(results) {
+                match result {
+                    Ok(saved) => {
+                        if let Some(entry) = self.tasks.get_mut(&assignment.id) {
+                            entry.version = saved.version;
+                        }
+                        let _ = self.changes.send(Change::Task {
+                            tenant,
+                            id: assignment.id,
+                        });
+                        self.assigned(assignment, &mut outbox);
+                    }
+                    Err(e) => {
+                        let _ = self.index.release(assignment.chosen);
+                        if matches!(e, StoreError::Conflict { .. }) {
+                            // Another engine changed the task first (claimed or
+                            // cancelled it): take its version.
+                            if let Err(e) = self.refresh_task(tenant, assignment.id).await {
+                                tracing::warn!(error = %e, task = %assignment.id, "refreshing a task failed");
+                            }
+                        } else {
+                            tracing::error!(error = %e, task = %assignment.id, "assigning a task failed");
+                        }
+                    }
+                }
+            }
+        }
+        for (agent, link, messages) in outbox {
+            if let Err(e) = link.send_all(messages) {
+                tracing::warn!(error = %e, %agent, "agent cannot take messages; dropping it");
+                if let Err(e) = self.agent_lost(agent).await {
+                    tracing::error!(error = %e, %agent, "handling a lost agent failed");
+                }
+            }
+        }
+    }
+
+    /// A written assignment: the agent holds the task; its message joins the agent's
+    /// in `outbox`.
+    fn assigned(
+        &mut self,
+        assignment: Assignment,
+        outbox: &mut Vec<(AgentId, Arc<dyn AgentLink>, Vec<Message>)>,
+    ) {
+        let Assignment {
+            id,
+            tenant,
+            agent,
+            link,
+            mut assign,
+            ..
+        } = assignment;
+        let agent_name = match self.agents.get_mut(&agent) {
             Some(a) => {
                 a.in_flight.insert(id);
                 a.agent.name.clone()
@@ -131,23 +230,33 @@ impl<S: Stores> State<S> {
             None => String::new(),
         };
         if let Some(entry) = self.tasks.get_mut(&id) {
-            let (span, traceparent) = attempt_trace(&entry.task, agent_id, &agent_name);
+            let (span, traceparent) = attempt_trace(&entry.task, agent, &agent_name);
             entry.attempt_span = span;
             assign.traceparent = traceparent;
         }
         let _ = self.events.send(Event::TaskAssigned {
             tenant,
             task: id,
-            agent: agent_id,
+            agent,
             agent_name,
-            attempt,
+            attempt: assign.attempt,
         });
-        if let Err(e) = link.send(Message::TaskAssign(assign)) {
-            tracing::warn!(error = %e, agent = %agent_id, "agent cannot take messages; dropping it");
-            self.agent_lost(agent_id).await?;
+        let message = Message::TaskAssign(assign);
+        match outbox.iter_mut().find(|(a, _, _)| *a == agent) {
+            Some((_, _, messages)) => messages.push(message),
+            None => outbox.push((agent, link, vec![message])),
         }
-        Ok(true)
     }
+}
+
+/// An assignment decided in a routing pass, not yet written.
+struct Assignment {
+    id: TaskId,
+    tenant: TenantId,
+    agent: AgentId,
+    chosen: mesh_router::CandidateId,
+    link: Arc<dyn AgentLink>,
+    assign: TaskAssign,
 }
 
 /// An attempt's `invoke_agent` span, when the task's trace is sampled, and the
