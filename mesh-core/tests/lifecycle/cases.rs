@@ -285,6 +285,66 @@ async fn a_rejected_task_is_reassigned_to_another_agent() {
     picky_task.abort();
 }
 
+/// An acceptance is written with the engine's batch of commands, not on its own: it
+/// reaches the stores, and one followed at once by the result leaves the task
+/// completed, once attempted.
+#[tokio::test]
+async fn acceptances_reach_the_stores_and_a_result_right_behind_one_is_kept() {
+    let Some(m) = mesh().await else { return };
+    let mut agent = connect(&m.client()).await.unwrap();
+    agent.send(Hello::new("raw", ["work"])).await.unwrap();
+    m.wait_for_agents(1).await;
+    let next_assignment = async |agent: &mut mesh_protocol::ws::Connection| loop {
+        if let Some(Ok(mesh_protocol::ws::Incoming::Message(Message::TaskAssign(a)))) =
+            agent.recv().await
+        {
+            return a;
+        }
+    };
+    let stored = async |id: mesh_core::TaskId, want: TaskStatus| {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let task = m.engine.task(m.tenant, id).await.unwrap().unwrap();
+            if task.status() == want {
+                return task;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "stored {:?}", task.status());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+
+    let first = m
+        .engine
+        .submit(m.tenant, TaskSpec::new("work", json!(1)))
+        .await
+        .unwrap();
+    let assign = next_assignment(&mut agent).await;
+    agent
+        .send(mesh_protocol::TaskAccept::new(assign.task_id))
+        .await
+        .unwrap();
+    stored(first.id, TaskStatus::Accepted).await;
+    agent
+        .send(mesh_protocol::TaskComplete::new(assign.task_id, json!("one")))
+        .await
+        .unwrap();
+    assert_eq!(stored(first.id, TaskStatus::Completed).await.output, Some(json!("one")));
+
+    let second = m
+        .engine
+        .submit(m.tenant, TaskSpec::new("work", json!(2)))
+        .await
+        .unwrap();
+    let assign = next_assignment(&mut agent).await;
+    let sender = agent.sender();
+    sender.try_send(mesh_protocol::TaskAccept::new(assign.task_id)).unwrap();
+    sender
+        .try_send(mesh_protocol::TaskComplete::new(assign.task_id, json!("two")))
+        .unwrap();
+    let done = stored(second.id, TaskStatus::Completed).await;
+    assert_eq!((done.output, done.attempts), (Some(json!("two")), 1));
+}
+
 #[tokio::test]
 async fn a_task_that_keeps_timing_out_is_retried_then_timed_out() {
     let Some(m) = mesh().await else { return };

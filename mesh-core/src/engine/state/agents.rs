@@ -293,7 +293,7 @@ impl<S: Stores> State<S> {
             .get(&task)
             .is_some_and(|e| e.task.status() == TaskStatus::Assigned)
         {
-            self.set_status(task, TaskStatus::Accepted).await?;
+            self.accept(task)?;
         }
         Ok(())
     }

@@ -12,6 +12,7 @@ mod routing;
 mod rules;
 mod tasks;
 mod timers;
+mod writes;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -144,6 +145,9 @@ pub(super) struct State<S> {
     /// they can be routable (the rest were not, and no capacity came), so a submit
     /// costs a look at one task, not at the whole queue.
     fresh: Vec<QueueKey>,
+    /// Tasks accepted in memory, written at the end of this batch of commands (see
+    /// `State::accept`).
+    accepted: Vec<TaskId>,
     last_heartbeat_check: Instant,
     last_adopt: Instant,
     last_seen_saved: Instant,
@@ -173,6 +177,7 @@ impl<S: Stores> State<S> {
             tenants: HashSet::new(),
             dirty: false,
             fresh: Vec::new(),
+            accepted: Vec::new(),
             last_heartbeat_check: Instant::now(),
             last_adopt: Instant::now(),
             last_seen_saved: Instant::now(),
@@ -239,6 +244,7 @@ impl<S: Stores> State<S> {
                             return;
                         }
                     }
+                    self.write_accepted().await;
                 }
                 _ = tick.tick() => self.on_tick().await,
             }
@@ -330,6 +336,8 @@ impl<S: Stores> State<S> {
                 let _ = reply.send(self.create_tenant(name).await);
             }
             Command::Settle { reply } => {
+                // Served means written too.
+                self.write_accepted().await;
                 let _ = reply.send(());
             }
             Command::Shutdown { reply } => {

@@ -8,13 +8,12 @@ use std::sync::Arc;
 
 use mesh_protocol::{Message, TaskAssign};
 use mesh_router::RouteRequest;
-use mesh_store::{Repository, StoreError};
 use tokio::time::Instant;
 
 use super::rules::{agent_of, candidate, router_priority, tenant_capability};
 use super::{QueueKey, Result, State};
 use crate::domain::{AgentId, RoutingPreference, Task, TaskId, TaskStatus, TenantId};
-use crate::engine::{AgentLink, Change, Event, Stores};
+use crate::engine::{AgentLink, Event, Stores};
 
 impl<S: Stores> State<S> {
     pub(super) async fn route_pending(&mut self) {
@@ -138,63 +137,14 @@ impl<S: Stores> State<S> {
     /// released, as is every task of a batch that failed (its attempt's deadline puts
     /// it back in the queue).
     async fn commit_assignments(&mut self, planned: Vec<Assignment>) {
-        let mut by_tenant: Vec<(TenantId, Vec<Assignment>)> = Vec::new();
-        for assignment in planned {
-            match by_tenant.iter_mut().find(|(t, _)| *t == assignment.tenant) {
-                Some((_, group)) => group.push(assignment),
-                None => by_tenant.push((assignment.tenant, vec![assignment])),
-            }
-        }
+        let ids: Vec<TaskId> = planned.iter().map(|a| a.id).collect();
+        let written = self.write_tasks(&ids).await;
         let mut outbox: Vec<(AgentId, Arc<dyn AgentLink>, Vec<Message>)> = Vec::new();
-        for (tenant, group) in by_tenant {
-            let group: Vec<Assignment> = group
-                .into_iter()
-                .filter(|a| self.tasks.contains_key(&a.id))
-                .collect();
-            let updates: Vec<(Task, u64)> = group
-                .iter()
-                .filter_map(|a| self.tasks.get(&a.id).map(|e| (e.task.clone(), e.version)))
-                .collect();
-            let written = self
-                .stores
-                .tasks()
-                .update_many(&tenant.to_string(), &updates)
-                .await;
-            let results = match written {
-                Ok(results) => results,
-                Err(e) => {
-                    for assignment in group {
-                        let _ = self.index.release(assignment.chosen);
-                        tracing::error!(error = %e, task = %assignment.id, "assigning a task failed");
-                    }
-                    continue;
-                }
-            };
-            for (assignment, result) in group.into_iter().zip(results) {
-                match result {
-                    Ok(saved) => {
-                        if let Some(entry) = self.tasks.get_mut(&assignment.id) {
-                            entry.version = saved.version;
-                        }
-                        let _ = self.changes.send(Change::Task {
-                            tenant,
-                            id: assignment.id,
-                        });
-                        self.assigned(assignment, &mut outbox);
-                    }
-                    Err(e) => {
-                        let _ = self.index.release(assignment.chosen);
-                        if matches!(e, StoreError::Conflict { .. }) {
-                            // Another engine changed the task first (claimed or
-                            // cancelled it): take its version.
-                            if let Err(e) = self.refresh_task(tenant, assignment.id).await {
-                                tracing::warn!(error = %e, task = %assignment.id, "refreshing a task failed");
-                            }
-                        } else {
-                            tracing::error!(error = %e, task = %assignment.id, "assigning a task failed");
-                        }
-                    }
-                }
+        for (assignment, written) in planned.into_iter().zip(written) {
+            if written {
+                self.assigned(assignment, &mut outbox);
+            } else {
+                let _ = self.index.release(assignment.chosen);
             }
         }
         for (agent, link, messages) in outbox {
