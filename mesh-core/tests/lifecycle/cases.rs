@@ -829,3 +829,57 @@ async fn hardening_12_agents_offline_past_their_retention_are_forgotten() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Task writes are group-committed, and what the engine tells is already in the stores:
+/// a submit's answer (for many submitted at once), an agent's assignment (a new task is
+/// created assigned), a task's end to whoever waits, and a cancel's answer — each read
+/// back from the stores the moment it arrives.
+#[tokio::test]
+async fn what_the_engine_tells_is_already_in_the_stores() {
+    let Some(m) = mesh().await else { return };
+    let stored = async |id: mesh_core::TaskId| m.engine.task(m.tenant, id).await.unwrap();
+
+    // Nobody to run them: each answered submit is stored, pending.
+    let submits = (0..50).map(|n| m.engine.submit(m.tenant, TaskSpec::new("work", json!(n))));
+    for task in futures_util::future::join_all(submits).await {
+        let task = task.unwrap();
+        assert_eq!(stored(task.id).await.map(|t| t.status()), Some(TaskStatus::Pending));
+    }
+    // A cancel's answer is stored too.
+    let lone = m.engine.submit(m.tenant, TaskSpec::new("lone", json!({}))).await.unwrap();
+    let cancelled = m.engine.cancel(m.tenant, lone.id).await.unwrap();
+    assert_eq!(cancelled.status(), TaskStatus::Cancelled);
+    assert_eq!(stored(lone.id).await.unwrap().status(), TaskStatus::Cancelled);
+
+    // An agent gets a task only once the stores say it holds it.
+    let mut agent = connect(&m.client()).await.unwrap();
+    agent.send(Hello::new("raw", ["work"])).await.unwrap();
+    m.wait_for_agents(1).await;
+    let mut seen = 0;
+    while seen < 50 {
+        let Some(Ok(mesh_protocol::ws::Incoming::Message(Message::TaskAssign(a)))) =
+            agent.recv().await
+        else {
+            continue;
+        };
+        let id = mesh_core::TaskId::from_uuid(a.task_id);
+        let held = stored(id).await.unwrap();
+        assert_eq!(held.status(), TaskStatus::Assigned);
+        assert!(held.agent_id.is_some());
+        // Whoever waits hears of the end once it is stored.
+        let waiter = {
+            let engine = m.engine.clone();
+            let tenant = m.tenant;
+            tokio::spawn(async move { engine.wait(tenant, id).await })
+        };
+        agent
+            .send(mesh_protocol::TaskComplete::new(a.task_id, json!(seen)))
+            .await
+            .unwrap();
+        let done = waiter.await.unwrap().unwrap();
+        assert_eq!(done.status(), TaskStatus::Completed);
+        let back = stored(id).await.unwrap();
+        assert_eq!((back.status(), back.output), (TaskStatus::Completed, done.output));
+        seen += 1;
+    }
+}

@@ -4,11 +4,12 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mesh_protocol::{ErrorMessage, Hello, Message, TaskSubmitted, Welcome};
+use mesh_protocol::{ErrorMessage, Hello, Message, Welcome};
 use mesh_router::{CandidateSpec, Outcome};
 use mesh_store::Repository;
 use tokio::time::Instant;
 
+use super::batch::Ack;
 use super::rules::{backoff, candidate, tenant_capability, walk};
 use super::{AgentEntry, Result, State, Wakeup};
 use crate::domain::{
@@ -346,7 +347,7 @@ impl<S: Stores> State<S> {
         }
         if entry.task.attempts >= entry.task.max_attempts {
             entry.task.error = Some(format!("rejected: {reason}"));
-            self.terminate(task, TaskStatus::Failed).await
+            self.terminate(task, TaskStatus::Failed)
         } else {
             self.back_to_pending(task, None).await
         }
@@ -380,7 +381,7 @@ impl<S: Stores> State<S> {
             Ok(output) => {
                 entry.task.output = Some(output);
                 entry.task.error = None;
-                self.terminate(task, TaskStatus::Completed).await
+                self.terminate(task, TaskStatus::Completed)
             }
             Err((error, retryable)) => {
                 entry.task.error = Some(error);
@@ -388,7 +389,7 @@ impl<S: Stores> State<S> {
                     let backoff = backoff(&self.config, entry.task.attempts);
                     self.back_to_pending(task, Some(backoff)).await
                 } else {
-                    self.terminate(task, TaskStatus::Failed).await
+                    self.terminate(task, TaskStatus::Failed)
                 }
             }
         }
@@ -408,23 +409,11 @@ impl<S: Stores> State<S> {
         spec.traceparent = submit
             .traceparent
             .filter(|t| t.len() <= crate::trace::MAX_TRACEPARENT_LEN);
-        match self.submit(tenant, spec, Some(agent)).await {
-            Ok(task) => {
-                if let Some((_, link)) = self.agents.get(&agent).and_then(|a| a.session.as_ref()) {
-                    let _ = link.send(Message::TaskSubmitted(TaskSubmitted::new(
-                        submit.request_id,
-                        *task.id.as_uuid(),
-                    )));
-                }
-            }
-            Err(e) => {
-                let mut error = ErrorMessage::new("submit_refused", e.to_string());
-                error.reference = Some(submit.request_id);
-                if let Some((_, link)) = self.agents.get(&agent).and_then(|a| a.session.as_ref()) {
-                    let _ = link.send(Message::Error(error));
-                }
-            }
-        }
+        let ack = Ack::Delegated {
+            agent,
+            request_id: submit.request_id,
+        };
+        self.submit(tenant, spec, Some(agent), ack).await;
         Ok(())
     }
 

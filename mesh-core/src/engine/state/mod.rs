@@ -1,10 +1,12 @@
 //! The engine task: the state it owns, how it starts (resuming unfinished tasks), and
 //! its loop. Each concern's methods live in a file of their own beside this one:
-//! `agents`, `tasks`, `routing`, `timers`, `keys`, `cluster`; `rules` holds the pure
-//! rules they share and `routers` the router instances. Those concern files only
-//! extend [`State`]; this file imports nothing from them, only the two leaves.
+//! `agents`, `tasks`, `routing`, `timers`, `keys`, `cluster`, `writes`; `rules` holds
+//! the pure rules they share, `routers` the router instances and `batch` the task
+//! writes of a loop turn. Those concern files only extend [`State`]; this file imports
+//! nothing from them, only the three leaves.
 
 mod agents;
+mod batch;
 mod cluster;
 mod keys;
 mod routers;
@@ -71,6 +73,8 @@ struct TaskEntry {
     /// The current attempt's `invoke_agent` span, when the task's trace is sampled;
     /// it ends with the attempt (or when the entry goes).
     attempt_span: Option<tracing::Span>,
+    /// Submitted here and not stored yet: it joins the queue once it is.
+    creating: bool,
 }
 
 /// A pending task's place in the queue: most urgent first, then oldest.
@@ -145,9 +149,12 @@ pub(super) struct State<S> {
     /// they can be routable (the rest were not, and no capacity came), so a submit
     /// costs a look at one task, not at the whole queue.
     fresh: Vec<QueueKey>,
-    /// Tasks accepted in memory, written at the end of this batch of commands (see
-    /// `State::accept`).
-    accepted: Vec<TaskId>,
+    /// The task writes decided since the last batch was dispatched (`writes`).
+    batch: batch::Batch,
+    /// The batch being written, if one is.
+    writing: Option<batch::Writing>,
+    /// Told when the batch being written is.
+    write_done: Arc<tokio::sync::Notify>,
     last_heartbeat_check: Instant,
     last_adopt: Instant,
     last_seen_saved: Instant,
@@ -177,7 +184,9 @@ impl<S: Stores> State<S> {
             tenants: HashSet::new(),
             dirty: false,
             fresh: Vec::new(),
-            accepted: Vec::new(),
+            batch: batch::Batch::default(),
+            writing: None,
+            write_done: Arc::default(),
             last_heartbeat_check: Instant::now(),
             last_adopt: Instant::now(),
             last_seen_saved: Instant::now(),
@@ -230,28 +239,38 @@ impl<S: Stores> State<S> {
     pub(super) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let mut tick = tokio::time::interval(self.config.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let write_done = self.write_done.clone();
         loop {
+            // Something to route or write: take what is queued, but do not wait.
+            let busy = self.dirty
+                || !self.fresh.is_empty()
+                || (self.writing.is_none() && !self.batch.is_empty());
+            let writing = self.writing.is_some();
             tokio::select! {
                 command = commands.recv() => {
                     let Some(command) = command else { break };
                     if !self.handle(command).await {
                         break;
                     }
-                    // Take what else is queued before routing, so bursts route once.
+                    // Take what else is queued before routing, so bursts route once
+                    // and are written together.
                     for _ in 0..256 {
                         let Ok(command) = commands.try_recv() else { break };
                         if !self.handle(command).await {
                             return;
                         }
                     }
-                    self.write_accepted().await;
                 }
                 _ = tick.tick() => self.on_tick().await,
+                () = write_done.notified(), if writing => self.settle_writes().await,
+                () = std::future::ready(()), if busy => {}
             }
             if self.dirty || !self.fresh.is_empty() {
-                self.route_pending().await;
+                self.route_pending();
             }
+            self.dispatch().await;
         }
+        self.flush().await;
     }
 
     /// Serves one command; false once the engine should stop.
@@ -290,11 +309,11 @@ impl<S: Stores> State<S> {
                 id,
                 reply,
             } => {
-                let result = match id {
-                    Some(id) => self.submit_once(tenant, id, spec).await,
-                    None => self.submit(tenant, spec, None).await,
-                };
-                let _ = reply.send(result);
+                let ack = batch::Ack::Reply(reply);
+                match id {
+                    Some(id) => self.submit_once(tenant, id, spec, ack).await,
+                    None => self.submit(tenant, spec, None, ack).await,
+                }
             }
             Command::Wait { tenant, id, reply } => self.wait(tenant, id, reply).await,
             #[cfg(test)]
@@ -302,7 +321,16 @@ impl<S: Stores> State<S> {
                 let _ = reply.send(Ok(self.tasks.get(&id).map_or(0, |e| e.waiters.len())));
             }
             Command::Cancel { tenant, id, reply } => {
-                let _ = reply.send(self.cancel(tenant, id).await);
+                let result = self.cancel(tenant, id).await;
+                // An end still to be written is told when it is.
+                match self.tasks.get_mut(&id) {
+                    Some(entry) if result.is_ok() && entry.task.status().is_terminal() => {
+                        entry.add_waiter(reply);
+                    }
+                    _ => {
+                        let _ = reply.send(result);
+                    }
+                }
             }
             Command::Deregister { tenant, id, reply } => {
                 let _ = reply.send(self.deregister(tenant, id).await);
@@ -337,10 +365,11 @@ impl<S: Stores> State<S> {
             }
             Command::Settle { reply } => {
                 // Served means written too.
-                self.write_accepted().await;
+                self.flush().await;
                 let _ = reply.send(());
             }
             Command::Shutdown { reply } => {
+                self.flush().await;
                 self.shutdown().await;
                 let _ = reply.send(());
                 return false;

@@ -10,13 +10,16 @@ use mesh_protocol::{Message, TaskAssign};
 use mesh_router::RouteRequest;
 use tokio::time::Instant;
 
+use super::batch::{Assignment, Outbox};
 use super::rules::{agent_of, candidate, router_priority, tenant_capability};
 use super::{QueueKey, Result, State};
-use crate::domain::{AgentId, RoutingPreference, Task, TaskId, TaskStatus, TenantId};
-use crate::engine::{AgentLink, Event, Stores};
+use crate::domain::{AgentId, RoutingPreference, Task, TaskId, TaskStatus};
+use crate::engine::{Event, Stores};
 
 impl<S: Stores> State<S> {
-    pub(super) async fn route_pending(&mut self) {
+    /// Plans a routing pass: which pending tasks go to which agents, in memory; the
+    /// assignments are written with the batch and sent after.
+    pub(super) fn route_pending(&mut self) {
         let mut fresh = std::mem::take(&mut self.fresh);
         let queue: Vec<QueueKey> = if std::mem::take(&mut self.dirty) {
             self.pending.iter().copied().collect()
@@ -26,7 +29,6 @@ impl<S: Stores> State<S> {
         };
         let now = Instant::now();
         let mut blocked: HashSet<u64> = HashSet::new();
-        let mut planned = Vec::new();
         for key in queue {
             let id = key.2;
             let Some(entry) = self.tasks.get(&id) else {
@@ -41,19 +43,18 @@ impl<S: Stores> State<S> {
             }
             let signature = entry.signature;
             match self.plan(id) {
-                Ok(Some(assignment)) => planned.push(assignment),
+                Ok(Some(assignment)) => self.assign_later(assignment),
                 Ok(None) => {
                     blocked.insert(signature);
                 }
                 Err(e) => tracing::error!(error = %e, task = %id, "assigning a task failed"),
             }
         }
-        self.commit_assignments(planned).await;
     }
 
     /// Routes one pending task: picks the agent and moves the task to `assigned` in
-    /// memory; `None` if no agent can take it now. Written and sent with the pass's
-    /// other assignments ([`commit_assignments`](Self::commit_assignments)).
+    /// memory; `None` if no agent can take it now. Written with the batch and sent
+    /// after ([`assignment_written`](Self::assignment_written)).
     fn plan(&mut self, id: TaskId) -> Result<Option<Assignment>> {
         let Some(entry) = self.tasks.get(&id) else {
             return Ok(None);
@@ -130,23 +131,41 @@ impl<S: Stores> State<S> {
         }))
     }
 
-    /// Writes a routing pass's assignments — one `update_many` per tenant: one round
-    /// trip on PostgreSQL, one transaction on SQLite — then sends each agent its new
-    /// tasks at once, after they are durable (so they go out together, in batch
-    /// frames). A task another engine changed first is refreshed and its agent's slot
-    /// released, as is every task of a batch that failed (its attempt's deadline puts
-    /// it back in the queue).
-    async fn commit_assignments(&mut self, planned: Vec<Assignment>) {
-        let ids: Vec<TaskId> = planned.iter().map(|a| a.id).collect();
-        let written = self.write_tasks(&ids).await;
-        let mut outbox: Vec<(AgentId, Arc<dyn AgentLink>, Vec<Message>)> = Vec::new();
-        for (assignment, written) in planned.into_iter().zip(written) {
-            if written {
-                self.assigned(assignment, &mut outbox);
-            } else {
-                let _ = self.index.release(assignment.chosen);
-            }
+    /// An assignment's write came back: written, its message joins the agent's in
+    /// `outbox` (each agent gets its new tasks at once, in batch frames); not written
+    /// (another engine changed the task first, or the batch failed), the agent's slot
+    /// is released and the attempt's deadline puts the task back in the queue. One
+    /// written for a connection that closed meanwhile goes back to the queue at once.
+    pub(super) async fn assignment_written(
+        &mut self,
+        assignment: Assignment,
+        written: bool,
+        outbox: &mut Outbox,
+    ) {
+        // Ended or moved on meanwhile: whatever did that released the slot.
+        let held = self.tasks.get(&assignment.id).is_some_and(|e| {
+            e.task.status() == TaskStatus::Assigned && e.task.agent_id == Some(assignment.agent)
+        });
+        if !held {
+            return;
         }
+        let connected = self
+            .agents
+            .get(&assignment.agent)
+            .and_then(|a| a.session.as_ref())
+            .is_some_and(|(_, link)| Arc::ptr_eq(link, &assignment.link));
+        if written && connected {
+            self.assigned(assignment, outbox);
+            return;
+        }
+        let _ = self.index.release(assignment.chosen);
+        if written && let Err(e) = self.back_to_pending(assignment.id, None).await {
+            tracing::warn!(error = %e, task = %assignment.id, "requeueing a task failed");
+        }
+    }
+
+    /// Sends each agent its messages of the batch together.
+    pub(super) async fn send_outbox(&mut self, outbox: Outbox) {
         for (agent, link, messages) in outbox {
             if let Err(e) = link.send_all(messages) {
                 tracing::warn!(error = %e, %agent, "agent cannot take messages; dropping it");
@@ -159,11 +178,7 @@ impl<S: Stores> State<S> {
 
     /// A written assignment: the agent holds the task; its message joins the agent's
     /// in `outbox`.
-    fn assigned(
-        &mut self,
-        assignment: Assignment,
-        outbox: &mut Vec<(AgentId, Arc<dyn AgentLink>, Vec<Message>)>,
-    ) {
+    fn assigned(&mut self, assignment: Assignment, outbox: &mut Outbox) {
         let Assignment {
             id,
             tenant,
@@ -197,16 +212,6 @@ impl<S: Stores> State<S> {
             None => outbox.push((agent, link, vec![message])),
         }
     }
-}
-
-/// An assignment decided in a routing pass, not yet written.
-struct Assignment {
-    id: TaskId,
-    tenant: TenantId,
-    agent: AgentId,
-    chosen: mesh_router::CandidateId,
-    link: Arc<dyn AgentLink>,
-    assign: TaskAssign,
 }
 
 /// An attempt's `invoke_agent` span, when the task's trace is sampled, and the

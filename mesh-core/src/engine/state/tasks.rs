@@ -11,16 +11,17 @@ use mesh_protocol::{Message, TaskCancel, TaskUpdate};
 use mesh_store::{Repository, StoreError};
 use tokio::time::Instant;
 
-use super::rules::{candidate, finish_status, walk, wire_status};
+use super::batch::Ack;
+use super::rules::{candidate, finish_status, wire_status};
 use super::{Result, State, TaskEntry, Wakeup};
-use crate::domain::{
-    AgentId, AgentStatus, SYSTEM_TENANT, Task, TaskId, TaskSpec, TaskStatus, Tenant, TenantId,
-};
+use crate::domain::{AgentId, SYSTEM_TENANT, Task, TaskId, TaskSpec, TaskStatus, Tenant, TenantId};
 use crate::engine::command::Reply;
 use crate::engine::{Change, EngineError, Event, Stores};
 
 impl<S: Stores> State<S> {
-    /// Starts tracking a task in memory; pending ones join the queue.
+    /// Starts tracking a task in memory; pending ones join the queue. Version 0 means
+    /// not stored yet: a creation in the batch (routed before it is written, it is
+    /// created assigned).
     pub(super) fn track(&mut self, task: Task, version: u64, watcher: Option<AgentId>) {
         let mut hasher = DefaultHasher::new();
         (task.tenant_id, &task.kind, &task.required_capabilities).hash(&mut hasher);
@@ -42,6 +43,7 @@ impl<S: Stores> State<S> {
             watcher,
             waiters: Vec::new(),
             attempt_span: None,
+            creating: version == 0,
         };
         if let Some(d) = deadline {
             self.deadlines.insert((d, id));
@@ -76,48 +78,61 @@ impl<S: Stores> State<S> {
         self.fresh.push(key);
     }
 
+    /// Submits a task: it is stored with the batch, and `ack` hears of it then (or
+    /// at once, when the spec is refused).
     pub(super) async fn submit(
         &mut self,
         tenant: TenantId,
         spec: TaskSpec,
         watcher: Option<AgentId>,
-    ) -> Result<Task> {
-        self.create_task(tenant, None, spec, watcher).await
+        ack: Ack,
+    ) {
+        match self.create_task(tenant, None, spec, watcher).await {
+            Ok(id) => self.create_later(id, ack),
+            Err(e) => self.acknowledge(ack, Err(e)),
+        }
     }
 
     /// Submits under `id` unless the tenant has that task already (tracked here, or
-    /// stored by any instance): then it is returned as it is.
+    /// stored by any instance): then `ack` gets it as it is (once stored).
     pub(super) async fn submit_once(
         &mut self,
         tenant: TenantId,
         id: TaskId,
         spec: TaskSpec,
-    ) -> Result<Task> {
+        ack: Ack,
+    ) {
         if let Some(entry) = self.tasks.get(&id) {
-            return if entry.task.tenant_id == tenant {
-                Ok(entry.task.clone())
-            } else {
-                Err(EngineError::Contended(id))
-            };
+            match entry.task.tenant_id == tenant {
+                true if entry.creating => self.ack_later(id, ack),
+                true => self.acknowledge(ack, Ok(entry.task.clone())),
+                false => self.acknowledge(ack, Err(EngineError::Contended(id))),
+            }
+            return;
         }
         let stored = self
             .stores
             .tasks()
             .get(&tenant.to_string(), *id.as_uuid())
-            .await?;
+            .await;
         match stored {
-            Some(stored) => Ok(stored.record),
-            None => self.create_task(tenant, Some(id), spec, None).await,
+            Ok(Some(stored)) => self.acknowledge(ack, Ok(stored.record)),
+            Ok(None) => match self.create_task(tenant, Some(id), spec, None).await {
+                Ok(id) => self.create_later(id, ack),
+                Err(e) => self.acknowledge(ack, Err(e)),
+            },
+            Err(e) => self.acknowledge(ack, Err(e.into())),
         }
     }
 
+    /// Checks a spec and tracks its task in memory, to be stored with the batch.
     async fn create_task(
         &mut self,
         tenant: TenantId,
         id: Option<TaskId>,
         spec: TaskSpec,
         watcher: Option<AgentId>,
-    ) -> Result<Task> {
+    ) -> Result<TaskId> {
         self.check(&spec)?;
         let mut task = Task::new(tenant, spec.kind, spec.input);
         if let Some(id) = id {
@@ -132,28 +147,13 @@ impl<S: Stores> State<S> {
         task.deadline = spec.deadline;
         task.parent = spec.parent;
         task.traceparent = spec.traceparent;
-        let tenant_key = tenant.to_string();
         if let Some(parent) = spec.parent {
             self.add_child(tenant, parent, task.id).await?;
         }
         self.remember_tenant(tenant).await?;
-        let version = self
-            .stores
-            .tasks()
-            .create(&tenant_key, &task)
-            .await?
-            .version;
-        let _ = self.changes.send(Change::Task {
-            tenant,
-            id: task.id,
-        });
-        let _ = self.events.send(Event::TaskSubmitted {
-            tenant,
-            task: task.id,
-            kind: task.kind.clone(),
-        });
-        self.track(task.clone(), version, watcher);
-        Ok(task)
+        let id = task.id;
+        self.track(task, 0, watcher);
+        Ok(id)
     }
 
     /// Checks a spec against [`TaskSpec`]'s bounds, whatever front end sent it.
@@ -208,12 +208,16 @@ impl<S: Stores> State<S> {
         parent: TaskId,
         child: TaskId,
     ) -> Result<()> {
+        self.settle_writes_boxed().await;
         if let Some(entry) = self
             .tasks
             .get_mut(&parent)
             .filter(|e| e.task.tenant_id == tenant)
         {
             entry.task.children.push(child);
+            if entry.creating {
+                return Ok(()); // stored with its creation
+            }
             entry.version = self
                 .stores
                 .tasks()
@@ -235,9 +239,12 @@ impl<S: Stores> State<S> {
         Ok(())
     }
 
-    /// Writes a task's record through the store.
+    /// Writes a task's record through the store (one not stored yet is stored as it
+    /// is with the batch).
     pub(super) async fn save_task(&mut self, id: TaskId) -> Result<()> {
-        let Some(entry) = self.tasks.get_mut(&id) else {
+        // On top of the batch being written, if that writes the task too.
+        self.settle_writes_boxed().await;
+        let Some(entry) = self.tasks.get_mut(&id).filter(|e| !e.creating) else {
             return Ok(());
         };
         let tenant = entry.task.tenant_id;
@@ -320,41 +327,30 @@ impl<S: Stores> State<S> {
         Ok(())
     }
 
-    /// Ends a task: persists the final status, answers waiters and the delegating
-    /// agent, and forgets it.
-    pub(super) async fn terminate(&mut self, id: TaskId, status: TaskStatus) -> Result<()> {
-        let Some(entry) = self.tasks.get(&id) else {
-            return Ok(());
-        };
-        let mut finished = entry.task.clone();
-        finish_status(&mut finished, status)?;
-        // Persist first; only a saved end is applied in memory and announced.
-        if !self.save_end(finished, entry.version).await? {
-            return Ok(()); // it ended (or moved on) elsewhere; refreshed from the stores
-        }
+    /// Ends a task: the end holds in memory at once (the task leaves the queue and its
+    /// timers) and is written with the batch; waiters and the delegating agent hear of
+    /// it once it is stored, and the task is forgotten then. A task whose end is
+    /// being written is left as it is.
+    pub(super) fn terminate(&mut self, id: TaskId, status: TaskStatus) -> Result<()> {
         let Some(entry) = self.tasks.get_mut(&id) else {
             return Ok(());
         };
+        if entry.task.status().is_terminal() {
+            return Ok(());
+        }
+        let mut finished = entry.task.clone();
+        finish_status(&mut finished, status)?;
         entry.leave_queue(&mut self.pending, &mut self.wakeups);
         if let Some(d) = entry.deadline.take() {
             self.deadlines.remove(&(d, id));
         }
-        let Some(mut entry) = self.tasks.remove(&id) else {
-            return Ok(());
-        };
         entry.end_attempt(status);
-        let agent = entry.task.agent_id;
-        self.announce_end(entry.task, entry.waiters, entry.watcher);
-        // A draining agent that just finished its last task becomes inactive.
-        if let Some(agent_id) = agent
-            && let Some(a) = self.agents.get_mut(&agent_id)
-            && a.agent.status() == AgentStatus::Draining
-            && a.in_flight.is_empty()
-        {
-            walk(&mut a.agent, AgentStatus::Inactive)?;
-            self.save_agent(agent_id).await?;
+        entry.task = finished.clone();
+        let version = entry.version;
+        // One whose creation is not dispatched yet is stored ended, by it.
+        if version > 0 {
+            self.end_later(finished, version);
         }
-        self.dirty = true;
         Ok(())
     }
 
@@ -363,7 +359,7 @@ impl<S: Stores> State<S> {
     /// re-reads it and applies the end again if the same attempt still holds the task
     /// (a cancellation: if it has not ended); transient errors are retried. True once saved (the entry then holds it);
     /// false if the task ended or moved on elsewhere (the entry is refreshed instead).
-    async fn save_end(&mut self, mut finished: Task, mut version: u64) -> Result<bool> {
+    pub(super) async fn save_end(&mut self, mut finished: Task, mut version: u64) -> Result<bool> {
         let (tenant, id) = (finished.tenant_id, finished.id);
         let key = tenant.to_string();
         let mut transient = 0;
@@ -509,7 +505,7 @@ impl<S: Stores> State<S> {
                 }
             }
         }
-        self.terminate(id, TaskStatus::Cancelled).await?;
+        self.terminate(id, TaskStatus::Cancelled)?;
         self.get(tenant, id)
             .await?
             .ok_or(EngineError::TaskNotFound(id))

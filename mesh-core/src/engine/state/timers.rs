@@ -95,7 +95,7 @@ impl<S: Stores> State<S> {
             }
         }
         for id in unroutable {
-            if let Err(e) = self.terminate(id, TaskStatus::Failed).await {
+            if let Err(e) = self.terminate(id, TaskStatus::Failed) {
                 tracing::error!(error = %e, task = %id, "failing an unroutable task failed");
             }
         }
@@ -136,13 +136,13 @@ impl<S: Stores> State<S> {
                 return self.back_to_pending(id, Some(backoff)).await;
             }
             entry.task.error = Some("timed out".into());
-            return self.terminate(id, TaskStatus::TimedOut).await;
+            return self.terminate(id, TaskStatus::TimedOut);
         }
         if past_deadline {
             if let Some(entry) = self.tasks.get_mut(&id) {
                 entry.task.error = Some("deadline passed before an agent took it".into());
             }
-            return self.terminate(id, TaskStatus::TimedOut).await;
+            return self.terminate(id, TaskStatus::TimedOut);
         }
         Ok(())
     }

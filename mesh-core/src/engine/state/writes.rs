@@ -1,84 +1,72 @@
-//! Writes grouped into one round trip: a routing pass's assignments, and the
-//! acceptances of one batch of commands (announced at once, written together, or not
-//! at all when the task's next write comes first: a crash in between leaves
-//! `assigned`, which recovery treats as `accepted`).
+//! Group commit: the task writes the engine decides while serving a batch of commands
+//! and routing — new tasks, acceptances, ends, a routing pass's assignments — are made
+//! durable together at the end of the loop turn ([`State::flush`]): per tenant one
+//! `create_many` and one `update_many`, run side by side (one round trip on
+//! PostgreSQL, one transaction each on SQLite). Only then are the writes' effects
+//! seen outside: a submitter hears its task exists, an agent gets its assignment,
+//! waiters hear a task ended. An acceptance has no such effect; it is written with
+//! the batch, or not at all when the task's next write comes first (a crash in
+//! between leaves `assigned`, which recovery treats as `accepted`).
 
-use mesh_store::{Repository, StoreError};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
+use futures_util::FutureExt;
+use mesh_protocol::{ErrorMessage, Message, TaskSubmitted};
+use mesh_store::{Repository, StoreError, Versioned};
+
+use super::batch::{Ack, Assignment, Batch, Dispatched, NotifyOnDrop, Update, Writing, Written};
 use super::{Result, State};
-use crate::domain::{Task, TaskId, TaskStatus, TenantId};
-use crate::engine::{Change, Event, Stores};
+use crate::domain::{AgentStatus, Task, TaskId, TaskStatus, TenantId};
+use crate::engine::{Change, EngineError, Event, Stores};
 
 impl<S: Stores> State<S> {
-    /// Writes the tasks' records as they are in memory, together: one `update_many`
-    /// per tenant (one round trip on PostgreSQL, one transaction on SQLite). A record
-    /// written takes its new version, and other engines hear of it; one another engine
-    /// changed first is refreshed from the stores. For each id, whether it was written.
-    pub(super) async fn write_tasks(&mut self, ids: &[TaskId]) -> Vec<bool> {
-        let mut written = vec![false; ids.len()];
-        let mut tenants: Vec<TenantId> = Vec::new();
-        for id in ids {
-            if let Some(entry) = self.tasks.get(id)
-                && !tenants.contains(&entry.task.tenant_id)
-            {
-                tenants.push(entry.task.tenant_id);
+    /// Stores a new task with the batch; `ack` hears when it is stored, or why not.
+    pub(super) fn create_later(&mut self, id: TaskId, ack: Ack) {
+        self.batch.created.push(id);
+        self.batch.acks.push((id, ack));
+    }
+
+    /// Answers `ack` too when the task being created under `id` is stored.
+    pub(super) fn ack_later(&mut self, id: TaskId, ack: Ack) {
+        self.batch.acks.push((id, ack));
+    }
+
+    /// Tells who submitted a task how it went.
+    pub(super) fn acknowledge(&self, ack: Ack, result: Result<Task>) {
+        match ack {
+            Ack::Reply(reply) => {
+                let _ = reply.send(result);
+            }
+            Ack::Delegated { agent, request_id } => {
+                let Some((_, link)) = self.agents.get(&agent).and_then(|a| a.session.as_ref())
+                else {
+                    return;
+                };
+                let message = match result {
+                    Ok(task) => {
+                        Message::TaskSubmitted(TaskSubmitted::new(request_id, *task.id.as_uuid()))
+                    }
+                    Err(e) => {
+                        let mut error = ErrorMessage::new("submit_refused", e.to_string());
+                        error.reference = Some(request_id);
+                        Message::Error(error)
+                    }
+                };
+                let _ = link.send(message);
             }
         }
-        for tenant in tenants {
-            let (at, updates): (Vec<usize>, Vec<(Task, u64)>) = ids
-                .iter()
-                .enumerate()
-                .filter_map(|(i, id)| {
-                    let entry = self.tasks.get(id)?;
-                    (entry.task.tenant_id == tenant)
-                        .then(|| (i, (entry.task.clone(), entry.version)))
-                })
-                .unzip();
-            let results = match self
-                .stores
-                .tasks()
-                .update_many(&tenant.to_string(), &updates)
-                .await
-            {
-                Ok(results) => results,
-                Err(e) => {
-                    tracing::error!(error = %e, tasks = updates.len(), "writing tasks failed");
-                    continue;
-                }
-            };
-            for (i, result) in at.into_iter().zip(results) {
-                let id = ids[i];
-                match result {
-                    Ok(saved) => {
-                        if let Some(entry) = self.tasks.get_mut(&id) {
-                            entry.version = saved.version;
-                        }
-                        let _ = self.changes.send(Change::Task { tenant, id });
-                        written[i] = true;
-                    }
-                    Err(StoreError::Conflict { .. }) => {
-                        // Another engine changed it first: take its version.
-                        if let Err(e) = self.refresh_task(tenant, id).await {
-                            tracing::warn!(error = %e, task = %id, "refreshing a task failed");
-                        }
-                    }
-                    Err(e) => tracing::error!(error = %e, task = %id, "writing a task failed"),
-                }
-            }
-        }
-        written
     }
 
     /// Takes an agent's acceptance: `accepted` at once in memory and in events, written
-    /// with the other acceptances of this batch of commands ([`Self::write_accepted`]),
-    /// or with the task's next write if that comes first.
+    /// with the batch, or with the task's next write if that comes first.
     pub(super) fn accept(&mut self, id: TaskId) -> Result<()> {
         let Some(entry) = self.tasks.get_mut(&id) else {
             return Ok(());
         };
         entry.task.transition(TaskStatus::Accepted)?;
         let tenant = entry.task.tenant_id;
-        self.accepted.push(id);
+        self.batch.accepted.push(id);
         let _ = self.events.send(Event::TaskStatus {
             tenant,
             task: id,
@@ -87,20 +75,413 @@ impl<S: Stores> State<S> {
         Ok(())
     }
 
-    /// Writes the acceptances taken since the last call, together — those of tasks
-    /// still `accepted` in memory: a task that moved on was written since, and its
-    /// record says more than `accepted` would.
-    pub(super) async fn write_accepted(&mut self) {
-        let mut ids = std::mem::take(&mut self.accepted);
-        ids.retain(|id| {
-            self.tasks
-                .get(id)
-                .is_some_and(|e| e.task.status() == TaskStatus::Accepted)
-        });
-        ids.sort_unstable();
-        ids.dedup();
-        if !ids.is_empty() {
-            self.write_tasks(&ids).await;
+    /// Stores a task's end with the batch (`finished`, decided at `version`).
+    pub(super) fn end_later(&mut self, finished: Task, version: u64) {
+        self.batch.ended.push((finished, version));
+    }
+
+    /// Writes a routing pass's assignment with the batch; the agent gets it after.
+    pub(super) fn assign_later(&mut self, assignment: Assignment) {
+        self.batch.assigned.push(assignment);
+    }
+
+    /// Makes the batch durable and lets its effects out, waiting for it.
+    pub(super) async fn flush(&mut self) {
+        self.settle_writes().await;
+        self.dispatch().await;
+        self.settle_writes().await;
+    }
+
+    /// Starts writing the batch on a task of its own, unless a write is in flight
+    /// (one at a time keeps each task's writes in order). The engine goes on serving
+    /// commands meanwhile; the records written take their next versions at once
+    /// (a store's update bumps the version by one), so what it decides next about
+    /// them is written on top. `write_done` is told when the write is over.
+    pub(super) async fn dispatch(&mut self) {
+        if self.writing.is_some() || self.batch.is_empty() {
+            return;
         }
+        let Batch {
+            created,
+            acks,
+            accepted,
+            ended,
+            assigned,
+        } = std::mem::take(&mut self.batch);
+        // A new task routed before it was written is created assigned: one write.
+        let (on_create, assigned): (Vec<Assignment>, Vec<Assignment>) = assigned
+            .into_iter()
+            .partition(|a| self.tasks.get(&a.id).is_some_and(|e| e.version == 0));
+        let mut updates: Vec<Update> = accepted
+            .into_iter()
+            .filter(|id| {
+                self.tasks
+                    .get(id)
+                    .is_some_and(|e| e.task.status() == TaskStatus::Accepted && !e.creating)
+            })
+            .map(Update::Accepted)
+            .chain(ended.into_iter().map(|(t, v)| Update::Ended(t, v)))
+            .chain(assigned.into_iter().map(Update::Assigned))
+            .collect();
+        // One statement cannot change a row twice: keep each task's last decision.
+        let mut seen = HashSet::new();
+        updates.reverse();
+        updates.retain(|u| seen.insert(u.id()));
+        updates.reverse();
+        let write = self.write_batch(&created, &updates);
+        let mut expected = Vec::with_capacity(updates.len());
+        for update in &updates {
+            let entry = self.tasks.get_mut(&update.id());
+            let version = match update {
+                Update::Ended(_, version) => *version,
+                _ => entry.as_ref().map_or(0, |e| e.version),
+            };
+            if let Some(entry) = entry {
+                entry.version = version + 1;
+            }
+            expected.push(version);
+        }
+        let mut created_ended = Vec::new();
+        for id in &created {
+            if let Some(entry) = self.tasks.get_mut(id) {
+                entry.version = 1;
+                if entry.task.status().is_terminal() {
+                    created_ended.push(*id);
+                }
+            }
+        }
+        let batch = Dispatched {
+            created,
+            on_create,
+            acks,
+            updates,
+            expected,
+            created_ended,
+        };
+        // A store that answers at once (memory) is written here: a task of its own
+        // would cost more than the write.
+        let mut write = Box::pin(write);
+        if let Some(results) = (&mut write).now_or_never() {
+            return self.apply(batch, results).await;
+        }
+        let done = NotifyOnDrop(self.write_done.clone());
+        let task = tokio::spawn(async move {
+            let _done = done;
+            write.await
+        });
+        self.writing = Some(Writing { task, batch });
+    }
+
+    /// Waits for the write in flight, if any, and lets its effects out — boxed, for
+    /// the writes its effects make in turn (a lost agent's tasks requeued).
+    pub(super) async fn settle_writes_boxed(&mut self) {
+        if self.writing.is_some() {
+            Box::pin(self.settle_writes()).await;
+        }
+    }
+
+    /// Waits for the write in flight, if any, and lets its effects out.
+    pub(super) async fn settle_writes(&mut self) {
+        let Some(writing) = self.writing.take() else {
+            return;
+        };
+        let Writing { task, batch } = writing;
+        let results = match task.await {
+            Ok(results) => results,
+            // A bug in a store is one in the engine task: it stops the engine, seen.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => {
+                let failed = Arc::new(StoreError::Invalid(format!("the write task failed: {e}")));
+                (
+                    batch.created.iter().map(|_| Err(failed.clone())).collect(),
+                    batch.updates.iter().map(|_| Err(failed.clone())).collect(),
+                )
+            }
+        };
+        self.apply(batch, results).await;
+    }
+
+    /// A batch's writes came back: lets their effects out.
+    async fn apply(&mut self, batch: Dispatched, results: (Vec<Written>, Vec<Written>)) {
+        let Dispatched {
+            created,
+            on_create,
+            acks,
+            updates,
+            expected,
+            created_ended,
+        } = batch;
+        let (created_results, update_results) = results;
+        let mut refused = HashMap::new();
+        for (id, result) in created.iter().zip(created_results) {
+            if let Err(e) = self.created(*id, result) {
+                refused.insert(*id, e);
+            }
+        }
+        for (id, ack) in acks {
+            let result = match (self.tasks.get(&id), refused.get(&id)) {
+                (Some(e), _) if !e.creating => Ok(e.task.clone()),
+                (_, Some(e)) => Err(EngineError::from(owned(e))),
+                (Some(_), None) => {
+                    // Still to be stored (a creation queued after this batch's).
+                    self.batch.acks.push((id, ack));
+                    continue;
+                }
+                (None, None) => Err(EngineError::TaskNotFound(id)),
+            };
+            self.acknowledge(ack, result);
+        }
+        let mut outbox = Vec::new();
+        for a in on_create {
+            let written = self.tasks.get(&a.id).is_some_and(|e| !e.creating);
+            self.assignment_written(a, written, &mut outbox).await;
+        }
+        for ((update, result), version) in updates.into_iter().zip(update_results).zip(expected) {
+            if let Some(entry) = self.tasks.get_mut(&update.id()) {
+                match &result {
+                    Ok(saved) => {
+                        entry.version = saved.version;
+                        let tenant = entry.task.tenant_id;
+                        let _ = self.changes.send(Change::Task {
+                            tenant,
+                            id: update.id(),
+                        });
+                    }
+                    // Not written: the version it was given does not hold.
+                    Err(_) if entry.version == version + 1 => entry.version = version,
+                    Err(_) => {}
+                }
+            }
+            match update {
+                Update::Accepted(id) => self.accept_written(id, result).await,
+                Update::Ended(task, version) => self.end_written(task, version, result).await,
+                Update::Assigned(a) => {
+                    self.assignment_written(a, result.is_ok(), &mut outbox)
+                        .await;
+                }
+            }
+        }
+        self.send_outbox(outbox).await;
+        // New tasks that ended before they were written were created ended.
+        for id in created_ended {
+            if self.tasks.get(&id).is_some_and(|e| !e.creating) {
+                self.end_stored(id).await;
+            }
+        }
+    }
+
+    /// Runs the batch's creates and updates: per tenant, `create_many` and
+    /// `update_many` side by side (they touch different rows). A failed batch gives
+    /// its error for each of its records.
+    fn write_batch(
+        &self,
+        created: &[TaskId],
+        updates: &[Update],
+    ) -> impl Future<Output = (Vec<Written>, Vec<Written>)> + Send + 'static {
+        let mut creates: HashMap<TenantId, PerTenant<Task>> = HashMap::new();
+        for (i, id) in created.iter().enumerate() {
+            if let Some(e) = self.tasks.get(id) {
+                let slot = creates.entry(e.task.tenant_id).or_default();
+                slot.0.push(i);
+                slot.1.push(e.task.clone());
+            }
+        }
+        let mut changes: HashMap<TenantId, PerTenant<(Task, u64)>> = HashMap::new();
+        for (i, update) in updates.iter().enumerate() {
+            let record = match update {
+                Update::Accepted(id) | Update::Assigned(Assignment { id, .. }) => {
+                    self.tasks.get(id).map(|e| (e.task.clone(), e.version))
+                }
+                Update::Ended(task, version) => Some((task.clone(), *version)),
+            };
+            if let Some((task, version)) = record {
+                let slot = changes.entry(task.tenant_id).or_default();
+                slot.0.push(i);
+                slot.1.push((task, version));
+            }
+        }
+        let gone = Arc::new(StoreError::Invalid("the task is no longer tracked".into()));
+        let mut created_out: Vec<Written> = created.iter().map(|_| Err(gone.clone())).collect();
+        let mut updated_out: Vec<Written> = updates.iter().map(|_| Err(gone.clone())).collect();
+        let tenants: HashSet<TenantId> = creates.keys().chain(changes.keys()).copied().collect();
+        // Only the stores are held across the writes (the state is not shared).
+        let stores = self.stores.clone();
+        async move {
+            let repo = stores.tasks();
+            for tenant in tenants {
+                let key = tenant.to_string();
+                let (create_at, records) = creates.remove(&tenant).unwrap_or_default();
+                let (update_at, pairs) = changes.remove(&tenant).unwrap_or_default();
+                let (made, changed) = tokio::join!(
+                    async {
+                        if records.is_empty() {
+                            return Ok(Vec::new());
+                        }
+                        repo.create_many(&key, &records).await
+                    },
+                    async {
+                        if pairs.is_empty() {
+                            return Ok(Vec::new());
+                        }
+                        repo.update_many(&key, &pairs).await
+                    },
+                );
+                spread(made, &create_at, &mut created_out, records.len());
+                spread(changed, &update_at, &mut updated_out, pairs.len());
+            }
+            (created_out, updated_out)
+        }
+    }
+
+    /// A new task's write came back: stored ones join the queue and are announced;
+    /// one that could not be stored is forgotten (its waiters hear why; the error is
+    /// returned for its acks).
+    fn created(&mut self, id: TaskId, result: Written) -> Result<(), Arc<StoreError>> {
+        match result {
+            Ok(saved) => {
+                let Some(entry) = self.tasks.get_mut(&id) else {
+                    return Ok(());
+                };
+                entry.version = saved.version;
+                entry.creating = false;
+                let (tenant, kind) = (entry.task.tenant_id, entry.task.kind.clone());
+                let _ = self.changes.send(Change::Task { tenant, id });
+                let _ = self.events.send(Event::TaskSubmitted {
+                    tenant,
+                    task: id,
+                    kind,
+                });
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, task = %id, "storing a new task failed");
+                if let Some(mut entry) = self.tasks.remove(&id) {
+                    entry.leave_queue(&mut self.pending, &mut self.wakeups);
+                    if let Some(d) = entry.deadline.take() {
+                        self.deadlines.remove(&(d, id));
+                    }
+                    for waiter in entry.waiters {
+                        let _ = waiter.send(Err(EngineError::from(owned(&e))));
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// An acceptance's write came back (a written one took its version already).
+    async fn accept_written(&mut self, id: TaskId, result: Written) {
+        let Some(entry) = self.tasks.get(&id) else {
+            return;
+        };
+        let tenant = entry.task.tenant_id;
+        match result {
+            Ok(_) => {}
+            Err(e) if matches!(*e, StoreError::Conflict { .. }) => {
+                // Another engine changed it first: take its version.
+                if let Err(e) = self.refresh_task(tenant, id).await {
+                    tracing::warn!(error = %e, task = %id, "refreshing a task failed");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, task = %id, "writing an acceptance failed"),
+        }
+    }
+
+    /// An end's write came back: stored, the task is finished here; otherwise it is
+    /// written the careful way (re-read and re-applied, transient errors retried).
+    async fn end_written(&mut self, finished: Task, version: u64, result: Written) {
+        let id = finished.id;
+        let stored = match result {
+            Ok(_) => {
+                if let Some(entry) = self.tasks.get_mut(&id) {
+                    entry.task = finished;
+                }
+                true
+            }
+            Err(_) => match self.save_end(finished, version).await {
+                Ok(stored) => stored,
+                Err(e) => {
+                    tracing::error!(error = %e, task = %id, "storing a task's end failed");
+                    false
+                }
+            },
+        };
+        if stored {
+            self.end_stored(id).await;
+        }
+    }
+
+    /// A stored end: answers waiters and the delegating agent, and forgets the task.
+    async fn end_stored(&mut self, id: TaskId) {
+        let Some(entry) = self.tasks.remove(&id) else {
+            return;
+        };
+        let agent = entry.task.agent_id;
+        self.announce_end(entry.task, entry.waiters, entry.watcher);
+        // A draining agent that just finished its last task becomes inactive.
+        if let Some(agent_id) = agent
+            && let Some(a) = self.agents.get_mut(&agent_id)
+            && a.agent.status() == AgentStatus::Draining
+            && a.in_flight.is_empty()
+            && super::rules::walk(&mut a.agent, AgentStatus::Inactive).is_ok()
+            && let Err(e) = self.save_agent(agent_id).await
+        {
+            tracing::warn!(error = %e, agent = %agent_id, "recording an agent inactive failed");
+        }
+        self.dirty = true;
+    }
+}
+
+/// A tenant's share of a batch: the records' places in the batch, and the records.
+type PerTenant<T> = (Vec<usize>, Vec<T>);
+
+/// Puts a batch call's results at their records' places; a failed call gives each
+/// of its records the call's error.
+fn spread(
+    results: mesh_store::Result<Vec<mesh_store::Result<Versioned<Task>>>>,
+    at: &[usize],
+    out: &mut [Written],
+    count: usize,
+) {
+    let failed = match results {
+        Ok(results) if results.len() == count => {
+            for (&i, result) in at.iter().zip(results) {
+                out[i] = result.map_err(Arc::new);
+            }
+            return;
+        }
+        Ok(results) => StoreError::Invalid(format!(
+            "the store answered {} of {count} records",
+            results.len()
+        )),
+        Err(e) => e,
+    };
+    let failed = Arc::new(failed);
+    for &i in at {
+        out[i] = Err(failed.clone());
+    }
+}
+
+/// An owned copy of a shared store error, for a caller that takes one: the variants
+/// callers match on are rebuilt, the rest wrapped.
+fn owned(e: &Arc<StoreError>) -> StoreError {
+    match &**e {
+        StoreError::NotFound { collection, id } => StoreError::NotFound {
+            collection,
+            id: *id,
+        },
+        StoreError::AlreadyExists { collection, id } => StoreError::AlreadyExists {
+            collection,
+            id: *id,
+        },
+        StoreError::Conflict { expected, actual } => StoreError::Conflict {
+            expected: *expected,
+            actual: *actual,
+        },
+        other => StoreError::Backend {
+            backend: "task store",
+            retryable: other.is_retryable(),
+            source: Box::new(e.clone()),
+        },
     }
 }
