@@ -7,12 +7,17 @@
 //! (`-- --tasks N --window W --agents A --idle C` to change the load; `--metrics` records
 //! Prometheus metrics as the services do, to measure what that costs; `--store sqlite`
 //! or `--store postgres` runs the engine on those stores instead of memory — PostgreSQL
-//! needs `MESH_TEST_DATABASE_URL`, each run gets a fresh database; `--traces R` has the
+//! needs `MESH_TEST_DATABASE_URL`, each run gets a fresh database; `--instances N` with
+//! `--store postgres` runs N clustered engines on one database (`cluster.rs`, with the
+//! share of cross-instance routing and tasks run twice); `--traces R` has the
 //! submitter send a `traceparent` with every task, sampled with probability R, and
 //! the process export its spans over OTLP/HTTP to a receiver in it, as a traced
 //! service does)
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "hub_load/cluster.rs"]
+mod cluster;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -66,7 +71,11 @@ fn main() {
         // run cannot hide what the connections cost.
         idle_connections(arg("--idle", 10_000)).await;
         for window in [arg("--window", 64), 512] {
-            throughput(arg("--agents", 100), arg("--tasks", 50_000), window).await;
+            let (agents, tasks) = (arg("--agents", 100), arg("--tasks", 50_000));
+            match arg("--instances", 1) {
+                1 => throughput(agents, tasks, window).await,
+                n => cluster::throughput(n, agents, tasks, window).await,
+            }
         }
     });
     for entry in std::fs::read_dir(std::env::temp_dir())
@@ -207,69 +216,28 @@ async fn throughput(agents: usize, tasks: usize, window: usize) {
     while engine.agents(tenant).await.unwrap().len() < agents {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let config = ClientConfig::new(url.clone())
-        .api_key(key.clone())
-        .connection(ConnectionConfig::default().send_queue(window * 4));
-    let mut client = connect(&config).await.unwrap();
-    client
-        .send(Hello::new("submitter", Vec::<String>::new()))
-        .await
-        .unwrap();
-    let Some(Ok(Incoming::Message(Message::Welcome(_)))) = client.recv().await else {
-        panic!("no welcome")
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+    let load = Load {
+        warmup: (tasks / 10).max(1),
+        tasks,
+        window,
+        first: 0,
+        from: 0,
     };
-    let sender = client.sender();
-    // Made before the clock starts: the callers' tracing is not the hub's cost.
-    let traceparents: Vec<String> = traces_ratio()
-        .map(|ratio| (0..1024).map(|_| traceparent(ratio)).collect())
-        .unwrap_or_default();
-    let warmup = tasks / 10;
-    let total = tasks + warmup;
-    let mut sent_at: HashMap<String, Instant> = HashMap::with_capacity(window * 2);
-    let mut request_of: HashMap<uuid::Uuid, String> = HashMap::with_capacity(window * 2);
-    let mut latencies: Vec<Duration> = Vec::with_capacity(tasks);
-    let (mut sent, mut done, mut failed) = (0usize, 0usize, 0usize);
-    let mut started = Instant::now();
-    let mut busy_before = engine.busy_time();
-    while done < total {
-        while sent < total && sent - done < window {
-            let id = sent.to_string();
-            sent_at.insert(id.clone(), Instant::now());
-            let mut submit = TaskSubmit::new(id, "work", json!({"n": sent}));
-            submit.traceparent = traceparents.get(sent % 1024).cloned();
-            sender.send(submit).await.unwrap();
-            sent += 1;
-        }
-        match client.recv().await {
-            Some(Ok(Incoming::Message(Message::TaskSubmitted(s)))) => {
-                request_of.insert(s.task_id, s.request_id);
-            }
-            Some(Ok(Incoming::Message(Message::TaskUpdate(u)))) => {
-                let request = request_of
-                    .remove(&u.task_id)
-                    .expect("submitted before it finished");
-                let t0 = sent_at.remove(&request).unwrap();
-                if u.status != TaskStatus::Completed {
-                    failed += 1;
-                }
-                done += 1;
-                if done == warmup {
-                    started = Instant::now();
-                    busy_before = engine.busy_time();
-                } else if done > warmup {
-                    latencies.push(t0.elapsed());
-                }
-            }
-            Some(Ok(_)) => {}
-            other => panic!("submitter connection ended: {other:?}"),
-        }
-    }
-    let elapsed = started.elapsed();
+    let submitter = tokio::spawn(submit_load(url.clone(), key.clone(), load, barrier.clone()));
+    barrier.wait().await;
+    let busy_before = engine.busy_time();
+    let Submitted {
+        mut latencies,
+        failed,
+        elapsed,
+    } = submitter.await.unwrap();
     let busy = engine.busy_time() - busy_before;
     latencies.sort();
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
     println!(
-        "hub load: {agents} agents, {tasks} tasks (after {warmup} warm-up), window {window}, {failed} not completed"
+        "hub load: {agents} agents, {tasks} tasks (after {} warm-up), window {window}, {failed} not completed",
+        (tasks / 10).max(1)
     );
     println!(
         "  {:.0} tasks/s; submit-to-complete p50 {:.2?}, p99 {:.2?}, max {:.2?}",
@@ -291,6 +259,102 @@ async fn throughput(agents: usize, tasks: usize, window: usize) {
         );
     }
     engine.shutdown().await;
+}
+
+/// One submitter's share of the load: `tasks` measured after `warmup`, `window` in
+/// flight, inputs numbered from `first`, marked as sent through instance `from`.
+struct Load {
+    warmup: usize,
+    tasks: usize,
+    window: usize,
+    first: usize,
+    from: usize,
+}
+
+/// What one submitter measured.
+struct Submitted {
+    latencies: Vec<Duration>,
+    failed: usize,
+    elapsed: Duration,
+}
+
+/// Submits `load` over the hub at `url` as one client keeping `window` tasks in flight;
+/// latency is from sending `task_submit` to receiving the final `task_update`. The
+/// clock starts when every party of `barrier` has finished its warm-up.
+async fn submit_load(
+    url: String,
+    key: String,
+    load: Load,
+    barrier: std::sync::Arc<tokio::sync::Barrier>,
+) -> Submitted {
+    let Load {
+        warmup,
+        tasks,
+        window,
+        first,
+        from,
+    } = load;
+    let config = ClientConfig::new(url.clone())
+        .api_key(key.clone())
+        .connection(ConnectionConfig::default().send_queue(window * 4));
+    let mut client = connect(&config).await.unwrap();
+    client
+        .send(Hello::new("submitter", Vec::<String>::new()))
+        .await
+        .unwrap();
+    let Some(Ok(Incoming::Message(Message::Welcome(_)))) = client.recv().await else {
+        panic!("no welcome")
+    };
+    let sender = client.sender();
+    // Made before the clock starts: the callers' tracing is not the hub's cost.
+    let traceparents: Vec<String> = traces_ratio()
+        .map(|ratio| (0..1024).map(|_| traceparent(ratio)).collect())
+        .unwrap_or_default();
+    let total = tasks + warmup;
+    let mut sent_at: HashMap<String, Instant> = HashMap::with_capacity(window * 2);
+    let mut request_of: HashMap<uuid::Uuid, String> = HashMap::with_capacity(window * 2);
+    let mut latencies: Vec<Duration> = Vec::with_capacity(tasks);
+    let (mut sent, mut done, mut failed) = (0usize, 0usize, 0usize);
+    let mut started = Instant::now();
+    while done < total {
+        while sent < total && sent - done < window {
+            let id = sent.to_string();
+            sent_at.insert(id.clone(), Instant::now());
+            let input = json!({"n": first + sent, "from": from});
+            let mut submit = TaskSubmit::new(id, "work", input);
+            submit.traceparent = traceparents.get(sent % 1024).cloned();
+            sender.send(submit).await.unwrap();
+            sent += 1;
+        }
+        match client.recv().await {
+            Some(Ok(Incoming::Message(Message::TaskSubmitted(s)))) => {
+                request_of.insert(s.task_id, s.request_id);
+            }
+            Some(Ok(Incoming::Message(Message::TaskUpdate(u)))) => {
+                let request = request_of
+                    .remove(&u.task_id)
+                    .expect("submitted before it finished");
+                let t0 = sent_at.remove(&request).unwrap();
+                if u.status != TaskStatus::Completed {
+                    failed += 1;
+                }
+                done += 1;
+                if done == warmup {
+                    barrier.wait().await;
+                    started = Instant::now();
+                } else if done > warmup {
+                    latencies.push(t0.elapsed());
+                }
+            }
+            Some(Ok(_)) => {}
+            other => panic!("submitter connection ended: {other:?}"),
+        }
+    }
+    Submitted {
+        latencies,
+        failed,
+        elapsed: started.elapsed(),
+    }
 }
 
 /// A new trace's `traceparent`, sampled with probability `ratio` (as a caller that
