@@ -348,6 +348,9 @@ fn queues(c: &mut Criterion) {
     group.bench_function("sqlite/send_receive_ack_100", |b| {
         b.iter(|| rt.block_on(cycle(&queue, &batch)))
     });
+    group.bench_function("sqlite/send_receive_ack_batch_100", |b| {
+        b.iter(|| rt.block_on(cycle_batched(&queue, &batch)))
+    });
     let relaxed = rt.block_on(relaxed_sqlite("queue_relaxed"));
     let queue = relaxed
         .queue("bench_queue", QueueConfig::default())
@@ -360,6 +363,9 @@ fn queues(c: &mut Criterion) {
         let pg = store.queue("bench_queue", QueueConfig::default()).unwrap();
         group.bench_function("postgres/send_receive_ack_100", |b| {
             b.iter(|| rt.block_on(cycle(&pg, &batch)))
+        });
+        group.bench_function("postgres/send_receive_ack_batch_100", |b| {
+            b.iter(|| rt.block_on(cycle_batched(&pg, &batch)))
         });
     }
     group.finish();
@@ -378,6 +384,24 @@ async fn cycle<Q: Queue>(q: &Q, batch: &[(String, Duration)]) {
             q.ack(&d.receipt).await.unwrap();
             left -= 1;
         }
+    }
+}
+
+/// As [`cycle`], acking each receive's messages together (`ack_batch`).
+async fn cycle_batched<Q: Queue>(q: &Q, batch: &[(String, Duration)]) {
+    q.send_batch(batch).await.unwrap();
+    let mut left = batch.len();
+    while left > 0 {
+        let receipts: Vec<String> = q
+            .receive(10, Duration::from_secs(30), Duration::from_secs(1))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.receipt)
+            .collect();
+        let acked = q.ack_batch(&receipts).await.unwrap();
+        assert!(acked.iter().all(Result::is_ok));
+        left -= receipts.len();
     }
 }
 

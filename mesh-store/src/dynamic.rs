@@ -47,6 +47,10 @@ pub trait DynQueue: Send + Sync {
     ) -> BoxFuture<'_, Result<Vec<Delivery>>>;
     /// [`Queue::ack`].
     fn ack(&self, receipt: String) -> BoxFuture<'_, Result<()>>;
+    /// [`Queue::ack_batch`]; by default, one [`ack`](Self::ack) after another.
+    fn ack_batch(&self, receipts: Vec<String>) -> BoxFuture<'_, Result<Vec<Result<()>>>> {
+        Box::pin(crate::queue::ack_each(receipts, |r| self.ack(r)))
+    }
     /// [`Queue::extend`].
     fn extend(&self, receipt: String, visibility: Duration) -> BoxFuture<'_, Result<()>>;
     /// [`Queue::nack`].
@@ -71,6 +75,9 @@ impl<Q: Queue + 'static> DynQueue for Q {
     }
     fn ack(&self, receipt: String) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move { Queue::ack(self, &receipt).await })
+    }
+    fn ack_batch(&self, receipts: Vec<String>) -> BoxFuture<'_, Result<Vec<Result<()>>>> {
+        Box::pin(async move { Queue::ack_batch(self, &receipts).await })
     }
     fn extend(&self, receipt: String, visibility: Duration) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move { Queue::extend(self, &receipt, visibility).await })

@@ -83,6 +83,20 @@ pub trait Queue: Send + Sync {
     /// if the delivery is no longer current.
     fn ack(&self, receipt: &str) -> impl Future<Output = Result<()>> + Send;
 
+    /// Deletes several received messages — in one round trip and one commit where the
+    /// backend allows (PostgreSQL; one transaction on SQLite) — with, for each receipt
+    /// in order, `Ok` or the [`ReceiptExpired`](crate::StoreError::ReceiptExpired) a
+    /// single [`ack`](Self::ack) would give (a receipt given twice is acked once). The
+    /// outer error is the batch's: a malformed receipt, or the backend failing — on
+    /// the built-in queues nothing is acked then. By default (SQS), one `ack` after
+    /// another, stopping at the first error other than an expired receipt.
+    fn ack_batch(
+        &self,
+        receipts: &[String],
+    ) -> impl Future<Output = Result<Vec<Result<()>>>> + Send {
+        ack_each(receipts, |r| self.ack(r))
+    }
+
     /// Keeps a received message hidden for `visibility` from now — the lease of a job
     /// that runs longer than its first visibility timeout; the receipt stays current.
     /// [`ReceiptExpired`](crate::StoreError::ReceiptExpired) if it no longer is.
@@ -102,4 +116,27 @@ pub trait Queue: Send + Sync {
     /// Takes up to `max` messages off the dead-letter queue (to inspect or replay them);
     /// they are deleted from it.
     fn take_dead(&self, max: usize) -> impl Future<Output = Result<Vec<Delivery>>> + Send;
+}
+
+/// Acks one receipt after another, each reported as `ack` gave it; stops at the first
+/// error other than an expired receipt (the default `ack_batch`).
+pub(crate) async fn ack_each<R, F, Fut>(
+    receipts: impl IntoIterator<Item = R>,
+    mut ack: F,
+) -> Result<Vec<Result<()>>>
+where
+    F: FnMut(R) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
+    let mut out = Vec::new();
+    for receipt in receipts {
+        match ack(receipt).await {
+            Err(crate::StoreError::ReceiptExpired) => {
+                out.push(Err(crate::StoreError::ReceiptExpired));
+            }
+            Err(e) => return Err(e),
+            Ok(()) => out.push(Ok(())),
+        }
+    }
+    Ok(out)
 }

@@ -24,7 +24,8 @@ pub trait Repository<T: Record>: Send + Sync {
     /// A page of the tenant's records matching the query.
     fn list(&self, tenant: &str, query: &Query) -> impl Future<Output = Result<Page<T>>> + Send;
 
-    /// Replaces the record if its stored version is `expected_version`, and bumps it;
+    /// Replaces the record if its stored version is `expected_version`, and bumps it
+    /// to `expected_version + 1` (callers may count on that);
     /// [`Conflict`](crate::StoreError::Conflict) otherwise,
     /// [`NotFound`](crate::StoreError::NotFound) if it does not exist.
     fn update(

@@ -104,3 +104,9 @@ async fn queue_dead_letters() {
 async fn queue_batches() {
     conformance::queue::batches(&MemoryQueue::new(QueueConfig::default()), TIMING).await;
 }
+
+#[tokio::test]
+async fn queue_ack_batch() {
+    conformance::queue::ack_batch_acks_together(&MemoryQueue::new(QueueConfig::default()), TIMING)
+        .await;
+}

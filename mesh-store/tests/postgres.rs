@@ -263,3 +263,10 @@ async fn a_store_on_an_existing_pool_runs_no_ddl_until_asked() {
     q.send("works", Duration::ZERO).await.unwrap();
     assert_eq!(q.depth().await.unwrap().available, 1);
 }
+with_store!(queue_ack_batch, |s| async move {
+    conformance::queue::ack_batch_acks_together(
+        &s.queue(&unique("q"), QueueConfig::default()).unwrap(),
+        TIMING,
+    )
+    .await
+});

@@ -117,6 +117,13 @@ with_store!(queue_dead_letters, |s| async move {
 with_store!(queue_batches, |s| async move {
     conformance::queue::batches(&s.queue("q", QueueConfig::default()).unwrap(), TIMING).await
 });
+with_store!(queue_ack_batch, |s| async move {
+    conformance::queue::ack_batch_acks_together(
+        &s.queue("q", QueueConfig::default()).unwrap(),
+        TIMING,
+    )
+    .await
+});
 
 /// Three stores on one file stand for three processes: each has its own connections,
 /// so only SQLite's file locking keeps them apart.

@@ -108,10 +108,7 @@ impl MemoryQueue {
 
     /// Runs `f` on the message a receipt refers to, if the receipt is current.
     fn with_receipt<R>(&self, receipt: &str, f: impl FnOnce(&mut State, u64) -> R) -> Result<R> {
-        let (id, generation) = receipt
-            .split_once(':')
-            .and_then(|(i, g)| Some((i.parse::<u64>().ok()?, g.parse::<u64>().ok()?)))
-            .ok_or_else(|| StoreError::invalid("malformed receipt"))?;
+        let (id, generation) = parse_receipt(receipt)?;
         let mut state = self.state();
         let current = state.messages.get(&id).is_some_and(|m| {
             m.received && m.generation == generation && m.visible_at > Instant::now()
@@ -121,6 +118,14 @@ impl MemoryQueue {
         }
         Ok(f(&mut state, id))
     }
+}
+
+/// A receipt's message id and delivery generation.
+fn parse_receipt(receipt: &str) -> Result<(u64, u64)> {
+    receipt
+        .split_once(':')
+        .and_then(|(i, g)| Some((i.parse::<u64>().ok()?, g.parse::<u64>().ok()?)))
+        .ok_or_else(|| StoreError::invalid("malformed receipt"))
 }
 
 impl Queue for MemoryQueue {
@@ -172,6 +177,18 @@ impl Queue for MemoryQueue {
                 state.schedule.remove(&(m.visible_at, id));
             }
         })
+    }
+
+    async fn ack_batch(&self, receipts: &[String]) -> Result<Vec<Result<()>>> {
+        // All or nothing for a malformed receipt, as on the databases.
+        for receipt in receipts {
+            parse_receipt(receipt)?;
+        }
+        let mut out = Vec::with_capacity(receipts.len());
+        for receipt in receipts {
+            out.push(self.ack(receipt).await);
+        }
+        Ok(out)
     }
 
     async fn extend(&self, receipt: &str, visibility: Duration) -> Result<()> {

@@ -186,6 +186,37 @@ impl Queue for PgQueue {
         }
     }
 
+    async fn ack_batch(&self, receipts: &[String]) -> Result<Vec<Result<()>>> {
+        let parsed = receipts
+            .iter()
+            .map(|r| Self::parse_receipt(r))
+            .collect::<Result<Vec<_>>>()?;
+        let (ids, tokens): (Vec<i64>, Vec<Uuid>) = parsed.iter().copied().unzip();
+        // One statement, one commit: the current deliveries among them go.
+        let gone: Vec<i64> = sqlx::query_scalar(
+            "DELETE FROM mesh_queue q USING unnest($1::int8[], $2::uuid[]) AS a(id, receipt)
+             WHERE q.id = a.id AND q.receipt = a.receipt AND q.visible_at > now()
+             RETURNING q.id",
+        )
+        .bind(&ids)
+        .bind(&tokens)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        // A receipt given twice is acked once, as two `ack`s would be.
+        let mut gone: std::collections::HashSet<i64> = gone.into_iter().collect();
+        Ok(ids
+            .iter()
+            .map(|id| {
+                if gone.remove(id) {
+                    Ok(())
+                } else {
+                    Err(StoreError::ReceiptExpired)
+                }
+            })
+            .collect())
+    }
+
     async fn extend(&self, receipt: &str, visibility: Duration) -> Result<()> {
         self.with_receipt(
             "UPDATE mesh_queue SET visible_at = now() + make_interval(secs => $3)

@@ -20,6 +20,14 @@ pub struct SqliteQueue {
 }
 
 /// Now, in the schema's microseconds; `plus` later.
+/// A receipt's delivery id and token.
+fn parse_receipt(receipt: &str) -> Result<(i64, &str)> {
+    receipt
+        .split_once(':')
+        .and_then(|(id, r)| Some((id.parse::<i64>().ok()?, r)))
+        .ok_or_else(|| StoreError::invalid("malformed receipt"))
+}
+
 fn at(plus: Duration) -> i64 {
     micros(chrono::Utc::now()).saturating_add(i64::try_from(plus.as_micros()).unwrap_or(i64::MAX))
 }
@@ -136,10 +144,7 @@ impl SqliteQueue {
         receipt: &str,
         later: Option<Duration>,
     ) -> Result<()> {
-        let (id, receipt) = receipt
-            .split_once(':')
-            .and_then(|(id, r)| Some((id.parse::<i64>().ok()?, r)))
-            .ok_or_else(|| StoreError::invalid("malformed receipt"))?;
+        let (id, receipt) = parse_receipt(receipt)?;
         let mut query = sqlx::query(sql)
             .bind(id)
             .bind(receipt)
@@ -216,6 +221,36 @@ impl Queue for SqliteQueue {
             None,
         )
         .await
+    }
+
+    async fn ack_batch(&self, receipts: &[String]) -> Result<Vec<Result<()>>> {
+        let parsed = receipts
+            .iter()
+            .map(|r| parse_receipt(r))
+            .collect::<Result<Vec<_>>>()?;
+        // One transaction: one commit (one flush) for the batch.
+        let error = |e| self.pools.error(e);
+        let mut tx = self.pools.writer.begin().await.map_err(error)?;
+        let now = at(Duration::ZERO);
+        let mut out = Vec::with_capacity(parsed.len());
+        for (id, receipt) in parsed {
+            let done = sqlx::query(
+                "DELETE FROM mesh_queue WHERE id = ?1 AND receipt = ?2 AND visible_at > ?3",
+            )
+            .bind(id)
+            .bind(receipt)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(error)?;
+            out.push(if done.rows_affected() == 0 {
+                Err(StoreError::ReceiptExpired)
+            } else {
+                Ok(())
+            });
+        }
+        tx.commit().await.map_err(error)?;
+        Ok(out)
     }
 
     async fn extend(&self, receipt: &str, visibility: Duration) -> Result<()> {

@@ -178,3 +178,46 @@ pub async fn batches<Q: Queue>(q: &Q, t: Timing) {
     let want: BTreeSet<String> = bodies.into_iter().map(|(b, _)| b).collect();
     assert_eq!(seen, want);
 }
+
+/// `ack_batch` acks the current receipts together and reports each one as `ack` would:
+/// a receipt given twice or already acked is expired; a malformed one fails the batch,
+/// acking nothing.
+pub async fn ack_batch_acks_together<Q: Queue>(q: &Q, t: Timing) {
+    let bodies: Vec<(String, Duration)> =
+        (0..5).map(|i| (format!("a{i}"), Duration::ZERO)).collect();
+    q.send_batch(&bodies).await.unwrap();
+    let mut got = Vec::new();
+    while got.len() < 5 {
+        got.extend(q.receive(10, t.unit * 30, t.unit).await.unwrap());
+    }
+    let receipts: Vec<String> = got.iter().map(|d| d.receipt.clone()).collect();
+    let malformed = vec![receipts[0].clone(), "not a receipt".to_owned()];
+    assert!(q.ack_batch(&malformed).await.is_err());
+    assert_eq!(
+        q.depth().await.unwrap().in_flight,
+        5,
+        "a failed batch acks nothing"
+    );
+    let first = vec![
+        receipts[0].clone(),
+        receipts[1].clone(),
+        receipts[1].clone(),
+    ];
+    let acked = q.ack_batch(&first).await.unwrap();
+    assert!(acked[0].is_ok() && acked[1].is_ok(), "{acked:?}");
+    if t.strict_receipts {
+        assert!(
+            matches!(acked[2], Err(StoreError::ReceiptExpired)),
+            "{acked:?}"
+        );
+        let again = q.ack_batch(&receipts[..1]).await.unwrap();
+        assert!(
+            matches!(again[0], Err(StoreError::ReceiptExpired)),
+            "{again:?}"
+        );
+    }
+    let rest = q.ack_batch(&receipts[2..]).await.unwrap();
+    assert!(rest.iter().all(Result::is_ok), "{rest:?}");
+    let depth = q.depth().await.unwrap();
+    assert_eq!((depth.available, depth.in_flight), (0, 0));
+}
