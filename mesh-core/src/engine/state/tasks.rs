@@ -105,7 +105,7 @@ impl<S: Stores> State<S> {
         if let Some(entry) = self.tasks.get(&id) {
             match entry.task.tenant_id == tenant {
                 true if entry.creating => self.ack_later(id, ack),
-                true => self.acknowledge(ack, Ok(entry.task.clone())),
+                true => self.acknowledge(ack, Ok(&entry.task)),
                 false => self.acknowledge(ack, Err(EngineError::Contended(id))),
             }
             return;
@@ -116,7 +116,7 @@ impl<S: Stores> State<S> {
             .get(&tenant.to_string(), *id.as_uuid())
             .await;
         match stored {
-            Ok(Some(stored)) => self.acknowledge(ack, Ok(stored.record)),
+            Ok(Some(stored)) => self.acknowledge(ack, Ok(&stored.record)),
             Ok(None) => match self.create_task(tenant, Some(id), spec, None).await {
                 Ok(id) => self.create_later(id, ack),
                 Err(e) => self.acknowledge(ack, Err(e)),

@@ -32,11 +32,12 @@ impl<S: Stores> State<S> {
         self.batch.acks.push((id, ack));
     }
 
-    /// Tells who submitted a task how it went.
-    pub(super) fn acknowledge(&self, ack: Ack, result: Result<Task>) {
+    /// Tells who submitted a task how it went (an agent needs only the id: the task is
+    /// copied for a front end only).
+    pub(super) fn acknowledge(&self, ack: Ack, result: Result<&Task>) {
         match ack {
             Ack::Reply(reply) => {
-                let _ = reply.send(result);
+                let _ = reply.send(result.cloned());
             }
             Ack::Delegated { agent, request_id } => {
                 let Some((_, link)) = self.agents.get(&agent).and_then(|a| a.session.as_ref())
@@ -220,7 +221,7 @@ impl<S: Stores> State<S> {
         }
         for (id, ack) in acks {
             let result = match (self.tasks.get(&id), refused.get(&id)) {
-                (Some(e), _) if !e.creating => Ok(e.task.clone()),
+                (Some(e), _) if !e.creating => Ok(&e.task),
                 (_, Some(e)) => Err(EngineError::from(owned(e))),
                 (Some(_), None) => {
                     // Still to be stored (a creation queued after this batch's).
