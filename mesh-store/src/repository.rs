@@ -6,6 +6,9 @@ use uuid::Uuid;
 
 use crate::{Page, Query, Record, Result, Versioned};
 
+/// A batch call's outcome for each of its records, in order.
+pub type PerRecord<T> = Vec<Result<Versioned<T>>>;
+
 /// Stores records of type `T`, each scoped to a tenant: no call made for one tenant
 /// ever reads or changes another tenant's records.
 pub trait Repository<T: Record>: Send + Sync {
@@ -88,6 +91,33 @@ pub trait Repository<T: Record>: Send + Sync {
                 }
             }
             Ok(out)
+        }
+    }
+
+    /// Stores `creates` and applies `updates` (as [`create_many`](Self::create_many) and
+    /// [`update_many`](Self::update_many) would, results in the same shapes) with as few
+    /// commits as the backend allows: one transaction on SQLite (one flush), the two
+    /// side by side on PostgreSQL (two connections, one round trip each). Not atomic
+    /// across the two unless the backend says so. `updates` must not name a record of
+    /// `creates`. By default, `create_many` then `update_many`.
+    fn write_many(
+        &self,
+        tenant: &str,
+        creates: &[T],
+        updates: &[(T, u64)],
+    ) -> impl Future<Output = Result<(PerRecord<T>, PerRecord<T>)>> + Send {
+        async move {
+            let created = if creates.is_empty() {
+                Vec::new()
+            } else {
+                self.create_many(tenant, creates).await?
+            };
+            let updated = if updates.is_empty() {
+                Vec::new()
+            } else {
+                self.update_many(tenant, updates).await?
+            };
+            Ok((created, updated))
         }
     }
 }

@@ -110,3 +110,8 @@ async fn queue_ack_batch() {
     conformance::queue::ack_batch_acks_together(&MemoryQueue::new(QueueConfig::default()), TIMING)
         .await;
 }
+
+#[tokio::test]
+async fn repository_write_many() {
+    conformance::repository::write_many_creates_and_updates(&MemoryRepository::new()).await;
+}

@@ -66,6 +66,9 @@ with_store!(repository_concurrent_updates_one_wins, |s| async move {
     conformance::repository::concurrent_updates_of_a_record_one_wins(&s.repository().await.unwrap())
         .await
 });
+with_store!(repository_write_many, |s| async move {
+    conformance::repository::write_many_creates_and_updates(&s.repository().await.unwrap()).await
+});
 with_store!(vector_search_matches_brute_force, |s| async move {
     conformance::vector::search_matches_brute_force(&s.vectors().await.unwrap()).await
 });

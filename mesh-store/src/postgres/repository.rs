@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{backend, ddl};
 use crate::record::{check_distinct, check_name, page_of, refused_update};
-use crate::{Direction, Page, Query, Record, Repository, Result, StoreError, Versioned};
+use crate::{Direction, Page, PerRecord, Query, Record, Repository, Result, StoreError, Versioned};
 
 /// Bind parameters of a query built at run time.
 #[derive(Default)]
@@ -245,6 +245,30 @@ impl<T: Record> Repository<T> for PgRepository<T> {
             expected_version,
             actual.map(|v| v as u64),
         ))
+    }
+
+    async fn write_many(
+        &self,
+        tenant: &str,
+        creates: &[T],
+        updates: &[(T, u64)],
+    ) -> Result<(PerRecord<T>, PerRecord<T>)> {
+        // Side by side on two connections: one round trip for both.
+        let (created, updated) = tokio::join!(
+            async {
+                if creates.is_empty() {
+                    return Ok(Vec::new());
+                }
+                self.create_many(tenant, creates).await
+            },
+            async {
+                if updates.is_empty() {
+                    return Ok(Vec::new());
+                }
+                self.update_many(tenant, updates).await
+            },
+        );
+        Ok((created?, updated?))
     }
 
     async fn update_many(

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{Pools, micros, time};
 use crate::record::{check_distinct, check_name, page_of, refused_update};
-use crate::{Direction, Page, Query, Record, Repository, Result, StoreError, Versioned};
+use crate::{Direction, Page, PerRecord, Query, Record, Repository, Result, StoreError, Versioned};
 
 /// Records of `T` as JSON rows in `mesh_records`.
 #[derive(Debug, Clone)]
@@ -154,6 +154,46 @@ impl<T: Record> SqliteRepository<T> {
         Ok(Versioned::new(record.clone(), 1, at, at))
     }
 
+    /// Inserts records on `conn`, each `AlreadyExists` on its own; another error is the
+    /// batch's.
+    async fn insert_all(
+        &self,
+        conn: &mut SqliteConnection,
+        tenant: &str,
+        records: &[T],
+    ) -> Result<Vec<Result<Versioned<T>>>> {
+        let mut out = Vec::with_capacity(records.len());
+        for record in records {
+            match self.insert(conn, tenant, record).await {
+                Err(e @ StoreError::AlreadyExists { .. }) => out.push(Err(e)),
+                Err(e) => return Err(e),
+                ok => out.push(ok),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Replaces records on `conn`, each `Conflict` or `NotFound` on its own; another
+    /// error is the batch's.
+    async fn replace_all(
+        &self,
+        conn: &mut SqliteConnection,
+        tenant: &str,
+        updates: &[(T, u64)],
+    ) -> Result<Vec<Result<Versioned<T>>>> {
+        let mut out = Vec::with_capacity(updates.len());
+        for (record, expected) in updates {
+            match self.replace(conn, tenant, record, *expected).await {
+                Err(e @ (StoreError::Conflict { .. } | StoreError::NotFound { .. })) => {
+                    out.push(Err(e))
+                }
+                Err(e) => return Err(e),
+                ok => out.push(ok),
+            }
+        }
+        Ok(out)
+    }
+
     /// Replaces one record on `conn` if its version is `expected_version`.
     async fn replace(
         &self,
@@ -215,16 +255,24 @@ impl<T: Record> Repository<T> for SqliteRepository<T> {
     async fn create_many(&self, tenant: &str, records: &[T]) -> Result<Vec<Result<Versioned<T>>>> {
         // One transaction: one commit (one flush) for the batch.
         let mut tx = self.begin().await?;
-        let mut out = Vec::with_capacity(records.len());
-        for record in records {
-            match self.insert(&mut tx, tenant, record).await {
-                Err(e @ StoreError::AlreadyExists { .. }) => out.push(Err(e)),
-                Err(e) => return Err(e),
-                ok => out.push(ok),
-            }
-        }
+        let out = self.insert_all(&mut tx, tenant, records).await?;
         tx.commit().await.map_err(|e| self.pools.error(e))?;
         Ok(out)
+    }
+
+    async fn write_many(
+        &self,
+        tenant: &str,
+        creates: &[T],
+        updates: &[(T, u64)],
+    ) -> Result<(PerRecord<T>, PerRecord<T>)> {
+        check_distinct(updates.iter().map(|(r, _)| r.id()))?;
+        // One transaction for both: one commit (one flush).
+        let mut tx = self.begin().await?;
+        let created = self.insert_all(&mut tx, tenant, creates).await?;
+        let updated = self.replace_all(&mut tx, tenant, updates).await?;
+        tx.commit().await.map_err(|e| self.pools.error(e))?;
+        Ok((created, updated))
     }
 
     async fn get(&self, tenant: &str, id: Uuid) -> Result<Option<Versioned<T>>> {
@@ -318,16 +366,7 @@ impl<T: Record> Repository<T> for SqliteRepository<T> {
     ) -> Result<Vec<Result<Versioned<T>>>> {
         check_distinct(updates.iter().map(|(r, _)| r.id()))?;
         let mut tx = self.begin().await?;
-        let mut out = Vec::with_capacity(updates.len());
-        for (record, expected) in updates {
-            match self.replace(&mut tx, tenant, record, *expected).await {
-                Err(e @ (StoreError::Conflict { .. } | StoreError::NotFound { .. })) => {
-                    out.push(Err(e))
-                }
-                Err(e) => return Err(e),
-                ok => out.push(ok),
-            }
-        }
+        let out = self.replace_all(&mut tx, tenant, updates).await?;
         tx.commit().await.map_err(|e| self.pools.error(e))?;
         Ok(out)
     }

@@ -313,3 +313,29 @@ pub async fn concurrent_updates_of_a_record_one_wins<R: Repository<Item>>(repo: 
     assert_eq!(stored.version, 2);
     assert!(stored.record.name.starts_with("by "));
 }
+
+/// `write_many` creates and updates together, each record reported as `create_many`
+/// and `update_many` would.
+pub async fn write_many_creates_and_updates<R: Repository<Item>>(repo: &R) {
+    let tenant = unique("t");
+    let old = item(1);
+    repo.create(&tenant, &old).await.unwrap();
+    let mut changed = old.clone();
+    changed.name = "changed".into();
+    let fresh = vec![item(2), item(3), old.clone()];
+    let stale = item(4);
+    let (created, updated) = repo
+        .write_many(&tenant, &fresh, &[(changed.clone(), 1), (stale, 1)])
+        .await
+        .unwrap();
+    assert_eq!(created[0].as_ref().unwrap().version, 1);
+    assert_eq!(created[1].as_ref().unwrap().version, 1);
+    assert!(matches!(created[2], Err(StoreError::AlreadyExists { .. })));
+    assert_eq!(updated[0].as_ref().unwrap().version, 2);
+    assert!(matches!(
+        updated[1],
+        Err(StoreError::NotFound { .. } | StoreError::Conflict { .. })
+    ));
+    let back = repo.get(&tenant, old.id).await.unwrap().unwrap();
+    assert_eq!((back.record.name.as_str(), back.version), ("changed", 2));
+}

@@ -1,8 +1,8 @@
 //! Group commit: the task writes the engine decides while serving a batch of commands
 //! and routing — new tasks, acceptances, ends, a routing pass's assignments — are made
 //! durable together at the end of the loop turn ([`State::flush`]): per tenant one
-//! `create_many` and one `update_many`, run side by side (one round trip on
-//! PostgreSQL, one transaction each on SQLite). Only then are the writes' effects
+//! `write_many` (its creates and updates side by side on PostgreSQL, one round trip;
+//! one transaction on SQLite). Only then are the writes' effects
 //! seen outside: a submitter hears its task exists, an agent gets its assignment,
 //! waiters hear a task ended. An acceptance has no such effect; it is written with
 //! the batch, or not at all when the task's next write comes first (a crash in
@@ -271,9 +271,10 @@ impl<S: Stores> State<S> {
         }
     }
 
-    /// Runs the batch's creates and updates: per tenant, `create_many` and
-    /// `update_many` side by side (they touch different rows). A failed batch gives
-    /// its error for each of its records.
+    /// Runs the batch's creates and updates: per tenant one `write_many` (one
+    /// transaction on SQLite; on PostgreSQL `create_many` and `update_many` side by
+    /// side — they touch different rows). A failed call gives its error for each of
+    /// its records.
     fn write_batch(
         &self,
         created: &[TaskId],
@@ -313,20 +314,13 @@ impl<S: Stores> State<S> {
                 let key = tenant.to_string();
                 let (create_at, records) = creates.remove(&tenant).unwrap_or_default();
                 let (update_at, pairs) = changes.remove(&tenant).unwrap_or_default();
-                let (made, changed) = tokio::join!(
-                    async {
-                        if records.is_empty() {
-                            return Ok(Vec::new());
-                        }
-                        repo.create_many(&key, &records).await
-                    },
-                    async {
-                        if pairs.is_empty() {
-                            return Ok(Vec::new());
-                        }
-                        repo.update_many(&key, &pairs).await
-                    },
-                );
+                let (made, changed) = match repo.write_many(&key, &records, &pairs).await {
+                    Ok((made, changed)) => (Ok(made), Ok(changed)),
+                    Err(e) => {
+                        let e = Arc::new(e);
+                        (Err(e.clone()), Err(e))
+                    }
+                };
                 spread(made, &create_at, &mut created_out, records.len());
                 spread(changed, &update_at, &mut updated_out, pairs.len());
             }
@@ -439,7 +433,7 @@ type PerTenant<T> = (Vec<usize>, Vec<T>);
 /// Puts a batch call's results at their records' places; a failed call gives each
 /// of its records the call's error.
 fn spread(
-    results: mesh_store::Result<Vec<mesh_store::Result<Versioned<Task>>>>,
+    results: std::result::Result<Vec<mesh_store::Result<Versioned<Task>>>, Arc<StoreError>>,
     at: &[usize],
     out: &mut [Written],
     count: usize,
@@ -451,13 +445,12 @@ fn spread(
             }
             return;
         }
-        Ok(results) => StoreError::Invalid(format!(
+        Ok(results) => Arc::new(StoreError::Invalid(format!(
             "the store answered {} of {count} records",
             results.len()
-        )),
+        ))),
         Err(e) => e,
     };
-    let failed = Arc::new(failed);
     for &i in at {
         out[i] = Err(failed.clone());
     }
