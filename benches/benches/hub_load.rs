@@ -233,19 +233,11 @@ async fn throughput(agents: usize, tasks: usize, window: usize) {
         elapsed,
     } = submitter.await.unwrap();
     let busy = engine.busy_time() - busy_before;
-    latencies.sort();
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
     println!(
         "hub load: {agents} agents, {tasks} tasks (after {} warm-up), window {window}, {failed} not completed",
         (tasks / 10).max(1)
     );
-    println!(
-        "  {:.0} tasks/s; submit-to-complete p50 {:.2?}, p99 {:.2?}, max {:.2?}",
-        tasks as f64 / elapsed.as_secs_f64(),
-        pct(0.50),
-        pct(0.99),
-        latencies.last().unwrap()
-    );
+    print_rate(&mut latencies, elapsed);
     println!(
         "  engine task busy {:.1} µs per task ({:.0} % of the time)",
         busy.as_secs_f64() * 1e6 / tasks as f64,
@@ -259,6 +251,20 @@ async fn throughput(agents: usize, tasks: usize, window: usize) {
         );
     }
     engine.shutdown().await;
+}
+
+/// Prints the rate and the submit-to-complete latency of the tasks measured in
+/// `elapsed`.
+fn print_rate(latencies: &mut [Duration], elapsed: Duration) {
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    println!(
+        "  {:.0} tasks/s; submit-to-complete p50 {:.2?}, p99 {:.2?}, max {:.2?}",
+        latencies.len() as f64 / elapsed.as_secs_f64(),
+        pct(0.50),
+        pct(0.99),
+        latencies.last().unwrap()
+    );
 }
 
 /// One submitter's share of the load: `tasks` measured after `warmup`, `window` in

@@ -14,7 +14,7 @@ use mesh_protocol::Hello;
 use mesh_protocol::ws::{AgentContext, ClientConfig, TaskFuture, run_agent};
 use serde_json::json;
 
-use crate::{Load, Submitted, submit_load};
+use crate::{Load, Submitted, print_rate, submit_load};
 
 pub(crate) async fn throughput(instances: usize, agents: usize, tasks: usize, window: usize) {
     let url = mesh_core::testing::fresh_database()
@@ -102,19 +102,11 @@ pub(crate) async fn throughput(instances: usize, agents: usize, tasks: usize, wi
         .iter()
         .filter(|r| r.load(Ordering::Relaxed) > 1)
         .count();
-    latencies.sort();
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
     println!(
         "hub load, {instances} clustered instances: {agents} agents, {measured} tasks (after {} warm-up), window {window}, {failed} not completed",
         warmup * instances
     );
-    println!(
-        "  {:.0} tasks/s; submit-to-complete p50 {:.2?}, p99 {:.2?}, max {:.2?}",
-        measured as f64 / elapsed.as_secs_f64(),
-        pct(0.50),
-        pct(0.99),
-        latencies.last().unwrap()
-    );
+    print_rate(&mut latencies, elapsed);
     println!(
         "  {:.0} % run by an agent on another instance; {twice} tasks ran more than once",
         cross as f64 / measured as f64 * 100.0
