@@ -21,9 +21,9 @@ use mesh_protocol::ws::{Connection, ConnectionConfig, Incoming, Sender, upgrade}
 use mesh_protocol::{ErrorMessage, JsonRpcError, JsonRpcMessage, Message};
 use tokio::net::TcpListener;
 
-use crate::domain::{AgentId, Scope, TenantId};
+use crate::domain::{Action, AgentId, AuditEntry, Decision, Resource, TenantId};
 use crate::engine::Engine;
-use crate::http::{ApiError, Gate, GateConfig, require};
+use crate::http::{ApiError, Gate, GateConfig, permit};
 
 /// Hub settings.
 #[derive(Debug, Clone)]
@@ -116,9 +116,20 @@ impl Hub {
             Ok(who) => who,
             Err(e) => return ApiError::from(e).into_response(),
         };
-        if let Err(e) = require(&who, Scope::Agent) {
+        let connect = |decision| {
+            let id = request
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            AuditEntry::new(who.subject.clone(), "agent.connect", "hub", decision, id)
+        };
+        let audit = &self.gate.access().audit;
+        if let Err(e) = permit(&who, Action::Connect, Resource::Agents, None) {
+            audit.record_later(&who.tenant.to_string(), connect(Decision::Refused));
             return ApiError::from(e).into_response();
         }
+        audit.record_later(&who.tenant.to_string(), connect(Decision::Allowed));
         let (response, pending) = match upgrade(&mut request) {
             Ok(upgraded) => upgraded,
             Err(e) => {

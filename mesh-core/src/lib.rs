@@ -63,6 +63,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod access;
 #[cfg(feature = "http")]
 pub mod app;
 #[cfg(feature = "postgres")]

@@ -97,6 +97,8 @@ pub struct Services {
     pub workflows: crate::workflow::Workflows,
     /// What the health checks remember: this process's worker, the embedder.
     pub probes: crate::health::Probes,
+    /// Roles and the audit log (one writer for the process; flush it on the way out).
+    pub access: crate::access::Access,
 }
 
 impl std::fmt::Debug for Services {
@@ -129,6 +131,7 @@ impl Services {
                 crate::workflow::WorkflowConfig::default(),
             ),
             probes: crate::health::Probes::default(),
+            access: crate::access::Access::new(&engine),
         }
     }
 

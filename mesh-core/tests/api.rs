@@ -326,6 +326,32 @@ fn routes(
             Scope::Admin,
         ),
         (Method::GET, "/api/v1/tenants".into(), None, Scope::Admin),
+        (Method::GET, "/api/v1/roles".into(), None, Scope::Admin),
+        (
+            Method::GET,
+            "/api/v1/roles/probe".into(),
+            None,
+            Scope::Admin,
+        ),
+        (
+            Method::PUT,
+            "/api/v1/roles/probe".into(),
+            body(json!({"permissions": [{"resource": "tasks", "actions": ["read"]}]})),
+            Scope::Admin,
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/roles/probe".into(),
+            None,
+            Scope::Admin,
+        ),
+        (Method::GET, "/api/v1/audit".into(), None, Scope::Admin),
+        (
+            Method::GET,
+            "/api/v1/audit/verify".into(),
+            None,
+            Scope::Admin,
+        ),
         (Method::GET, "/api/v1/overview".into(), None, Scope::Read),
         (Method::GET, "/api/v1/events".into(), None, Scope::Read),
     ]
@@ -1241,7 +1267,8 @@ async fn the_openapi_document_covers_every_route() {
                 .replace(&uuid::Uuid::nil().to_string(), "{id}");
             (
                 m.to_string(),
-                p.replace("definitions/nap", "definitions/{name}"),
+                p.replace("definitions/nap", "definitions/{name}")
+                    .replace("roles/probe", "roles/{name}"),
             )
         })
         .collect();

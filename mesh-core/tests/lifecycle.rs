@@ -147,6 +147,18 @@ impl mesh_core::Stores for BoobyStores {
     fn documents(&self) -> &Self::Documents {
         self.memory.documents()
     }
+    type Roles = <mesh_core::MemoryStores as mesh_core::Stores>::Roles;
+    type Audit = <mesh_core::MemoryStores as mesh_core::Stores>::Audit;
+    type AuditHeads = <mesh_core::MemoryStores as mesh_core::Stores>::AuditHeads;
+    fn roles(&self) -> &Self::Roles {
+        self.memory.roles()
+    }
+    fn audit(&self) -> &Self::Audit {
+        self.memory.audit()
+    }
+    fn audit_heads(&self) -> &Self::AuditHeads {
+        self.memory.audit_heads()
+    }
 }
 
 /// Hardening issue, item 5: a panic in the engine task left the process looking healthy

@@ -445,7 +445,12 @@ async fn both_protocol_versions_work_on_both_transports_and_scopes_hold() {
             let (error, message) = call(client, "submit_task", json!({"kind": "x"})).await;
             assert!(error);
             assert_eq!(message["code"], "forbidden", "{message}");
-            assert!(message["message"].as_str().unwrap().contains("write"));
+            assert!(
+                message["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("create on tasks")
+            );
         }
         http.cancel().await.unwrap();
         ws.cancel().await.unwrap();

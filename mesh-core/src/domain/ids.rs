@@ -10,6 +10,17 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// An id derived from `seed` (its SHA-256, cut to a UUID): for records one place may
+/// hold at most once — a tenant's role by name, a place in an audit chain — so a
+/// second create of the same place is refused by the store.
+pub(crate) fn derived_id(seed: &str) -> Uuid {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(seed.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
 /// An id string that is not a UUID.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {kind}: {source}")]

@@ -88,6 +88,9 @@ pub struct ApiKey {
     pub hash: String,
     /// What it may do.
     pub scopes: Vec<Scope>,
+    /// Roles it holds besides its scopes (built-in or the tenant's own, by name).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
     /// When it was made.
     pub created_at: DateTime<Utc>,
     /// When it was revoked: a revoked key is refused, and kept so that listings show it.
@@ -115,11 +118,6 @@ impl Record for ApiKey {
 }
 
 impl ApiKey {
-    /// Whether the key grants `scope` (admin grants everything).
-    pub fn allows(&self, scope: Scope) -> bool {
-        self.scopes.contains(&scope) || self.scopes.contains(&Scope::Admin)
-    }
-
     /// Whether the key is still accepted (not revoked).
     pub fn is_active(&self) -> bool {
         self.revoked_at.is_none()
@@ -169,11 +167,11 @@ mod tests {
             name: "k".into(),
             hash: hash_key("secret"),
             scopes: vec![Scope::Read],
+            roles: Vec::new(),
             created_at: Utc::now(),
             revoked_at: None,
         };
         assert!(!format!("{key:?}").contains(&key.hash));
-        assert!(key.allows(Scope::Read) && !key.allows(Scope::Write));
         assert!(key.is_active());
     }
 

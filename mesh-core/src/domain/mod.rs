@@ -2,7 +2,9 @@
 //! asks for ([`TaskSpec`]), who is asking ([`Principal`], [`ApiKey`], [`Scope`]), and
 //! how these records are stored. No I/O: everything above builds on it.
 
+mod access;
 mod agent;
+mod audit;
 mod error;
 mod ids;
 mod keys;
@@ -13,7 +15,11 @@ mod spec;
 mod task;
 pub mod workflow;
 
+pub use access::{Action, BuiltinRole, Grants, Permission, Resource, Role, RoleError, glob};
 pub use agent::Agent;
+pub use audit::{
+    AuditEntry, AuditHead, AuditRecord, Break, BrokenLink, Chain, Decision, GENESIS, verify,
+};
 pub use error::Error;
 pub use ids::{AgentId, ParseIdError, SessionId, TaskId, TenantId, WorkflowId};
 pub use keys::{ApiKey, MAX_NAME_LEN, Scope, UnknownScope, generate_key, hash_key, valid_name};

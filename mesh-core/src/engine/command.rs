@@ -72,6 +72,7 @@ pub(crate) enum Command {
         tenant: TenantId,
         name: String,
         scopes: Vec<Scope>,
+        roles: Vec<String>,
         key: Option<String>,
         reply: Reply<(String, ApiKey)>,
     },

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::stores::Stores;
 use crate::domain::workflow::{Checkpoint, DefinitionRecord, RunMessage, WorkflowRun};
-use crate::domain::{IndexedDocument, Tenant};
+use crate::domain::{AuditHead, AuditRecord, IndexedDocument, Role, Tenant};
 
 /// The repositories workflows keep their definitions, runs, journals and messages in.
 #[derive(Clone)]
@@ -22,6 +22,12 @@ pub(crate) struct Journal {
     pub(crate) tenants: Arc<dyn DynRepository<Tenant>>,
     /// Indexed documents' metadata (the knowledge services keep it here).
     pub(crate) documents: Arc<dyn DynRepository<IndexedDocument>>,
+    /// Tenants' own roles (the access service's).
+    pub(crate) roles: Arc<dyn DynRepository<Role>>,
+    /// The audit log (the access service's).
+    pub(crate) audit: Arc<dyn DynRepository<AuditRecord>>,
+    /// Where each tenant's audit chain ends.
+    pub(crate) audit_heads: Arc<dyn DynRepository<AuditHead>>,
 }
 
 impl Journal {
@@ -33,6 +39,9 @@ impl Journal {
             messages: Arc::new(Field::new(stores, S::messages)),
             tenants: Arc::new(Field::new(stores, S::tenants)),
             documents: Arc::new(Field::new(stores, S::documents)),
+            roles: Arc::new(Field::new(stores, S::roles)),
+            audit: Arc::new(Field::new(stores, S::audit)),
+            audit_heads: Arc::new(Field::new(stores, S::audit_heads)),
         }
     }
 }

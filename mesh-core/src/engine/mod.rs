@@ -301,11 +301,26 @@ impl Engine {
         scopes: Vec<Scope>,
         key: Option<String>,
     ) -> Result<(String, ApiKey), EngineError> {
+        self.create_api_key_with_roles(tenant, name, scopes, Vec::new(), key)
+            .await
+    }
+
+    /// Creates an API key holding `roles` besides `scopes` (role names are not
+    /// checked here: the access service does, see `rest`'s `POST /api/v1/keys`).
+    pub async fn create_api_key_with_roles(
+        &self,
+        tenant: TenantId,
+        name: impl Into<String>,
+        scopes: Vec<Scope>,
+        roles: Vec<String>,
+        key: Option<String>,
+    ) -> Result<(String, ApiKey), EngineError> {
         let name = name.into();
         self.ask(|reply| Command::CreateKey {
             tenant,
             name,
             scopes,
+            roles,
             key,
             reply,
         })

@@ -3,7 +3,7 @@
 use mesh_store::Repository;
 
 use crate::domain::workflow::{Checkpoint, DefinitionRecord, RunMessage, WorkflowRun};
-use crate::domain::{Agent, ApiKey, IndexedDocument, Task, Tenant};
+use crate::domain::{Agent, ApiKey, AuditHead, AuditRecord, IndexedDocument, Role, Task, Tenant};
 
 /// The repositories the engine needs. [`MemoryStores`] keeps nothing across a
 /// restart; `SqliteStores` (feature `sqlite`) keeps everything in one file and
@@ -29,6 +29,12 @@ pub trait Stores: Send + Sync + 'static {
     type Messages: Repository<RunMessage>;
     /// Indexed documents' metadata.
     type Documents: Repository<IndexedDocument>;
+    /// Tenants' own roles.
+    type Roles: Repository<Role>;
+    /// The audit log.
+    type Audit: Repository<AuditRecord>;
+    /// Where each tenant's audit chain ends.
+    type AuditHeads: Repository<AuditHead>;
 
     /// The task repository.
     fn tasks(&self) -> &Self::Tasks;
@@ -49,6 +55,12 @@ pub trait Stores: Send + Sync + 'static {
     fn messages(&self) -> &Self::Messages;
     /// The indexed-document repository.
     fn documents(&self) -> &Self::Documents;
+    /// The role repository.
+    fn roles(&self) -> &Self::Roles;
+    /// The audit log repository.
+    fn audit(&self) -> &Self::Audit;
+    /// The audit chain heads' repository.
+    fn audit_heads(&self) -> &Self::AuditHeads;
 
     /// The stores' own clock, when instances share it (PostgreSQL's `now()`), so
     /// liveness written by one instance and read by another compares on one clock;
@@ -74,6 +86,9 @@ macro_rules! repositories {
         type Checkpoints = mesh_store::$repo<Checkpoint>;
         type Messages = mesh_store::$repo<RunMessage>;
         type Documents = mesh_store::$repo<IndexedDocument>;
+        type Roles = mesh_store::$repo<Role>;
+        type Audit = mesh_store::$repo<AuditRecord>;
+        type AuditHeads = mesh_store::$repo<AuditHead>;
         fn tasks(&self) -> &Self::Tasks {
             &self.tasks
         }
@@ -101,6 +116,15 @@ macro_rules! repositories {
         fn documents(&self) -> &Self::Documents {
             &self.documents
         }
+        fn roles(&self) -> &Self::Roles {
+            &self.roles
+        }
+        fn audit(&self) -> &Self::Audit {
+            &self.audit
+        }
+        fn audit_heads(&self) -> &Self::AuditHeads {
+            &self.audit_heads
+        }
     };
 }
 
@@ -116,6 +140,9 @@ pub struct MemoryStores {
     checkpoints: mesh_store::MemoryRepository<Checkpoint>,
     messages: mesh_store::MemoryRepository<RunMessage>,
     documents: mesh_store::MemoryRepository<IndexedDocument>,
+    roles: mesh_store::MemoryRepository<Role>,
+    audit: mesh_store::MemoryRepository<AuditRecord>,
+    audit_heads: mesh_store::MemoryRepository<AuditHead>,
 }
 
 impl MemoryStores {
@@ -143,6 +170,9 @@ pub struct PgStores {
     checkpoints: mesh_store::PgRepository<Checkpoint>,
     messages: mesh_store::PgRepository<RunMessage>,
     documents: mesh_store::PgRepository<IndexedDocument>,
+    roles: mesh_store::PgRepository<Role>,
+    audit: mesh_store::PgRepository<AuditRecord>,
+    audit_heads: mesh_store::PgRepository<AuditHead>,
 }
 
 #[cfg(feature = "postgres")]
@@ -159,6 +189,9 @@ impl PgStores {
             checkpoints: store.repository().await?,
             messages: store.repository().await?,
             documents: store.repository().await?,
+            roles: store.repository().await?,
+            audit: store.repository().await?,
+            audit_heads: store.repository().await?,
             store,
         })
     }
@@ -193,6 +226,9 @@ pub struct SqliteStores {
     checkpoints: mesh_store::SqliteRepository<Checkpoint>,
     messages: mesh_store::SqliteRepository<RunMessage>,
     documents: mesh_store::SqliteRepository<IndexedDocument>,
+    roles: mesh_store::SqliteRepository<Role>,
+    audit: mesh_store::SqliteRepository<AuditRecord>,
+    audit_heads: mesh_store::SqliteRepository<AuditHead>,
 }
 
 #[cfg(feature = "sqlite")]
@@ -209,6 +245,9 @@ impl SqliteStores {
             checkpoints: store.repository().await?,
             messages: store.repository().await?,
             documents: store.repository().await?,
+            roles: store.repository().await?,
+            audit: store.repository().await?,
+            audit_heads: store.repository().await?,
             store,
         })
     }

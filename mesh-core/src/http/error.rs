@@ -125,6 +125,12 @@ impl From<AuthError> for ApiError {
     }
 }
 
+impl From<crate::access::AccessError> for ApiError {
+    fn from(e: crate::access::AccessError) -> Self {
+        Self::coded(e.code(), &e)
+    }
+}
+
 impl From<CollabError> for ApiError {
     fn from(e: CollabError) -> Self {
         Self::coded(e.code(), &e)

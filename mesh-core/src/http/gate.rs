@@ -20,8 +20,10 @@ use super::jwt;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use crate::domain::{Principal, Scope, TenantId, hash_key};
-use crate::engine::{Engine, EngineError};
+pub use super::permit::{AuthError, permit};
+use crate::access::Access;
+use crate::domain::{Principal, TenantId, hash_key};
+use crate::engine::Engine;
 
 /// Gate settings.
 #[derive(Clone)]
@@ -123,54 +125,10 @@ impl GateConfig {
     }
 }
 
-/// Why the gate refused a caller.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AuthError {
-    /// No credential was presented.
-    #[error("credentials required: Authorization: Bearer <key or JWT>, or X-API-Key")]
-    Missing,
-    /// A JWT that does not verify.
-    #[error("{0}")]
-    InvalidJwt(&'static str),
-    /// An API key nobody has.
-    #[error("unknown API key")]
-    UnknownKey,
-    /// The caller lacks a scope.
-    #[error("this needs the {0} scope")]
-    Forbidden(Scope),
-    /// The caller is over its rate limit.
-    #[error("slow down")]
-    RateLimited,
-    /// Keys could not be looked up.
-    #[error(transparent)]
-    Unavailable(#[from] EngineError),
-}
-
-impl AuthError {
-    /// A stable code: `unauthorized`, `forbidden`, `rate_limited`, or the engine's.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::Missing | Self::InvalidJwt(_) | Self::UnknownKey => "unauthorized",
-            Self::Forbidden(_) => "forbidden",
-            Self::RateLimited => "rate_limited",
-            Self::Unavailable(e) => e.code(),
-        }
-    }
-}
-
-/// Checks that `who` may do what `scope` allows.
-pub fn require(who: &Principal, scope: Scope) -> Result<(), AuthError> {
-    if who.allows(scope) {
-        Ok(())
-    } else {
-        Err(AuthError::Forbidden(scope))
-    }
-}
-
 /// The credential gate. Cheap to share (`Arc`).
 pub struct Gate {
     engine: Engine,
+    access: Access,
     config: GateConfig,
     /// The JWT secret, if one fit to use was configured.
     jwt: Option<(Vec<u8>, jwt::Rules)>,
@@ -193,8 +151,16 @@ impl std::fmt::Debug for Gate {
 }
 
 impl Gate {
-    /// A gate that looks API keys up through `engine`.
+    /// A gate that looks API keys up through `engine`, with roles and an audit log of
+    /// its own on the engine's stores.
     pub fn new(engine: Engine, config: GateConfig) -> Self {
+        let access = Access::new(&engine);
+        Self::with_access(engine, access, config)
+    }
+
+    /// A gate that looks API keys up through `engine` and roles through `access`
+    /// (whose audit log it and the surfaces write to).
+    pub fn with_access(engine: Engine, access: Access, config: GateConfig) -> Self {
         let limit = config
             .rate_limit
             .map(|(per_second, burst)| RateLimit::new(per_second, burst));
@@ -216,6 +182,7 @@ impl Gate {
             });
         Self {
             revocations: Mutex::new(engine.revocations()),
+            access,
             engine,
             config,
             jwt,
@@ -271,7 +238,26 @@ impl Gate {
         if !self.admit(&principal.subject) {
             return Err(AuthError::RateLimited);
         }
-        Ok(principal)
+        if principal.roles.is_empty() {
+            return Ok(principal);
+        }
+        let roles = principal.roles.clone();
+        let grants = self.access.roles.grants(principal.tenant, &roles).await?;
+        Ok(principal.with_roles(roles, grants))
+    }
+
+    /// The tenant whose audit log records refusals of callers with no tenant (bad
+    /// credentials): the operator's, else the engine's own.
+    pub fn refusals_tenant(&self) -> String {
+        self.config.operator_tenant.map_or_else(
+            || crate::domain::SYSTEM_TENANT.to_owned(),
+            |t| t.to_string(),
+        )
+    }
+
+    /// Roles and the audit log.
+    pub fn access(&self) -> &Access {
+        &self.access
     }
 
     /// The caller of a request: its credential checked, its client address (when the
@@ -329,7 +315,7 @@ impl Gate {
 
     /// Whether `who` administers the operator's tenant (and so manages tenants).
     pub fn is_operator(&self, who: &Principal) -> bool {
-        who.allows(Scope::Admin) && self.config.operator_tenant == Some(who.tenant)
+        who.grants.is_everything() && self.config.operator_tenant == Some(who.tenant)
     }
 
     /// Resolves when the API key `who` authenticated with is revoked — here or on
@@ -455,6 +441,7 @@ mod tests {
     use axum::http::HeaderValue;
 
     use super::*;
+    use crate::{EngineError, Scope};
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut headers = HeaderMap::new();

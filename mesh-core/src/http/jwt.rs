@@ -37,6 +37,9 @@ pub(crate) struct Claims {
     pub(crate) tenant_id: TenantId,
     #[serde(default)]
     pub(crate) scopes: Vec<Scope>,
+    /// Roles (built-in or the tenant's own) besides the scopes.
+    #[serde(default)]
+    pub(crate) roles: Vec<String>,
     exp: i64,
     #[serde(default)]
     nbf: Option<i64>,
@@ -52,7 +55,9 @@ impl Claims {
     /// The caller the token stands for.
     pub(crate) fn into_principal(self) -> Principal {
         let subject = format!("jwt:{}:{}", self.tenant_id, self.sub.unwrap_or_default());
-        Principal::new(self.tenant_id, self.scopes, subject)
+        let mut who = Principal::new(self.tenant_id, self.scopes, subject);
+        who.roles = self.roles;
+        who
     }
 }
 
@@ -146,6 +151,16 @@ mod tests {
         let claims = verify(&token, b"secret", &rules).unwrap();
         assert_eq!(claims.tenant_id, tenant);
         assert_eq!(claims.scopes, vec![Scope::Read]);
+        // Roles ride in their own claim, beside the scopes.
+        let with_roles = sign_jwt(
+            &serde_json::json!({"tenant_id": tenant, "roles": ["operator", "gh"], "exp": later}),
+            b"secret",
+        );
+        let who = verify(&with_roles, b"secret", &rules)
+            .unwrap()
+            .into_principal();
+        assert_eq!(who.roles, vec!["operator".to_owned(), "gh".to_owned()]);
+        assert!(who.scopes.is_empty());
         assert_eq!(
             verify(&token, b"other", &rules).unwrap_err(),
             "the JWT signature does not match"

@@ -11,15 +11,16 @@ mod health;
 mod jwt;
 pub mod metrics;
 mod middleware;
+mod permit;
 mod state;
 mod stream;
 
 pub use error::{ApiError, ErrorBody};
 pub use events::{Bucket, EVENT_RING, EventLog};
 pub use extract::{Json, Path, Query};
-pub use gate::{AuthError, Gate, GateConfig, GateConfigError, require};
+pub use gate::{AuthError, Gate, GateConfig, GateConfigError, permit};
 pub use health::{healthz, readyz};
 pub use jwt::{MIN_SECRET_LEN, sign_jwt};
-pub use middleware::authenticate;
+pub use middleware::{Created, authenticate};
 pub use state::AppState;
 pub use stream::journal_stream;

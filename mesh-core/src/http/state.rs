@@ -30,7 +30,11 @@ impl std::fmt::Debug for AppState {
 impl AppState {
     /// State for `services`, with a gate configured by `gate`.
     pub fn new(services: Services, gate: GateConfig) -> Self {
-        let gate = Arc::new(Gate::new(services.engine.clone(), gate));
+        let gate = Arc::new(Gate::with_access(
+            services.engine.clone(),
+            services.access.clone(),
+            gate,
+        ));
         let events = EventLog::new(services.engine.clone());
         Self {
             services,

@@ -14,6 +14,7 @@
 //! `initialize`; an unknown tool a JSON-RPC error; bad arguments or a failed call a
 //! tool result with `isError` and `{"code", "message"}` as structured content.
 
+mod access;
 mod filter;
 mod origin;
 mod server;

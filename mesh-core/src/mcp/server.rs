@@ -19,10 +19,11 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tracing::Instrument;
 
+use super::access::{audit_entry, may_call, needs, refusal};
 use crate::collab::{CollabJob, JobState, JobView};
-use crate::domain::{AgentStatus, Principal, Scope, TaskId, TaskSpec};
+use crate::domain::{Action, AgentStatus, Decision, Principal, TaskId, TaskSpec};
 use crate::engine::{AgentFilter, TaskFilter};
-use crate::http::{AppState, require};
+use crate::http::{AppState, permit};
 use crate::knowledge::{IndexRequest, SearchRequest};
 
 /// The protocol versions served.
@@ -238,23 +239,20 @@ impl MeshMcp {
             .ok_or_else(|| ErrorData::invalid_request("not authenticated", None))
     }
 
-    /// The caller, if it may do what `scope` allows.
     /// The workflow runtime.
     pub(super) fn workflows(&self) -> &crate::workflow::Workflows {
         &self.state.services.workflows
     }
 
+    /// The caller of a tool call (whose permission `call_tool` has checked).
     pub(super) fn allowed(
         &self,
         context: &RequestContext<RoleServer>,
-        scope: Scope,
     ) -> Result<Principal, ToolFailure> {
-        let who = self.caller(context).map_err(|e| ToolFailure {
+        self.caller(context).map_err(|e| ToolFailure {
             code: "unauthorized",
             message: e.message.to_string(),
-        })?;
-        require(&who, scope)?;
-        Ok(who)
+        })
     }
 
     #[tool(
@@ -266,7 +264,7 @@ impl MeshMcp {
         Args(args): Args<ListAgentsArgs>,
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
-        let who = self.allowed(&context, Scope::Read)?;
+        let who = self.allowed(&context)?;
         let args = args?;
         let filter = AgentFilter {
             status: args.status,
@@ -292,7 +290,7 @@ impl MeshMcp {
         Args(spec): Args<TaskSpec>,
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
-        let who = self.allowed(&context, Scope::Write)?;
+        let who = self.allowed(&context)?;
         output(self.state.services.engine.submit(who.tenant, spec?).await?)
     }
 
@@ -305,7 +303,7 @@ impl MeshMcp {
         Args(args): Args<TaskArgs>,
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
-        let who = self.allowed(&context, Scope::Read)?;
+        let who = self.allowed(&context)?;
         let id = task_id(&args?.id)?;
         match self.state.services.engine.task(who.tenant, id).await? {
             Some(task) => output(task),
@@ -322,7 +320,7 @@ impl MeshMcp {
         Args(args): Args<TaskArgs>,
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
-        let who = self.allowed(&context, Scope::Write)?;
+        let who = self.allowed(&context)?;
         let id = task_id(&args?.id)?;
         output(self.state.services.engine.cancel(who.tenant, id).await?)
     }
@@ -336,7 +334,7 @@ impl MeshMcp {
         Args(args): Args<CollabArgs>,
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
-        let who = self.allowed(&context, Scope::Write)?;
+        let who = self.allowed(&context)?;
         let args = args?;
         let wait = args.wait_ms.unwrap_or(30_000).min(120_000);
         let services = &self.state.services;
@@ -360,7 +358,7 @@ impl MeshMcp {
         Args(args): Args<JobArgs>,
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
-        let who = self.allowed(&context, Scope::Read)?;
+        let who = self.allowed(&context)?;
         let id = job_id(&args?.id)?;
         collab_output(self.state.services.collab.get(who.tenant, id))
     }
@@ -374,7 +372,7 @@ impl MeshMcp {
         Args(args): Args<JobArgs>,
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
-        let who = self.allowed(&context, Scope::Write)?;
+        let who = self.allowed(&context)?;
         let id = job_id(&args?.id)?;
         collab_output(self.state.services.collab.cancel(who.tenant, id).await)
     }
@@ -388,7 +386,7 @@ impl MeshMcp {
         Args(request): Args<IndexRequest>,
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
-        let who = self.allowed(&context, Scope::Write)?;
+        let who = self.allowed(&context)?;
         let services = &self.state.services;
         let job_id = services.index_document(who.tenant, request?).await?;
         output(json!({"job_id": job_id}))
@@ -403,7 +401,7 @@ impl MeshMcp {
         Args(request): Args<SearchRequest>,
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
-        let who = self.allowed(&context, Scope::Read)?;
+        let who = self.allowed(&context)?;
         let hits = self.state.services.search(who.tenant, &request?).await?;
         output(json!({ "hits": hits }))
     }
@@ -417,8 +415,14 @@ impl MeshMcp {
         Args(args): Args<ExecuteArgs>,
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
-        self.allowed(&context, Scope::Write)?;
+        let who = self.allowed(&context)?;
         let args = args?;
+        permit(
+            &who,
+            Action::Execute,
+            crate::domain::Resource::Tools,
+            Some(&args.tool),
+        )?;
         let tools = &self.state.services.tools;
         let result = tools.execute(&args.tool, &args.action, args.input).await?;
         output(json!({ "output": result }))
@@ -427,9 +431,14 @@ impl MeshMcp {
     async fn read(&self, who: &Principal, uri: &str) -> Result<Value, ErrorData> {
         let engine = &self.state.services.engine;
         let failed = |e: crate::engine::EngineError| ErrorData::internal_error(e.to_string(), None);
-        if !who.allows(Scope::Read) {
+        let resource = if uri == "mesh://agents" {
+            crate::domain::Resource::Agents
+        } else {
+            crate::domain::Resource::Tasks
+        };
+        if !who.may(Action::Read, resource, None) {
             return Err(ErrorData::invalid_request(
-                "forbidden: this needs the read scope",
+                format!("forbidden: read on {resource} is not allowed to this caller"),
                 None,
             ));
         }
@@ -504,8 +513,35 @@ impl ServerHandler for MeshMcp {
         if let Some(traceparent) = meta.or(header) {
             crate::trace::set_parent(&span, traceparent);
         }
+        let who = self.caller(&context)?;
+        let audit = self.state.gate.access().audit.clone();
+        let tenant = who.tenant.to_string();
+        let entry = |decision| audit_entry(&who, &request, &context.id, decision);
+        // A tool Mesh does not have is the router's to refuse (as unknown).
+        if needs(&request.name).is_some()
+            && !may_call(&who, &request.name, &self.state.services.tools)
+        {
+            audit.record_later(&tenant, entry(Decision::Refused));
+            return Ok(refusal(&request.name).into());
+        }
+        let allowed = entry(Decision::Allowed);
         let call = ToolCallContext::new(self, request, context);
-        self.tool_router.call(call).instrument(span).await
+        let result = self.tool_router.call(call).instrument(span).await;
+        audit.record_later(&tenant, allowed);
+        result
+    }
+
+    /// The tools this caller may call, and only those.
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListToolsResult, ErrorData> {
+        let who = self.caller(&context)?;
+        let registry = &self.state.services.tools;
+        let mut tools = self.tool_router.list_all();
+        tools.retain(|tool| may_call(&who, &tool.name, registry));
+        Ok(rmcp::model::ListToolsResult::with_all_items(tools))
     }
 
     async fn list_resources(

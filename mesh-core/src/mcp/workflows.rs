@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::server::{Args, MeshMcp, ToolFailure, ToolResult, output};
-use crate::domain::{Scope, WorkflowId};
+use crate::domain::WorkflowId;
 use crate::workflow::{RunFilter, RunStatus, StartRequest, WorkflowDefinition};
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -93,7 +93,7 @@ impl MeshMcp {
         Args(args): Args<RegisterArgs>,
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
-        let who = self.allowed(&context, Scope::Write)?;
+        let who = self.allowed(&context)?;
         let definition: WorkflowDefinition = serde_json::from_value(args?.definition)
             .map_err(|e| ToolFailure::invalid(format!("invalid definition: {e}")))?;
         output(self.workflows().register(who.tenant, definition).await?)
@@ -108,7 +108,7 @@ impl MeshMcp {
         Args(request): Args<StartRequest>,
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
-        let who = self.allowed(&context, Scope::Write)?;
+        let who = self.allowed(&context)?;
         output(self.workflows().start_run(who.tenant, request?).await?)
     }
 
@@ -121,7 +121,7 @@ impl MeshMcp {
         Args(args): Args<RunArgs>,
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
-        let who = self.allowed(&context, Scope::Read)?;
+        let who = self.allowed(&context)?;
         output(self.workflows().run(who.tenant, run_id(&args?.id)?).await?)
     }
 
@@ -134,7 +134,7 @@ impl MeshMcp {
         Args(args): Args<ListArgs>,
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
-        let who = self.allowed(&context, Scope::Read)?;
+        let who = self.allowed(&context)?;
         let args = args?;
         if args.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
             return Err(ToolFailure::invalid("limit must be 1 to 1000"));
@@ -159,7 +159,7 @@ impl MeshMcp {
         Args(args): Args<RunArgs>,
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
-        let who = self.allowed(&context, Scope::Write)?;
+        let who = self.allowed(&context)?;
         output(
             self.workflows()
                 .cancel(who.tenant, run_id(&args?.id)?)
@@ -176,7 +176,7 @@ impl MeshMcp {
         Args(args): Args<SignalArgs>,
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
-        let who = self.allowed(&context, Scope::Write)?;
+        let who = self.allowed(&context)?;
         let args = args?;
         let id = run_id(&args.id)?;
         self.workflows()
@@ -194,7 +194,7 @@ impl MeshMcp {
         Args(args): Args<ResumeArgs>,
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
-        let who = self.allowed(&context, Scope::Write)?;
+        let who = self.allowed(&context)?;
         let args = args?;
         let interrupt = args
             .interrupt
@@ -216,7 +216,7 @@ impl MeshMcp {
         Args(args): Args<RunArgs>,
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
-        let who = self.allowed(&context, Scope::Write)?;
+        let who = self.allowed(&context)?;
         output(
             self.workflows()
                 .retry(who.tenant, run_id(&args?.id)?)
@@ -233,7 +233,7 @@ impl MeshMcp {
         Args(args): Args<HistoryArgs>,
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
-        let who = self.allowed(&context, Scope::Read)?;
+        let who = self.allowed(&context)?;
         let args = args?;
         let id = run_id(&args.id)?;
         let entries = self
@@ -252,7 +252,7 @@ impl MeshMcp {
         Args(args): Args<ForkArgs>,
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
-        let who = self.allowed(&context, Scope::Write)?;
+        let who = self.allowed(&context)?;
         let args = args?;
         let id = run_id(&args.id)?;
         output(

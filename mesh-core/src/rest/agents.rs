@@ -5,10 +5,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::Principal;
-use crate::http::{ApiError, AppState, ErrorBody, require};
+use crate::domain::{Action, Principal, Resource};
+use crate::http::{ApiError, AppState, ErrorBody, permit};
 use crate::http::{Json, Path, Query};
-use crate::{Agent, AgentFilter, AgentId, AgentStatus, Scope};
+use crate::{Agent, AgentFilter, AgentId, AgentStatus};
 
 /// Filters for `GET /api/v1/agents`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -41,7 +41,7 @@ pub(crate) async fn list(
     Extension(who): Extension<Principal>,
     Query(params): Query<AgentListParams>,
 ) -> Result<Json<AgentPage>, ApiError> {
-    require(&who, Scope::Read)?;
+    permit(&who, Action::Read, Resource::Agents, None)?;
     if params.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
         return Err(ApiError::invalid("limit must be 1 to 1000"));
     }
@@ -71,7 +71,7 @@ pub(crate) async fn get(
     Extension(who): Extension<Principal>,
     Path(id): Path<AgentId>,
 ) -> Result<Json<Agent>, ApiError> {
-    require(&who, Scope::Read)?;
+    permit(&who, Action::Read, Resource::Agents, None)?;
     state
         .services
         .engine
@@ -91,7 +91,7 @@ pub(crate) async fn deregister(
     Extension(who): Extension<Principal>,
     Path(id): Path<AgentId>,
 ) -> Result<StatusCode, ApiError> {
-    require(&who, Scope::Admin)?;
+    permit(&who, Action::Delete, Resource::Agents, None)?;
     if state.services.engine.deregister(who.tenant, id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::Principal;
-use crate::http::{ApiError, AppState, ErrorBody, require};
+use crate::domain::{Action, Grants, Principal, Resource};
+use crate::http::{ApiError, AppState, Created, ErrorBody, permit};
 use crate::http::{Json, Path};
 use crate::{ApiKey, Scope, Tenant, TenantId};
 
@@ -19,9 +19,13 @@ use crate::{ApiKey, Scope, Tenant, TenantId};
 pub struct CreateKey {
     /// A label, 1 to 100 characters.
     pub name: String,
-    /// What it may do (default `read`).
+    /// What it may do (default `read` when no roles are given either).
     #[serde(default)]
     pub scopes: Vec<Scope>,
+    /// Roles it holds besides its scopes: built-in (`admin`, `operator`, `developer`,
+    /// `viewer`, `agent`) or the tenant's own. At most 16.
+    #[serde(default)]
+    pub roles: Vec<String>,
     /// The tenant it acts for: the caller's by default; another only for the
     /// operator's admins.
     #[serde(default)]
@@ -40,6 +44,9 @@ pub struct KeyInfo {
     pub name: String,
     /// What it may do.
     pub scopes: Vec<Scope>,
+    /// Roles it holds besides its scopes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
     /// When it was made.
     pub created_at: DateTime<Utc>,
     /// When it was revoked; absent while it is accepted.
@@ -54,6 +61,7 @@ impl From<ApiKey> for KeyInfo {
             tenant: key.tenant_id,
             name: key.name,
             scopes: key.scopes,
+            roles: key.roles,
             created_at: key.created_at,
             revoked_at: key.revoked_at,
         }
@@ -99,8 +107,8 @@ pub(crate) async fn create(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     Json(body): Json<CreateKey>,
-) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
-    require(&who, Scope::Admin)?;
+) -> Result<(StatusCode, Extension<Created>, Json<CreatedKey>), ApiError> {
+    permit(&who, Action::Create, Resource::Keys, None)?;
     let engine = &state.services.engine;
     let tenant = match body.tenant {
         None => who.tenant,
@@ -113,11 +121,35 @@ pub(crate) async fn create(
             tenant
         }
     };
+    // Nobody hands on more than they hold.
+    let roles = &state.gate.access().roles;
+    roles.check_exist(tenant, &body.roles).await?;
+    let mut wanted = Grants::of_scopes(&body.scopes);
+    wanted.extend(
+        roles
+            .grants(tenant, &body.roles)
+            .await?
+            .permissions()
+            .iter()
+            .cloned(),
+    );
+    if !who.grants.covers(wanted.permissions()) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "a key cannot be given more than its creator holds",
+        ));
+    }
     let (key, record) = engine
-        .create_api_key(tenant, body.name, body.scopes, None)
+        .create_api_key_with_roles(tenant, body.name, body.scopes, body.roles, None)
         .await?;
+    let created = Created(format!("keys:{}", record.id));
     let info = record.into();
-    Ok((StatusCode::CREATED, Json(CreatedKey { key, info })))
+    Ok((
+        StatusCode::CREATED,
+        Extension(created),
+        Json(CreatedKey { key, info }),
+    ))
 }
 
 #[utoipa::path(operation_id = "list_keys", get, path = "/api/v1/keys", tag = "keys",
@@ -127,7 +159,7 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
 ) -> Result<Json<KeyList>, ApiError> {
-    require(&who, Scope::Admin)?;
+    permit(&who, Action::Read, Resource::Keys, None)?;
     let keys = state.services.engine.api_keys(who.tenant).await?;
     Ok(Json(KeyList {
         items: keys.into_iter().map(KeyInfo::from).collect(),
@@ -143,7 +175,7 @@ pub(crate) async fn revoke(
     Extension(who): Extension<Principal>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<KeyInfo>, ApiError> {
-    require(&who, Scope::Admin)?;
+    permit(&who, Action::Delete, Resource::Keys, None)?;
     let revoked = state.services.engine.revoke_api_key(who.tenant, id).await?;
     Ok(Json(revoked.into()))
 }
@@ -175,7 +207,6 @@ pub(crate) async fn tenants(
 
 /// Only the operator's admins manage tenants.
 fn operator(state: &AppState, who: &Principal) -> Result<(), ApiError> {
-    require(who, Scope::Admin)?;
     if state.gate.is_operator(who) {
         Ok(())
     } else {

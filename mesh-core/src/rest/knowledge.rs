@@ -6,10 +6,9 @@ use axum::http::StatusCode;
 use mesh_embed::Role;
 use serde::{Deserialize, Serialize};
 
-use crate::Scope;
-use crate::domain::Principal;
+use crate::domain::{Action, Principal, Resource};
 use crate::http::Json;
-use crate::http::{ApiError, AppState, ErrorBody, require};
+use crate::http::{ApiError, AppState, ErrorBody, permit};
 use crate::knowledge::{IndexRequest, SearchHit, SearchRequest};
 
 /// `POST /api/v1/embeddings`.
@@ -55,7 +54,7 @@ pub(crate) async fn embed(
     Extension(who): Extension<Principal>,
     Json(body): Json<EmbedRequest>,
 ) -> Result<Json<EmbedResponse>, ApiError> {
-    require(&who, Scope::Read)?;
+    permit(&who, Action::Read, Resource::Documents, None)?;
     let role = if body.query {
         Role::Query
     } else {
@@ -78,7 +77,7 @@ pub(crate) async fn index(
     Extension(who): Extension<Principal>,
     Json(body): Json<IndexRequest>,
 ) -> Result<(StatusCode, Json<IndexAccepted>), ApiError> {
-    require(&who, Scope::Write)?;
+    permit(&who, Action::Create, Resource::Documents, None)?;
     let job_id = state.services.index_document(who.tenant, body).await?;
     Ok((StatusCode::ACCEPTED, Json(IndexAccepted { job_id })))
 }
@@ -91,7 +90,7 @@ pub(crate) async fn search(
     Extension(who): Extension<Principal>,
     Json(body): Json<SearchRequest>,
 ) -> Result<Json<SearchResponse>, ApiError> {
-    require(&who, Scope::Read)?;
+    permit(&who, Action::Read, Resource::Documents, None)?;
     let hits = state.services.search(who.tenant, &body).await?;
     Ok(Json(SearchResponse { hits }))
 }

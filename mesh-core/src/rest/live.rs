@@ -8,12 +8,12 @@ use axum::Extension;
 use axum::extract::State;
 use serde::Serialize;
 
-use crate::domain::Principal;
 use crate::domain::workflow::RunStatus;
-use crate::http::{ApiError, AppState, Bucket, ErrorBody, Json, require};
+use crate::domain::{Action, Principal, Resource};
+use crate::http::{ApiError, AppState, Bucket, ErrorBody, Json, permit};
 use crate::services::Check;
 use crate::workflow::RunFilter;
-use crate::{AgentFilter, Scope, TaskFilter, TaskStatus};
+use crate::{AgentFilter, TaskFilter, TaskStatus};
 
 /// Most records counted per status in an overview; past it a count says `more`.
 pub const COUNT_CAP: usize = 1000;
@@ -63,7 +63,7 @@ pub(crate) async fn events(
     Extension(who): Extension<Principal>,
     headers: axum::http::HeaderMap,
 ) -> Result<axum::response::Response, ApiError> {
-    require(&who, Scope::Read)?;
+    permit(&who, Action::Read, Resource::Tasks, None)?;
     let resume = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -80,7 +80,7 @@ pub(crate) async fn overview(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
 ) -> Result<Json<Overview>, ApiError> {
-    require(&who, Scope::Read)?;
+    permit(&who, Action::Read, Resource::Tasks, None)?;
     let engine = &state.services.engine;
     let mut agents = BTreeMap::new();
     let mut filter = AgentFilter {

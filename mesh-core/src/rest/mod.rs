@@ -18,6 +18,7 @@
 //! # }
 //! ```
 
+mod access;
 mod agents;
 mod keys;
 mod knowledge;
@@ -33,6 +34,7 @@ use axum::routing::{get, post};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
+pub use access::{PutRole, RoleInfo, RoleList};
 pub use agents::{AgentListParams, AgentPage};
 pub use keys::{CreateKey, CreateTenant, CreatedKey, KeyInfo, KeyList, TenantList};
 pub use knowledge::{EmbedRequest, EmbedResponse, IndexAccepted, SearchResponse};
@@ -55,6 +57,7 @@ use crate::http::{AppState, ErrorBody};
         tasks::collab_job, tasks::cancel_collab_job,
         agents::list, agents::get, agents::deregister,
         keys::create, keys::list, keys::revoke, keys::create_tenant, keys::tenants,
+        access::list, access::get, access::put, access::delete, access::audit, access::verify,
         knowledge::embed, knowledge::index, knowledge::search,
         tools::list, tools::execute,
         workflows::register, workflows::definitions, workflows::definition,
@@ -67,7 +70,7 @@ use crate::http::{AppState, ErrorBody};
     modifiers(&Security),
     tags(
         (name = "tasks"), (name = "collaboration"), (name = "agents"),
-        (name = "embeddings"), (name = "tools"), (name = "workflows"), (name = "keys"),
+        (name = "embeddings"), (name = "tools"), (name = "workflows"), (name = "keys"), (name = "access"),
         (name = "system"),
     ),
 )]
@@ -113,9 +116,14 @@ fn document_common_errors(openapi: &mut utoipa::openapi::OpenApi) {
     };
     for (path, item) in openapi.paths.paths.iter_mut() {
         let has_path_params = path.contains('{');
-        for operation in [&mut item.get, &mut item.post, &mut item.delete]
-            .into_iter()
-            .flatten()
+        for operation in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
         {
             if operation.security.is_none() {
                 continue;
@@ -189,6 +197,13 @@ pub fn routes(state: AppState) -> Router<AppState> {
             "/api/v1/tenants",
             post(keys::create_tenant).get(keys::tenants),
         )
+        .route("/api/v1/roles", get(access::list))
+        .route(
+            "/api/v1/roles/{name}",
+            get(access::get).put(access::put).delete(access::delete),
+        )
+        .route("/api/v1/audit", get(access::audit))
+        .route("/api/v1/audit/verify", get(access::verify))
         .route("/api/v1/events", get(live::events))
         .route("/api/v1/overview", get(live::overview))
         .route("/api/v1/embeddings", post(knowledge::embed))

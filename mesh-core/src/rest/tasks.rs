@@ -12,9 +12,9 @@ use uuid::Uuid;
 
 use crate::collab::{CollabJob, JobState, JobView};
 use crate::domain::Principal;
-use crate::domain::{AgentId, Scope, Task, TaskId, TaskSpec, TaskStatus};
+use crate::domain::{Action, AgentId, Resource, Task, TaskId, TaskSpec, TaskStatus};
 use crate::engine::{Page, TaskFilter};
-use crate::http::{ApiError, AppState, ErrorBody, require};
+use crate::http::{ApiError, AppState, Created, ErrorBody, permit};
 use crate::http::{Json, Path, Query};
 
 /// Filters for `GET /api/v1/tasks`.
@@ -73,10 +73,11 @@ pub(crate) async fn submit(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     Json(spec): Json<TaskSpec>,
-) -> Result<(StatusCode, Json<Task>), ApiError> {
-    require(&who, Scope::Write)?;
+) -> Result<(StatusCode, Extension<Created>, Json<Task>), ApiError> {
+    permit(&who, Action::Create, Resource::Tasks, None)?;
     let task = state.services.engine.submit(who.tenant, spec).await?;
-    Ok((StatusCode::CREATED, Json(task)))
+    let created = Created(format!("tasks:{}", task.id));
+    Ok((StatusCode::CREATED, Extension(created), Json(task)))
 }
 
 #[utoipa::path(operation_id = "list_tasks", get, path = "/api/v1/tasks", tag = "tasks", params(TaskListParams),
@@ -87,7 +88,7 @@ pub(crate) async fn list(
     Extension(who): Extension<Principal>,
     Query(params): Query<TaskListParams>,
 ) -> Result<Json<TaskPage>, ApiError> {
-    require(&who, Scope::Read)?;
+    permit(&who, Action::Read, Resource::Tasks, None)?;
     if params.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
         return Err(ApiError::invalid("limit must be 1 to 1000"));
     }
@@ -118,7 +119,7 @@ pub(crate) async fn get(
     Extension(who): Extension<Principal>,
     Path(id): Path<TaskId>,
 ) -> Result<Json<Task>, ApiError> {
-    require(&who, Scope::Read)?;
+    permit(&who, Action::Read, Resource::Tasks, None)?;
     state
         .services
         .engine
@@ -137,7 +138,7 @@ pub(crate) async fn cancel(
     Extension(who): Extension<Principal>,
     Path(id): Path<TaskId>,
 ) -> Result<Json<Task>, ApiError> {
-    require(&who, Scope::Write)?;
+    permit(&who, Action::Update, Resource::Tasks, None)?;
     Ok(Json(state.services.engine.cancel(who.tenant, id).await?))
 }
 
@@ -176,7 +177,7 @@ pub(crate) async fn collab(
     Extension(who): Extension<Principal>,
     Json(body): Json<CollabRequest>,
 ) -> Result<(StatusCode, Json<CollabResponse>), ApiError> {
-    require(&who, Scope::Write)?;
+    permit(&who, Action::Create, Resource::Tasks, None)?;
     let wait = body.wait_ms.unwrap_or(30_000);
     if wait > 120_000 {
         return Err(ApiError::invalid("wait_ms must be 0 to 120000"));
@@ -216,7 +217,7 @@ pub(crate) async fn collab_job(
     Extension(who): Extension<Principal>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<JobView>, ApiError> {
-    require(&who, Scope::Read)?;
+    permit(&who, Action::Read, Resource::Tasks, None)?;
     state
         .services
         .collab
@@ -235,7 +236,7 @@ pub(crate) async fn cancel_collab_job(
     Extension(who): Extension<Principal>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<JobView>, ApiError> {
-    require(&who, Scope::Write)?;
+    permit(&who, Action::Update, Resource::Tasks, None)?;
     state
         .services
         .collab

@@ -5,9 +5,8 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::Scope;
-use crate::domain::Principal;
-use crate::http::{ApiError, AppState, ErrorBody, require};
+use crate::domain::{Action, Principal, Resource};
+use crate::http::{ApiError, AppState, ErrorBody, permit};
 use crate::http::{Json, Path};
 use crate::tools::ToolInfo;
 
@@ -28,6 +27,7 @@ pub struct ToolOutput {
     pub output: Value,
 }
 
+/// The tools the caller may see (its `read` permissions on tools, by name).
 #[utoipa::path(operation_id = "list_tools", get, path = "/api/v1/tools", tag = "tools",
     responses((status = 200, body = Vec<ToolInfo>), (status = 401, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
@@ -35,8 +35,10 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
 ) -> Result<Json<Vec<ToolInfo>>, ApiError> {
-    require(&who, Scope::Read)?;
-    Ok(Json(state.services.tools.list()))
+    permit(&who, Action::Read, Resource::Tools, None)?;
+    let mut tools = state.services.tools.list();
+    tools.retain(|tool| who.may(Action::Read, Resource::Tools, Some(&tool.name)));
+    Ok(Json(tools))
 }
 
 #[utoipa::path(operation_id = "execute_tool", post, path = "/api/v1/tools/{name}/execute", tag = "tools", request_body = ExecuteTool,
@@ -50,7 +52,7 @@ pub(crate) async fn execute(
     Path(name): Path<String>,
     Json(body): Json<ExecuteTool>,
 ) -> Result<Json<ToolOutput>, ApiError> {
-    require(&who, Scope::Write)?;
+    permit(&who, Action::Execute, Resource::Tools, Some(&name))?;
     let output = state
         .services
         .tools

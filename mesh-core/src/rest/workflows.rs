@@ -8,9 +8,9 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::domain::{Principal, Scope, WorkflowId};
+use crate::domain::{Action, Principal, Resource, WorkflowId};
 use crate::engine::Page;
-use crate::http::{ApiError, AppState, ErrorBody, Json, Path, Query, require};
+use crate::http::{ApiError, AppState, Created, ErrorBody, Json, Path, Query, permit};
 use crate::workflow::{
     Checkpoint, DefinitionRecord, RunFilter, RunStatus, StartRequest, WorkflowDefinition,
     WorkflowRun,
@@ -159,7 +159,7 @@ pub(crate) async fn register(
     Extension(who): Extension<Principal>,
     Json(definition): Json<WorkflowDefinition>,
 ) -> Result<(StatusCode, Json<DefinitionRecord>), ApiError> {
-    require(&who, Scope::Write)?;
+    permit(&who, Action::Create, Resource::Definitions, None)?;
     let record = state
         .services
         .workflows
@@ -176,7 +176,7 @@ pub(crate) async fn definitions(
     Extension(who): Extension<Principal>,
     Query(params): Query<DefinitionListParams>,
 ) -> Result<Json<DefinitionPage>, ApiError> {
-    require(&who, Scope::Read)?;
+    permit(&who, Action::Read, Resource::Definitions, None)?;
     check_limit(params.limit)?;
     let Page { items, next } = state
         .services
@@ -201,7 +201,7 @@ pub(crate) async fn definition(
     Path(name): Path<String>,
     Query(params): Query<VersionParams>,
 ) -> Result<Json<DefinitionRecord>, ApiError> {
-    require(&who, Scope::Read)?;
+    permit(&who, Action::Read, Resource::Definitions, None)?;
     let record = state
         .services
         .workflows
@@ -218,14 +218,15 @@ pub(crate) async fn start(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     Json(request): Json<StartRequest>,
-) -> Result<(StatusCode, Json<WorkflowRun>), ApiError> {
-    require(&who, Scope::Write)?;
+) -> Result<(StatusCode, Extension<Created>, Json<WorkflowRun>), ApiError> {
+    permit(&who, Action::Create, Resource::Workflows, None)?;
     let run = state
         .services
         .workflows
         .start_run(who.tenant, request)
         .await?;
-    Ok((StatusCode::CREATED, Json(run)))
+    let created = Created(format!("workflows:{}", run.id));
+    Ok((StatusCode::CREATED, Extension(created), Json(run)))
 }
 
 #[utoipa::path(operation_id = "list_workflows", get, path = "/api/v1/workflows", tag = "workflows",
@@ -236,7 +237,7 @@ pub(crate) async fn list(
     Extension(who): Extension<Principal>,
     Query(params): Query<RunListParams>,
 ) -> Result<Json<RunPage>, ApiError> {
-    require(&who, Scope::Read)?;
+    permit(&who, Action::Read, Resource::Workflows, None)?;
     check_limit(params.limit)?;
     let filter = RunFilter {
         status: params.status,
@@ -258,7 +259,7 @@ pub(crate) async fn get(
     Extension(who): Extension<Principal>,
     Path(id): Path<WorkflowId>,
 ) -> Result<Json<WorkflowRun>, ApiError> {
-    require(&who, Scope::Read)?;
+    permit(&who, Action::Read, Resource::Workflows, None)?;
     Ok(Json(state.services.workflows.run(who.tenant, id).await?))
 }
 
@@ -271,7 +272,7 @@ pub(crate) async fn cancel(
     Extension(who): Extension<Principal>,
     Path(id): Path<WorkflowId>,
 ) -> Result<Json<WorkflowRun>, ApiError> {
-    require(&who, Scope::Write)?;
+    permit(&who, Action::Update, Resource::Workflows, None)?;
     Ok(Json(state.services.workflows.cancel(who.tenant, id).await?))
 }
 
@@ -285,7 +286,7 @@ pub(crate) async fn signal(
     Path(id): Path<WorkflowId>,
     Json(request): Json<SignalRequest>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
-    require(&who, Scope::Write)?;
+    permit(&who, Action::Update, Resource::Workflows, None)?;
     if request.name.is_empty() || request.name.len() > 128 {
         return Err(ApiError::invalid("a signal's name is 1 to 128 characters"));
     }
@@ -307,7 +308,7 @@ pub(crate) async fn resume(
     Path(id): Path<WorkflowId>,
     Json(request): Json<ResumeRequest>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
-    require(&who, Scope::Write)?;
+    permit(&who, Action::Update, Resource::Workflows, None)?;
     state
         .services
         .workflows
@@ -325,7 +326,7 @@ pub(crate) async fn retry(
     Extension(who): Extension<Principal>,
     Path(id): Path<WorkflowId>,
 ) -> Result<Json<WorkflowRun>, ApiError> {
-    require(&who, Scope::Write)?;
+    permit(&who, Action::Update, Resource::Workflows, None)?;
     Ok(Json(state.services.workflows.retry(who.tenant, id).await?))
 }
 
@@ -339,7 +340,7 @@ pub(crate) async fn history(
     Path(id): Path<WorkflowId>,
     Query(params): Query<HistoryParams>,
 ) -> Result<Json<Vec<Checkpoint>>, ApiError> {
-    require(&who, Scope::Read)?;
+    permit(&who, Action::Read, Resource::Workflows, None)?;
     check_limit(params.limit)?;
     let entries = state
         .services
@@ -359,7 +360,7 @@ pub(crate) async fn fork(
     Path(id): Path<WorkflowId>,
     Json(request): Json<ForkRequest>,
 ) -> Result<(StatusCode, Json<WorkflowRun>), ApiError> {
-    require(&who, Scope::Write)?;
+    permit(&who, Action::Update, Resource::Workflows, None)?;
     let run = state
         .services
         .workflows
@@ -376,7 +377,7 @@ pub(crate) async fn prune(
     Extension(who): Extension<Principal>,
     Json(request): Json<PruneRequest>,
 ) -> Result<Json<Pruned>, ApiError> {
-    require(&who, Scope::Admin)?;
+    permit(&who, Action::Delete, Resource::Workflows, None)?;
     let pruned = state
         .services
         .workflows
@@ -398,7 +399,7 @@ pub(crate) async fn events(
     Query(params): Query<HistoryParams>,
     headers: axum::http::HeaderMap,
 ) -> Result<axum::response::Response, ApiError> {
-    require(&who, Scope::Read)?;
+    permit(&who, Action::Read, Resource::Workflows, None)?;
     let resumed = match headers.get("last-event-id") {
         Some(value) => Some(
             value

@@ -20,6 +20,7 @@ impl<S: Stores> State<S> {
         tenant: TenantId,
         name: String,
         scopes: Vec<Scope>,
+        roles: Vec<String>,
         key: Option<String>,
     ) -> Result<(String, ApiKey)> {
         if !valid_name(&name) {
@@ -35,11 +36,12 @@ impl<S: Stores> State<S> {
             tenant_id: tenant,
             name,
             hash: hash_key(&key),
-            scopes: if scopes.is_empty() {
+            scopes: if scopes.is_empty() && roles.is_empty() {
                 vec![Scope::Read]
             } else {
                 scopes
             },
+            roles,
             created_at: Utc::now(),
             revoked_at: None,
         };

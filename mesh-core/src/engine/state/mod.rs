@@ -352,10 +352,11 @@ impl<S: Stores> State<S> {
                 tenant,
                 name,
                 scopes,
+                roles,
                 key,
                 reply,
             } => {
-                let _ = reply.send(self.create_key(tenant, name, scopes, key).await);
+                let _ = reply.send(self.create_key(tenant, name, scopes, roles, key).await);
             }
             Command::RevokeKey { tenant, id, reply } => {
                 let _ = reply.send(self.revoke_key(tenant, id).await);

@@ -1,0 +1,82 @@
+//! What each MCP tool needs, in one table: `tools/list` shows a caller exactly the
+//! tools this table lets it call, and `tools/call` checks and audits by it.
+
+use rmcp::model::{CallToolRequestParams, CallToolResult, RequestId};
+use serde_json::json;
+
+use crate::domain::{Action, AuditEntry, Decision, Principal, Resource};
+use crate::tools::ToolRegistry;
+
+/// The action and resource each of Mesh's MCP tools needs. `execute_tool` needs
+/// `execute` on the named registered tool (checked again with the name).
+pub(super) const NEEDS: &[(&str, Action, Resource)] = &[
+    ("list_agents", Action::Read, Resource::Agents),
+    ("submit_task", Action::Create, Resource::Tasks),
+    ("get_task", Action::Read, Resource::Tasks),
+    ("cancel_task", Action::Update, Resource::Tasks),
+    ("run_collab", Action::Create, Resource::Tasks),
+    ("get_collab_job", Action::Read, Resource::Tasks),
+    ("cancel_collab_job", Action::Update, Resource::Tasks),
+    ("index_document", Action::Create, Resource::Documents),
+    ("search", Action::Read, Resource::Documents),
+    ("execute_tool", Action::Execute, Resource::Tools),
+    ("register_workflow", Action::Create, Resource::Definitions),
+    ("start_workflow", Action::Create, Resource::Workflows),
+    ("get_workflow", Action::Read, Resource::Workflows),
+    ("list_workflows", Action::Read, Resource::Workflows),
+    ("cancel_workflow", Action::Update, Resource::Workflows),
+    ("signal_workflow", Action::Update, Resource::Workflows),
+    ("resume_workflow", Action::Update, Resource::Workflows),
+    ("retry_workflow", Action::Update, Resource::Workflows),
+    ("workflow_history", Action::Read, Resource::Workflows),
+    ("fork_workflow", Action::Update, Resource::Workflows),
+];
+
+/// What the MCP tool `tool` needs; `None` for a tool not in the table (refused).
+pub(super) fn needs(tool: &str) -> Option<(Action, Resource)> {
+    NEEDS
+        .iter()
+        .find(|(name, ..)| *name == tool)
+        .map(|(_, action, resource)| (*action, *resource))
+}
+
+/// Whether `who` may call the MCP tool `tool`: `execute_tool` only when some
+/// registered tool is theirs to run.
+pub(super) fn may_call(who: &Principal, tool: &str, registry: &ToolRegistry) -> bool {
+    match needs(tool) {
+        Some((Action::Execute, Resource::Tools)) => registry
+            .list()
+            .iter()
+            .any(|t| who.may(Action::Execute, Resource::Tools, Some(&t.name))),
+        Some((action, resource)) => who.may(action, resource, None),
+        None => false,
+    }
+}
+
+/// The tool result of a refused call: `forbidden`, with what was missing.
+pub(super) fn refusal(tool: &str) -> CallToolResult {
+    let message = needs(tool).map_or_else(String::new, |(action, resource)| {
+        format!("{action} on {resource} is not allowed to this caller")
+    });
+    CallToolResult::structured_error(json!({"code": "forbidden", "message": message}))
+}
+
+/// The audit record of a tool call: `mcp.<tool>` on `tool:<name>` for `execute_tool`,
+/// on the tool's resource otherwise; the JSON-RPC id as the request id.
+pub(super) fn audit_entry(
+    who: &Principal,
+    request: &CallToolRequestParams,
+    id: &RequestId,
+    decision: Decision,
+) -> AuditEntry {
+    let named = request.arguments.as_ref().and_then(|a| a.get("tool"));
+    let resource = match named {
+        Some(tool) if request.name == "execute_tool" => {
+            format!("tool:{}", tool.as_str().unwrap_or_default())
+        }
+        _ => needs(&request.name).map_or_else(|| "mcp".into(), |(_, r)| r.to_string()),
+    };
+    let id = serde_json::to_value(id).map(|v| v.to_string()).ok();
+    let action = format!("mcp.{}", request.name);
+    AuditEntry::new(who.subject.clone(), action, resource, decision, id)
+}
