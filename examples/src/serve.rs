@@ -109,6 +109,7 @@ impl Http {
         }
         println!("listening on {}", listener.local_addr()?);
         let engine = services.engine.clone();
+        let audit = services.access.audit.clone();
         let app = router(services, config).into_make_service_with_connect_info::<SocketAddr>();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(
@@ -130,6 +131,8 @@ impl Http {
             Ok(Err(e)) => return Err(e.into()),
             Err(_) => tracing::info!(?bound, "open streams cut at shutdown"),
         }
+        // The audit records of the last requests are stored before the process ends.
+        let _ = tokio::time::timeout(bound, audit.flush()).await;
         Ok(())
     }
 }

@@ -349,6 +349,54 @@ fn every_client_command_runs_against_mesh_up() {
     assert!(keys.contains("ci") && !keys.contains(key), "{keys}");
     cli.json(&["keys", "revoke", &id(&made)]);
     reader.fails(3, &["tasks", "list"]);
+    // Roles and the audit log: a role defined and handed out, the trail read and checked.
+    cli.json(&[
+        "roles",
+        "put",
+        "runner",
+        "--allow",
+        "tools:read,execute:files*",
+        "--allow",
+        "agents:connect",
+    ]);
+    let roles = cli.json(&["roles", "list"]);
+    let names: Vec<&str> = roles["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "admin",
+            "operator",
+            "developer",
+            "viewer",
+            "agent",
+            "runner"
+        ]
+    );
+    assert_eq!(
+        cli.json(&["roles", "show", "runner"])["permissions"][0]["names"],
+        "files*"
+    );
+    let runner = cli.json(&["keys", "create", "runner", "--role", "runner"]);
+    assert_eq!(runner["roles"], serde_json::json!(["runner"]));
+    let runner = Cli::new(&addr, runner["key"].as_str().unwrap());
+    runner.fails(3, &["tasks", "list"]);
+    cli.fails(2, &["roles", "put", "bad", "--allow", "tools"]);
+    let trail = cli.json(&["audit", "list", "--action", "roles.put"]);
+    assert_eq!(trail["records"][0]["resource"], "roles:runner");
+    // A refusal is recorded without the request waiting for it.
+    cli.until(
+        &["audit", "list", "--decision", "refused", "--limit", "1"],
+        |page| page["records"][0]["action"] == "tasks.read",
+    );
+    assert_eq!(cli.json(&["audit", "verify"])["ok"], true);
+    assert!(cli.ok(&["audit", "verify"]).contains("head hash"));
+    cli.json(&["roles", "delete", "runner"]);
+
     let acme = cli.json(&["tenants", "create", "acme"]);
     let tenants = cli.json(&["tenants", "list"]);
     assert!(

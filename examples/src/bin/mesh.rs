@@ -17,7 +17,8 @@ use mesh_core::worker::{WorkerConfig, run_worker};
 use mesh_core::workflow::WorkflowConfig;
 use mesh_core::{Engine, Scope, TenantId};
 use mesh_examples::cli::{
-    Agents, CliError, Connection, Docs, Keys, ProfileCommand, Tasks, Tenants, Tools, Workflows,
+    Agents, Audit, CliError, Connection, Docs, Keys, ProfileCommand, Roles, Tasks, Tenants, Tools,
+    Workflows,
 };
 use mesh_examples::data_dir::DataDir;
 use tokio::net::TcpListener;
@@ -67,6 +68,12 @@ enum Command {
     /// Tenants: create, list (the operator's admins).
     #[command(subcommand)]
     Tenants(Tenants),
+    /// Roles: list, show, put, delete.
+    #[command(subcommand)]
+    Roles(Roles),
+    /// The audit log: list, verify.
+    #[command(subcommand)]
+    Audit(Audit),
     /// Named connection profiles: save, list.
     #[command(subcommand)]
     Profile(ProfileCommand),
@@ -160,6 +167,8 @@ async fn run_client(command: Command, connection: &Connection) -> Result<(), Cli
         Command::Docs(command) => command.run(&ctx).await,
         Command::Keys(command) => command.run(&ctx).await,
         Command::Tenants(command) => command.run(&ctx).await,
+        Command::Roles(command) => command.run(&ctx).await,
+        Command::Audit(command) => command.run(&ctx).await,
         _ => Err(CliError::Usage("not a client command".into())),
     }
 }
@@ -288,6 +297,7 @@ async fn up(args: Up) -> Result<(), Box<dyn std::error::Error>> {
     println!("  agents connect with: Authorization: Bearer <key>   — Ctrl-C (or SIGTERM) to stop");
     println!();
 
+    let audit = services.access.audit.clone();
     let app = router(
         services.clone(),
         AppConfig::default()
@@ -342,6 +352,8 @@ async fn up(args: Up) -> Result<(), Box<dyn std::error::Error>> {
     for task in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
     }
+    // The audit records of the last requests are stored before the files close.
+    let _ = tokio::time::timeout(bound, audit.flush()).await;
     if let Some(data) = &home.data {
         data.close().await;
     }

@@ -13,6 +13,10 @@ pub enum Keys {
         /// What it may do: read, write, admin, agent (repeat; default read).
         #[arg(long = "scope")]
         scopes: Vec<String>,
+        /// A role it holds: admin, operator, developer, viewer, agent, or your
+        /// tenant's own (repeat).
+        #[arg(long = "role")]
+        roles: Vec<String>,
         /// The tenant it acts for (the operator's admins only; default yours).
         #[arg(long)]
         tenant: Option<String>,
@@ -42,6 +46,7 @@ const KEY_COLUMNS: &[Column] = &[
     ("ID", "/id"),
     ("NAME", "/name"),
     ("SCOPES", "/scopes"),
+    ("ROLES", "/roles"),
     ("CREATED", "/created_at"),
     ("REVOKED", "/revoked_at"),
 ];
@@ -53,9 +58,10 @@ impl Keys {
             Self::Create {
                 name,
                 scopes,
+                roles,
                 tenant,
             } => {
-                let mut body = serde_json::json!({"name": name, "scopes": scopes});
+                let mut body = serde_json::json!({"name": name, "scopes": scopes, "roles": roles});
                 if let Some(tenant) = tenant {
                     body["tenant"] = tenant.into();
                 }
@@ -70,6 +76,7 @@ impl Keys {
                                 ("name", "/name"),
                                 ("tenant", "/tenant"),
                                 ("scopes", "/scopes"),
+                                ("roles", "/roles"),
                             ],
                         );
                         println!("\nkey: {}", super::output::cell(made.pointer("/key")));

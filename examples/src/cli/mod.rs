@@ -3,6 +3,7 @@
 //! exit code per cause of failure (see [`error::exit`]). `docs/cli.md` shows every
 //! command with its output.
 
+mod access;
 mod agents;
 mod client;
 pub mod error;
@@ -15,6 +16,7 @@ mod workflows;
 
 use serde_json::Value;
 
+pub use access::{Audit, Roles};
 pub use agents::Agents;
 pub use client::Client;
 pub use error::CliError;
