@@ -223,7 +223,7 @@ impl AuditLog {
     /// Checks `tenant`'s whole chain: every record's hash, every link, no place
     /// missing up to the head.
     pub async fn verify(&self, tenant: &str) -> Result<Verification, AccessError> {
-        let mut chain = Chain::default();
+        let mut chain = Chain::new(tenant);
         let mut last_seq = 0;
         let mut query = Query::new()
             .order_by("seq", Direction::Ascending)

@@ -70,6 +70,8 @@ impl AuditEntry {
 pub struct AuditRecord {
     /// Its id (derived from the tenant and `seq`: one record per place in the chain).
     pub id: Uuid,
+    /// The tenant whose chain it is in.
+    pub tenant: String,
     /// Its place in the tenant's chain, from 1.
     pub seq: u64,
     /// When it was written.
@@ -128,6 +130,7 @@ impl AuditRecord {
     pub fn chained(tenant: &str, seq: u64, prev: &str, at: DateTime<Utc>, e: AuditEntry) -> Self {
         let mut record = Self {
             id: Self::id_of(tenant, seq),
+            tenant: tenant.to_owned(),
             seq,
             at,
             actor: e.actor,
@@ -150,6 +153,7 @@ impl AuditRecord {
     /// The hash its fields and `prev` give (what `hash` holds if nobody altered it).
     pub fn digest(&self) -> String {
         let fields = serde_json::json!([
+            self.tenant,
             self.seq,
             self.at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
             self.actor,
@@ -191,6 +195,7 @@ pub struct BrokenLink {
 /// what broke.
 #[derive(Debug, Clone)]
 pub struct Chain {
+    tenant: String,
     next_seq: u64,
     prev: String,
     /// Records seen.
@@ -199,18 +204,18 @@ pub struct Chain {
     pub breaks: Vec<BrokenLink>,
 }
 
-impl Default for Chain {
-    fn default() -> Self {
+impl Chain {
+    /// A walk over `tenant`'s chain (a record of another tenant's counts as altered).
+    pub fn new(tenant: &str) -> Self {
         Self {
+            tenant: tenant.to_owned(),
             next_seq: 1,
             prev: GENESIS.to_owned(),
             records: 0,
             breaks: Vec::new(),
         }
     }
-}
 
-impl Chain {
     /// The most broken links reported.
     pub const MAX_BREAKS: usize = 100;
 
@@ -222,7 +227,7 @@ impl Chain {
         } else if record.prev != self.prev {
             self.broke(record.seq, Break::Unlinked);
         }
-        if record.digest() != record.hash {
+        if record.digest() != record.hash || record.tenant != self.tenant {
             self.broke(record.seq, Break::Altered);
         }
         self.next_seq = record.seq + 1;
@@ -241,9 +246,12 @@ impl Chain {
     }
 }
 
-/// Checks `records` (in `seq` order); the broken links, first first.
-pub fn verify<'a>(records: impl IntoIterator<Item = &'a AuditRecord>) -> Vec<BrokenLink> {
-    let mut chain = Chain::default();
+/// Checks `tenant`'s `records` (in `seq` order); the broken links, first first.
+pub fn verify<'a>(
+    tenant: &str,
+    records: impl IntoIterator<Item = &'a AuditRecord>,
+) -> Vec<BrokenLink> {
+    let mut chain = Chain::new(tenant);
     records.into_iter().for_each(|r| chain.push(r));
     chain.breaks
 }
@@ -272,7 +280,9 @@ mod tests {
 
     #[test]
     fn an_untouched_chain_verifies() {
-        assert!(verify(&chain(5)).is_empty());
+        assert!(verify("t", &chain(5)).is_empty());
+        // Another tenant's records do not pass for this one's.
+        assert_eq!(verify("u", &chain(1))[0].problem, Break::Altered);
         assert_ne!(AuditRecord::id_of("t", 1), AuditRecord::id_of("u", 1));
     }
 
@@ -282,7 +292,7 @@ mod tests {
         records[1].actor = "key:2".into();
         records.remove(3);
         assert_eq!(
-            verify(&records),
+            verify("t", &records),
             vec![
                 BrokenLink {
                     seq: 2,
@@ -299,7 +309,7 @@ mod tests {
         records[1].resource = "task:9".into();
         records[1].hash = records[1].digest();
         assert_eq!(
-            verify(&records),
+            verify("t", &records),
             vec![BrokenLink {
                 seq: 3,
                 problem: Break::Unlinked
