@@ -48,6 +48,7 @@ impl std::fmt::Debug for AuditLog {
 /// Which records to list: each set field must match; newest first.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[cfg_attr(feature = "rest", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "rest", into_params(parameter_in = Query))]
 #[non_exhaustive]
 pub struct AuditFilter {
     /// The actor (`key:<id>`, `jwt:<tenant>:<sub>`, `anonymous`).
