@@ -29,6 +29,7 @@ use reqwest::{Method, StatusCode};
 use rmcp::ServiceExt;
 use rmcp::model::{
     CallToolRequestParams, ClientCapabilities, ClientConfig as McpClientConfig, Implementation,
+    ReadResourceRequestParams,
 };
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -511,7 +512,7 @@ async fn every_role_against_every_rest_route() {
 }
 
 #[tokio::test]
-async fn every_role_against_every_mcp_tool_and_the_hub() {
+async fn every_role_against_every_mcp_tool_resource_and_the_hub() {
     let f = fixture_on(mesh_core::MemoryStores::new()).await;
     let all: Vec<&str> = [&ROLES[..], &["git-runner"]].concat();
     for role in all {
@@ -550,6 +551,37 @@ async fn every_role_against_every_mcp_tool_and_the_hub() {
             }
         }
         assert_eq!(listed, callable, "{role}: tools/list is what it can call");
+
+        // Resources: resources/list and resources/templates/list show what
+        // resources/read serves this caller.
+        let mut readable = BTreeSet::new();
+        for (uri, resource) in [("mesh://agents", "agents"), ("mesh://tasks", "tasks")] {
+            let read = client
+                .read_resource(ReadResourceRequestParams::new(uri))
+                .await;
+            let expected = role != "git-runner" && allowed(role, "read", resource);
+            assert_eq!(read.is_ok(), expected, "{role} reads {uri}: {read:?}");
+            if read.is_ok() {
+                readable.insert(uri.to_owned());
+            }
+        }
+        let resources: BTreeSet<String> = client
+            .list_all_resources()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.uri.clone())
+            .collect();
+        assert_eq!(
+            resources, readable,
+            "{role}: resources/list is what it can read"
+        );
+        let templates = client.list_all_resource_templates().await.unwrap();
+        assert_eq!(
+            !templates.is_empty(),
+            readable.contains("mesh://tasks"),
+            "{role}: the task template"
+        );
         client.cancel().await.unwrap();
 
         // The hub: only roles that connect agents get a session.

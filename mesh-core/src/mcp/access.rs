@@ -80,3 +80,13 @@ pub(super) fn audit_entry(
     let action = format!("mcp.{}", request.name);
     AuditEntry::new(who.subject.clone(), action, resource, decision, id)
 }
+
+/// What reading the MCP resource at `uri` needs `read` on: `mesh://agents` the agents,
+/// every other (`mesh://tasks`, `mesh://tasks/{id}`) the tasks.
+pub(super) fn resource_of(uri: &str) -> Resource {
+    if uri == "mesh://agents" {
+        Resource::Agents
+    } else {
+        Resource::Tasks
+    }
+}

@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tracing::Instrument;
 
-use super::access::{audit_entry, may_call, needs, refusal};
+use super::access::{audit_entry, may_call, needs, refusal, resource_of};
 use crate::collab::{CollabJob, JobState, JobView};
 use crate::domain::{Action, AgentStatus, Decision, Principal, TaskId, TaskSpec};
 use crate::engine::{AgentFilter, TaskFilter};
@@ -431,11 +431,7 @@ impl MeshMcp {
     async fn read(&self, who: &Principal, uri: &str) -> Result<Value, ErrorData> {
         let engine = &self.state.services.engine;
         let failed = |e: crate::engine::EngineError| ErrorData::internal_error(e.to_string(), None);
-        let resource = if uri == "mesh://agents" {
-            crate::domain::Resource::Agents
-        } else {
-            crate::domain::Resource::Tasks
-        };
+        let resource = resource_of(uri);
         if !who.may(Action::Read, resource, None) {
             return Err(ErrorData::invalid_request(
                 format!("forbidden: read on {resource} is not allowed to this caller"),
@@ -547,23 +543,27 @@ impl ServerHandler for MeshMcp {
     async fn list_resources(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        Ok(ListResourcesResult::with_all_items(vec![
+        let who = self.caller(&context)?;
+        let mut all = vec![
             Resource::new("mesh://agents", "agents")
                 .with_description("The tenant's registered agents"),
             Resource::new("mesh://tasks", "tasks").with_description("The tenant's first 100 tasks"),
-        ]))
+        ];
+        all.retain(|r| who.may(Action::Read, resource_of(&r.uri), None));
+        Ok(ListResourcesResult::with_all_items(all))
     }
 
     async fn list_resource_templates(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        Ok(ListResourceTemplatesResult::with_all_items(vec![
-            ResourceTemplate::new("mesh://tasks/{id}", "task"),
-        ]))
+        let who = self.caller(&context)?;
+        let mut all = vec![ResourceTemplate::new("mesh://tasks/{id}", "task")];
+        all.retain(|t| who.may(Action::Read, resource_of(&t.uri_template), None));
+        Ok(ListResourceTemplatesResult::with_all_items(all))
     }
 
     async fn read_resource(
