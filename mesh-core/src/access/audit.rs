@@ -25,16 +25,21 @@ const MAX_SCAN: usize = 10_000;
 
 type Done = oneshot::Sender<Result<(), String>>;
 
-struct Pending {
-    tenant: String,
-    entry: AuditEntry,
-    done: Option<Done>,
+/// What the writer is sent: an entry (told when stored, if someone waits), or a flush
+/// (told once everything sent before it is stored).
+enum Queued {
+    Entry {
+        tenant: String,
+        entry: AuditEntry,
+        done: Option<Done>,
+    },
+    Flush(Done),
 }
 
 /// The audit log. Cheap to clone.
 #[derive(Clone)]
 pub struct AuditLog {
-    queue: mpsc::Sender<Pending>,
+    queue: mpsc::Sender<Queued>,
     records: Arc<dyn DynRepository<AuditRecord>>,
     heads: Arc<dyn DynRepository<AuditHead>>,
 }
@@ -118,7 +123,7 @@ impl AuditLog {
     /// entries of its batch).
     pub async fn record(&self, tenant: &str, entry: AuditEntry) -> Result<(), AccessError> {
         let (done, stored) = oneshot::channel();
-        let pending = Pending {
+        let pending = Queued::Entry {
             tenant: tenant.to_owned(),
             entry,
             done: Some(done),
@@ -137,17 +142,16 @@ impl AuditLog {
     /// writer stores it with its batch (within a store write's time); past
     /// 65,536 queued entries it is dropped, with a warning.
     pub fn record_later(&self, tenant: &str, entry: AuditEntry) {
-        let pending = Pending {
+        let pending = Queued::Entry {
             tenant: tenant.to_owned(),
             entry,
             done: None,
         };
-        if let Err(e) = self.queue.try_send(pending) {
-            let entry = match e {
-                mpsc::error::TrySendError::Full(p) | mpsc::error::TrySendError::Closed(p) => {
-                    p.entry
-                }
-            };
+        if let Err(
+            mpsc::error::TrySendError::Full(Queued::Entry { entry, .. })
+            | mpsc::error::TrySendError::Closed(Queued::Entry { entry, .. }),
+        ) = self.queue.try_send(pending)
+        {
             tracing::warn!(action = %entry.action, actor = %entry.actor, "audit queue full: record dropped");
         }
     }
@@ -155,12 +159,7 @@ impl AuditLog {
     /// Waits until everything queued before it is stored.
     pub async fn flush(&self) {
         let (done, stored) = oneshot::channel();
-        let marker = Pending {
-            tenant: String::new(),
-            entry: AuditEntry::new("", "", "", Decision::Allowed, None),
-            done: Some(done),
-        };
-        if self.queue.send(marker).await.is_ok() {
+        if self.queue.send(Queued::Flush(done)).await.is_ok() {
             let _ = stored.await;
         }
     }
@@ -267,7 +266,7 @@ impl AuditLog {
 
 /// The writer: takes what is queued, writes it per tenant, tells the waiters.
 async fn write(
-    mut incoming: mpsc::Receiver<Pending>,
+    mut incoming: mpsc::Receiver<Queued>,
     records: Arc<dyn DynRepository<AuditRecord>>,
     heads: Arc<dyn DynRepository<AuditHead>>,
 ) {
@@ -280,32 +279,35 @@ async fn write(
                 Err(_) => break,
             }
         }
-        let mut by_tenant: HashMap<String, Vec<Pending>> = HashMap::new();
-        for pending in batch {
-            by_tenant
-                .entry(pending.tenant.clone())
-                .or_default()
-                .push(pending);
+        let mut by_tenant: HashMap<String, (Vec<AuditEntry>, Vec<Done>)> = HashMap::new();
+        let mut flushes = Vec::new();
+        for queued in batch {
+            match queued {
+                Queued::Entry {
+                    tenant,
+                    entry,
+                    done,
+                } => {
+                    let (entries, waiters) = by_tenant.entry(tenant).or_default();
+                    entries.push(entry);
+                    waiters.extend(done);
+                }
+                Queued::Flush(done) => flushes.push(done),
+            }
         }
-        for (tenant, pendings) in by_tenant {
-            let (entries, waiters): (Vec<_>, Vec<_>) = pendings
-                .into_iter()
-                .filter(|p| !p.tenant.is_empty() || p.done.is_some())
-                .map(|p| (p.entry, p.done))
-                .unzip();
-            let result = if tenant.is_empty() {
-                Ok(()) // a flush marker
-            } else {
-                append(&*records, &*heads, &mut known, &tenant, entries)
-                    .await
-                    .map_err(|e| {
-                        tracing::error!(error = %e, tenant, "audit records not written");
-                        e.to_string()
-                    })
-            };
-            for done in waiters.into_iter().flatten() {
+        for (tenant, (entries, waiters)) in by_tenant {
+            let result = append(&*records, &*heads, &mut known, &tenant, entries)
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, tenant, "audit records not written");
+                    e.to_string()
+                });
+            for done in waiters {
                 let _ = done.send(result.clone());
             }
+        }
+        for done in flushes {
+            let _ = done.send(Ok(()));
         }
     }
 }

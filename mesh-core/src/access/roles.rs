@@ -83,6 +83,14 @@ impl Roles {
         Ok(existed)
     }
 
+    /// `tenant`'s own role `name`, if it has one (read from the stores).
+    pub async fn get(&self, tenant: TenantId, name: &str) -> Result<Option<Role>, AccessError> {
+        Role::check_name(name)?;
+        let id = Role::id_of(tenant, name);
+        let stored = self.store.get(&tenant.to_string(), id).await?;
+        Ok(stored.map(|v| v.record))
+    }
+
     /// `tenant`'s own roles, by name (read from the stores).
     pub async fn list(&self, tenant: TenantId) -> Result<Vec<Role>, AccessError> {
         let mut roles: Vec<Role> = self.read(tenant).await?.values().cloned().collect();
@@ -118,12 +126,19 @@ impl Roles {
                 Role::MAX_PER_CALLER
             )));
         }
-        for name in roles {
-            if BuiltinRole::named(name).is_none() && !self.read(tenant).await?.contains_key(name) {
-                return Err(AccessError::UnknownRole(name.clone()));
-            }
+        let mut custom = roles.iter().filter(|n| BuiltinRole::named(n).is_none());
+        let Some(first) = custom.next() else {
+            return Ok(());
+        };
+        // One read of the tenant's roles, fresh: a role just defined elsewhere counts.
+        let own = self.read(tenant).await?;
+        match std::iter::once(first)
+            .chain(custom)
+            .find(|n| !own.contains_key(*n))
+        {
+            Some(unknown) => Err(AccessError::UnknownRole(unknown.clone())),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// `tenant`'s roles, from the cache while fresh.

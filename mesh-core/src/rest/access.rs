@@ -86,10 +86,8 @@ pub(crate) async fn get(
     if let Some(builtin) = BuiltinRole::named(&name) {
         return Ok(Json(builtin.into()));
     }
-    let own = state.gate.access().roles.list(who.tenant).await?;
-    own.into_iter()
-        .find(|r| r.name == name)
-        .map(|r| Json(r.into()))
+    let role = state.gate.access().roles.get(who.tenant, &name).await?;
+    role.map(|r| Json(r.into()))
         .ok_or_else(|| ApiError::not_found("role"))
 }
 
