@@ -9,10 +9,12 @@
 #   Chromium + playwright-core Debian's `chromium` (apt, as root), npm's `playwright-core`
 #                             and `axe-core` (npm ci in examples/dashboard)
 #   promtool                  Debian's `prometheus` (apt, as root)
+#   Redis                     Debian's `redis-server` (apt, as root): shared tool limits
 #
 # Exports for the tests:
 #   MESH_TEST_DATABASE_URL   postgres://…@127.0.0.1:PORT/mesh_test
 #   MESH_TEST_SQS_ENDPOINT   http://127.0.0.1:PORT (with dummy AWS credentials)
+#   MESH_TEST_REDIS_URL      redis://127.0.0.1:PORT
 #   MESH_TEST_SERVICES=1     tests that need a service fail, not skip, without it
 
 MESH_TEST_DIR="${MESH_TEST_DIR:-$PWD/.mesh-test}"
@@ -52,6 +54,7 @@ test_tools_install() {
     local missing=()
     [ -x /usr/bin/chromium ] || missing+=(chromium)
     [ -x /usr/bin/promtool ] || missing+=(prometheus)
+    [ -x /usr/bin/redis-server ] || missing+=(redis-server)
     if [ "${#missing[@]}" -gt 0 ]; then
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
             echo "installing ${missing[*]} (Debian's packages) for the tests"
@@ -154,6 +157,22 @@ services_place() {
     fi
 }
 
+redis_start() {
+    local port; port="$(free_port)"
+    redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --daemonize yes \
+        --pidfile "$MESH_TEST_DIR/redis.pid" --logfile "$MESH_TEST_DIR/redis.log" --dir "$MESH_TEST_DIR" >/dev/null
+    wait_for "redis-server" redis-cli -p "$port" ping
+    export MESH_TEST_REDIS_URL="redis://127.0.0.1:$port"
+    echo "Redis on 127.0.0.1:$port"
+}
+
+redis_stop() {
+    if [ -f "$MESH_TEST_DIR/redis.pid" ]; then
+        kill "$(cat "$MESH_TEST_DIR/redis.pid")" 2>/dev/null || true
+        rm -f "$MESH_TEST_DIR/redis.pid"
+    fi
+}
+
 services_start() {
     services_place
     chmod 755 "$MESH_TEST_DIR"
@@ -162,10 +181,12 @@ services_start() {
     test_tools_install
     postgres_start
     sqs_start
+    redis_start
     export MESH_TEST_SERVICES=1
 }
 
 services_stop() {
     postgres_stop
     sqs_stop
+    redis_stop
 }

@@ -10,7 +10,7 @@ use mesh_store::{DynQueue, DynVectorIndex, MemoryQueue, MemoryVectorIndex, Store
 use crate::domain::TenantId;
 use crate::engine::Engine;
 pub use crate::health::Check;
-use crate::tools::ToolRegistry;
+use crate::tools::{ToolRegistry, Tools, ToolsConfig};
 
 /// Why a service operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -89,8 +89,8 @@ pub struct Services {
     pub embedder: Arc<dyn Embedder>,
     /// The worker's queue.
     pub jobs: Arc<dyn DynQueue>,
-    /// The registered tools.
-    pub tools: Arc<ToolRegistry>,
+    /// The tools: the operator's adapters and each tenant's sources.
+    pub tools: Tools,
     /// Collaboration jobs started through the surfaces (per-tenant quota, cancel).
     pub collab: crate::collab::CollabJobs,
     /// Durable workflows (on the engine's stores, with `tools`).
@@ -106,7 +106,7 @@ impl std::fmt::Debug for Services {
         f.debug_struct("Services")
             .field("engine", &self.engine)
             .field("embedder", &self.embedder.model().id)
-            .field("tools", &self.tools.names())
+            .field("tools", &self.tools)
             .finish()
     }
 }
@@ -117,7 +117,7 @@ impl Services {
     /// (not yet recovering stored runs: see [`Workflows::recover`](crate::workflow::Workflows::recover)).
     /// Must run inside a tokio runtime.
     pub fn in_memory(engine: Engine) -> Self {
-        let tools = Arc::new(ToolRegistry::new());
+        let tools = Tools::start(&engine, ToolRegistry::new(), ToolsConfig::default());
         Self {
             engine: engine.clone(),
             vectors: Arc::new(MemoryVectorIndex::new()),
@@ -135,16 +135,23 @@ impl Services {
         }
     }
 
-    /// Sets the tools, and a workflow runtime configured by `config` that uses them
+    /// Sets the operator's tools (tenants' sources kept in the engine's stores, the
+    /// default limits), and a workflow runtime configured by `config` that uses them
     /// (replacing the one there was).
-    pub fn with_tools(
+    pub fn with_tools(self, tools: ToolRegistry, config: crate::workflow::WorkflowConfig) -> Self {
+        let tools = Tools::start(&self.engine, tools, ToolsConfig::default());
+        self.with_tool_service(tools, config)
+    }
+
+    /// Sets the tools service, and a workflow runtime configured by `config` that uses
+    /// it (replacing the one there was).
+    pub fn with_tool_service(
         mut self,
-        tools: ToolRegistry,
+        tools: Tools,
         config: crate::workflow::WorkflowConfig,
     ) -> Self {
-        self.tools = Arc::new(tools);
-        self.workflows =
-            crate::workflow::Workflows::new(self.engine.clone(), self.tools.clone(), config);
+        self.tools = tools.clone();
+        self.workflows = crate::workflow::Workflows::new(self.engine.clone(), tools, config);
         self
     }
 

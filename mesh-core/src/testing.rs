@@ -280,16 +280,25 @@ pub fn test_python() -> Option<std::path::PathBuf> {
     }
 }
 
+/// The test Redis (`MESH_TEST_REDIS_URL`, started by `scripts/test.sh`); `None`
+/// outside the test command, and a panic inside it (`MESH_TEST_SERVICES`) when missing.
+pub fn test_redis_url() -> Option<String> {
+    test_service("MESH_TEST_REDIS_URL")
+}
+
 /// The test server's URL (`MESH_TEST_DATABASE_URL`, set by `scripts/test.sh`); `None`
 /// outside the test command, and a panic inside it (`MESH_TEST_SERVICES`) when missing.
 pub fn test_database_url() -> Option<String> {
-    match std::env::var("MESH_TEST_DATABASE_URL") {
+    test_service("MESH_TEST_DATABASE_URL")
+}
+
+/// A test service's address from `var`: required inside the test command.
+fn test_service(var: &str) -> Option<String> {
+    match std::env::var(var) {
         Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("MESH_TEST_SERVICES").is_some() => {
-            panic!("MESH_TEST_DATABASE_URL is missing")
-        }
+        _ if std::env::var_os("MESH_TEST_SERVICES").is_some() => panic!("{var} is missing"),
         _ => {
-            eprintln!("skipped: MESH_TEST_DATABASE_URL is not set (scripts/test.sh provisions it)");
+            eprintln!("skipped: {var} is not set (scripts/test.sh provisions it)");
             None
         }
     }

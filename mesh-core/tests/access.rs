@@ -15,7 +15,6 @@ use mesh_core::testing as common;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use mesh_core::app::AppConfig;
 use mesh_core::domain::{AuditEntry, Break, Decision};
@@ -84,7 +83,7 @@ async fn fixture_on<S: Stores>(stores: S) -> Fixture {
     for name in TOOLS {
         tools.register(Named(name));
     }
-    services.tools = Arc::new(tools);
+    services.tools = tools.into();
     let mut config = AppConfig::default().operator_tenant(tenant);
     config.gate.failures_per_address = (1e6, 1e6);
     let (addr, _server) = common::serve_app(services, config).await;
@@ -289,6 +288,22 @@ fn routes() -> Vec<(Method, String, Option<Value>, &'static str, &'static str)> 
         ),
         p(Method::GET, "/api/v1/audit", None, "read", "audit"),
         p(Method::GET, "/api/v1/audit/verify", None, "read", "audit"),
+        p(Method::GET, "/api/v1/tool-sources", None, "read", "tools"),
+        p(Method::GET, "/api/v1/tool-sources/x", None, "read", "tools"),
+        p(
+            Method::PUT,
+            "/api/v1/tool-sources/x",
+            Some(json!({"kind": "mcp"})),
+            "update",
+            "tools",
+        ),
+        p(
+            Method::DELETE,
+            "/api/v1/tool-sources/x",
+            None,
+            "delete",
+            "tools",
+        ),
         p(Method::GET, "/api/v1/events", None, "read", "tasks"),
         p(Method::GET, "/api/v1/overview", None, "read", "tasks"),
         p(
@@ -418,7 +433,7 @@ fn routes() -> Vec<(Method, String, Option<Value>, &'static str, &'static str)> 
 }
 
 /// What each MCP tool needs, written out here independently of the server's table.
-const MCP_TOOLS: [(&str, &str, &str); 20] = [
+const MCP_TOOLS: [(&str, &str, &str); 21] = [
     ("list_agents", "read", "agents"),
     ("submit_task", "create", "tasks"),
     ("get_task", "read", "tasks"),
@@ -439,6 +454,7 @@ const MCP_TOOLS: [(&str, &str, &str); 20] = [
     ("retry_workflow", "update", "workflows"),
     ("workflow_history", "read", "workflows"),
     ("fork_workflow", "update", "workflows"),
+    ("register_mcp_server", "update", "tools"),
 ];
 
 #[tokio::test]

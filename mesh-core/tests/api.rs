@@ -43,7 +43,8 @@ async fn api_with(config: AppConfig, tools: ToolRegistry) -> Api {
         .await
         .unwrap();
     let mut services = Services::in_memory(engine.clone());
-    services.tools = Arc::new(tools);
+    let config_tools = mesh_core::tools::ToolsConfig::default();
+    services.tools = mesh_core::tools::Tools::start(&engine, tools, config_tools);
     let tenant = TenantId::new();
     let key = |tenant, scopes: Vec<Scope>| {
         let engine = engine.clone();
@@ -354,6 +355,30 @@ fn routes(
         ),
         (Method::GET, "/api/v1/overview".into(), None, Scope::Read),
         (Method::GET, "/api/v1/events".into(), None, Scope::Read),
+        (
+            Method::GET,
+            "/api/v1/tool-sources".into(),
+            None,
+            Scope::Read,
+        ),
+        (
+            Method::GET,
+            "/api/v1/tool-sources/probe".into(),
+            None,
+            Scope::Read,
+        ),
+        (
+            Method::PUT,
+            "/api/v1/tool-sources/probe".into(),
+            body(json!({"kind": "mcp"})),
+            Scope::Write,
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/tool-sources/probe".into(),
+            None,
+            Scope::Write,
+        ),
     ]
 }
 
@@ -557,6 +582,17 @@ async fn the_auth_matrix_holds_on_every_route() {
     );
     api.post("/api/v1/workflow-definitions", &api.admin, NAP.clone())
         .await;
+    // A tool source to read (GitHub's adapter answers nothing until called).
+    let probe = json!({"kind": "github", "url": "http://127.0.0.1:9"});
+    let (status, _) = api
+        .call(
+            Method::PUT,
+            "/api/v1/tool-sources/probe",
+            Some(&api.admin),
+            Some(probe),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
     let (_, run) = api
         .post("/api/v1/workflows", &api.admin, json!({"workflow": "nap"}))
         .await;
@@ -1268,7 +1304,8 @@ async fn the_openapi_document_covers_every_route() {
             (
                 m.to_string(),
                 p.replace("definitions/nap", "definitions/{name}")
-                    .replace("roles/probe", "roles/{name}"),
+                    .replace("roles/probe", "roles/{name}")
+                    .replace("tool-sources/probe", "tool-sources/{name}"),
             )
         })
         .collect();

@@ -150,6 +150,7 @@ impl mesh_core::Stores for BoobyStores {
     type Roles = <mesh_core::MemoryStores as mesh_core::Stores>::Roles;
     type Audit = <mesh_core::MemoryStores as mesh_core::Stores>::Audit;
     type AuditHeads = <mesh_core::MemoryStores as mesh_core::Stores>::AuditHeads;
+    type ToolSources = <mesh_core::MemoryStores as mesh_core::Stores>::ToolSources;
     fn roles(&self) -> &Self::Roles {
         self.memory.roles()
     }
@@ -158,6 +159,9 @@ impl mesh_core::Stores for BoobyStores {
     }
     fn audit_heads(&self) -> &Self::AuditHeads {
         self.memory.audit_heads()
+    }
+    fn tool_sources(&self) -> &Self::ToolSources {
+        self.memory.tool_sources()
     }
 }
 

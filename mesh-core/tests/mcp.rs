@@ -11,7 +11,6 @@
 use mesh_core::testing as common;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::stream;
@@ -91,7 +90,7 @@ async fn server_with(config: AppConfig) -> Server {
     let mut services = Services::in_memory(engine);
     let mut tools = ToolRegistry::new();
     tools.register(Adder);
-    services.tools = Arc::new(tools);
+    services.tools = tools.into();
     let (addr, _server) = common::serve_app(services.clone(), config).await;
     Server {
         addr,
@@ -195,6 +194,7 @@ async fn exercise(server: &Server, client: &Client) {
             "index_document",
             "list_agents",
             "list_workflows",
+            "register_mcp_server",
             "register_workflow",
             "resume_workflow",
             "retry_workflow",
@@ -801,7 +801,7 @@ async fn the_python_mcp_sdk_connects_over_websocket_with_the_key_in_the_query() 
     );
     let seen: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(seen["server"], "mesh");
-    assert_eq!(seen["tools"].as_array().unwrap().len(), 20, "{seen}");
+    assert_eq!(seen["tools"].as_array().unwrap().len(), 21, "{seen}");
     assert_eq!(seen["task"]["status"], "completed", "{seen}");
     assert_eq!(seen["task"]["output"]["input"], json!({"from": "python"}));
     assert_eq!(seen["bad"]["is_error"], true);

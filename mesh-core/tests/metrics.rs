@@ -10,7 +10,6 @@
 use mesh_core::testing as common;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mesh_core::app::AppConfig;
@@ -59,7 +58,7 @@ async fn metrics_count_a_known_workload_exactly() {
     let mut tools = ToolRegistry::new();
     tools.register(FilesAdapter::new(&root));
     let mut services = Services::in_memory(engine.clone());
-    services.tools = Arc::new(tools);
+    services.tools = tools.into();
     let (addr, _server) =
         common::serve_app(services, AppConfig::default().operator_tenant(tenant)).await;
     let _agent = common::echo_agent_at(&format!("ws://{addr}/ws"), &admin, "echo", &["echo"]);

@@ -214,7 +214,7 @@ async fn an_mcp_tool_call_joins_the_trace_in_its_meta() {
     let mut services = Services::in_memory(engine);
     let mut tools = ToolRegistry::new();
     tools.register(Echo);
-    services.tools = Arc::new(tools);
+    services.tools = tools.into();
     let (addr, _server) = mesh_core::testing::serve_app(services, AppConfig::default()).await;
     let config = StreamableHttpClientTransportConfig::with_uri(format!("http://{addr}/mcp"))
         .auth_header(key);

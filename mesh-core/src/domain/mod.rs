@@ -13,6 +13,7 @@ mod principal;
 mod records;
 mod spec;
 mod task;
+mod tools;
 pub mod workflow;
 
 pub use access::{Action, BuiltinRole, Grants, Permission, Resource, Role, RoleError, glob};
@@ -29,3 +30,4 @@ pub(crate) use records::SYSTEM_TENANT;
 pub use records::{IndexedDocument, Tenant};
 pub use spec::TaskSpec;
 pub use task::{Priority, RoutingPreference, Task};
+pub use tools::{Prefix, SourceKind, ToolSource};

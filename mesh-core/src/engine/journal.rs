@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::stores::Stores;
 use crate::domain::workflow::{Checkpoint, DefinitionRecord, RunMessage, WorkflowRun};
-use crate::domain::{AuditHead, AuditRecord, IndexedDocument, Role, Tenant};
+use crate::domain::{AuditHead, AuditRecord, IndexedDocument, Role, Tenant, ToolSource};
 
 /// The repositories workflows keep their definitions, runs, journals and messages in.
 #[derive(Clone)]
@@ -28,6 +28,8 @@ pub(crate) struct Journal {
     pub(crate) audit: Arc<dyn DynRepository<AuditRecord>>,
     /// Where each tenant's audit chain ends.
     pub(crate) audit_heads: Arc<dyn DynRepository<AuditHead>>,
+    /// Tenants' registered tool sources (the tools service's).
+    pub(crate) tool_sources: Arc<dyn DynRepository<ToolSource>>,
 }
 
 impl Journal {
@@ -42,6 +44,7 @@ impl Journal {
             roles: Arc::new(Field::new(stores, S::roles)),
             audit: Arc::new(Field::new(stores, S::audit)),
             audit_heads: Arc::new(Field::new(stores, S::audit_heads)),
+            tool_sources: Arc::new(Field::new(stores, S::tool_sources)),
         }
     }
 }

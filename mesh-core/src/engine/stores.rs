@@ -3,7 +3,9 @@
 use mesh_store::Repository;
 
 use crate::domain::workflow::{Checkpoint, DefinitionRecord, RunMessage, WorkflowRun};
-use crate::domain::{Agent, ApiKey, AuditHead, AuditRecord, IndexedDocument, Role, Task, Tenant};
+use crate::domain::{
+    Agent, ApiKey, AuditHead, AuditRecord, IndexedDocument, Role, Task, Tenant, ToolSource,
+};
 
 /// The repositories the engine needs. [`MemoryStores`] keeps nothing across a
 /// restart; `SqliteStores` (feature `sqlite`) keeps everything in one file and
@@ -35,6 +37,8 @@ pub trait Stores: Send + Sync + 'static {
     type Audit: Repository<AuditRecord>;
     /// Where each tenant's audit chain ends.
     type AuditHeads: Repository<AuditHead>;
+    /// Tenants' registered tool sources (MCP servers, adapters with credentials).
+    type ToolSources: Repository<ToolSource>;
 
     /// The task repository.
     fn tasks(&self) -> &Self::Tasks;
@@ -61,6 +65,8 @@ pub trait Stores: Send + Sync + 'static {
     fn audit(&self) -> &Self::Audit;
     /// The audit chain heads' repository.
     fn audit_heads(&self) -> &Self::AuditHeads;
+    /// The tool source repository.
+    fn tool_sources(&self) -> &Self::ToolSources;
 
     /// The stores' own clock, when instances share it (PostgreSQL's `now()`), so
     /// liveness written by one instance and read by another compares on one clock;
@@ -89,6 +95,7 @@ macro_rules! repositories {
         type Roles = mesh_store::$repo<Role>;
         type Audit = mesh_store::$repo<AuditRecord>;
         type AuditHeads = mesh_store::$repo<AuditHead>;
+        type ToolSources = mesh_store::$repo<ToolSource>;
         fn tasks(&self) -> &Self::Tasks {
             &self.tasks
         }
@@ -125,6 +132,9 @@ macro_rules! repositories {
         fn audit_heads(&self) -> &Self::AuditHeads {
             &self.audit_heads
         }
+        fn tool_sources(&self) -> &Self::ToolSources {
+            &self.tool_sources
+        }
     };
 }
 
@@ -143,6 +153,7 @@ pub struct MemoryStores {
     roles: mesh_store::MemoryRepository<Role>,
     audit: mesh_store::MemoryRepository<AuditRecord>,
     audit_heads: mesh_store::MemoryRepository<AuditHead>,
+    tool_sources: mesh_store::MemoryRepository<ToolSource>,
 }
 
 impl MemoryStores {
@@ -173,6 +184,7 @@ pub struct PgStores {
     roles: mesh_store::PgRepository<Role>,
     audit: mesh_store::PgRepository<AuditRecord>,
     audit_heads: mesh_store::PgRepository<AuditHead>,
+    tool_sources: mesh_store::PgRepository<ToolSource>,
 }
 
 #[cfg(feature = "postgres")]
@@ -192,6 +204,7 @@ impl PgStores {
             roles: store.repository().await?,
             audit: store.repository().await?,
             audit_heads: store.repository().await?,
+            tool_sources: store.repository().await?,
             store,
         })
     }
@@ -229,6 +242,7 @@ pub struct SqliteStores {
     roles: mesh_store::SqliteRepository<Role>,
     audit: mesh_store::SqliteRepository<AuditRecord>,
     audit_heads: mesh_store::SqliteRepository<AuditHead>,
+    tool_sources: mesh_store::SqliteRepository<ToolSource>,
 }
 
 #[cfg(feature = "sqlite")]
@@ -248,6 +262,7 @@ impl SqliteStores {
             roles: store.repository().await?,
             audit: store.repository().await?,
             audit_heads: store.repository().await?,
+            tool_sources: store.repository().await?,
             store,
         })
     }

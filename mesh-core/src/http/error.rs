@@ -30,6 +30,8 @@ pub struct ApiError {
     pub status: StatusCode,
     /// The body.
     pub body: ErrorBody,
+    /// Seconds to wait before trying again (a 429's `Retry-After`; 1 if unset).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -41,6 +43,7 @@ impl ApiError {
                 code: code.to_owned(),
                 message: message.into(),
             },
+            retry_after: None,
         }
     }
 
@@ -107,7 +110,8 @@ impl IntoResponse for ApiError {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if status == StatusCode::TOO_MANY_REQUESTS {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            let seconds = self.retry_after.unwrap_or(1).max(1);
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
@@ -145,6 +149,14 @@ impl From<ServiceError> for ApiError {
 
 impl From<ToolError> for ApiError {
     fn from(e: ToolError) -> Self {
+        let mut error = Self::coded(e.code(), &e);
+        error.retry_after = e.retry_after().map(|wait| wait.as_secs_f64().ceil() as u64);
+        error
+    }
+}
+
+impl From<crate::tools::SourceError> for ApiError {
+    fn from(e: crate::tools::SourceError) -> Self {
         Self::coded(e.code(), &e)
     }
 }

@@ -1,11 +1,11 @@
 //! What each MCP tool needs, in one table: `tools/list` shows a caller exactly the
 //! tools this table lets it call, and `tools/call` checks and audits by it.
 
-use rmcp::model::{CallToolRequestParams, CallToolResult, RequestId};
+use rmcp::ErrorData;
+use rmcp::model::{CallToolRequestParams, CallToolResult, ErrorCode, RequestId};
 use serde_json::json;
 
 use crate::domain::{Action, AuditEntry, Decision, Principal, Resource};
-use crate::tools::ToolRegistry;
 
 /// The action and resource each of Mesh's MCP tools needs. `execute_tool` needs
 /// `execute` on the named registered tool (checked again with the name).
@@ -30,6 +30,7 @@ pub(super) const NEEDS: &[(&str, Action, Resource)] = &[
     ("retry_workflow", Action::Update, Resource::Workflows),
     ("workflow_history", Action::Read, Resource::Workflows),
     ("fork_workflow", Action::Update, Resource::Workflows),
+    ("register_mcp_server", Action::Update, Resource::Tools),
 ];
 
 /// What the MCP tool `tool` needs; `None` for a tool not in the table (refused).
@@ -40,14 +41,11 @@ pub(super) fn needs(tool: &str) -> Option<(Action, Resource)> {
         .map(|(_, action, resource)| (*action, *resource))
 }
 
-/// Whether `who` may call the MCP tool `tool`: `execute_tool` only when some
-/// registered tool is theirs to run.
-pub(super) fn may_call(who: &Principal, tool: &str, registry: &ToolRegistry) -> bool {
+/// Whether `who` may call the MCP tool `tool`: `execute_tool` only when some tool
+/// is theirs to run (`runnable`).
+pub(super) fn may_call(who: &Principal, tool: &str, runnable: &[String]) -> bool {
     match needs(tool) {
-        Some((Action::Execute, Resource::Tools)) => registry
-            .list()
-            .iter()
-            .any(|t| who.may(Action::Execute, Resource::Tools, Some(&t.name))),
+        Some((Action::Execute, Resource::Tools)) => !runnable.is_empty(),
         Some((action, resource)) => who.may(action, resource, None),
         None => false,
     }
@@ -61,8 +59,8 @@ pub(super) fn refusal(tool: &str) -> CallToolResult {
     CallToolResult::structured_error(json!({"code": "forbidden", "message": message}))
 }
 
-/// The audit record of a tool call: `mcp.<tool>` on `tool:<name>` for `execute_tool`,
-/// on the tool's resource otherwise; the JSON-RPC id as the request id.
+/// The audit record of a tool call: `mcp.<tool>` on `tool:<name>` for `execute_tool`
+/// and federated tools, on the tool's resource otherwise; the JSON-RPC id as the request id.
 pub(super) fn audit_entry(
     who: &Principal,
     request: &CallToolRequestParams,
@@ -74,7 +72,8 @@ pub(super) fn audit_entry(
         Some(tool) if request.name == "execute_tool" => {
             format!("tool:{}", tool.as_str().unwrap_or_default())
         }
-        _ => needs(&request.name).map_or_else(|| "mcp".into(), |(_, r)| r.to_string()),
+        _ => needs(&request.name)
+            .map_or_else(|| format!("tool:{}", request.name), |(_, r)| r.to_string()),
     };
     let id = serde_json::to_value(id).map(|v| v.to_string()).ok();
     let action = format!("mcp.{}", request.name);
@@ -89,4 +88,15 @@ pub(super) fn resource_of(uri: &str) -> Resource {
     } else {
         Resource::Tasks
     }
+}
+
+/// The JSON-RPC error of a rate-limited call (-32029), with `retry_after_ms` in its
+/// data.
+pub(super) fn rate_limited(e: &crate::tools::ToolError) -> ErrorData {
+    let wait = e.retry_after().unwrap_or_default().as_millis() as u64;
+    ErrorData::new(
+        ErrorCode(-32029),
+        e.to_string(),
+        Some(json!({"code": "rate_limited", "retry_after_ms": wait.max(1)})),
+    )
 }

@@ -6,7 +6,8 @@
 //! `index_document`, `search`, `execute_tool`, and the workflow tools
 //! (`register_workflow`, `start_workflow`, `get_workflow`, `list_workflows`,
 //! `cancel_workflow`, `signal_workflow`, `resume_workflow`, `retry_workflow`,
-//! `workflow_history`, `fork_workflow`); resources `mesh://agents`,
+//! `workflow_history`, `fork_workflow`), `register_mcp_server`, and the tools of the
+//! tenant's external MCP servers (see [`Tools`](crate::tools::Tools)); resources `mesh://agents`,
 //! `mesh://tasks` and `mesh://tasks/{id}`. Both transports pass the same
 //! [credential gate](crate::http::Gate) as every surface and act for the caller's
 //! tenant; a browser `Origin` that is neither loopback nor allowed gets 403 on both
@@ -18,6 +19,7 @@ mod access;
 mod filter;
 mod origin;
 mod server;
+mod sources;
 mod websocket;
 mod workflows;
 

@@ -1,5 +1,8 @@
 //! The MCP handler: Mesh's tools, declared once with rmcp's tool macros (input schemas
 //! from the argument types, dispatch, structured output), and its resources.
+//!
+//! Long on purpose: the core tools' declarations sit beside the one handler that
+//! checks, audits and dispatches every call (workflow and source tools live apart).
 
 use std::borrow::Cow;
 
@@ -19,7 +22,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tracing::Instrument;
 
-use super::access::{audit_entry, may_call, needs, refusal, resource_of};
+use super::access::{audit_entry, may_call, needs, rate_limited, refusal, resource_of};
 use crate::collab::{CollabJob, JobState, JobView};
 use crate::domain::{Action, AgentStatus, Decision, Principal, TaskId, TaskSpec};
 use crate::engine::{AgentFilter, TaskFilter};
@@ -53,6 +56,8 @@ impl std::fmt::Debug for MeshMcp {
 pub(crate) struct ToolFailure {
     code: &'static str,
     message: String,
+    /// A rate-limited call's JSON-RPC error (with `retry_after_ms`), not a result.
+    limited: Option<ErrorData>,
 }
 
 impl ToolFailure {
@@ -60,12 +65,16 @@ impl ToolFailure {
         Self {
             code: "invalid_request",
             message: message.into(),
+            limited: None,
         }
     }
 }
 
 impl IntoCallToolResult for ToolFailure {
     fn into_call_tool_result(self) -> Result<CallToolResponse, ErrorData> {
+        if let Some(limited) = self.limited {
+            return Err(limited);
+        }
         let body = json!({"code": self.code, "message": self.message});
         Ok(CallToolResult::structured_error(body).into())
     }
@@ -76,7 +85,7 @@ macro_rules! coded_failure {
     ($($error:ty),*) => {$(
         impl From<$error> for ToolFailure {
             fn from(e: $error) -> Self {
-                Self { code: e.code(), message: e.to_string() }
+                Self { code: e.code(), message: e.to_string(), limited: None }
             }
         }
     )*};
@@ -86,9 +95,20 @@ coded_failure!(
     crate::collab::CollabError,
     crate::http::AuthError,
     crate::services::ServiceError,
-    crate::tools::ToolError,
+    crate::tools::SourceError,
     crate::workflow::WorkflowError
 );
+
+impl From<crate::tools::ToolError> for ToolFailure {
+    fn from(e: crate::tools::ToolError) -> Self {
+        let limited = e.retry_after().map(|_| rate_limited(&e));
+        Self {
+            code: e.code(),
+            message: e.to_string(),
+            limited,
+        }
+    }
+}
 
 pub(super) type ToolResult = Result<CallToolResult, ToolFailure>;
 
@@ -202,11 +222,16 @@ fn collab_output(job: Option<JobView>) -> ToolResult {
         None => Err(ToolFailure {
             code: "not_found",
             message: "no such collaboration job".into(),
+            limited: None,
         }),
         Some(JobView {
             state: JobState::Failed { code, message },
             ..
-        }) => Err(ToolFailure { code, message }),
+        }) => Err(ToolFailure {
+            code,
+            message,
+            limited: None,
+        }),
         Some(job) => output(job),
     }
 }
@@ -223,7 +248,7 @@ impl MeshMcp {
         Self {
             state,
             principal,
-            tool_router: Self::tool_router() + Self::workflow_tools(),
+            tool_router: Self::tool_router() + Self::workflow_tools() + Self::source_tools(),
         }
     }
 
@@ -239,6 +264,11 @@ impl MeshMcp {
             .ok_or_else(|| ErrorData::invalid_request("not authenticated", None))
     }
 
+    /// The tools service.
+    pub(super) fn tools(&self) -> &crate::tools::Tools {
+        &self.state.services.tools
+    }
+
     /// The workflow runtime.
     pub(super) fn workflows(&self) -> &crate::workflow::Workflows {
         &self.state.services.workflows
@@ -252,6 +282,7 @@ impl MeshMcp {
         self.caller(context).map_err(|e| ToolFailure {
             code: "unauthorized",
             message: e.message.to_string(),
+            limited: None,
         })
     }
 
@@ -423,9 +454,14 @@ impl MeshMcp {
             crate::domain::Resource::Tools,
             Some(&args.tool),
         )?;
-        let tools = &self.state.services.tools;
-        let result = tools.execute(&args.tool, &args.action, args.input).await?;
-        output(json!({ "output": result }))
+        let caller = crate::tools::Caller {
+            tenant: who.tenant,
+            key: Some(&who.subject),
+        };
+        let called = self
+            .tools()
+            .execute(caller, &args.tool, &args.action, args.input);
+        output(json!({ "output": called.await? }))
     }
 
     async fn read(&self, who: &Principal, uri: &str) -> Result<Value, ErrorData> {
@@ -513,10 +549,24 @@ impl ServerHandler for MeshMcp {
         let audit = self.state.gate.access().audit.clone();
         let tenant = who.tenant.to_string();
         let entry = |decision| audit_entry(&who, &request, &context.id, decision);
-        // A tool Mesh does not have is the router's to refuse (as unknown).
-        if needs(&request.name).is_some()
-            && !may_call(&who, &request.name, &self.state.services.tools)
-        {
+        // A tool Mesh does not have is a federated one (or unknown).
+        if needs(&request.name).is_none() {
+            if !who.may(
+                Action::Execute,
+                crate::domain::Resource::Tools,
+                Some(&request.name),
+            ) {
+                audit.record_later(&tenant, entry(Decision::Refused));
+                return Ok(refusal(&request.name).into());
+            }
+            let allowed = entry(Decision::Allowed);
+            let arguments = Value::Object(request.arguments.unwrap_or_default());
+            let called = self.call_federated(&who, &request.name, arguments);
+            let result = called.instrument(span).await;
+            audit.record_later(&tenant, allowed);
+            return result.map(Into::into);
+        }
+        if !may_call(&who, &request.name, &self.runnable(&who).await) {
             audit.record_later(&tenant, entry(Decision::Refused));
             return Ok(refusal(&request.name).into());
         }
@@ -534,9 +584,10 @@ impl ServerHandler for MeshMcp {
         context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::ListToolsResult, ErrorData> {
         let who = self.caller(&context)?;
-        let registry = &self.state.services.tools;
+        let runnable = self.runnable(&who).await;
         let mut tools = self.tool_router.list_all();
-        tools.retain(|tool| may_call(&who, &tool.name, registry));
+        tools.retain(|tool| may_call(&who, &tool.name, &runnable));
+        tools.extend(self.federated_tools(&who).await);
         Ok(rmcp::model::ListToolsResult::with_all_items(tools))
     }
 

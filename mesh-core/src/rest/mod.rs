@@ -40,7 +40,7 @@ pub use keys::{CreateKey, CreateTenant, CreatedKey, KeyInfo, KeyList, TenantList
 pub use knowledge::{EmbedRequest, EmbedResponse, IndexAccepted, SearchResponse};
 pub use live::{COUNT_CAP, Count, Overview, TaskCounts};
 pub use tasks::{CollabRequest, CollabResponse, TaskListParams, TaskOrder, TaskPage};
-pub use tools::{ExecuteTool, ToolOutput};
+pub use tools::{ExecuteTool, SourceList, ToolOutput};
 pub use workflows::{
     Accepted, DefinitionListParams, DefinitionPage, ForkRequest, HistoryParams, PruneRequest,
     Pruned, ResumeRequest, RunListParams, RunPage, SignalRequest, VersionParams,
@@ -59,7 +59,7 @@ use crate::http::{AppState, ErrorBody};
         keys::create, keys::list, keys::revoke, keys::create_tenant, keys::tenants,
         access::list, access::get, access::put, access::delete, access::audit, access::verify,
         knowledge::embed, knowledge::index, knowledge::search,
-        tools::list, tools::execute,
+        tools::list, tools::execute, tools::sources, tools::source, tools::put_source, tools::delete_source,
         workflows::register, workflows::definitions, workflows::definition,
         workflows::start, workflows::list, workflows::get, workflows::cancel,
         workflows::signal, workflows::resume, workflows::retry, workflows::history,
@@ -211,6 +211,13 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/api/v1/search", post(knowledge::search))
         .route("/api/v1/tools", get(tools::list))
         .route("/api/v1/tools/{name}/execute", post(tools::execute))
+        .route("/api/v1/tool-sources", get(tools::sources))
+        .route(
+            "/api/v1/tool-sources/{name}",
+            get(tools::source)
+                .put(tools::put_source)
+                .delete(tools::delete_source),
+        )
         .route(
             "/api/v1/workflow-definitions",
             post(workflows::register).get(workflows::definitions),

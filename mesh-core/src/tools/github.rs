@@ -12,6 +12,7 @@ use super::{ToolAction, ToolAdapter, ToolError};
 /// local server in tests); a token, when given, is sent as a bearer token.
 #[derive(Clone)]
 pub struct GitHubAdapter {
+    name: String,
     base_url: String,
     token: Option<String>,
     http: reqwest::Client,
@@ -39,10 +40,17 @@ impl GitHubAdapter {
             .build()
             .unwrap_or_default();
         Self {
+            name: "github".to_owned(),
             base_url: base_url.into().trim_end_matches('/').to_owned(),
             token,
             http,
         }
+    }
+
+    /// The same adapter under another name (`github` by default): a tenant's own.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
     }
 
     async fn call(
@@ -136,7 +144,7 @@ fn repo_schema(extra: Value) -> Value {
 
 impl ToolAdapter for GitHubAdapter {
     fn name(&self) -> &str {
-        "github"
+        &self.name
     }
 
     fn description(&self) -> &str {

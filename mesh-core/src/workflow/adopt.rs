@@ -13,16 +13,16 @@ use super::shared::{Inner, Launch};
 use super::{RunFilter, RunStatus, WorkflowConfig, WorkflowError, Workflows, driver};
 use crate::domain::{SYSTEM_TENANT, Tenant, TenantId};
 use crate::engine::Engine;
-use crate::tools::ToolRegistry;
+use crate::tools::Tools;
 
 impl Workflows {
     /// The runtime on `engine`'s stores, with `tools` for tool steps. Runs started
     /// through it are driven at once; runs already in the stores wait for
     /// [`recover`](Self::recover). Must run inside a tokio runtime.
-    pub fn new(engine: Engine, tools: Arc<ToolRegistry>, config: WorkflowConfig) -> Self {
+    pub fn new(engine: Engine, tools: impl Into<Tools>, config: WorkflowConfig) -> Self {
         let (launches, pending) = mpsc::unbounded_channel();
         let workflows = Self {
-            inner: Arc::new(Inner::new(engine, tools, config, launches)),
+            inner: Arc::new(Inner::new(engine, tools.into(), config, launches)),
         };
         tokio::spawn(take_launches(Arc::downgrade(&workflows.inner), pending));
         workflows
@@ -30,17 +30,13 @@ impl Workflows {
 
     /// A runtime on `engine` with no tools and the default configuration.
     pub fn in_memory(engine: Engine) -> Self {
-        Self::new(
-            engine,
-            Arc::new(ToolRegistry::new()),
-            WorkflowConfig::default(),
-        )
+        Self::new(engine, Tools::default(), WorkflowConfig::default())
     }
 
     /// [`new`](Self::new), then [`recover`](Self::recover).
     pub async fn start(
         engine: Engine,
-        tools: Arc<ToolRegistry>,
+        tools: impl Into<Tools>,
         config: WorkflowConfig,
     ) -> Result<Self, WorkflowError> {
         let workflows = Self::new(engine, tools, config);

@@ -17,7 +17,7 @@ use super::{
 };
 use crate::domain::{SYSTEM_TENANT, Tenant, TenantId, WorkflowId};
 use crate::engine::{Engine, Journal};
-use crate::tools::ToolRegistry;
+use crate::tools::Tools;
 
 /// How long a start without a version trusts the newest version it last read: a
 /// version registered through this instance is seen at once, one registered through
@@ -64,7 +64,7 @@ impl Workflows {
 
 pub(super) struct Inner {
     pub(super) engine: Engine,
-    pub(super) tools: Arc<ToolRegistry>,
+    pub(super) tools: Tools,
     pub(super) journal: Journal,
     pub(super) config: WorkflowConfig,
     /// The runs this instance drives, and how to reach their drivers.
@@ -115,7 +115,7 @@ pub(super) struct Launch {
 impl Inner {
     pub(super) fn new(
         engine: Engine,
-        tools: Arc<ToolRegistry>,
+        tools: Tools,
         config: WorkflowConfig,
         launches: mpsc::UnboundedSender<Launch>,
     ) -> Self {

@@ -46,7 +46,11 @@ pub(super) fn perform(
         let outcome = match step.action {
             Action::Task(task) => agent_task(&inner, tenant, run, id, task, activation.input).await,
             Action::Tool { name, action } => {
-                match inner.tools.execute(&name, &action, activation.input).await {
+                let caller = crate::tools::Caller { tenant, key: None };
+                let called = inner
+                    .tools
+                    .execute(caller, &name, &action, activation.input);
+                match called.await {
                     Ok(value) => Outcome::Done(value),
                     Err(e) => Outcome::Failed(e.to_string()),
                 }
