@@ -7,10 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mesh_core::services::Services;
-use mesh_core::tools::ToolRegistry;
+use mesh_core::tools::{SecretKey, ToolRegistry};
 use mesh_core::workflow::WorkflowConfig;
 use mesh_core::{Engine, EngineConfig, SqliteStores, TenantId};
 use mesh_store::{QueueConfig, SqliteStore};
+
+use crate::tools_file::ToolFlags;
 
 /// The database file inside a data directory.
 pub const DATABASE: &str = "mesh.db";
@@ -66,9 +68,15 @@ impl DataDir {
         &self.path
     }
 
-    /// The engine, the vector index, the job queue and the workflows, all on the
-    /// directory's database, with `tools`.
-    pub async fn services(&self, tools: ToolRegistry) -> Result<Services, Error> {
+    /// The engine, the vector index, the job queue, the workflows and the tools
+    /// service (its credentials sealed with the directory's `secret.key` unless
+    /// `flags` give a key), all on the directory's database, with the operator's
+    /// `tools`.
+    pub async fn services(
+        &self,
+        tools: ToolRegistry,
+        flags: &ToolFlags,
+    ) -> Result<Services, Error> {
         let stores = SqliteStores::new(self.store.clone()).await?;
         let engine = Engine::start(EngineConfig::default(), stores).await?;
         let mut services = Services::in_memory(engine);
@@ -86,7 +94,12 @@ impl DataDir {
         // The directory is locked to this process: the runs a previous one held are
         // this one's to take back at once.
         let workflows = WorkflowConfig::default().instance("local");
-        Ok(services.with_tools(tools, workflows))
+        let key = match &flags.secret_key {
+            Some(_) => None,
+            None => Some(self.secret_key()?),
+        };
+        let tools = flags.start(&services.engine, tools, key).await?;
+        Ok(services.with_tool_service(tools, workflows))
     }
 
     /// The admin tenant: chosen on the first start and kept in the file `tenant`.
@@ -113,6 +126,22 @@ impl DataDir {
         match std::fs::read_to_string(&file) {
             Ok(key) => Ok(Some(key.trim().to_owned())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("cannot read {}: {e}", file.display()).into()),
+        }
+    }
+
+    /// The key tool credentials are sealed with: made on the first start and kept in
+    /// the file `secret.key` (only its owner can read it). Losing it loses the
+    /// credentials stored with it.
+    pub fn secret_key(&self) -> Result<String, Error> {
+        let file = self.path.join("secret.key");
+        match std::fs::read_to_string(&file) {
+            Ok(key) => Ok(key.trim().to_owned()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = SecretKey::generate();
+                write_private(&file, &key)?;
+                Ok(key)
+            }
             Err(e) => Err(format!("cannot read {}: {e}", file.display()).into()),
         }
     }

@@ -9,10 +9,12 @@
 //!
 //! This library holds what the binaries share: configuration and set-up (`setup`),
 //! `mesh up`'s data directory (`data_dir`),
-//! serving HTTP (`serve`), and the demo fleet (`demo`).
+//! serving HTTP (`serve`), the tools service's flags and file (`tools_file`), and the
+//! demo fleet (`demo`).
 
 pub mod cli;
 pub mod data_dir;
 pub mod demo;
 pub mod serve;
 pub mod setup;
+pub mod tools_file;

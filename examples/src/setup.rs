@@ -60,6 +60,9 @@ pub struct Backend {
     /// the runs of one that died.
     #[arg(long, env = "MESH_WORKFLOW_LEASE_MS", default_value_t = 30_000)]
     pub workflow_lease_ms: u64,
+    /// The tools service: its file, secret key and Redis.
+    #[command(flatten)]
+    pub tools: crate::tools_file::ToolFlags,
 }
 
 impl std::fmt::Debug for Backend {
@@ -82,6 +85,7 @@ impl std::fmt::Debug for Backend {
             .field("github_token", &secret(&self.github_token))
             .field("instance", &self.instance)
             .field("workflow_lease_ms", &self.workflow_lease_ms)
+            .field("tools", &self.tools)
             .finish()
     }
 }
@@ -168,7 +172,8 @@ impl Backend {
             }
             services.jobs = Arc::new(SqsQueue::connect(&config).await?) as Arc<dyn DynQueue>;
         }
-        let services = services.with_tools(tools, self.workflow_config());
+        let tools = self.tools.start(&services.engine, tools, None).await?;
+        let services = services.with_tool_service(tools, self.workflow_config());
         if let Some(key) = &self.api_key
             && services.engine.authenticate(key).await?.is_none()
         {

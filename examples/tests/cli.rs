@@ -325,6 +325,56 @@ fn every_client_command_runs_against_mesh_up() {
     ]);
     assert_eq!(read["text"], "from the CLI");
 
+    // Tool sources: a GitHub adapter with the tenant's token (sealed: never shown),
+    // listed with its tool, removed; an MCP server that does not answer is refused.
+    let added = cli.json(&[
+        "tools",
+        "add",
+        "gh",
+        "--github",
+        "--endpoint",
+        "http://127.0.0.1:9",
+        "--token",
+        "t0ken-secret",
+    ]);
+    assert_eq!(added["secret_names"], json!(["token"]), "{added}");
+    assert!(!added.to_string().contains("t0ken-secret"));
+    let sources = cli.ok(&["tools", "sources"]);
+    assert!(
+        sources.contains("gh") && sources.contains("github"),
+        "{sources}"
+    );
+    assert!(!sources.contains("t0ken-secret"));
+    assert!(cli.ok(&["tools", "list"]).contains("gh "));
+    cli.fails(
+        2,
+        &["tools", "add", "x", "--github", "--prefix", "sometimes"],
+    );
+    cli.fails(
+        6,
+        &[
+            "tools",
+            "add",
+            "dead",
+            "--endpoint",
+            "http://127.0.0.1:9/mcp",
+        ],
+    );
+    cli.fails(
+        2,
+        &[
+            "tools",
+            "add",
+            "bad",
+            "--endpoint",
+            "http://x/mcp",
+            "--header",
+            "no-colon",
+        ],
+    );
+    cli.json(&["tools", "remove", "gh"]);
+    cli.fails(4, &["tools", "remove", "gh"]);
+
     // Documents: indexed (by the worker), then found.
     cli.json(&[
         "docs",

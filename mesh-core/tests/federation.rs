@@ -54,6 +54,7 @@ struct Text {
 #[derive(Clone)]
 struct RustUpstream {
     lists: Arc<AtomicU64>,
+    echoes: Arc<AtomicU64>,
     cancelled: Arc<AtomicU64>,
     router: ToolRouter<Self>,
 }
@@ -65,6 +66,7 @@ impl RustUpstream {
         annotations(idempotent_hint = true)
     )]
     async fn echo(&self, Parameters(Text { text }): Parameters<Text>) -> String {
+        self.echoes.fetch_add(1, Ordering::SeqCst);
         format!("rs:{text}")
     }
 
@@ -109,6 +111,7 @@ impl ServerHandler for RustUpstream {
 async fn rust_upstream() -> (String, RustUpstream) {
     let upstream = RustUpstream {
         lists: Arc::default(),
+        echoes: Arc::default(),
         cancelled: Arc::default(),
         router: RustUpstream::tool_router(),
     };
@@ -333,6 +336,21 @@ async fn python_over_stdio_and_rmcp_over_http_federated_through_mesh() {
         call(&client, "rs__echo", json!({"text": "hi"})).await,
         (false, "rs:hi".into())
     );
+
+    // `echo` is declared idempotent: the same input is answered from the cache (over
+    // MCP and REST alike), another input reaches the server.
+    let echoes = rust.echoes.load(Ordering::SeqCst);
+    for _ in 0..3 {
+        let said = call(&client, "rs__echo", json!({"text": "cached"})).await;
+        assert_eq!(said, (false, "rs:cached".into()));
+    }
+    assert_eq!(
+        rust.echoes.load(Ordering::SeqCst),
+        echoes + 1,
+        "two answered from the cache"
+    );
+    call(&client, "rs__echo", json!({"text": "fresh"})).await;
+    assert_eq!(rust.echoes.load(Ordering::SeqCst), echoes + 2);
 
     // The same tools over REST (source named) and as a workflow's tool step.
     let (_, tools) = mesh.call(Method::GET, "/api/v1/tools", None).await;

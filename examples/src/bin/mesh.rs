@@ -118,6 +118,9 @@ struct Up {
     /// before it cuts them and exits.
     #[arg(long, env = "MESH_SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000)]
     shutdown_timeout_ms: u64,
+    /// The tools service: its file, secret key and Redis.
+    #[command(flatten)]
+    tools: mesh_examples::tools_file::ToolFlags,
 }
 
 #[tokio::main]
@@ -204,8 +207,13 @@ impl Home {
             Ok::<_, std::io::Error>(tools)
         };
         if args.in_memory {
-            let services = Services::in_memory(Engine::in_memory().await)
-                .with_tools(files(args.files_root.clone())?, WorkflowConfig::default());
+            let engine = Engine::in_memory().await;
+            // Nothing is kept: a key for this process alone seals what it holds.
+            let key = Some(mesh_core::tools::SecretKey::generate());
+            let registry = files(args.files_root.clone())?;
+            let tools = args.tools.start(&engine, registry, key).await?;
+            let services =
+                Services::in_memory(engine).with_tool_service(tools, WorkflowConfig::default());
             return Ok(Self {
                 data: None,
                 tenant: TenantId::new(),
@@ -216,11 +224,14 @@ impl Home {
         Ok(Self {
             tenant: data.tenant()?,
             services: data
-                .services(files(Some(
-                    args.files_root
-                        .clone()
-                        .unwrap_or_else(|| data.path().join("files")),
-                ))?)
+                .services(
+                    files(Some(
+                        args.files_root
+                            .clone()
+                            .unwrap_or_else(|| data.path().join("files")),
+                    ))?,
+                    &args.tools,
+                )
                 .await?,
             data: Some(data),
         })

@@ -1,4 +1,4 @@
-//! `mesh tools` and `mesh docs`: the tool registry, and the knowledge base.
+//! `mesh tools` and `mesh docs`: the tools and their sources, and the knowledge base.
 
 use serde_json::{Value, json};
 
@@ -19,6 +19,43 @@ pub enum Tools {
         /// Its input: JSON inline, `@file`, or `-` for standard input.
         #[arg(long, default_value = "{}")]
         input: String,
+    },
+    /// Lists the tool sources: MCP servers and adapters, with their health.
+    Sources,
+    /// Registers (or replaces) an MCP server over Streamable HTTP, or a GitHub adapter
+    /// with the tenant's own token.
+    Add {
+        /// The source's name: 1-32 of a-z, 0-9, _ and -.
+        name: String,
+        /// The MCP server's URL (or GitHub's API base URL with --github).
+        #[arg(long, required_unless_present = "github")]
+        endpoint: Option<String>,
+        /// A header for the MCP server, `name: value` (repeatable); sealed at rest.
+        #[arg(long = "header")]
+        headers: Vec<String>,
+        /// `always`, `on_collision` (default) or `never`: when tools are named
+        /// `<name>__<tool>`.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Longest a call may take, in milliseconds.
+        #[arg(long)]
+        timeout_ms: Option<u64>,
+        /// A GitHub adapter instead of an MCP server.
+        #[arg(long)]
+        github: bool,
+        /// The GitHub token (`GITHUB_TOKEN`); sealed at rest.
+        #[arg(
+            long,
+            env = "GITHUB_TOKEN",
+            hide_env_values = true,
+            requires = "github"
+        )]
+        token: Option<String>,
+    },
+    /// Removes a tool source: its tools are gone at once.
+    Remove {
+        /// The source.
+        name: String,
     },
 }
 
@@ -94,9 +131,74 @@ impl Tools {
                     .await?;
                 ctx.out.value(&answer["output"]);
             }
+            Self::Sources => {
+                let sources = ctx.client.get("/api/v1/tool-sources").await?;
+                const COLUMNS: &[Column] = &[
+                    ("NAME", "/name"),
+                    ("KIND", "/kind"),
+                    ("STATE", "/status/state"),
+                    ("URL", "/url"),
+                    ("TOOLS", "/tools"),
+                    ("CONFLICTS", "/conflicts"),
+                ];
+                ctx.out.list(&sources, &sources["items"], COLUMNS);
+            }
+            Self::Add {
+                name,
+                endpoint,
+                headers,
+                prefix,
+                timeout_ms,
+                github,
+                token,
+            } => {
+                let mut body = json!({"kind": if github { "github" } else { "mcp" }});
+                if let Some(url) = endpoint {
+                    body["url"] = json!(url);
+                }
+                if !headers.is_empty() {
+                    body["headers"] = Value::Object(header_map(&headers)?);
+                }
+                if let Some(prefix) = prefix {
+                    body["prefix"] = json!(prefix);
+                }
+                if let Some(timeout) = timeout_ms {
+                    body["call_timeout_ms"] = json!(timeout);
+                }
+                if let Some(token) = token {
+                    body["token"] = json!(token);
+                }
+                let path = format!("/api/v1/tool-sources/{}", segment(&name));
+                let answer = ctx
+                    .client
+                    .call(reqwest::Method::PUT, &path, Some(&body))
+                    .await?;
+                let tools = super::output::cell(answer.pointer("/tools"));
+                ctx.out
+                    .done(&answer, &format!("tool source {name} registered: {tools}"));
+            }
+            Self::Remove { name } => {
+                let path = format!("/api/v1/tool-sources/{}", segment(&name));
+                let answer = ctx.client.delete(&path).await?;
+                ctx.out
+                    .done(&answer, &format!("tool source {name} removed"));
+            }
         }
         Ok(())
     }
+}
+
+/// `name: value` headers as a JSON object.
+fn header_map(headers: &[String]) -> Result<serde_json::Map<String, Value>, CliError> {
+    headers
+        .iter()
+        .map(|h| match h.split_once(':') {
+            Some((name, value)) => Ok((name.trim().to_owned(), json!(value.trim()))),
+            None => Err(CliError::Usage(format!(
+                "a header is `name: value`, not {h:?}"
+            ))),
+        })
+        .collect()
 }
 
 impl Docs {

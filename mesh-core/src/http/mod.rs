@@ -22,5 +22,5 @@ pub use gate::{AuthError, Gate, GateConfig, GateConfigError, permit};
 pub use health::{healthz, readyz};
 pub use jwt::{MIN_SECRET_LEN, sign_jwt};
 pub use middleware::{Created, authenticate};
-pub use state::AppState;
+pub use state::{AppShared, AppState};
 pub use stream::journal_stream;

@@ -7,15 +7,27 @@ use super::gate::{Gate, GateConfig};
 use crate::services::Services;
 
 /// What every handler of every surface gets: the services and the credential gate.
-/// Cheap to clone.
+/// One pointer: every middleware layer and handler takes a clone per request, so a
+/// clone is one reference count, not one per service.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppShared>);
+
+/// What [`AppState`] points to.
+pub struct AppShared {
     /// The shared services.
     pub services: Services,
     /// The credential gate.
     pub gate: Arc<Gate>,
     /// The live event feed (for the dashboard).
     pub events: EventLog,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppShared;
+
+    fn deref(&self) -> &AppShared {
+        &self.0
+    }
 }
 
 impl std::fmt::Debug for AppState {
@@ -36,10 +48,10 @@ impl AppState {
             gate,
         ));
         let events = EventLog::new(services.engine.clone());
-        Self {
+        Self(Arc::new(AppShared {
             services,
             gate,
             events,
-        }
+        }))
     }
 }

@@ -310,6 +310,8 @@ pub(super) fn mcp_idempotent(tool: &rmcp::model::Tool) -> bool {
 }
 
 enum Body {
+    // Built only for the GitHub adapter (feature `github`).
+    #[cfg_attr(not(feature = "github"), allow(dead_code))]
     Adapter(Arc<dyn ToolAdapter>),
     #[cfg(feature = "federation")]
     Mcp(Arc<super::Upstream>),
