@@ -280,7 +280,7 @@ impl Tools {
         let mut sources = self.live_sources(tenant).await?;
         sources.retain(|(operator, l)| *operator || l.name() != name);
         sources.push((false, live.clone()));
-        let catalog = self.name(tenant, &sources).await;
+        let catalog = self.name(&sources).await;
         if let Some(conflicts) = catalog.conflicts.get(name)
             && !conflicts.is_empty()
         {
@@ -334,13 +334,13 @@ impl Tools {
     /// Every tool `tenant` can call, by name.
     pub(super) async fn catalog(&self, tenant: TenantId) -> Result<Catalog, ToolError> {
         let sources = self.live_sources(tenant).await?;
-        Ok(self.name(tenant, &sources).await)
+        Ok(self.name(&sources).await)
     }
 
     /// Names every tool: the operator's adapters and `tenant`'s adapter sources by
     /// their own names (a tenant's source shadows the operator's adapter of that
     /// name), then MCP tools by their sources' prefix rules.
-    async fn name(&self, _tenant: TenantId, sources: &[(bool, Arc<Live>)]) -> Catalog {
+    async fn name(&self, sources: &[(bool, Arc<Live>)]) -> Catalog {
         let mut catalog = Catalog::default();
         for adapter in self.inner.registry.adapters() {
             let entry = Entry {

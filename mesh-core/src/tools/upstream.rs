@@ -100,6 +100,8 @@ struct Shared {
     tools: Mutex<Option<(Arc<Vec<Tool>>, Instant)>>,
     /// One refresh at a time: concurrent callers wait for it and share its answer.
     refreshing: tokio::sync::Mutex<()>,
+    /// When a list last failed: for a while callers do not wait on the server again.
+    failed: Mutex<Option<Instant>>,
     /// Bumped on every `list_changed` (so a refresh under way is not trusted).
     generation: std::sync::atomic::AtomicU64,
     changed: tokio::sync::watch::Sender<u64>,
@@ -155,6 +157,7 @@ impl Shared {
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
             + 1;
         *lock(&self.tools) = None;
+        *lock(&self.failed) = None;
         self.changed.send_replace(generation);
     }
 
@@ -184,6 +187,7 @@ impl Upstream {
             peer: Mutex::new(None),
             tools: Mutex::new(None),
             refreshing: tokio::sync::Mutex::new(()),
+            failed: Mutex::new(None),
             generation: Default::default(),
             changed: tokio::sync::watch::channel(0).0,
         });
@@ -239,8 +243,13 @@ impl Upstream {
         }
     }
 
+    /// How long a failed list is remembered: a server that hangs delays one caller
+    /// per this long, not every caller.
+    pub const RETRY_LIST_AFTER: Duration = Duration::from_secs(5);
+
     /// Its tools: the cached list while fresh, else asked for (once, however many
-    /// callers ask together). Unavailable while it is down.
+    /// callers ask together). Unavailable while it is down, and for
+    /// [`RETRY_LIST_AFTER`](Self::RETRY_LIST_AFTER) after a list failed.
     pub async fn tools(&self) -> Result<Arc<Vec<Tool>>, ToolError> {
         if let Some(tools) = self.fresh() {
             return Ok(tools);
@@ -249,6 +258,15 @@ impl Upstream {
         if let Some(tools) = self.fresh() {
             return Ok(tools);
         }
+        if lock(&self.shared.failed).is_some_and(|at| at.elapsed() < Self::RETRY_LIST_AFTER) {
+            return Err(self.unavailable("its last tools/list failed; trying again shortly"));
+        }
+        let listed = self.list().await;
+        *lock(&self.shared.failed) = listed.is_err().then(Instant::now);
+        listed
+    }
+
+    async fn list(&self) -> Result<Arc<Vec<Tool>>, ToolError> {
         let peer = self.peer()?;
         let generation = self
             .shared
