@@ -3,6 +3,9 @@
 //! exit codes, live progress on a pseudo-terminal and plain lines in a pipe, and a key
 //! made and revoked with the CLI refused at once by a second instance on the same
 //! PostgreSQL, its agent's session there closed.
+//!
+//! Long on purpose: one `mesh up` serves the whole client walk-through, which runs its
+//! commands in order against the state the earlier ones made.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

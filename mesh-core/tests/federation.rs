@@ -177,9 +177,6 @@ impl Mesh {
 
 /// A Mesh whose operator configured the Python server over stdio for every tenant.
 async fn mesh_with_python(python: std::path::PathBuf, limits: ToolLimits) -> Mesh {
-    let engine = Engine::start(common::fast_config(), MemoryStores::new())
-        .await
-        .unwrap();
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/upstream_stdio.py"
@@ -193,7 +190,16 @@ async fn mesh_with_python(python: std::path::PathBuf, limits: ToolLimits) -> Mes
         .limits(limits)
         .secret_key(SecretKey::from_base64(&SecretKey::generate()).unwrap())
         .source(python);
-    let tools = Tools::start(&engine, ToolRegistry::new(), config);
+    serve_mesh(ToolRegistry::new(), config).await
+}
+
+/// A Mesh on memory stores with the operator's `registry` and tools `config`, and an
+/// admin key of a new tenant.
+async fn serve_mesh(registry: ToolRegistry, config: ToolsConfig) -> Mesh {
+    let engine = Engine::start(common::fast_config(), MemoryStores::new())
+        .await
+        .unwrap();
+    let tools = Tools::start(&engine, registry, config);
     let services = Services::in_memory(engine.clone())
         .with_tool_service(tools, mesh_core::workflow::WorkflowConfig::default());
     let (addr, _server) = common::serve_app(services, AppConfig::default()).await;
@@ -546,24 +552,15 @@ impl ToolAdapter for Counted {
 
 #[tokio::test]
 async fn over_the_limit_is_429_with_retry_after_and_a_json_rpc_error() {
-    let engine = Engine::start(common::fast_config(), MemoryStores::new())
-        .await
-        .unwrap();
     let mut registry = ToolRegistry::new();
     registry.register(Counted(Arc::default()));
     let limits = ToolLimits::default().rates(None, Some(Rate::new(0.5, 1)), None);
-    let tools = Tools::start(&engine, registry, ToolsConfig::default().limits(limits));
-    let services = Services::in_memory(engine.clone())
-        .with_tool_service(tools, mesh_core::workflow::WorkflowConfig::default());
-    let (addr, _server) = common::serve_app(services, AppConfig::default()).await;
-    let (key, _) = engine
-        .create_api_key(TenantId::new(), "t", Scope::ALL.to_vec(), None)
-        .await
-        .unwrap();
-    let http = reqwest::Client::new();
+    let mesh = serve_mesh(registry, ToolsConfig::default().limits(limits)).await;
     let run = || {
-        http.post(format!("http://{addr}/api/v1/tools/counted/execute"))
-            .header("x-api-key", &key)
+        let url = format!("http://{}/api/v1/tools/counted/execute", mesh.addr);
+        mesh.http
+            .post(url)
+            .header("x-api-key", &mesh.key)
             .json(&json!({"action": "run"}))
             .send()
     };
@@ -579,11 +576,6 @@ async fn over_the_limit_is_429_with_retry_after_and_a_json_rpc_error() {
     let body: Value = limited.json().await.unwrap();
     assert_eq!(body["code"], "rate_limited");
 
-    let mesh = Mesh {
-        addr,
-        key: key.clone(),
-        http: http.clone(),
-    };
     let client = mesh.mcp().await;
     let arguments = json!({"tool": "counted", "action": "run"});
     let refused = client

@@ -245,10 +245,9 @@ impl Tools {
     /// `tenant`'s sources (the operator's for it first), with their health and the
     /// names their tools go by.
     pub async fn sources(&self, tenant: TenantId) -> Result<Vec<SourceView>, ToolError> {
-        let catalog = self.catalog(tenant).await?;
-        let mut views: Vec<SourceView> = self
-            .live_sources(tenant)
-            .await?
+        let sources = self.live_sources(tenant).await?;
+        let catalog = self.name(&sources).await;
+        let mut views: Vec<SourceView> = sources
             .into_iter()
             .map(|(operator, live)| live.view(operator, &catalog))
             .collect();
