@@ -458,6 +458,8 @@ async fn python_over_stdio_and_rmcp_over_http_federated_through_mesh() {
         .status()
         .unwrap();
     assert!(status.success());
+    // Named as before whether or not Python is back yet: a down server's names still
+    // count as taken.
     assert_eq!(
         call(&client, "rs__echo", json!({"text": "still"})).await,
         (false, "rs:still".into())

@@ -338,7 +338,8 @@ impl Tools {
 
     /// Names every tool: the operator's adapters and `tenant`'s adapter sources by
     /// their own names (a tenant's source shadows the operator's adapter of that
-    /// name), then MCP tools by their sources' prefix rules.
+    /// name), then MCP tools by their sources' prefix rules. A server that is down
+    /// lists none, yet the names it last listed still count as contested.
     async fn name(&self, sources: &[(bool, Arc<Live>)]) -> Catalog {
         let mut catalog = Catalog::default();
         for adapter in self.inner.registry.adapters() {
@@ -358,12 +359,12 @@ impl Tools {
                     };
                     catalog.entries.insert(live.name().to_owned(), entry);
                 }
-                Some(Offer::Tools(tools)) => offered.push((live, tools)),
+                Some(Offer::Tools { tools, up }) => offered.push((live, tools, up)),
                 None => {}
             }
         }
         let mut plain_count: HashMap<String, usize> = HashMap::new();
-        for (_, tools) in &offered {
+        for (_, tools, _) in &offered {
             for (tool, _) in tools {
                 *plain_count.entry(tool.clone()).or_default() += 1;
             }
@@ -371,7 +372,10 @@ impl Tools {
         let taken = |name: &str, catalog: &Catalog| {
             RESERVED.contains(&name) || catalog.entries.contains_key(name)
         };
-        for (live, tools) in offered {
+        for (live, tools, up) in offered {
+            if !up {
+                continue;
+            }
             let mut conflicts = Vec::new();
             for (tool, target) in tools {
                 let prefixed = format!("{}{}{tool}", live.name(), ToolSource::SEPARATOR);

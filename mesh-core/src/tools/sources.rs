@@ -225,8 +225,13 @@ pub(super) struct Catalog {
 pub(super) enum Offer {
     /// One adapter, under the source's name.
     Adapter(Target),
-    /// An MCP server's tools, by their own names.
-    Tools(Vec<(String, Target)>),
+    /// An MCP server's tools, by their own names. While it is `up` they are listed;
+    /// while it is down they are not, but their names still count as taken, so other
+    /// sources' `on_collision` names do not move with its restarts.
+    Tools {
+        tools: Vec<(String, Target)>,
+        up: bool,
+    },
 }
 
 /// What a tool name runs.
@@ -469,25 +474,28 @@ impl Live {
         }
     }
 
-    /// What it offers now; `None` while an MCP server is down.
+    /// What it offers now; for an MCP server that is down, the tools it last listed
+    /// (marked down), or `None` if it never listed any.
     pub(super) async fn offer(&self) -> Option<Offer> {
         match &self.body {
             Body::Adapter(adapter) => Some(Offer::Adapter(Target::Adapter(adapter.clone()))),
             #[cfg(feature = "federation")]
             Body::Mcp(upstream) => {
-                let tools = upstream.tools().await.ok()?;
-                Some(Offer::Tools(
-                    tools
-                        .iter()
-                        .map(|tool| {
-                            let target = Target::Mcp {
-                                upstream: upstream.clone(),
-                                tool: Arc::new(tool.clone()),
-                            };
-                            (tool.name.to_string(), target)
-                        })
-                        .collect(),
-                ))
+                let (tools, up) = match upstream.tools().await {
+                    Ok(tools) => (tools, true),
+                    Err(_) => (upstream.last_listed()?, false),
+                };
+                let tools = tools
+                    .iter()
+                    .map(|tool| {
+                        let target = Target::Mcp {
+                            upstream: upstream.clone(),
+                            tool: Arc::new(tool.clone()),
+                        };
+                        (tool.name.to_string(), target)
+                    })
+                    .collect();
+                Some(Offer::Tools { tools, up })
             }
         }
     }

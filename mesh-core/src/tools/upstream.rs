@@ -98,6 +98,9 @@ struct Shared {
     peer: Mutex<Option<rmcp::Peer<RoleClient>>>,
     /// The cached list and when it was fetched; `None` after `list_changed`.
     tools: Mutex<Option<(Arc<Vec<Tool>>, Instant)>>,
+    /// The last list the server gave, kept while it is down: its names still count
+    /// when others' tools are named, so they do not move when it restarts.
+    last_listed: Mutex<Option<Arc<Vec<Tool>>>>,
     /// One refresh at a time: concurrent callers wait for it and share its answer.
     refreshing: tokio::sync::Mutex<()>,
     /// When a list last failed: for a while callers do not wait on the server again.
@@ -186,6 +189,7 @@ impl Upstream {
             }),
             peer: Mutex::new(None),
             tools: Mutex::new(None),
+            last_listed: Mutex::new(None),
             refreshing: tokio::sync::Mutex::new(()),
             failed: Mutex::new(None),
             generation: Default::default(),
@@ -266,6 +270,11 @@ impl Upstream {
         listed
     }
 
+    /// The last list the server gave (however old), if it ever gave one.
+    pub fn last_listed(&self) -> Option<Arc<Vec<Tool>>> {
+        lock(&self.shared.last_listed).clone()
+    }
+
     async fn list(&self) -> Result<Arc<Vec<Tool>>, ToolError> {
         let peer = self.peer()?;
         let generation = self
@@ -287,6 +296,7 @@ impl Upstream {
         {
             *lock(&self.shared.tools) = Some((tools.clone(), Instant::now()));
         }
+        *lock(&self.shared.last_listed) = Some(tools.clone());
         Ok(tools)
     }
 
