@@ -4,8 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use aws_sdk_bedrockruntime::Client;
 use aws_sdk_bedrockruntime::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_bedrockruntime::error::SdkError;
-use aws_sdk_bedrockruntime::operation::invoke_model::InvokeModelError;
+use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_bedrockruntime::primitives::Blob;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -138,43 +137,6 @@ impl BedrockEmbedder {
         Self::new(Client::new(&config), model)
     }
 
-    fn error(&self, e: SdkError<InvokeModelError>) -> EmbedError {
-        let provider = self.info.id.clone();
-        match e {
-            SdkError::ServiceError(service) => match service.into_err() {
-                InvokeModelError::ThrottlingException(_)
-                | InvokeModelError::ServiceQuotaExceededException(_) => EmbedError::Throttled {
-                    provider,
-                    retry_after: None,
-                },
-                InvokeModelError::ValidationException(v) => EmbedError::Invalid {
-                    provider,
-                    message: v.message().unwrap_or("validation failed").to_owned(),
-                },
-                InvokeModelError::ModelTimeoutException(_) => EmbedError::Timeout { provider },
-                other => {
-                    let retryable = matches!(
-                        other,
-                        InvokeModelError::ServiceUnavailableException(_)
-                            | InvokeModelError::InternalServerException(_)
-                            | InvokeModelError::ModelNotReadyException(_)
-                    );
-                    EmbedError::Provider {
-                        provider,
-                        message: other.to_string(),
-                        retryable,
-                    }
-                }
-            },
-            SdkError::TimeoutError(_) => EmbedError::Timeout { provider },
-            other => EmbedError::Provider {
-                provider,
-                message: other.to_string(),
-                retryable: true,
-            },
-        }
-    }
-
     async fn invoke(&self, body: Value) -> Result<(Vec<u8>, Option<u64>), EmbedError> {
         let tokens = TokenHeader::default();
         let out = self
@@ -188,7 +150,7 @@ impl BedrockEmbedder {
             .interceptor(tokens.clone())
             .send()
             .await
-            .map_err(|e| self.error(e))?;
+            .map_err(|e| sdk_error(&self.info.id, e))?;
         let count = *tokens
             .0
             .lock()
@@ -284,5 +246,50 @@ impl Embedder for BedrockEmbedder {
             }
             Ok(Embeddings::new(self.info.id.clone(), vectors, tokens))
         })
+    }
+}
+
+/// A Bedrock error of any operation (or event stream), typed by its error code:
+/// throttling and quota → [`EmbedError::Throttled`], validation →
+/// [`EmbedError::Invalid`], model timeouts → [`EmbedError::Timeout`], the rest
+/// [`EmbedError::Provider`], retryable when the service is unavailable or failing.
+pub(crate) fn sdk_error<E, R>(provider: &str, e: SdkError<E, R>) -> EmbedError
+where
+    E: ProvideErrorMetadata + std::error::Error,
+{
+    let provider = provider.to_owned();
+    match e {
+        SdkError::ServiceError(service) => {
+            let err = service.into_err();
+            let message = err
+                .message()
+                .map(str::to_owned)
+                .unwrap_or_else(|| err.to_string());
+            match err.code().unwrap_or_default() {
+                "ThrottlingException" | "ServiceQuotaExceededException" => EmbedError::Throttled {
+                    provider,
+                    retry_after: None,
+                },
+                "ValidationException" => EmbedError::Invalid { provider, message },
+                "ModelTimeoutException" => EmbedError::Timeout { provider },
+                code => EmbedError::Provider {
+                    provider,
+                    retryable: matches!(
+                        code,
+                        "ServiceUnavailableException"
+                            | "InternalServerException"
+                            | "ModelNotReadyException"
+                            | "ModelStreamErrorException"
+                    ),
+                    message,
+                },
+            }
+        }
+        SdkError::TimeoutError(_) => EmbedError::Timeout { provider },
+        other => EmbedError::Provider {
+            provider,
+            message: other.to_string(),
+            retryable: true,
+        },
     }
 }
