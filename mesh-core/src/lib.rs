@@ -64,6 +64,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod access;
+pub mod agents;
 #[cfg(feature = "http")]
 pub mod app;
 #[cfg(feature = "postgres")]

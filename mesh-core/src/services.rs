@@ -99,6 +99,8 @@ pub struct Services {
     pub probes: crate::health::Probes,
     /// Roles and the audit log (one writer for the process; flush it on the way out).
     pub access: crate::access::Access,
+    /// What LLM agents spent, per tenant and agent (since the process started).
+    pub agents: crate::agents::AgentUsage,
 }
 
 impl std::fmt::Debug for Services {
@@ -132,6 +134,7 @@ impl Services {
             ),
             probes: crate::health::Probes::default(),
             access: crate::access::Access::new(&engine),
+            agents: crate::agents::AgentUsage::default(),
         }
     }
 

@@ -295,6 +295,7 @@ impl<M: ChatModel + ?Sized> ChatModel for std::sync::Arc<M> {
 }
 
 /// A tool result's content as text (a string as it is, anything else as JSON).
+#[cfg(any(feature = "bedrock", feature = "openai"))]
 pub(crate) fn result_text(content: &Value) -> String {
     match content {
         Value::String(text) => text.clone(),

@@ -8,7 +8,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mesh_protocol::{Heartbeat, Hello, Message, TaskAssign, TaskComplete, TaskError, TaskFail};
+use mesh_protocol::{
+    Heartbeat, Hello, Message, TaskAssign, TaskComplete, TaskError, TaskFail, TaskProgress,
+};
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio::task::{AbortHandle, JoinHandle, JoinSet};
@@ -99,6 +101,23 @@ impl Engine {
         F: Fn(TaskAssign) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Value, TaskError>> + Send + 'static,
     {
+        self.connect_local_reporting(tenant, hello, move |task, _| handler(task))
+            .await
+    }
+
+    /// As [`connect_local`](Self::connect_local), the handler also given a
+    /// [`Progress`] to report how far the task has got (`task_progress`, as a
+    /// connected agent sends it).
+    pub async fn connect_local_reporting<F, Fut>(
+        &self,
+        tenant: TenantId,
+        hello: Hello,
+        handler: F,
+    ) -> Result<LocalAgent, EngineError>
+    where
+        F: Fn(TaskAssign, Progress) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, TaskError>> + Send + 'static,
+    {
         let (messages, inbox) = mpsc::channel(QUEUE);
         let (closed, closed_rx) = watch::channel(false);
         let link = Arc::new(LocalLink { messages, closed });
@@ -117,6 +136,28 @@ impl Engine {
     }
 }
 
+/// Reports one task's progress to the engine, as its `task_progress` messages.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    engine: Engine,
+    agent: AgentId,
+    session: SessionId,
+    task: Uuid,
+}
+
+impl Progress {
+    /// Reports the task `fraction` (0 to 1) done, doing `message`. A task that has
+    /// moved on (cancelled, reassigned) ignores it.
+    pub async fn report(&self, fraction: f64, message: impl Into<String>) {
+        let mut progress = TaskProgress::new(self.task, fraction.clamp(0.0, 1.0));
+        progress.message = Some(message.into());
+        let _ = self
+            .engine
+            .agent_message(self.agent, self.session, Message::TaskProgress(progress))
+            .await;
+    }
+}
+
 struct Driver<F> {
     engine: Engine,
     agent: AgentId,
@@ -126,7 +167,7 @@ struct Driver<F> {
 
 impl<F, Fut> Driver<F>
 where
-    F: Fn(TaskAssign) -> Fut + Send + Sync + 'static,
+    F: Fn(TaskAssign, Progress) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Value, TaskError>> + Send + 'static,
 {
     async fn run(
@@ -146,7 +187,13 @@ where
                 message = inbox.recv() => match message {
                     Some(Message::TaskAssign(task)) => {
                         let id = task.task_id;
-                        let work = (self.handler)(task);
+                        let progress = Progress {
+                            engine: self.engine.clone(),
+                            agent: self.agent,
+                            session: self.session,
+                            task: id,
+                        };
+                        let work = (self.handler)(task, progress);
                         let handle = running.spawn(async move { (id, work.await) });
                         ids.insert(handle.id(), id);
                         handles.insert(id, handle);

@@ -48,7 +48,7 @@ pub use config::{EngineConfig, RouterFactory, WallClock};
 pub use error::EngineError;
 pub use event::{Change, Event, WorkflowUpdate};
 pub use link::AgentLink;
-pub use local::LocalAgent;
+pub use local::{LocalAgent, Progress};
 pub use query::{AgentFilter, Page, TaskFilter};
 #[cfg(feature = "postgres")]
 pub use stores::PgStores;

@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
+use crate::agents::UsageTotals;
 use crate::domain::{Action, Principal, Resource};
 use crate::http::{ApiError, AppState, ErrorBody, permit};
 use crate::http::{Json, Path, Query};
@@ -97,4 +98,29 @@ pub(crate) async fn deregister(
     } else {
         Err(ApiError::not_found("agent"))
     }
+}
+
+/// What the tenant's LLM agents spent (since this instance started; each task's own
+/// usage is in its output).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AgentUsageReport {
+    /// Across the tenant's agents.
+    pub total: UsageTotals,
+    /// Per agent, by name.
+    pub agents: std::collections::BTreeMap<String, UsageTotals>,
+}
+
+#[utoipa::path(operation_id = "agent_usage", get, path = "/api/v1/agents/usage", tag = "agents",
+    responses((status = 200, body = AgentUsageReport), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn usage(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+) -> Result<Json<AgentUsageReport>, ApiError> {
+    permit(&who, Action::Read, Resource::Agents, None)?;
+    let usage = &state.services.agents;
+    Ok(Json(AgentUsageReport {
+        total: usage.total(who.tenant),
+        agents: usage.of(who.tenant),
+    }))
 }

@@ -35,7 +35,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 pub use access::{PutRole, RoleInfo, RoleList};
-pub use agents::{AgentListParams, AgentPage};
+pub use agents::{AgentListParams, AgentPage, AgentUsageReport};
 pub use keys::{CreateKey, CreateTenant, CreatedKey, KeyInfo, KeyList, TenantList};
 pub use knowledge::{EmbedRequest, EmbedResponse, IndexAccepted, SearchResponse};
 pub use live::{COUNT_CAP, Count, Overview, TaskCounts};
@@ -55,7 +55,7 @@ use crate::http::{AppState, ErrorBody};
     paths(
         tasks::submit, tasks::list, tasks::get, tasks::cancel, tasks::collab,
         tasks::collab_job, tasks::cancel_collab_job,
-        agents::list, agents::get, agents::deregister,
+        agents::list, agents::usage, agents::get, agents::deregister,
         keys::create, keys::list, keys::revoke, keys::create_tenant, keys::tenants,
         access::list, access::get, access::put, access::delete, access::audit, access::verify,
         knowledge::embed, knowledge::index, knowledge::search,
@@ -187,6 +187,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/api/v1/collab/{id}", get(tasks::collab_job))
         .route("/api/v1/collab/{id}/cancel", post(tasks::cancel_collab_job))
         .route("/api/v1/agents", get(agents::list))
+        .route("/api/v1/agents/usage", get(agents::usage))
         .route(
             "/api/v1/agents/{id}",
             get(agents::get).delete(agents::deregister),

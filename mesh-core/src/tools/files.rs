@@ -17,13 +17,35 @@ pub const MAX_LIST_ENTRIES: usize = 1000;
 /// Files under one root directory as a tool.
 #[derive(Debug, Clone)]
 pub struct FilesAdapter {
+    name: String,
     root: PathBuf,
+    writable: bool,
 }
 
 impl FilesAdapter {
-    /// The tool over `root` (created if missing when something is written).
+    /// The tool `files` over `root` (created if missing when something is written).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            name: "files".into(),
+            root: root.into(),
+            writable: true,
+        }
+    }
+
+    /// The tool `name` over `root`, which only lists and reads: what an agent that
+    /// analyses a checkout is given.
+    pub fn read_only(name: impl Into<String>, root: impl Into<PathBuf>) -> Self {
+        Self {
+            name: name.into(),
+            root: root.into(),
+            writable: false,
+        }
+    }
+
+    /// The same tool, called `name`.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
     }
 
     /// `relative` under the root, if it stays there.
@@ -80,7 +102,7 @@ impl FilesAdapter {
                 let bytes = tokio::fs::read(&full).await.map_err(io)?;
                 Ok(json!({"path": path, "text": String::from_utf8_lossy(&bytes)}))
             }
-            "write" => {
+            "write" if self.writable => {
                 let text = input["text"]
                     .as_str()
                     .map(str::to_owned)
@@ -103,11 +125,15 @@ impl FilesAdapter {
 
 impl ToolAdapter for FilesAdapter {
     fn name(&self) -> &str {
-        "files"
+        &self.name
     }
 
     fn description(&self) -> &str {
-        "Files under one directory: list, read, write"
+        if self.writable {
+            "Files under one directory: list, read, write"
+        } else {
+            "Files under one directory: list, read"
+        }
     }
 
     fn capabilities(&self) -> Vec<String> {
@@ -116,7 +142,7 @@ impl ToolAdapter for FilesAdapter {
 
     fn actions(&self) -> Vec<ToolAction> {
         let path = json!({"type": "string", "description": "Relative to the tool's root"});
-        vec![
+        let mut actions = vec![
             ToolAction::new(
                 "list",
                 "A directory's entries",
@@ -127,12 +153,15 @@ impl ToolAdapter for FilesAdapter {
                 "A file's text (at most 1 MiB)",
                 json!({"type": "object", "properties": {"path": path}, "required": ["path"]}),
             ),
-            ToolAction::new(
+        ];
+        if self.writable {
+            actions.push(ToolAction::new(
                 "write",
                 "Writes text to a file (at most 1 MiB), making its directories",
                 json!({"type": "object", "properties": {"path": path, "text": {"description": "What to write: a string as it is, anything else as JSON"}}, "required": ["path", "text"]}),
-            ),
-        ]
+            ));
+        }
+        actions
     }
 
     fn execute<'a>(
@@ -186,6 +215,22 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.code(), "invalid_request");
+        let reader = FilesAdapter::read_only("code", &root);
+        assert_eq!(reader.name(), "code");
+        assert_eq!(
+            reader
+                .actions()
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect::<Vec<_>>(),
+            ["list", "read"]
+        );
+        let refused = reader
+            .run("write", json!({"path": "x", "text": "y"}))
+            .await
+            .unwrap_err();
+        assert_eq!(refused, ToolError::UnknownAction("write".into()));
+        assert!(!root.join("x").exists());
         let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -12,6 +12,8 @@ mod files;
 #[cfg(feature = "github")]
 mod github;
 mod limits;
+#[cfg(feature = "postgres")]
+mod schema;
 mod secrets;
 mod sources;
 #[cfg(feature = "federation")]
@@ -25,6 +27,8 @@ pub use files::{FilesAdapter, MAX_FILE_BYTES, MAX_LIST_ENTRIES};
 #[cfg(feature = "github")]
 pub use github::GitHubAdapter;
 pub use limits::{MAX_CACHED_RESULTS, Rate, ToolLimits};
+#[cfg(feature = "postgres")]
+pub use schema::{SCHEMA_QUERY_TIMEOUT, SchemaAdapter};
 pub use secrets::{SecretError, SecretKey};
 pub use sources::{SourceError, SourceInput, SourceView};
 #[cfg(feature = "federation")]

@@ -1,6 +1,7 @@
 //! Helpers for tests, benches and examples (feature `testing`): an engine and hub on
 //! loopback, real WebSocket agents (echo, stoppable, any handler), fresh PostgreSQL
-//! databases on the test server, and the whole app served on loopback. One copy for
+//! databases on the test server, the whole app served on loopback, and a local model
+//! endpoint speaking Bedrock's and OpenAI's chat APIs ([`FakeModel`]). One copy for
 //! every test suite of the workspace. Helpers panic on failure: they are for tests.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -17,6 +18,10 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
+
+mod models;
+
+pub use models::{FakeModel, Seen, Turn};
 
 use crate::domain::{Scope, Task, TaskId, TaskStatus, TenantId};
 use crate::engine::{Engine, EngineConfig, Event, MemoryStores, Stores};
