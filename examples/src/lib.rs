@@ -9,9 +9,10 @@
 //!
 //! This library holds what the binaries share: configuration and set-up (`setup`),
 //! `mesh up`'s data directory (`data_dir`),
-//! serving HTTP (`serve`), the tools service's flags and file (`tools_file`), and the
-//! demo fleet (`demo`).
+//! serving HTTP (`serve`), the tools service's flags and file (`tools_file`), the LLM
+//! agents' file (`agents_file`), and the demo fleet (`demo`).
 
+pub mod agents_file;
 pub mod cli;
 pub mod data_dir;
 pub mod demo;

@@ -121,6 +121,9 @@ struct Up {
     /// The tools service: its file, secret key and Redis.
     #[command(flatten)]
     tools: mesh_examples::tools_file::ToolFlags,
+    /// LLM agents (on Bedrock or an OpenAI-compatible endpoint): their file.
+    #[command(flatten)]
+    agents: mesh_examples::agents_file::AgentFlags,
 }
 
 #[tokio::main]
@@ -278,6 +281,8 @@ async fn up(args: Up) -> Result<(), Box<dyn std::error::Error>> {
     let (stop_tx, stop) = watch::channel(false);
     // Runs a previous process left unfinished go on from their last checkpoints.
     let recovered = services.workflows.recover().await?;
+    // Kept for as long as the process serves: dropping them stops the agents.
+    let llm_agents = args.agents.start(&services, tenant).await?;
 
     match &home.data {
         Some(data) => println!(
@@ -289,6 +294,12 @@ async fn up(args: Up) -> Result<(), Box<dyn std::error::Error>> {
             "Mesh {} — all-in-one, in memory: nothing is kept after a stop",
             env!("CARGO_PKG_VERSION")
         ),
+    }
+    for outcome in &llm_agents.outcomes {
+        match &outcome.result {
+            Ok(runs) => println!("  LLM agent   {}: started ({runs})", outcome.name),
+            Err(why) => println!("  LLM agent   {}: not started: {why}", outcome.name),
+        }
     }
     println!("  agent hub   ws://{addr}/ws          (subprotocol mesh.v1)");
     println!("  REST API    http://{addr}/api/v1     (OpenAPI: /api/v1/openapi.json)");
@@ -354,6 +365,7 @@ async fn up(args: Up) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     println!("\nstopping: telling agents goodbye");
+    drop(llm_agents);
     let _ = stop_tx.send(true);
     let bound = Duration::from_millis(args.shutdown_timeout_ms);
     let _ = tokio::time::timeout(bound, engine.shutdown()).await;

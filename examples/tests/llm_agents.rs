@@ -1,0 +1,128 @@
+//! `mesh up --agents-config`: the agents whose model credentials are there start and
+//! serve tasks (here a code analyzer on a local OpenAI-compatible endpoint); the others
+//! are named with the reason they did not start (a Bedrock agent without AWS
+//! credentials). The usage shows through the REST API.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::{Killed, Rest};
+use mesh_core::testing::{FakeModel, Seen, Turn};
+use serde_json::json;
+
+const KEY: &str = "llm-agents-test-key-0123456789ab";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_up_starts_the_agents_it_has_credentials_for_and_says_why_not_the_others() {
+    let model = FakeModel::start(|seen: &Seen| match seen.turn {
+        1 => Turn::Call(vec![("code_read".into(), json!({"path": "main.py"}))]),
+        _ => Turn::Say(format!("main.py: {}", seen.results[0].0)),
+    })
+    .await;
+    let dir = common::fresh_data_dir();
+    let code = dir.join("code");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(code.join("main.py"), "print('hello from the checkout')\n").unwrap();
+    let file = dir.join("agents.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+            [[agents]]
+            profile = "code_analyzer"
+            root = "{}"
+            model = {{ provider = "openai", base_url = "{}/v1", id = "local-coder" }}
+
+            [[agents]]
+            profile = "database_analyzer"
+            database_url = "postgres://reader@127.0.0.1:1/app"
+            model = {{ provider = "bedrock", id = "anthropic.claude-3-5-haiku-20241022-v1:0", region = "us-east-1" }}
+            "#,
+            code.display(),
+            model.url
+        ),
+    )
+    .unwrap();
+
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mesh"));
+    command
+        .args([
+            "up",
+            "--in-memory",
+            "--listen",
+            "127.0.0.1:0",
+            "--agents-config",
+        ])
+        .arg(&file)
+        .env("MESH_API_KEY", KEY)
+        .env("RUST_LOG", "warn")
+        // No AWS credentials anywhere the chain looks.
+        .env("AWS_CONFIG_FILE", dir.join("no-aws-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            dir.join("no-aws-credentials"),
+        )
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(Stdio::piped());
+    for var in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    ] {
+        command.env_remove(var);
+    }
+    let mut child = Killed(command.spawn().unwrap());
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let mut agents = Vec::new();
+    let mut addr = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.trim_start().strip_prefix("LLM agent   ") {
+            agents.push(rest.to_owned());
+        }
+        if let Some(rest) = line.trim_start().strip_prefix("agent hub   ws://") {
+            addr = Some(rest.split('/').next().unwrap().to_owned());
+            break;
+        }
+    }
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    assert_eq!(agents.len(), 2, "{agents:?}");
+    assert_eq!(
+        agents[0],
+        format!(
+            "code-analyzer: started (code-analysis on local-coder at {}/v1)",
+            model.url
+        )
+    );
+    assert!(
+        agents[1].starts_with("database-analyzer: not started: no AWS credentials"),
+        "{}",
+        agents[1]
+    );
+
+    let rest = Rest::new(&addr.unwrap(), KEY);
+    let id = rest
+        .submit("code-analysis", json!("What does main.py print?"))
+        .await;
+    let done = rest.until(&id, &["completed", "failed"]).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert!(
+        done["output"]["answer"]
+            .as_str()
+            .unwrap()
+            .contains("hello from the checkout"),
+        "{done}"
+    );
+    let usage = rest.get("/agents/usage").await;
+    assert_eq!(usage["agents"]["code-analyzer"]["completed"], 1, "{usage}");
+    assert_eq!(usage["agents"]["code-analyzer"]["tool_calls"], 1, "{usage}");
+    let _ = std::fs::remove_dir_all(dir);
+}
