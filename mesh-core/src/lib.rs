@@ -13,7 +13,8 @@
 //! 2. [`engine`] — the single-owner engine (registry, routing, lifecycle, timers,
 //!    keys, clustering), with [`collab`] patterns on top; [`services`] bundle it with
 //!    the vector index, embedder, job queue and [`tools`]; [`knowledge`] indexes and
-//!    searches documents; the [`worker`] drains the job queue.
+//!    searches documents; the [`worker`] drains the job queue; [`agents`] runs LLM
+//!    agents (a chat model, tools, limits) as agents of the engine.
 //! 3. `http` — what every HTTP surface shares: state, the one credential gate, the
 //!    error type, extractors.
 //! 4. Surfaces, siblings over `http`: the agent `hub`, `rest`, `mcp`.

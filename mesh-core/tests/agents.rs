@@ -217,8 +217,22 @@ async fn limits_stop_a_runaway_loop_with_a_clear_failure() {
     let _frugal = agent.start(&services.engine, tenant).await.unwrap();
     let done = run(&services, tenant, "frugal", json!("loop")).await;
     assert!(done.error.unwrap().contains("max_dollars"));
+
+    // A wall-time limit: a model that never answers is cut off.
+    let silent = FakeModel::start(|_: &Seen| Turn::Hang).await;
+    let mut config = code_analyzer(&root);
+    config.name = Some("patient".into());
+    config.capabilities = vec!["patient".into()];
+    config.limits.max_wall_ms = 300;
+    let agent = config.build(bedrock(&silent), &services, tenant).unwrap();
+    let _patient = agent.start(&services.engine, tenant).await.unwrap();
+    let done = run(&services, tenant, "patient", json!("wait")).await;
+    let error = done.error.unwrap();
+    assert!(error.contains("max_wall_ms limit (300)"), "{error}");
+
     let usage = services.agents.of(tenant);
     assert_eq!((usage["frugal"].failed, usage["frugal"].turns), (1, 1));
+    assert_eq!((usage["patient"].failed, usage["patient"].turns), (1, 0));
     assert_eq!(usage["code-analyzer"].turns, 3);
     let _ = std::fs::remove_dir_all(root);
 }

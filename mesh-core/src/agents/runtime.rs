@@ -5,7 +5,7 @@
 //! next step; the model request in flight with it).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mesh_embed::{
     ChatMessage, ChatModel, ChatRequest, ChatResponse, ChatRole, ContentBlock, EmbedError,
@@ -181,10 +181,16 @@ impl LlmAgent {
             gen_ai.usage.output_tokens = tracing::field::Empty,
         );
         let mut spent = UsageTotals::default();
-        let result = self
-            .turns(tenant, input, progress, &mut spent)
-            .instrument(span.clone())
-            .await;
+        let max_wall = self.spec.limits.max_wall();
+        let turns = self.turns(tenant, input, progress, &mut spent);
+        let result = tokio::time::timeout(max_wall, turns.instrument(span.clone()))
+            .await
+            .unwrap_or_else(|_| {
+                Err(AgentError::Limit {
+                    limit: "max_wall_ms",
+                    value: self.spec.limits.max_wall_ms.to_string(),
+                })
+            });
         span.record("gen_ai.usage.input_tokens", spent.input_tokens);
         span.record("gen_ai.usage.output_tokens", spent.output_tokens);
         let outcome = UsageTotals {
@@ -208,7 +214,6 @@ impl LlmAgent {
         spent: &mut UsageTotals,
     ) -> Result<(String, StopReason), AgentError> {
         let limits = self.spec.limits;
-        let started = Instant::now();
         let toolbox = Toolbox::assemble(&self.own, &self.spec.tools, &self.tools, tenant).await?;
         let mut request = ChatRequest::new(vec![ChatMessage::user(request_text(input))]);
         request.system = Some(self.spec.system.clone());
@@ -226,13 +231,7 @@ impl LlmAgent {
                 format!("turn {turn}: asking {}", self.model.info().id),
             )
             .await;
-            let deadline = started + limits.max_wall();
-            let response = tokio::time::timeout_at(deadline.into(), self.ask(&request))
-                .await
-                .map_err(|_| AgentError::Limit {
-                    limit: "max_wall_ms",
-                    value: limits.max_wall_ms.to_string(),
-                })??;
+            let response = self.ask(&request).await?;
             self.charge(tenant, spent, response.usage);
             let text = response.message.text();
             let calls: Vec<(String, String, Value)> = response
@@ -249,7 +248,7 @@ impl LlmAgent {
                     return Ok((text, stop));
                 }
             }
-            self.within(limits, spent, started)?;
+            self.within(limits, spent)?;
             let mut results = Vec::with_capacity(calls.len());
             for (id, name, input) in calls {
                 report(fraction, format!("turn {turn}: calling {name}")).await;
@@ -332,13 +331,9 @@ impl LlmAgent {
         metrics::gauge!("mesh_agent_cost_dollars", "agent" => agent).increment(turn.dollars);
     }
 
-    /// Fails when the task has spent its tokens, dollars or time.
-    fn within(
-        &self,
-        limits: super::AgentLimits,
-        spent: &UsageTotals,
-        started: Instant,
-    ) -> Result<(), AgentError> {
+    /// Fails when the task has spent its tokens or dollars (its time is bounded
+    /// around the whole loop).
+    fn within(&self, limits: super::AgentLimits, spent: &UsageTotals) -> Result<(), AgentError> {
         if spent.input_tokens + spent.output_tokens > limits.max_tokens {
             return Err(AgentError::Limit {
                 limit: "max_tokens",
@@ -349,12 +344,6 @@ impl LlmAgent {
             return Err(AgentError::Limit {
                 limit: "max_dollars",
                 value: limits.max_dollars.to_string(),
-            });
-        }
-        if started.elapsed() > limits.max_wall() {
-            return Err(AgentError::Limit {
-                limit: "max_wall_ms",
-                value: limits.max_wall_ms.to_string(),
             });
         }
         Ok(())
