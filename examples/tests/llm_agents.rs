@@ -108,7 +108,8 @@ async fn mesh_up_starts_the_agents_it_has_credentials_for_and_says_why_not_the_o
         agents[1]
     );
 
-    let rest = Rest::new(&addr.unwrap(), KEY);
+    let rest_addr = addr.unwrap();
+    let rest = Rest::new(&rest_addr, KEY);
     let id = rest
         .submit("code-analysis", json!("What does main.py print?"))
         .await;
@@ -124,5 +125,25 @@ async fn mesh_up_starts_the_agents_it_has_credentials_for_and_says_why_not_the_o
     let usage = rest.get("/agents/usage").await;
     assert_eq!(usage["agents"]["code-analyzer"]["completed"], 1, "{usage}");
     assert_eq!(usage["agents"]["code-analyzer"]["tool_calls"], 1, "{usage}");
+
+    // The same as a table, from the command line.
+    let cli = Command::new(env!("CARGO_BIN_EXE_mesh"))
+        .args(["--url", &format!("http://{}", rest_addr), "--key", KEY])
+        .args(["agents", "usage"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8(cli.stdout).unwrap();
+    eprintln!("{table}");
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows[0][..3], ["AGENT", "COMPLETED", "FAILED"], "{table}");
+    assert_eq!(
+        rows[1][..5],
+        ["code-analyzer", "1", "0", "2", "1"],
+        "{table}"
+    );
+    assert_eq!(rows[2][..5], ["(all)", "1", "0", "2", "1"], "{table}");
     let _ = std::fs::remove_dir_all(dir);
 }

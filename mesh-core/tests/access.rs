@@ -253,6 +253,7 @@ fn routes() -> Vec<(Method, String, Option<Value>, &'static str, &'static str)> 
             "tasks",
         ),
         p(Method::GET, "/api/v1/agents", None, "read", "agents"),
+        p(Method::GET, "/api/v1/agents/usage", None, "read", "agents"),
         p(Method::GET, "/api/v1/agents/{id}", None, "read", "agents"),
         p(
             Method::DELETE,

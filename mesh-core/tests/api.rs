@@ -193,6 +193,12 @@ fn routes(
         (Method::GET, "/api/v1/agents".into(), None, Scope::Read),
         (
             Method::GET,
+            "/api/v1/agents/usage".into(),
+            None,
+            Scope::Read,
+        ),
+        (
+            Method::GET,
             format!("/api/v1/agents/{agent}"),
             None,
             Scope::Read,

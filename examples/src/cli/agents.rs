@@ -1,4 +1,4 @@
-//! `mesh agents`: who is connected.
+//! `mesh agents`: who is connected, and what the LLM agents spent.
 
 use super::output::Column;
 use super::{CliError, Context, segment, with_query};
@@ -31,7 +31,20 @@ pub enum Agents {
         /// The agent's id.
         id: String,
     },
+    /// What the tenant's LLM agents spent: tasks, turns, tool calls, tokens, dollars.
+    Usage,
 }
+
+const USAGE_COLUMNS: &[Column] = &[
+    ("AGENT", "/agent"),
+    ("COMPLETED", "/completed"),
+    ("FAILED", "/failed"),
+    ("TURNS", "/turns"),
+    ("TOOL CALLS", "/tool_calls"),
+    ("TOKENS IN", "/input_tokens"),
+    ("TOKENS OUT", "/output_tokens"),
+    ("DOLLARS", "/dollars"),
+];
 
 const COLUMNS: &[Column] = &[
     ("ID", "/id"),
@@ -84,6 +97,24 @@ impl Agents {
                         ("last seen", "/last_seen_at"),
                     ],
                 );
+            }
+            Self::Usage => {
+                let report = ctx.client.get("/api/v1/agents/usage").await?;
+                let mut rows: Vec<serde_json::Value> = report["agents"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(name, totals)| {
+                        let mut row = totals.clone();
+                        row["agent"] = name.as_str().into();
+                        row
+                    })
+                    .collect();
+                let mut total = report["total"].clone();
+                total["agent"] = "(all)".into();
+                rows.push(total);
+                ctx.out
+                    .list(&report, &serde_json::Value::Array(rows), USAGE_COLUMNS);
             }
             Self::Deregister { id } => {
                 let answer = ctx
