@@ -19,11 +19,11 @@
 //! `tools` (the tenant's tools it may use besides its own), `limits`, `root`,
 //! `output`, `database_url`, `collection`, and `tenant` (default: the operator's).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mesh_core::agents::AgentConfig;
+use mesh_core::agents::{AgentConfig, AgentUsage, LlmAgent};
 use mesh_core::embed::{BedrockChat, ChatModel, ChatModelInfo, OpenAiChat};
 use mesh_core::services::Services;
 use mesh_core::{LocalAgent, TenantId};
@@ -166,9 +166,7 @@ impl AgentFlags {
         let Some(path) = &self.agents_config else {
             return Ok(Started::default());
         };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read the agents file {}: {e}", path.display()))?;
-        let entries = parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let entries = read(path)?;
         let mut started = Started::default();
         for entry in entries {
             let name = entry.config.name().to_owned();
@@ -195,6 +193,55 @@ impl AgentFlags {
         }
         Ok(started)
     }
+}
+
+/// The entry of the file at `path` named `name` (or its only one), built to run in a
+/// process of its own (`llm-agent`); with what it runs on.
+pub async fn standalone(path: &Path, name: Option<&str>) -> Result<(LlmAgent, String), Error> {
+    let mut entries = read(path)?;
+    let names = || entries_names(&entries);
+    let at = match name {
+        Some(name) => entries
+            .iter()
+            .position(|e| e.config.name() == name)
+            .ok_or_else(|| {
+                format!(
+                    "no agent named {name} in {} (it has: {})",
+                    path.display(),
+                    names()
+                )
+            })?,
+        None if entries.len() == 1 => 0,
+        None => {
+            return Err(format!(
+                "{} has {} agents ({}): choose one with --name",
+                path.display(),
+                entries.len(),
+                names()
+            )
+            .into());
+        }
+    };
+    let entry = entries.swap_remove(at);
+    let model = entry.model.client().await?;
+    let agent = entry
+        .config
+        .build_standalone(model, AgentUsage::default())?;
+    Ok((agent, entry.model.describe()))
+}
+
+fn entries_names(entries: &[Entry]) -> String {
+    entries
+        .iter()
+        .map(|e| e.config.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn read(path: &Path) -> Result<Vec<Entry>, Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the agents file {}: {e}", path.display()))?;
+    Ok(parse(&text).map_err(|e| format!("{}: {e}", path.display()))?)
 }
 
 /// The file's entries: each `[[agents]]` table's `model` and `tenant`, the rest an

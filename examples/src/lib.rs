@@ -6,6 +6,8 @@
 //!   tasks. `mesh openapi` prints the REST API's OpenAPI document.
 //! - `rest-api`, `mcp-server`, `worker` — the three services, configured by flags and
 //!   environment (`DATABASE_URL`, `MESH_SQS_QUEUE`, …; see `docs/services.md`).
+//! - `llm-agent` — one built-in LLM agent in its own process, connected to a hub over
+//!   the agent protocol (`docs/agents.md`).
 //!
 //! This library holds what the binaries share: configuration and set-up (`setup`),
 //! `mesh up`'s data directory (`data_dir`),

@@ -147,3 +147,86 @@ async fn mesh_up_starts_the_agents_it_has_credentials_for_and_says_why_not_the_o
     assert_eq!(rows[2][..5], ["(all)", "1", "0", "2", "1"], "{table}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_llm_agent_in_its_own_process_serves_tasks_over_the_protocol() {
+    let model = FakeModel::start(|seen: &Seen| match seen.turn {
+        1 => Turn::Call(vec![("source_read".into(), json!({"path": "lib.rs"}))]),
+        2 => Turn::Call(vec![(
+            "docs_write".into(),
+            json!({"path": "lib.md", "text": format!("# lib.rs\n\n{}", seen.results[0].0)}),
+        )]),
+        _ => Turn::Say("Wrote lib.md".into()),
+    })
+    .await;
+    let dir = common::fresh_data_dir();
+    let (source, docs) = (dir.join("src"), dir.join("docs"));
+    std::fs::create_dir_all(&source).unwrap();
+    std::fs::write(source.join("lib.rs"), "pub fn answer() -> u32 { 42 }\n").unwrap();
+    let file = dir.join("agents.toml");
+    let openai = format!(
+        r#"model = {{ provider = "openai", base_url = "{}/v1", id = "local" }}"#,
+        model.url
+    );
+    std::fs::write(
+        &file,
+        format!(
+            "[[agents]]\nprofile = \"code_analyzer\"\nroot = \"{src}\"\n{openai}\n\n\
+             [[agents]]\nprofile = \"documentation_generator\"\nroot = \"{src}\"\noutput = \"{docs}\"\n{openai}\n\n\
+             [[agents]]\nprofile = \"knowledge_builder\"\n{openai}\n",
+            src = source.display(),
+            docs = docs.display(),
+        ),
+    )
+    .unwrap();
+    let (_mesh, addr) = common::mesh_up(&["--in-memory", "--listen", "127.0.0.1:0"], KEY);
+    let llm_agent = |name: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_llm-agent"));
+        command
+            .args([
+                "--url",
+                &format!("ws://{addr}/ws"),
+                "--key",
+                KEY,
+                "--agents-config",
+            ])
+            .arg(&file)
+            .args(["--name", name])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    };
+
+    // The knowledge builder writes into Mesh's knowledge store: not from outside.
+    let refused = llm_agent("knowledge-builder").output().unwrap();
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("runs in Mesh's process"), "{said}");
+
+    let mut agent = Killed(llm_agent("documentation-generator").spawn().unwrap());
+    let mut first = String::new();
+    BufReader::new(agent.0.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(
+        first.trim(),
+        format!(
+            "llm-agent documentation-generator: documentation on local at {}/v1, connecting to ws://{addr}/ws",
+            model.url
+        )
+    );
+    let rest = Rest::new(&addr, KEY);
+    let id = rest.submit("documentation", json!("Document lib.rs")).await;
+    let done = rest.until(&id, &["completed", "failed"]).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["output"]["answer"], "Wrote lib.md");
+    assert_eq!(done["output"]["turns"], 3);
+    assert_eq!(done["progress"], 1.0, "the last progress report: answered");
+    let written = std::fs::read_to_string(docs.join("lib.md")).unwrap();
+    assert!(
+        written.contains("pub fn answer() -> u32 { 42 }"),
+        "{written}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -474,6 +474,9 @@ async fn the_documentation_generator_writes_docs_and_usage_shows_in_the_api() {
         (Some(1), Some(3), Some(2))
     );
     assert!(report["total"]["dollars"].as_f64().unwrap() > 0.0);
+    let by_model = &report["models"]["anthropic.claude-3-5-sonnet-20241022-v2:0"];
+    assert_eq!(by_model["requests"], 3, "{report}");
+    assert_eq!(by_model["dollars"], report["total"]["dollars"], "{report}");
     let _ = std::fs::remove_dir_all(root);
     let _ = std::fs::remove_dir_all(output);
 }

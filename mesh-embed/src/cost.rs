@@ -1,9 +1,11 @@
-//! Token and dollar accounting per tenant and model.
+//! Token and dollar accounting per tenant and model, for embeddings and chat.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::{BoxFuture, EmbedError, Embedder, Embeddings, ModelInfo, Role};
+use crate::{
+    BoxFuture, ChatModelInfo, EmbedError, Embedder, Embeddings, ModelInfo, Role, TokenUsage,
+};
 
 /// What a tenant spent on one model.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -15,6 +17,8 @@ pub struct Usage {
     pub texts: u64,
     /// Input tokens billed.
     pub tokens: u64,
+    /// Output tokens billed (chat models).
+    pub output_tokens: u64,
     /// Dollars, from the price table.
     pub dollars: f64,
 }
@@ -63,6 +67,24 @@ impl CostMeter {
             .filter(|((t, _), _)| t == tenant)
             .map(|(_, u)| u.dollars)
             .sum()
+    }
+
+    /// Records one chat request of `tenant` on `model` that cost `usage`; its dollars,
+    /// at the model's own input and output prices.
+    pub fn record_chat(&self, tenant: &str, model: &ChatModelInfo, usage: TokenUsage) -> f64 {
+        let dollars = model.dollars(usage);
+        let mut ledger = self
+            .ledger
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = ledger
+            .entry((tenant.to_owned(), model.id.clone()))
+            .or_default();
+        entry.requests += 1;
+        entry.tokens += usage.input_tokens;
+        entry.output_tokens += usage.output_tokens;
+        entry.dollars += dollars;
+        dollars
     }
 
     fn record(

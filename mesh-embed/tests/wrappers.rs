@@ -219,6 +219,20 @@ async fn the_cost_meter_totals_tokens_and_dollars_per_tenant_and_model() {
     assert!(acme_usage.tokens > a.tokens);
     assert!((acme_usage.dollars - acme_usage.tokens as f64 * 2.0 / 1e6).abs() < 1e-12);
     assert!((meter.dollars("globex") - g.tokens as f64 * 2.0 / 1e6).abs() < 1e-12);
+
+    // A chat model's requests, at its input and output prices, beside the embeddings.
+    let chat = mesh_embed::ChatModelInfo::new("claude", 3.0, 15.0);
+    let spent = meter.record_chat("acme", &chat, mesh_embed::TokenUsage::new(1000, 100));
+    meter.record_chat("acme", &chat, mesh_embed::TokenUsage::new(500, 50));
+    assert!((spent - 0.0045).abs() < 1e-12, "{spent}");
+    let claude = meter.usage()[&("acme".to_owned(), "claude".to_owned())];
+    assert_eq!(
+        (claude.requests, claude.tokens, claude.output_tokens),
+        (2, 1500, 150)
+    );
+    assert!((claude.dollars - 0.00675).abs() < 1e-12);
+    let total = meter.dollars("acme");
+    assert!((total - acme_usage.dollars - 0.00675).abs() < 1e-12);
 }
 
 #[tokio::test]

@@ -15,6 +15,6 @@ mod usage;
 
 pub use knowledge_tool::KnowledgeAdapter;
 pub use profiles::{AgentConfig, Profile, ProfileError};
-pub use runtime::{AgentError, Answer, LlmAgent};
+pub use runtime::{AgentError, Answer, LlmAgent, Reporter};
 pub use spec::{AgentLimits, AgentSpec};
-pub use usage::{AgentUsage, UsageTotals};
+pub use usage::{AgentUsage, ModelTotals, UsageTotals};

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use mesh_embed::ChatModel;
 use serde::{Deserialize, Serialize};
 
-use super::{AgentLimits, AgentSpec, KnowledgeAdapter, LlmAgent};
+use super::{AgentLimits, AgentSpec, AgentUsage, KnowledgeAdapter, LlmAgent};
 use crate::domain::TenantId;
 use crate::services::Services;
 use crate::tools::FilesAdapter;
@@ -160,6 +160,33 @@ impl AgentConfig {
         services: &Services,
         tenant: TenantId,
     ) -> Result<LlmAgent, ProfileError> {
+        let agent = LlmAgent::new(
+            self.spec(),
+            model,
+            services.tools.clone(),
+            services.agents.clone(),
+        );
+        self.equip(agent, Some((services, tenant)))
+    }
+
+    /// The agent for a process of its own, connected over the protocol: its profile's
+    /// tools only. The knowledge builder (which writes into Mesh's knowledge store) and
+    /// an agent given `tools` of a tenant's catalog need Mesh's process: refused.
+    pub fn build_standalone(
+        &self,
+        model: Arc<dyn ChatModel>,
+        usage: AgentUsage,
+    ) -> Result<LlmAgent, ProfileError> {
+        if !self.tools.is_empty() {
+            return Err(ProfileError::Invalid(format!(
+                "agent {}: `tools` of a tenant's catalog need Mesh's process (mesh up --agents-config)",
+                self.name()
+            )));
+        }
+        self.equip(LlmAgent::standalone(self.spec(), model, usage), None)
+    }
+
+    fn spec(&self) -> AgentSpec {
         let profile = self.profile;
         let mut spec = AgentSpec::new(
             self.name(),
@@ -172,12 +199,21 @@ impl AgentConfig {
         );
         spec.tools = self.tools.clone();
         spec.limits = self.limits;
-        let agent = LlmAgent::new(spec, model, services.tools.clone(), services.agents.clone());
+        spec
+    }
+
+    /// Gives `agent` its profile's own tools (`mesh`: the services and tenant of an
+    /// agent inside Mesh's process).
+    fn equip(
+        &self,
+        agent: LlmAgent,
+        mesh: Option<(&Services, TenantId)>,
+    ) -> Result<LlmAgent, ProfileError> {
         let needs = |setting: &'static str| ProfileError::Missing {
             agent: self.name().to_owned(),
             setting,
         };
-        Ok(match profile {
+        Ok(match self.profile {
             Profile::CodeAnalyzer => {
                 let root = self.root.clone().ok_or_else(|| needs("root"))?;
                 agent.with_tool(FilesAdapter::read_only("code", root))
@@ -202,6 +238,12 @@ impl AgentConfig {
                 }
             }
             Profile::KnowledgeBuilder => {
+                let (services, tenant) = mesh.ok_or_else(|| {
+                    ProfileError::Invalid(format!(
+                        "agent {}: the knowledge builder indexes into Mesh's knowledge store and runs in Mesh's process (mesh up --agents-config)",
+                        self.name()
+                    ))
+                })?;
                 let collection = self.collection.as_deref().unwrap_or("knowledge");
                 let knowledge = KnowledgeAdapter::new(services.clone(), tenant, collection);
                 let agent = agent.with_tool(knowledge);

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mesh_embed::{
-    ChatMessage, ChatModel, ChatRequest, ChatResponse, ChatRole, ContentBlock, EmbedError,
-    StopReason, TokenUsage,
+    BoxFuture, ChatMessage, ChatModel, ChatRequest, ChatResponse, ChatRole, ContentBlock,
+    EmbedError, StopReason, TokenUsage,
 };
 use mesh_protocol::{Hello, TaskError};
 use serde_json::{Value, json};
@@ -32,8 +32,33 @@ pub struct LlmAgent {
     spec: Arc<AgentSpec>,
     model: Arc<dyn ChatModel>,
     own: Vec<Arc<dyn ToolAdapter>>,
-    tools: Tools,
+    /// The tenant's tools; `None` for an agent outside Mesh's process (its own tools
+    /// only).
+    tools: Option<Tools>,
     usage: AgentUsage,
+}
+
+/// Where a task's progress goes: the engine (an in-process agent) or the agent's
+/// connection (an agent in its own process).
+pub trait Reporter: Send + Sync {
+    /// Reports the task `fraction` done, doing `message`.
+    fn report(&self, fraction: f64, message: String) -> BoxFuture<'_, ()>;
+}
+
+impl Reporter for Progress {
+    fn report(&self, fraction: f64, message: String) -> BoxFuture<'_, ()> {
+        Box::pin(Progress::report(self, fraction, message))
+    }
+}
+
+#[cfg(feature = "hub")]
+impl Reporter for mesh_protocol::ws::AgentContext {
+    fn report(&self, fraction: f64, message: String) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            // A connection that has gone drops the task anyway.
+            let _ = self.progress(fraction, Some(message)).await;
+        })
+    }
 }
 
 impl std::fmt::Debug for LlmAgent {
@@ -108,7 +133,20 @@ impl LlmAgent {
             spec: Arc::new(spec),
             model,
             own: Vec::new(),
-            tools,
+            tools: Some(tools),
+            usage,
+        }
+    }
+
+    /// An agent without Mesh's tools service — one that runs in its own process and
+    /// connects over the protocol: only its own tools ([`with_tool`](Self::with_tool));
+    /// names in `spec.tools` fail its tasks.
+    pub fn standalone(spec: AgentSpec, model: Arc<dyn ChatModel>, usage: AgentUsage) -> Self {
+        Self {
+            spec: Arc::new(spec),
+            model,
+            own: Vec::new(),
+            tools: None,
             usage,
         }
     }
@@ -139,17 +177,27 @@ impl LlmAgent {
         engine
             .connect_local_reporting(tenant, hello, move |task, progress| {
                 let agent = agent.clone();
-                async move {
-                    let answer = agent.run(tenant, &task.input, Some(&progress)).await;
-                    answer
-                        .map(|answer| agent.output(&answer))
-                        .map_err(|e| TaskError {
-                            retryable: e.is_retryable(),
-                            message: e.to_string(),
-                        })
-                }
+                async move { agent.handle(tenant, &task.input, &progress).await }
             })
             .await
+    }
+
+    /// Runs one task and words its outcome as a task's: the output
+    /// [`start`](Self::start) documents, or a [`TaskError`] (retryable when
+    /// [`AgentError::is_retryable`]).
+    pub async fn handle(
+        &self,
+        tenant: TenantId,
+        input: &Value,
+        progress: &dyn Reporter,
+    ) -> Result<Value, TaskError> {
+        match self.run(tenant, input, Some(progress)).await {
+            Ok(answer) => Ok(self.output(&answer)),
+            Err(e) => Err(TaskError {
+                retryable: e.is_retryable(),
+                message: e.to_string(),
+            }),
+        }
     }
 
     fn output(&self, answer: &Answer) -> Value {
@@ -170,7 +218,7 @@ impl LlmAgent {
         &self,
         tenant: TenantId,
         input: &Value,
-        progress: Option<&Progress>,
+        progress: Option<&dyn Reporter>,
     ) -> Result<Answer, AgentError> {
         let span = tracing::info_span!(
             "invoke_agent",
@@ -210,11 +258,12 @@ impl LlmAgent {
         &self,
         tenant: TenantId,
         input: &Value,
-        progress: Option<&Progress>,
+        progress: Option<&dyn Reporter>,
         spent: &mut UsageTotals,
     ) -> Result<(String, StopReason), AgentError> {
         let limits = self.spec.limits;
-        let toolbox = Toolbox::assemble(&self.own, &self.spec.tools, &self.tools, tenant).await?;
+        let toolbox =
+            Toolbox::assemble(&self.own, &self.spec.tools, self.tools.as_ref(), tenant).await?;
         let mut request = ChatRequest::new(vec![ChatMessage::user(request_text(input))]);
         request.system = Some(self.spec.system.clone());
         request.tools = toolbox.specs().to_vec();
@@ -261,7 +310,9 @@ impl LlmAgent {
                         ..UsageTotals::default()
                     },
                 );
-                let outcome = toolbox.call(&self.tools, tenant, &name, input).await;
+                let outcome = toolbox
+                    .call(self.tools.as_ref(), tenant, &name, input)
+                    .await;
                 let (content, is_error) = match outcome {
                     Ok(output) => (output, false),
                     Err(e) => (Value::String(e.to_string()), true),
@@ -312,7 +363,7 @@ impl LlmAgent {
             turns: 1,
             input_tokens: usage.input_tokens,
             output_tokens: usage.output_tokens,
-            dollars: info.dollars(usage),
+            dollars: self.usage.record_turn(tenant, info, usage),
             ..UsageTotals::default()
         };
         spent.turns += 1;

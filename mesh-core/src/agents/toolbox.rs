@@ -30,11 +30,12 @@ pub(super) struct Toolbox {
 
 impl Toolbox {
     /// `own` adapters, then the tools named `shared` as `tenant` sees them now (a
-    /// name missing from its catalog — a source that is down — is left out).
+    /// name missing from its catalog — a source that is down — is left out). Shared
+    /// tools without the tools service are refused.
     pub(super) async fn assemble(
         own: &[Arc<dyn ToolAdapter>],
         shared: &[String],
-        tools: &Tools,
+        tools: Option<&Tools>,
         tenant: TenantId,
     ) -> Result<Self, ToolError> {
         let mut toolbox = Self {
@@ -47,6 +48,7 @@ impl Toolbox {
             }
         }
         if !shared.is_empty() {
+            let tools = tools.ok_or_else(no_service)?;
             let catalog = tools.list(tenant).await?;
             for name in shared {
                 match catalog.iter().find(|info| &info.name == name) {
@@ -100,7 +102,7 @@ impl Toolbox {
     /// its rate limits).
     pub(super) async fn call(
         &self,
-        tools: &Tools,
+        tools: Option<&Tools>,
         tenant: TenantId,
         name: &str,
         input: Value,
@@ -116,10 +118,17 @@ impl Toolbox {
             }
             Binding::Shared(tool) => {
                 let caller = Caller { tenant, key: None };
+                let tools = tools.ok_or_else(no_service)?;
                 tools.execute(caller, tool, action, input).await
             }
         }
     }
+}
+
+fn no_service() -> ToolError {
+    ToolError::Unavailable(
+        "an agent outside Mesh's process has only its own tools, not the tenant's".into(),
+    )
 }
 
 /// `name` as a function name models accept: `[A-Za-z0-9_-]`, at most 64 characters.
@@ -149,7 +158,7 @@ mod tests {
             Arc::new(FilesAdapter::read_only("code.base", "/tmp")),
             Arc::new(FilesAdapter::read_only("code_base", "/tmp")),
         ];
-        let toolbox = Toolbox::assemble(&own, &["absent".into()], &tools, TenantId::new())
+        let toolbox = Toolbox::assemble(&own, &["absent".into()], Some(&tools), TenantId::new())
             .await
             .unwrap();
         let names: Vec<&str> = toolbox.specs().iter().map(|s| s.name.as_str()).collect();

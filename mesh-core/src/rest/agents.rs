@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use crate::agents::UsageTotals;
+use crate::agents::{ModelTotals, UsageTotals};
 use crate::domain::{Action, Principal, Resource};
 use crate::http::{ApiError, AppState, ErrorBody, permit};
 use crate::http::{Json, Path, Query};
@@ -108,6 +108,8 @@ pub struct AgentUsageReport {
     pub total: UsageTotals,
     /// Per agent, by name.
     pub agents: std::collections::BTreeMap<String, UsageTotals>,
+    /// Per model, by id (mesh-embed's cost meter).
+    pub models: std::collections::BTreeMap<String, ModelTotals>,
 }
 
 #[utoipa::path(operation_id = "agent_usage", get, path = "/api/v1/agents/usage", tag = "agents",
@@ -122,5 +124,6 @@ pub(crate) async fn usage(
     Ok(Json(AgentUsageReport {
         total: usage.total(who.tenant),
         agents: usage.of(who.tenant),
+        models: usage.models(who.tenant),
     }))
 }
