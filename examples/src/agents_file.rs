@@ -15,9 +15,10 @@
 //! model = { provider = "openai", base_url = "http://127.0.0.1:8080/v1", id = "qwen2.5-7b-instruct", api_key_env = "LOCAL_LLM_KEY" }
 //! ```
 //!
-//! Every key but `model` is an [`AgentConfig`]'s: `name`, `prompt`, `capabilities`,
-//! `tools` (the tenant's tools it may use besides its own), `limits`, `root`,
-//! `output`, `database_url`, `collection`, and `tenant` (default: the operator's).
+//! Every key but `model` and `tenant` (default: the operator's) is an
+//! [`AgentConfig`]'s: `name`, `prompt`, `capabilities`, `tools` (the tenant's tools it
+//! may use besides its own), `limits`, `concurrency`, `root`, `output`, `database_url`,
+//! `collection`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -29,9 +29,6 @@ struct Cli {
     /// Which of its agents (needed when it has several).
     #[arg(long)]
     name: Option<String>,
-    /// Tasks at once.
-    #[arg(long, default_value_t = 4)]
-    concurrency: u32,
 }
 
 #[tokio::main]
@@ -42,7 +39,7 @@ async fn main() -> ExitCode {
         let (agent, model) = standalone(&cli.agents_config, cli.name.as_deref()).await?;
         let spec = agent.spec();
         let mut hello = Hello::new(spec.name.clone(), spec.capabilities.clone());
-        hello.max_concurrency = Some(cli.concurrency.max(1));
+        hello.max_concurrency = Some(spec.concurrency.max(1));
         println!(
             "llm-agent {}: {} on {model}, connecting to {}",
             spec.name,

@@ -114,6 +114,9 @@ pub struct AgentConfig {
     /// Its limits per task.
     #[serde(default)]
     pub limits: AgentLimits,
+    /// Tasks it runs at once (default 4).
+    #[serde(default)]
+    pub concurrency: Option<u32>,
     /// The directory it reads: code (code analyzer, documentation generator) or
     /// documents (knowledge builder, optional).
     #[serde(default)]
@@ -140,6 +143,7 @@ impl AgentConfig {
             capabilities: Vec::new(),
             tools: Vec::new(),
             limits: AgentLimits::default(),
+            concurrency: None,
             root: None,
             output: None,
             database_url: None,
@@ -199,6 +203,7 @@ impl AgentConfig {
         );
         spec.tools = self.tools.clone();
         spec.limits = self.limits;
+        spec.concurrency = self.concurrency.unwrap_or(AgentSpec::DEFAULT_CONCURRENCY);
         spec
     }
 

@@ -172,7 +172,8 @@ impl LlmAgent {
         engine: &Engine,
         tenant: TenantId,
     ) -> Result<LocalAgent, EngineError> {
-        let hello = Hello::new(self.spec.name.clone(), self.spec.capabilities.clone());
+        let mut hello = Hello::new(self.spec.name.clone(), self.spec.capabilities.clone());
+        hello.max_concurrency = Some(self.spec.concurrency.max(1));
         let agent = self.clone();
         engine
             .connect_local_reporting(tenant, hello, move |task, progress| {

@@ -61,9 +61,14 @@ pub struct AgentSpec {
     pub tools: Vec<String>,
     /// Its limits.
     pub limits: AgentLimits,
+    /// Tasks it runs at once (default 4): each is mostly waiting on the model.
+    pub concurrency: u32,
 }
 
 impl AgentSpec {
+    /// Tasks an agent runs at once unless told otherwise.
+    pub const DEFAULT_CONCURRENCY: u32 = 4;
+
     /// An agent `name` told `system`, accepting tasks of `capabilities`, with no
     /// shared tools and the default limits.
     pub fn new(
@@ -77,6 +82,7 @@ impl AgentSpec {
             capabilities: capabilities.into_iter().map(Into::into).collect(),
             tools: Vec::new(),
             limits: AgentLimits::default(),
+            concurrency: Self::DEFAULT_CONCURRENCY,
         }
     }
 }
