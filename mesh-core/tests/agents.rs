@@ -311,6 +311,11 @@ async fn the_database_analyzer_reads_the_test_postgres_schema() {
     let tenant = TenantId::new();
     let mut config = AgentConfig::new(Profile::DatabaseAnalyzer);
     config.database_url = Some(url.clone());
+    let shown = format!("{config:?}");
+    assert!(
+        shown.contains("<redacted>") && !shown.contains(&url),
+        "{shown}"
+    );
     let agent = config.build(bedrock(&fake), &services, tenant).unwrap();
     let _running = agent.start(&services.engine, tenant).await.unwrap();
     let done = run(

@@ -92,8 +92,9 @@ impl Profile {
     }
 }
 
-/// One configured agent (an entry of the operator's agents file).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One configured agent (an entry of the operator's agents file). Its `Debug` never
+/// shows the database URL (it may hold a password).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct AgentConfig {
@@ -130,6 +131,25 @@ pub struct AgentConfig {
     /// The knowledge builder's collection (default `knowledge`).
     #[serde(default)]
     pub collection: Option<String>,
+}
+
+impl std::fmt::Debug for AgentConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentConfig")
+            .field("profile", &self.profile)
+            .field("name", &self.name())
+            .field("capabilities", &self.capabilities)
+            .field("tools", &self.tools)
+            .field("limits", &self.limits)
+            .field("root", &self.root)
+            .field("output", &self.output)
+            .field(
+                "database_url",
+                &self.database_url.as_ref().map(|_| "<redacted>"),
+            )
+            .field("collection", &self.collection)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AgentConfig {

@@ -15,10 +15,19 @@ use super::{ToolAction, ToolAdapter, ToolError};
 pub const SCHEMA_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A PostgreSQL database's schema, read-only, as a tool.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SchemaAdapter {
     name: String,
     pool: PgPool,
+}
+
+impl std::fmt::Debug for SchemaAdapter {
+    /// Never shows the connection's options (the URL may hold a password).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SchemaAdapter")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SchemaAdapter {
