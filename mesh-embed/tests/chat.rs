@@ -276,8 +276,10 @@ async fn converse_stream_assembles_text_and_tool_input_from_event_frames() {
         ("metadata", json!({"usage": {"inputTokens": 99, "outputTokens": 12, "totalTokens": 111}, "metrics": {"latencyMs": 300}})),
     ]));
     let mut pieces = Vec::new();
+    let mut plain = request();
+    plain.system = None;
     let response = model
-        .chat_stream(&request(), &mut |piece: &str| pieces.push(piece.to_owned()))
+        .chat_stream(&plain, &mut |piece: &str| pieces.push(piece.to_owned()))
         .await
         .unwrap();
     assert_eq!(pieces, ["Two ", "files; checking."]);
@@ -291,7 +293,12 @@ async fn converse_stream_assembles_text_and_tool_input_from_event_frames() {
         (response.stop, response.usage),
         (StopReason::ToolUse, TokenUsage::new(99, 12))
     );
-    assert!(fake.seen()[0].0.ends_with("/converse-stream"));
+    let (path, body) = fake.seen().remove(0);
+    assert!(path.ends_with("/converse-stream"));
+    assert!(
+        body.get("system").is_none(),
+        "no system prompt, no `system`: {body}"
+    );
 }
 
 #[tokio::test]
