@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use mesh_store::{DynRepository, Query};
 use serde_json::Value;
 
-use super::config::{CALL, ToolsConfig};
+use super::config::ToolsConfig;
 use super::limits::Counters;
 use super::sources::{Catalog, Entry, Live, Offer, SourceError, SourceInput, SourceView, Target};
 use super::{ToolError, ToolInfo, ToolRegistry};
@@ -547,7 +547,7 @@ impl Tools {
             let result = upstream.call(&tool.name, arguments).await?;
             serde_json::to_value(&result).map_err(|e| ToolError::Failed(e.to_string()))
         };
-        let value = super::instrumented(name, CALL, call).await?;
+        let value = super::instrumented(name, super::CALL, call).await?;
         if let Some(key) = &key {
             let ttl = self.inner.config.limits.cache_ttl;
             self.inner.counters.keep(key, &value, ttl).await;

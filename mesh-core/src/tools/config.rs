@@ -4,9 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use serde_json::Value;
 
-use super::ToolAction;
 use super::limits::ToolLimits;
 use super::secrets::SecretKey;
 use crate::domain::{Prefix, TenantId};
@@ -85,8 +83,13 @@ impl ToolsConfig {
 }
 
 /// A federated tool's one action, as REST and workflows see it.
-pub(super) fn call_action(description: &str, schema: Value, idempotent: bool) -> ToolAction {
-    let mut action = ToolAction::new(CALL, description, schema);
+#[cfg(feature = "federation")]
+pub(super) fn call_action(
+    description: &str,
+    schema: serde_json::Value,
+    idempotent: bool,
+) -> super::ToolAction {
+    let mut action = super::ToolAction::new(CALL, description, schema);
     action.idempotent = idempotent;
     action
 }

@@ -7,9 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
+#[cfg(feature = "federation")]
+use serde_json::json;
 
-use super::config::{CALL, OperatorSource, ToolsConfig, call_action};
+#[cfg(feature = "federation")]
+use super::config::{CALL, call_action};
+use super::config::{OperatorSource, ToolsConfig};
 use super::secrets::{SecretError, SecretKey};
 use super::{ToolAdapter, ToolError, ToolInfo};
 use crate::domain::{Prefix, SourceKind, TenantId, ToolSource};
@@ -222,6 +226,7 @@ pub(super) struct Catalog {
 }
 
 /// What a running source offers now.
+#[cfg_attr(not(feature = "federation"), allow(dead_code))]
 pub(super) enum Offer {
     /// One adapter, under the source's name.
     Adapter(Target),
@@ -335,6 +340,10 @@ pub(super) struct Live {
 
 impl Live {
     /// A tenant's stored source, started.
+    #[cfg_attr(
+        not(any(feature = "github", feature = "federation")),
+        allow(unreachable_code, unused_variables)
+    )]
     pub(super) fn of(record: &ToolSource, config: &ToolsConfig) -> Result<Self, SourceError> {
         let secrets: BTreeMap<String, String> = match (&record.sealed, &config.secret_key) {
             (None, _) => BTreeMap::new(),
@@ -453,6 +462,7 @@ impl Live {
     }
 
     /// Waits for an MCP server to answer (at most `within`).
+    #[cfg_attr(not(feature = "federation"), allow(unused_variables))]
     pub(super) async fn ready(&self, within: Duration) -> Result<(), SourceError> {
         match &self.body {
             Body::Adapter(_) => Ok(()),
