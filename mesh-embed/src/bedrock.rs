@@ -158,14 +158,6 @@ impl BedrockEmbedder {
         Ok((out.body().as_ref().to_vec(), count))
     }
 
-    fn malformed(&self, what: &str) -> EmbedError {
-        EmbedError::Provider {
-            provider: self.info.id.clone(),
-            message: format!("malformed response: {what}"),
-            retryable: false,
-        }
-    }
-
     async fn titan(&self, text: &str) -> Result<(Vec<f32>, u64), EmbedError> {
         let body = match self.model {
             BedrockModel::TitanV2 {
@@ -177,10 +169,10 @@ impl BedrockEmbedder {
             _ => json!({"inputText": text}),
         };
         let (bytes, _) = self.invoke(body).await?;
-        let response: TitanResponse =
-            serde_json::from_slice(&bytes).map_err(|_| self.malformed("no embedding"))?;
+        let response: TitanResponse = serde_json::from_slice(&bytes)
+            .map_err(|_| EmbedError::malformed(&self.info.id, "no embedding"))?;
         if response.embedding.len() != self.info.dimensions {
-            return Err(self.malformed("wrong dimensions"));
+            return Err(EmbedError::malformed(&self.info.id, "wrong dimensions"));
         }
         Ok((response.embedding, response.input_text_token_count))
     }
@@ -193,15 +185,18 @@ impl BedrockEmbedder {
         let (bytes, tokens) = self
             .invoke(json!({"texts": texts, "input_type": input_type, "truncate": "END"}))
             .await?;
-        let response: CohereResponse =
-            serde_json::from_slice(&bytes).map_err(|_| self.malformed("no embeddings"))?;
+        let response: CohereResponse = serde_json::from_slice(&bytes)
+            .map_err(|_| EmbedError::malformed(&self.info.id, "no embeddings"))?;
         if response.embeddings.len() != texts.len()
             || response
                 .embeddings
                 .iter()
                 .any(|v| v.len() != self.info.dimensions)
         {
-            return Err(self.malformed("wrong number or size of embeddings"));
+            return Err(EmbedError::malformed(
+                &self.info.id,
+                "wrong number or size of embeddings",
+            ));
         }
         // Without the header, estimate: about four characters a token.
         let tokens =

@@ -84,14 +84,6 @@ impl BedrockChat {
         })
     }
 
-    fn malformed(&self, what: &str) -> EmbedError {
-        EmbedError::Provider {
-            provider: self.info.id.clone(),
-            message: format!("malformed response: {what}"),
-            retryable: false,
-        }
-    }
-
     async fn stream(
         &self,
         request: &ChatRequest,
@@ -156,12 +148,14 @@ impl BedrockChat {
                 _ => {}
             }
         }
-        let stop = stop.ok_or_else(|| self.malformed("the stream ended without messageStop"))?;
+        let stop = stop.ok_or_else(|| {
+            EmbedError::malformed(&self.info.id, "the stream ended without messageStop")
+        })?;
         let content = blocks
             .into_iter()
             .map(|block| block.finish())
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|what| self.malformed(&what))?;
+            .map_err(|what| EmbedError::malformed(&self.info.id, &what))?;
         Ok(ChatResponse::new(
             ChatMessage::new(ChatRole::Assistant, content),
             stop,
@@ -240,7 +234,7 @@ impl ChatModel for BedrockChat {
                 .await
                 .map_err(|e| sdk_error(&self.info.id, e))?;
             let Some(aws::ConverseOutput::Message(message)) = out.output() else {
-                return Err(self.malformed("no output message"));
+                return Err(EmbedError::malformed(&self.info.id, "no output message"));
             };
             Ok(ChatResponse::new(
                 from_message(message),

@@ -61,6 +61,15 @@ pub enum EmbedError {
 }
 
 impl EmbedError {
+    /// `provider` answered with something that is not what its API documents.
+    pub(crate) fn malformed(provider: &str, what: &str) -> Self {
+        Self::Provider {
+            provider: provider.to_owned(),
+            message: format!("malformed response: {what}"),
+            retryable: false,
+        }
+    }
+
     /// Whether the same request may succeed later (throttling, timeouts, 5xx).
     pub fn is_retryable(&self) -> bool {
         match self {

@@ -128,14 +128,6 @@ impl OpenAiChat {
         }
     }
 
-    fn malformed(&self, what: &str) -> EmbedError {
-        EmbedError::Provider {
-            provider: self.info.id.clone(),
-            message: format!("malformed response: {what}"),
-            retryable: false,
-        }
-    }
-
     async fn stream(
         &self,
         request: &ChatRequest,
@@ -153,14 +145,19 @@ impl OpenAiChat {
                 };
                 let data = data.trim();
                 if data == "[DONE]" {
-                    return answer.finish().map_err(|what| self.malformed(&what));
+                    return answer
+                        .finish()
+                        .map_err(|what| EmbedError::malformed(&self.info.id, &what));
                 }
-                let event: Value = serde_json::from_str(data)
-                    .map_err(|e| self.malformed(&format!("an event is not JSON: {e}")))?;
+                let event: Value = serde_json::from_str(data).map_err(|e| {
+                    EmbedError::malformed(&self.info.id, &format!("an event is not JSON: {e}"))
+                })?;
                 answer.add(&event, text);
             }
         }
-        answer.finish().map_err(|what| self.malformed(&what))
+        answer
+            .finish()
+            .map_err(|what| EmbedError::malformed(&self.info.id, &what))
     }
 }
 
@@ -317,7 +314,7 @@ impl ChatModel for OpenAiChat {
             let body: Value = response.json().await.map_err(|e| self.transport(e))?;
             let choice = body["choices"]
                 .get(0)
-                .ok_or_else(|| self.malformed("no choices"))?;
+                .ok_or_else(|| EmbedError::malformed(&self.info.id, "no choices"))?;
             let message = &choice["message"];
             let mut content = Vec::new();
             if let Some(text) = message["content"].as_str().filter(|t| !t.is_empty()) {
@@ -329,7 +326,7 @@ impl ChatModel for OpenAiChat {
                     call["function"]["name"].as_str().unwrap_or_default(),
                     call["function"]["arguments"].as_str().unwrap_or_default(),
                 )
-                .map_err(|what| self.malformed(&what))?;
+                .map_err(|what| EmbedError::malformed(&self.info.id, &what))?;
                 content.push(block);
             }
             Ok(ChatResponse::new(

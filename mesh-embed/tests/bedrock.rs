@@ -5,7 +5,8 @@
 #![cfg(feature = "bedrock")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::convert::Infallible;
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,14 +15,11 @@ use aws_sdk_bedrockruntime::config::timeout::TimeoutConfig;
 use aws_sdk_bedrockruntime::config::{BehaviorVersion, Credentials, Region};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use mesh_embed::{
     BedrockEmbedder, BedrockModel, EmbedError, Embedder, Failover, HashEmbedder, Role,
 };
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
@@ -139,24 +137,7 @@ async fn fake_bedrock() -> (String, Fake) {
         mode: Arc::new(Mutex::new(Mode::Ok)),
         seen: Arc::default(),
     };
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let server = fake.clone();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let fake = server.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req| {
-                    let fake = fake.clone();
-                    async move { Ok::<_, Infallible>(answer(fake, req).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
+    let url = common::serve(fake.clone(), answer).await;
     (url, fake)
 }
 

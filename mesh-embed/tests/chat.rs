@@ -6,8 +6,9 @@
 #![cfg(all(feature = "bedrock", feature = "openai"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,15 +17,12 @@ use aws_sdk_bedrockruntime::config::{BehaviorVersion, Credentials, Region};
 use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use mesh_embed::{
     BedrockChat, ChatMessage, ChatModel, ChatModelInfo, ChatRequest, ChatRole, ContentBlock,
     EmbedError, OpenAiChat, StopReason, TokenUsage, ToolSpec,
 };
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 
 /// What the endpoint answers next.
 enum Reply {
@@ -108,24 +106,7 @@ async fn answer(fake: Fake, req: Request<Incoming>) -> Response<Full<Bytes>> {
 
 async fn serve() -> (String, Fake) {
     let fake = Fake::default();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let server = fake.clone();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let fake = server.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req| {
-                    let fake = fake.clone();
-                    async move { Ok::<_, Infallible>(answer(fake, req).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
+    let url = common::serve(fake.clone(), answer).await;
     (url, fake)
 }
 
