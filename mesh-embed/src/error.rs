@@ -62,6 +62,7 @@ pub enum EmbedError {
 
 impl EmbedError {
     /// `provider` answered with something that is not what its API documents.
+    #[cfg(any(feature = "bedrock", feature = "openai"))]
     pub(crate) fn malformed(provider: &str, what: &str) -> Self {
         Self::Provider {
             provider: provider.to_owned(),
