@@ -227,12 +227,14 @@ async fn throughput(agents: usize, tasks: usize, window: usize) {
     let submitter = tokio::spawn(submit_load(url.clone(), key.clone(), load, barrier.clone()));
     barrier.wait().await;
     let busy_before = engine.busy_time();
+    let cpu_before = engine.cpu_time();
     let Submitted {
         mut latencies,
         failed,
         elapsed,
     } = submitter.await.unwrap();
     let busy = engine.busy_time() - busy_before;
+    let cpu = engine.cpu_time().zip(cpu_before).map(|(a, b)| a - b);
     println!(
         "hub load: {agents} agents, {tasks} tasks (after {} warm-up), window {window}, {failed} not completed",
         (tasks / 10).max(1)
@@ -243,6 +245,12 @@ async fn throughput(agents: usize, tasks: usize, window: usize) {
         busy.as_secs_f64() * 1e6 / tasks as f64,
         busy.as_secs_f64() / elapsed.as_secs_f64() * 100.0
     );
+    if let Some(cpu) = cpu {
+        println!(
+            "  engine task CPU {:.1} µs per task",
+            cpu.as_secs_f64() * 1e6 / tasks as f64
+        );
+    }
     if let Some(bytes) = EXPORTED.get() {
         let bytes = bytes.load(std::sync::atomic::Ordering::Relaxed);
         println!(

@@ -1,12 +1,13 @@
 //! The worker: drains the job queue (document indexing), and sweeps tasks whose
 //! engine died. Jobs are idempotent, so a job redelivered after a crash or a lost ack
 //! does no harm; a failing job is retried with backoff and dead-lettered by the queue
-//! after its maximum receives.
+//! after its maximum receives. Done jobs are acked together (`Queue::ack_batch`: one
+//! statement on PostgreSQL), not one round trip each.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
@@ -86,6 +87,8 @@ pub async fn run_worker(
     tokio::pin!(shutdown);
     let slots = Arc::new(Semaphore::new(config.concurrency.max(1)));
     let mut running = JoinSet::new();
+    let (acks, done) = mpsc::unbounded_channel();
+    let acking = tokio::spawn(ack_done(services.jobs.clone(), done));
     let mut sweep = tokio::time::interval(config.sweep_every.unwrap_or(Duration::from_secs(3600)));
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // A receive, once started, is always finished: the queue may already have handed
@@ -134,9 +137,9 @@ pub async fn run_worker(
                 };
                 for delivery in deliveries {
                     let Ok(permit) = slots.clone().acquire_owned().await else { return };
-                    let (services, config) = (services.clone(), config.clone());
+                    let (services, config, acks) = (services.clone(), config.clone(), acks.clone());
                     running.spawn(async move {
-                        handle(&services, &config, delivery).await;
+                        handle(&services, &config, &acks, delivery).await;
                         drop(permit);
                     });
                 }
@@ -156,12 +159,48 @@ pub async fn run_worker(
         }
     }
     while running.join_next().await.is_some() {}
+    // The last acks are sent before the worker returns.
+    drop(acks);
+    let _ = acking.await;
+}
+
+/// Acks taken per `ack_batch` call at most.
+const MAX_ACKS: usize = 256;
+
+/// A done job's receipt, and its id for the log.
+type Done = (String, String);
+
+/// Acks done jobs together: what has come in while the last batch was being acked goes
+/// in the next one, so under load one call acks many jobs and when idle a job is acked
+/// at once. A lost ack only means a redelivery (jobs are idempotent).
+async fn ack_done(jobs: Arc<dyn mesh_store::DynQueue>, mut done: mpsc::UnboundedReceiver<Done>) {
+    let mut batch = Vec::new();
+    while done.recv_many(&mut batch, MAX_ACKS).await > 0 {
+        let (receipts, ids): (Vec<String>, Vec<String>) =
+            std::mem::take(&mut batch).into_iter().unzip();
+        match jobs.ack_batch(receipts).await {
+            Ok(results) => {
+                for (id, result) in ids.iter().zip(results) {
+                    if let Err(e) = result {
+                        // Redelivered later and done again: harmless, the job is idempotent.
+                        tracing::warn!(error = %e, job = %id, "acking a job failed");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, jobs = ids.len(), "acking jobs failed"),
+        }
+    }
 }
 
 /// Runs one delivery and acks it, or nacks it with backoff. While it runs, its lease
 /// is extended every half visibility timeout, so a job longer than the timeout is not
 /// delivered again to another worker meanwhile.
-async fn handle(services: &Services, config: &WorkerConfig, delivery: mesh_store::Delivery) {
+async fn handle(
+    services: &Services,
+    config: &WorkerConfig,
+    acks: &mpsc::UnboundedSender<Done>,
+    delivery: mesh_store::Delivery,
+) {
     let every = (config.visibility / 2).max(Duration::from_millis(10));
     let mut lease = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     let outcome = {
@@ -179,7 +218,7 @@ async fn handle(services: &Services, config: &WorkerConfig, delivery: mesh_store
             }
         }
     };
-    settle(services, config, delivery, outcome).await;
+    settle(services, config, acks, delivery, outcome).await;
 }
 
 /// What a job came to.
@@ -216,10 +255,12 @@ async fn run_job(services: &Services, delivery: &mesh_store::Delivery) -> Result
     }
 }
 
-/// Acks a job that went well, nacks with backoff one that did not.
+/// Acks a job that went well (with the others done meanwhile), nacks with backoff one
+/// that did not.
 async fn settle(
     services: &Services,
     config: &WorkerConfig,
+    acks: &mpsc::UnboundedSender<Done>,
     delivery: mesh_store::Delivery,
     outcome: Result<(), String>,
 ) {
@@ -227,10 +268,8 @@ async fn settle(
     metrics::counter!("mesh_jobs_total", "outcome" => settled).increment(1);
     match outcome {
         Ok(()) => {
-            if let Err(e) = services.jobs.ack(delivery.receipt).await {
-                // Redelivered later and done again: harmless, the job is idempotent.
-                tracing::warn!(error = %e, job = %delivery.id, "acking a job failed");
-            }
+            // The acker lives until every job is settled.
+            let _ = acks.send((delivery.receipt, delivery.id.to_string()));
         }
         Err(error) => {
             let exponent = delivery.receive_count.saturating_sub(1).min(16);

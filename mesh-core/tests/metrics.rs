@@ -195,12 +195,12 @@ async fn metrics_count_a_known_workload_exactly() {
         );
     }
     // The engine task worked, and says for how long.
-    assert!(
-        samples
-            .get("mesh_engine_busy_seconds")
-            .is_some_and(|v| *v > 0.0),
-        "mesh_engine_busy_seconds in\n{exposition}"
-    );
+    for series in ["mesh_engine_busy_seconds", "mesh_engine_cpu_seconds"] {
+        assert!(
+            samples.get(series).is_some_and(|v| *v > 0.0),
+            "{series} in\n{exposition}"
+        );
+    }
     // No id as a label value: routes are patterns, kinds are kinds.
     assert!(!exposition.contains(&ids[0]) && !exposition.contains(&tenant.to_string()));
 

@@ -137,6 +137,13 @@ impl Engine {
         self.busy.total()
     }
 
+    /// The CPU time the engine task has used since it started (the thread CPU clock
+    /// inside its polls; `None` off unix): its cost per task, without the time a loaded
+    /// machine kept it descheduled mid-poll. Exported as `mesh_engine_cpu_seconds`.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        self.busy.cpu()
+    }
+
     /// The workflow repositories of the engine's stores.
     pub(crate) fn journal(&self) -> &Journal {
         &self.journal

@@ -129,6 +129,9 @@ mod exporter {
         };
         metrics::gauge!("mesh_engine_busy_seconds")
             .set(state.services.engine.busy_time().as_secs_f64());
+        if let Some(cpu) = state.services.engine.cpu_time() {
+            metrics::gauge!("mesh_engine_cpu_seconds").set(cpu.as_secs_f64());
+        }
         if let Ok(depth) = state.services.jobs.depth().await {
             for (name, value) in [
                 ("available", depth.available),

@@ -338,4 +338,64 @@ pub async fn write_many_creates_and_updates<R: Repository<Item>>(repo: &R) {
     ));
     let back = repo.get(&tenant, old.id).await.unwrap().unwrap();
     assert_eq!((back.record.name.as_str(), back.version), ("changed", 2));
+
+    // Large batches (a backend may split them into several statements): every record
+    // answered in its place, one id twice refused the second time, a stale version
+    // refused on its own.
+    let many: Vec<Item> = (0..1_100).map(item).collect();
+    let mut fresh = many[..700].to_vec();
+    fresh.insert(600, many[10].clone());
+    let (created, _) = repo.write_many(&tenant, &fresh, &[]).await.unwrap();
+    assert_eq!(created.len(), 701);
+    for (i, result) in created.iter().enumerate() {
+        match (i, result) {
+            (600, Err(StoreError::AlreadyExists { id, .. })) => assert_eq!(*id, many[10].id),
+            (_, Ok(saved)) => assert_eq!((saved.version, &saved.record), (1, &fresh[i])),
+            (_, other) => panic!("record {i}: {other:?}"),
+        }
+    }
+    let mut updates: Vec<(Item, u64)> = many[..700]
+        .iter()
+        .map(|it| {
+            let mut it = it.clone();
+            it.name.push_str(" again");
+            (it, 1)
+        })
+        .collect();
+    updates[550].1 = 5;
+    let (created, updated) = repo
+        .write_many(&tenant, &many[700..], &updates)
+        .await
+        .unwrap();
+    assert!(
+        created
+            .iter()
+            .all(|r| r.as_ref().is_ok_and(|s| s.version == 1))
+    );
+    for (i, result) in updated.iter().enumerate() {
+        match (i, result) {
+            (
+                550,
+                Err(StoreError::Conflict {
+                    expected: 5,
+                    actual: 1,
+                }),
+            ) => {}
+            (_, Ok(saved)) => assert_eq!((saved.version, &saved.record), (2, &updates[i].0)),
+            (_, other) => panic!("update {i}: {other:?}"),
+        }
+    }
+    let back = repo.get(&tenant, many[699].id).await.unwrap().unwrap();
+    assert_eq!(
+        (back.record.name.as_str(), back.version),
+        ("item 699 again", 2)
+    );
+    assert_eq!(
+        repo.get(&tenant, many[550].id)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        1
+    );
 }

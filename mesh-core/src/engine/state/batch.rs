@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use mesh_protocol::{Message, TaskAssign};
-use mesh_store::{StoreError, Versioned};
+use mesh_store::StoreError;
 
 use crate::domain::{AgentId, Task, TaskId, TenantId};
 use crate::engine::AgentLink;
@@ -27,8 +27,8 @@ pub(super) struct Batch {
     pub(super) acks: Vec<(TaskId, Ack)>,
     /// Tasks accepted in memory (written if still `accepted` at the flush).
     pub(super) accepted: Vec<TaskId>,
-    /// Ends, as they are to be stored, with the version they were decided on.
-    pub(super) ended: Vec<(Task, u64)>,
+    /// Ends (the entry holds the finished task), with the version they were decided on.
+    pub(super) ended: Vec<(TaskId, u64)>,
     pub(super) assigned: Vec<Assignment>,
 }
 
@@ -73,7 +73,8 @@ impl Drop for NotifyOnDrop {
 /// One update of a batch, and what follows from it.
 pub(super) enum Update {
     Accepted(TaskId),
-    Ended(Task, u64),
+    /// An end, decided at this version (the entry holds the finished task).
+    Ended(TaskId, u64),
     Assigned(Assignment),
 }
 
@@ -81,15 +82,16 @@ impl Update {
     pub(super) fn id(&self) -> TaskId {
         match self {
             Self::Accepted(id) => *id,
-            Self::Ended(task, _) => task.id,
+            Self::Ended(id, _) => *id,
             Self::Assigned(a) => a.id,
         }
     }
 }
 
 /// A record's write: its new version, or the error (shared: a failed batch call
-/// gives each of its records the same one).
-pub(super) type Written = std::result::Result<Versioned<Task>, Arc<StoreError>>;
+/// gives each of its records the same one). The record the store hands back is
+/// dropped on the write task: the engine task already holds it.
+pub(super) type Written = std::result::Result<u64, Arc<StoreError>>;
 
 /// Messages for agents, each agent's together.
 pub(super) type Outbox = Vec<(AgentId, Arc<dyn AgentLink>, Vec<Message>)>;

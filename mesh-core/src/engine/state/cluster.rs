@@ -17,7 +17,7 @@ impl<S: Stores> State<S> {
     /// Takes in a change another engine made.
     pub(super) async fn refresh(&mut self, change: Change) -> Result<()> {
         match change {
-            Change::Task { tenant, id } => self.refresh_task(tenant, id).await,
+            Change::Task { tenant, id } => self.learn_task(tenant, id).await,
             Change::Agent { tenant, id } => {
                 let stored = self
                     .stores
@@ -41,6 +41,20 @@ impl<S: Stores> State<S> {
             // The engine handle passes revocations on; the engine task holds no keys.
             Change::KeyRevoked { .. } => Ok(()),
         }
+    }
+
+    /// Takes in what another engine made of a task — unless this engine's end of it is
+    /// still to be written: the entry holds that end until the write, which then
+    /// conflicts, and `save_end` re-reads and decides.
+    async fn learn_task(&mut self, tenant: TenantId, id: TaskId) -> Result<()> {
+        if self
+            .tasks
+            .get(&id)
+            .is_some_and(|e| e.task.status().is_terminal())
+        {
+            return Ok(());
+        }
+        self.refresh_task(tenant, id).await
     }
 
     pub(super) async fn refresh_task(&mut self, tenant: TenantId, id: TaskId) -> Result<()> {
@@ -229,7 +243,7 @@ impl<S: Stores> State<S> {
             .map(|e| (e.task.tenant_id, e.task.id))
             .collect();
         for (tenant, id) in tasks {
-            self.refresh_task(tenant, id).await?;
+            self.learn_task(tenant, id).await?;
         }
         let agents: Vec<(TenantId, AgentId)> = self
             .agents

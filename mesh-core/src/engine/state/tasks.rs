@@ -338,18 +338,16 @@ impl<S: Stores> State<S> {
         if entry.task.status().is_terminal() {
             return Ok(());
         }
-        let mut finished = entry.task.clone();
-        finish_status(&mut finished, status)?;
+        finish_status(&mut entry.task, status)?;
         entry.leave_queue(&mut self.pending, &mut self.wakeups);
         if let Some(d) = entry.deadline.take() {
             self.deadlines.remove(&(d, id));
         }
         entry.end_attempt(status);
-        entry.task = finished.clone();
         let version = entry.version;
         // One whose creation is not dispatched yet is stored ended, by it.
         if version > 0 {
-            self.end_later(finished, version);
+            self.end_later(id, version);
         }
         Ok(())
     }

@@ -11,7 +11,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use futures_util::FutureExt;
 use mesh_protocol::{ErrorMessage, Message, TaskSubmitted};
 use mesh_store::{Repository, StoreError, Versioned};
 
@@ -76,9 +75,9 @@ impl<S: Stores> State<S> {
         Ok(())
     }
 
-    /// Stores a task's end with the batch (`finished`, decided at `version`).
-    pub(super) fn end_later(&mut self, finished: Task, version: u64) {
-        self.batch.ended.push((finished, version));
+    /// Stores a task's end with the batch (the entry holds it; decided at `version`).
+    pub(super) fn end_later(&mut self, id: TaskId, version: u64) {
+        self.batch.ended.push((id, version));
     }
 
     /// Writes a routing pass's assignment with the batch; the agent gets it after.
@@ -121,7 +120,7 @@ impl<S: Stores> State<S> {
                     .is_some_and(|e| e.task.status() == TaskStatus::Accepted && !e.creating)
             })
             .map(Update::Accepted)
-            .chain(ended.into_iter().map(|(t, v)| Update::Ended(t, v)))
+            .chain(ended.into_iter().map(|(id, v)| Update::Ended(id, v)))
             .chain(assigned.into_iter().map(Update::Assigned))
             .collect();
         // One statement cannot change a row twice: keep each task's last decision.
@@ -159,12 +158,6 @@ impl<S: Stores> State<S> {
             expected,
             created_ended,
         };
-        // A store that answers at once (memory) is written here: a task of its own
-        // would cost more than the write.
-        let mut write = Box::pin(write);
-        if let Some(results) = (&mut write).now_or_never() {
-            return self.apply(batch, results).await;
-        }
         let done = NotifyOnDrop(self.write_done.clone());
         let task = tokio::spawn(async move {
             let _done = done;
@@ -241,7 +234,7 @@ impl<S: Stores> State<S> {
             if let Some(entry) = self.tasks.get_mut(&update.id()) {
                 match &result {
                     Ok(saved) => {
-                        entry.version = saved.version;
+                        entry.version = *saved;
                         let tenant = entry.task.tenant_id;
                         let _ = self.changes.send(Change::Task {
                             tenant,
@@ -255,7 +248,7 @@ impl<S: Stores> State<S> {
             }
             match update {
                 Update::Accepted(id) => self.accept_written(id, result).await,
-                Update::Ended(task, version) => self.end_written(task, version, result).await,
+                Update::Ended(id, version) => self.end_written(id, version, result).await,
                 Update::Assigned(a) => {
                     self.assignment_written(a, result.is_ok(), &mut outbox)
                         .await;
@@ -294,7 +287,9 @@ impl<S: Stores> State<S> {
                 Update::Accepted(id) | Update::Assigned(Assignment { id, .. }) => {
                     self.tasks.get(id).map(|e| (e.task.clone(), e.version))
                 }
-                Update::Ended(task, version) => Some((task.clone(), *version)),
+                Update::Ended(id, version) => {
+                    self.tasks.get(id).map(|e| (e.task.clone(), *version))
+                }
             };
             if let Some((task, version)) = record {
                 let slot = changes.entry(task.tenant_id).or_default();
@@ -333,11 +328,11 @@ impl<S: Stores> State<S> {
     /// returned for its acks).
     fn created(&mut self, id: TaskId, result: Written) -> Result<(), Arc<StoreError>> {
         match result {
-            Ok(saved) => {
+            Ok(version) => {
                 let Some(entry) = self.tasks.get_mut(&id) else {
                     return Ok(());
                 };
-                entry.version = saved.version;
+                entry.version = version;
                 entry.creating = false;
                 let (tenant, kind) = (entry.task.tenant_id, entry.task.kind.clone());
                 let _ = self.changes.send(Change::Task { tenant, id });
@@ -384,22 +379,21 @@ impl<S: Stores> State<S> {
 
     /// An end's write came back: stored, the task is finished here; otherwise it is
     /// written the careful way (re-read and re-applied, transient errors retried).
-    async fn end_written(&mut self, finished: Task, version: u64, result: Written) {
-        let id = finished.id;
+    async fn end_written(&mut self, id: TaskId, version: u64, result: Written) {
         let stored = match result {
-            Ok(_) => {
-                if let Some(entry) = self.tasks.get_mut(&id) {
-                    entry.task = finished;
+            Ok(_) => true,
+            Err(_) => {
+                let Some(finished) = self.tasks.get(&id).map(|e| e.task.clone()) else {
+                    return;
+                };
+                match self.save_end(finished, version).await {
+                    Ok(stored) => stored,
+                    Err(e) => {
+                        tracing::error!(error = %e, task = %id, "storing a task's end failed");
+                        false
+                    }
                 }
-                true
             }
-            Err(_) => match self.save_end(finished, version).await {
-                Ok(stored) => stored,
-                Err(e) => {
-                    tracing::error!(error = %e, task = %id, "storing a task's end failed");
-                    false
-                }
-            },
         };
         if stored {
             self.end_stored(id).await;
@@ -441,7 +435,7 @@ fn spread(
     let failed = match results {
         Ok(results) if results.len() == count => {
             for (&i, result) in at.iter().zip(results) {
-                out[i] = result.map_err(Arc::new);
+                out[i] = result.map(|saved| saved.version).map_err(Arc::new);
             }
             return;
         }
