@@ -403,30 +403,43 @@ impl<S: Stores> State<S> {
         Err(EngineError::Contended(id))
     }
 
-    /// Tells whoever waits on a finished task that it ended.
+    /// Tells whoever waits on a finished task that it ended. The task is moved, not
+    /// copied, to the last who needs it — the last waiter, or the delegating agent's
+    /// `task_update` when nobody waits — so its output is not copied on the engine
+    /// task nor freed there.
     pub(super) fn announce_end(
         &self,
-        task: Task,
+        mut task: Task,
         waiters: Vec<super::Reply<Task>>,
         watcher: Option<AgentId>,
     ) {
-        for waiter in waiters {
-            let _ = waiter.send(Ok(task.clone()));
-        }
-        if let Some((_, link)) = watcher
-            .and_then(|w| self.agents.get(&w))
-            .and_then(|a| a.session.as_ref())
-        {
-            let mut update = TaskUpdate::new(*task.id.as_uuid(), wire_status(task.status()));
-            update.output = task.output.clone();
-            update.error = task.error.clone();
-            let _ = link.send(Message::TaskUpdate(update));
-        }
         let _ = self.events.send(Event::TaskStatus {
             tenant: task.tenant_id,
             task: task.id,
             status: task.status(),
         });
+        if let Some((_, link)) = watcher
+            .and_then(|w| self.agents.get(&w))
+            .and_then(|a| a.session.as_ref())
+        {
+            let mut update = TaskUpdate::new(*task.id.as_uuid(), wire_status(task.status()));
+            if waiters.is_empty() {
+                update.output = task.output.take();
+                update.error = task.error.take();
+            } else {
+                update.output = task.output.clone();
+                update.error = task.error.clone();
+            }
+            let _ = link.send(Message::TaskUpdate(update));
+        }
+        let mut waiters = waiters.into_iter().peekable();
+        while let Some(waiter) = waiters.next() {
+            if waiters.peek().is_none() {
+                let _ = waiter.send(Ok(task));
+                break;
+            }
+            let _ = waiter.send(Ok(task.clone()));
+        }
     }
 
     pub(super) async fn get(&mut self, tenant: TenantId, id: TaskId) -> Result<Option<Task>> {
