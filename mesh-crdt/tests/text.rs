@@ -168,6 +168,114 @@ fn seeded_multi_replica_convergence_fuzzer() {
     }
 }
 
+/// A seeded generator (xorshift), the seed printed; set `MESH_CRDT_SEED` to replay one.
+fn seeded() -> (u64, impl FnMut(usize) -> usize) {
+    let seed: u64 = std::env::var("MESH_CRDT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    println!("MESH_CRDT_SEED={seed}");
+    let mut state = seed | 1;
+    let rand = move |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n.max(1) as u64) as usize
+    };
+    (seed, rand)
+}
+
+/// Editing the way people do — typing on at a cursor, backspacing, deleting forwards,
+/// now and then jumping elsewhere — through `insert`/`delete` and `splice`, matches the
+/// same edits on a plain string after every step (the paths that continue where the
+/// last edit left off), while operations from a second replica also arrive; a replica
+/// fed the operations, and a decoded copy, end with the same text.
+#[test]
+fn editing_at_a_cursor_matches_a_plain_string() {
+    let (seed, mut rand) = seeded();
+    for round in 0..4 {
+        let mut doc = TextDoc::new(ReplicaId(1));
+        let mut other = TextDoc::new(ReplicaId(2));
+        let mut model: Vec<char> = Vec::new();
+        let mut follower = TextDoc::new(ReplicaId(3));
+        let mut cursor = 0usize;
+        let mut sent = Vec::new();
+        for step in 0..4000 {
+            let splice = rand(2) == 0;
+            match rand(20) {
+                0..=10 => {
+                    let text: String = (0..1 + rand(3) * rand(2))
+                        .map(|_| ['a', 'b', 'é', ' '][rand(4)])
+                        .collect();
+                    if splice {
+                        doc.splice(cursor, 0, &text);
+                    } else {
+                        sent.extend(doc.insert(cursor, &text));
+                    }
+                    model.splice(cursor..cursor, text.chars());
+                    cursor += text.chars().count();
+                }
+                11..=14 if cursor > 0 => {
+                    let n = 1 + rand(2).min(cursor - 1);
+                    cursor -= n;
+                    if splice {
+                        doc.splice(cursor, n, "");
+                    } else {
+                        sent.extend(doc.delete(cursor, n));
+                    }
+                    model.drain(cursor..cursor + n);
+                }
+                15..=16 if cursor < model.len() => {
+                    let n = (1 + rand(3)).min(model.len() - cursor);
+                    if splice {
+                        doc.splice(cursor, n, "");
+                    } else {
+                        sent.extend(doc.delete(cursor, n));
+                    }
+                    model.drain(cursor..cursor + n);
+                }
+                17 => cursor = rand(model.len() + 1),
+                18 => {
+                    // The other replica, up to date, types at the start: its text
+                    // shifts ours.
+                    other.merge(&doc);
+                    if let Some(op) = other.insert(0, "x") {
+                        doc.apply(op);
+                        model.insert(0, 'x');
+                        cursor += 1;
+                    }
+                }
+                _ => {}
+            }
+            assert_eq!(
+                doc.text(),
+                model.iter().collect::<String>(),
+                "seed {seed} round {round} step {step}"
+            );
+        }
+        // Splices return no operations: a delta carries everything instead.
+        for op in sent.into_iter().chain(doc.delta(&follower.version())) {
+            follower.apply(op);
+        }
+        follower.merge(&other);
+        let text = doc.text();
+        assert_eq!(follower.text(), text, "seed {seed} round {round}");
+        assert_eq!(
+            follower.pending(),
+            0,
+            "an operation cut differently still applies"
+        );
+        let decoded = TextDoc::decode(&doc.encode(), ReplicaId(4)).unwrap();
+        assert_eq!(decoded.text(), text, "seed {seed} round {round}");
+        assert!(doc.shape().1 > 2, "the edits span several chunks");
+    }
+}
+
 #[test]
 fn encoding_round_trips_and_drops_deleted_content() {
     let mut a = TextDoc::new(ReplicaId(7));

@@ -162,6 +162,44 @@ struct Loc {
     run: usize,
 }
 
+impl Loc {
+    /// Where this is after chunk `c` was split in two at `CHUNK / 2` runs.
+    fn after_split(self, c: usize) -> Loc {
+        if self.chunk > c {
+            Loc {
+                chunk: self.chunk + 1,
+                run: self.run,
+            }
+        } else if self.chunk == c && self.run > CHUNK / 2 {
+            Loc {
+                chunk: c + 1,
+                run: self.run - CHUNK / 2,
+            }
+        } else {
+            self
+        }
+    }
+}
+
+/// Where the last local edit left off.
+#[derive(Debug, Clone, Copy)]
+struct Edit {
+    /// The visible position.
+    pos: usize,
+    /// Its boundary: what [`TextDoc::boundary_after`] returns for `pos`.
+    at: Loc,
+    /// Where the next visible character may be: only tombstones lie between `at` and
+    /// here (deleting forwards skips them).
+    ahead: Loc,
+}
+
+impl Edit {
+    /// Left off at `pos`, whose boundary is `at`, with nothing known beyond it.
+    fn at(pos: usize, at: Loc) -> Option<Edit> {
+        Some(Edit { pos, at, ahead: at })
+    }
+}
+
 /// A shared text document: edit locally by character index, send the returned
 /// operations to other replicas, apply theirs in any causal order (or merge whole
 /// states); every replica that has seen the same operations shows the same text.
@@ -183,6 +221,10 @@ pub struct TextDoc {
     hint: usize,
     /// Edits since chunks were last checked for size (splits can overfill them).
     unbalanced: u32,
+    /// Where the last local edit left off. Most edits continue there — typing on,
+    /// deleting backwards or forwards — and skip the search. Cleared by everything
+    /// else that moves runs.
+    edit: Option<Edit>,
 }
 
 impl TextDoc {
@@ -200,6 +242,7 @@ impl TextDoc {
             resync: false,
             hint: 0,
             unbalanced: 0,
+            edit: None,
         };
         doc.me = doc.agent(replica);
         doc
@@ -403,9 +446,10 @@ impl TextDoc {
     }
 
     /// Splits chunks that splitting runs has filled past [`CHUNK`]. Edits touch the
-    /// chunks at the edit cursor and the id-lookup hint, so those are checked after
-    /// every edit; a sweep over all chunks every 256 edits catches the rest (a chunk
-    /// gains at most a few runs per edit, so it never grows far past the limit).
+    /// chunks at the edit cursor, where the last edit left off and the id-lookup hint,
+    /// so those are checked after every edit; a sweep over all chunks every 256 edits
+    /// catches the rest (a chunk gains at most a few runs per edit, so it never grows
+    /// far past the limit).
     fn rebalance(&mut self) {
         self.unbalanced += 1;
         if self.unbalanced >= 256 {
@@ -418,12 +462,20 @@ impl TextDoc {
             }
             return;
         }
-        for c in [self.cursor.0, self.hint, self.cursor.0 + 1] {
-            while c < self.chunks.len() && self.split_chunk(c) {}
+        let edited = self.edit.map_or(self.cursor.0, |e| e.at.chunk);
+        for c in [self.cursor.0, self.cursor.0 + 1, edited, self.hint] {
+            while self
+                .chunks
+                .get(c)
+                .is_some_and(|chunk| chunk.runs.len() > CHUNK)
+            {
+                self.split_chunk(c);
+            }
         }
     }
 
     /// Splits chunk `c` in two if it holds more than [`CHUNK`] runs; whether it did.
+    #[inline(never)]
     fn split_chunk(&mut self, c: usize) -> bool {
         if self.chunks[c].runs.len() <= CHUNK {
             return false;
@@ -439,6 +491,10 @@ impl TextDoc {
         }
         if self.hint > c {
             self.hint += 1;
+        }
+        if let Some(e) = &mut self.edit {
+            e.at = e.at.after_split(c);
+            e.ahead = e.ahead.after_split(c);
         }
         true
     }
@@ -464,24 +520,7 @@ impl TextDoc {
         };
         self.chunks[loc.chunk].runs.insert(loc.run, run);
         self.visible_changed(loc.chunk, run.visible() as isize);
-        let chunk = &mut self.chunks[loc.chunk];
-        if chunk.runs.len() > CHUNK {
-            let tail_runs = chunk.runs.split_off(CHUNK / 2);
-            let tail_visible: usize = tail_runs.iter().map(|r| r.visible() as usize).sum();
-            chunk.visible -= tail_visible;
-            let mut runs = Vec::with_capacity(CHUNK + 1);
-            runs.extend(tail_runs);
-            self.chunks.insert(
-                loc.chunk + 1,
-                Chunk {
-                    runs,
-                    visible: tail_visible,
-                },
-            );
-            if self.cursor.0 > loc.chunk {
-                self.cursor.0 += 1;
-            }
-        }
+        self.split_chunk(loc.chunk);
     }
 
     /// Finds the run holding `id`, splitting so it starts a run if `start`, or ends one.
@@ -568,7 +607,7 @@ impl TextDoc {
             return None;
         }
         let pos = pos.min(self.len);
-        let loc = self.boundary_after(pos);
+        let loc = self.boundary_at(pos);
         let left = self.previous(loc).map_or(
             Id {
                 agent: NONE,
@@ -598,9 +637,24 @@ impl TextDoc {
             {
                 prev.len += n;
                 self.visible_changed(loc.chunk, n as isize);
+                // The tombstones after the boundary are still there.
+                let ahead = self.edit.filter(|e| e.at == loc).map_or(loc, |e| e.ahead);
+                self.edit = Some(Edit {
+                    pos: pos + n as usize,
+                    at: loc,
+                    ahead,
+                });
                 return Some((seq, left, right));
             }
         }
+        // The new run ends where this edit leaves off (a chunk split moves it there).
+        self.edit = Edit::at(
+            pos + n as usize,
+            Loc {
+                chunk: loc.chunk,
+                run: loc.run + 1,
+            },
+        );
         self.insert_run(
             loc,
             Run {
@@ -627,7 +681,15 @@ impl TextDoc {
         if left == 0 {
             return;
         }
-        let mut loc = self.boundary_after(pos);
+        if let Some(done) = self.delete_backwards(pos, left, ranges.as_deref_mut()) {
+            self.edit = done;
+            return;
+        }
+        let boundary = self.boundary_at(pos);
+        let mut loc = match self.edit {
+            Some(e) if e.pos == pos => e.ahead,
+            _ => boundary,
+        };
         while left > 0 {
             let Some((at, run)) = self.run_at(loc) else {
                 break;
@@ -658,6 +720,59 @@ impl TextDoc {
             }
             loc = self.coalesce(loc);
             loc = self.next_loc(loc);
+        }
+        // Deleting forwards leaves the runs before the boundary as they were, and only
+        // tombstones up to `loc`.
+        self.edit = Some(Edit {
+            pos,
+            at: boundary,
+            ahead: loc,
+        });
+    }
+
+    /// Deletes the `len` characters before where the last edit left off, if they end
+    /// one visible run and leave some of it (backspacing); the new edit position, or
+    /// `None` when this is not that case.
+    fn delete_backwards(
+        &mut self,
+        pos: usize,
+        len: usize,
+        ranges: Option<&mut Vec<(CharId, u32)>>,
+    ) -> Option<Option<Edit>> {
+        let loc = self.edit?.at;
+        if self.edit?.pos != pos + len || loc.run == 0 {
+            return None;
+        }
+        let chunk = &mut self.chunks[loc.chunk];
+        let run = chunk.runs.get_mut(loc.run - 1)?;
+        let len = u32::try_from(len).ok()?;
+        if run.deleted || run.len <= len {
+            return None;
+        }
+        let mut tail = run.split(run.len - len);
+        tail.deleted = true;
+        chunk.runs.insert(loc.run, tail);
+        self.visible_changed(loc.chunk, -(len as isize));
+        if let Some(ranges) = ranges {
+            ranges.push((
+                CharId {
+                    replica: self.agents[tail.agent as usize].replica,
+                    seq: tail.seq,
+                },
+                len,
+            ));
+        }
+        self.coalesce(loc);
+        // The head stays visible just before the boundary.
+        Some(Edit::at(pos, loc))
+    }
+
+    /// [`boundary_after`](Self::boundary_after), from where the last edit left off when
+    /// this edit continues there.
+    fn boundary_at(&mut self, pos: usize) -> Loc {
+        match self.edit {
+            Some(e) if e.pos == pos => e.at,
+            _ => self.boundary_after(pos),
         }
     }
 
@@ -691,6 +806,7 @@ impl TextDoc {
     /// [`pending`](Self::pending)); one already applied changes nothing; one no replica
     /// could have made (an empty range, sequence numbers past `u32::MAX`) is ignored.
     pub fn apply(&mut self, op: TextOp) {
+        self.edit = None;
         self.rebalance();
         if !self.try_apply(&op) {
             wait(&mut self.pending, op, &mut self.resync);
@@ -798,9 +914,24 @@ impl TextDoc {
         if end <= known {
             return true; // already applied
         }
-        if id.seq != known {
+        if id.seq > known {
             return false; // an earlier insertion of that replica is missing
         }
+        // Partly applied (it reached us cut differently, e.g. as a delta): the rest
+        // follows the last character known, each character's left origin being the
+        // one before it.
+        let (id, origin_left, text) = match (known - id.seq) as usize {
+            0 => (id, origin_left, text),
+            skip => {
+                let at = text.char_indices().nth(skip).map_or(text.len(), |(i, _)| i);
+                let last = CharId {
+                    replica: id.replica,
+                    seq: known - 1,
+                };
+                (CharId { seq: known, ..id }, Some(last), &text[at..])
+            }
+        };
+        let n = end - id.seq;
         let (Ok(left), Ok(right)) = (self.local(origin_left), self.local(origin_right)) else {
             return false;
         };
@@ -1104,6 +1235,7 @@ impl TextDoc {
             resync: false,
             hint: 0,
             unbalanced: 0,
+            edit: None,
         };
         for part in runs.chunks(CHUNK / 2) {
             let visible = part.iter().map(|r| r.visible() as usize).sum();
