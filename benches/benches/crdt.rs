@@ -1,6 +1,7 @@
 //! Replaying automerge-paper (259,778 edits, one operation each) through mesh-crdt and,
-//! in the same run, diamond-types, cola, loro, yrs and automerge; the concurrent
-//! friendsforever trace through mesh-crdt; encoded sizes and load times.
+//! in the same run, diamond-types, cola (alone and with a rope), loro, yrs and
+//! automerge; the concurrent friendsforever trace through mesh-crdt; encoded sizes and
+//! load times.
 //!
 //! `cargo bench -p mesh-benches --bench crdt` (heap: `--bench crdt_heap`)
 
@@ -21,6 +22,7 @@ fn replay(c: &mut Criterion) {
     assert_eq!(peers::mesh(&patches).text(), end);
     assert_eq!(peers::diamond(&patches).branch.content().to_string(), end);
     assert_eq!(peers::loro(&patches).get_text("text").to_string(), end);
+    assert_eq!(peers::cola_rope(&patches).1.to_string(), end);
 
     let mut fast = c.benchmark_group("automerge_paper_replay");
     fast.sample_size(20)
@@ -30,6 +32,9 @@ fn replay(c: &mut Criterion) {
         b.iter(|| black_box(peers::diamond(&patches)))
     });
     fast.bench_function("cola", |b| b.iter(|| black_box(peers::cola(&patches))));
+    fast.bench_function("cola+jumprope", |b| {
+        b.iter(|| black_box(peers::cola_rope(&patches)))
+    });
     fast.bench_function("loro", |b| b.iter(|| black_box(peers::loro(&patches))));
     fast.finish();
 

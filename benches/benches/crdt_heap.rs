@@ -38,6 +38,7 @@ fn main() {
         ("mesh-crdt", 0),
         ("diamond-types", 1),
         ("cola", 2),
+        ("cola+jumprope", 6),
         ("loro", 3),
         ("automerge", 4),
         ("yrs", 5),
@@ -49,6 +50,7 @@ fn main() {
             2 => measure(name, &patches, peers::cola),
             3 => measure(name, &patches, peers::loro),
             4 => measure(name, &patches, peers::automerge),
+            6 => measure(name, &patches, peers::cola_rope),
             _ => measure(name, &patches, peers::yrs),
         }
     }

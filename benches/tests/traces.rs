@@ -20,8 +20,20 @@ fn trace_path(name: &str) -> String {
 #[test]
 fn the_sequential_trace_replays_to_its_end_content() {
     let trace = trace::Trace::load(&trace_path("automerge-paper")).expect("benches/data/traces");
-    let (text, _, _) = trace::replay(&trace, 1);
+    let (text, _, encoded) = trace::replay(&trace, 1);
     assert_eq!(text, trace.end());
+    // The encoding's size target (issue 23; diamond-types writes 106 KB).
+    assert!(
+        encoded <= 110_000,
+        "automerge-paper encodes to {encoded} bytes"
+    );
+    let trace::Trace::Sequential { patches, .. } = &trace else {
+        panic!("a sequential trace")
+    };
+    let doc = trace::replay_sequential(patches);
+    let decoded = mesh_crdt::TextDoc::decode(&doc.encode(), mesh_crdt::ReplicaId(9)).unwrap();
+    assert_eq!(decoded.text(), trace.end());
+    assert_eq!(decoded.version(), doc.version());
 }
 
 #[test]

@@ -29,6 +29,8 @@ pub enum DecodeError {
 
 pub(crate) const MAGIC: &[u8; 4] = b"MCRD";
 pub(crate) const VERSION: u8 = 1;
+/// The version of the text document's compressed, column-wise body.
+pub(crate) const TEXT_VERSION: u8 = 2;
 
 /// Type tags.
 pub(crate) mod tag {
@@ -52,11 +54,20 @@ pub struct Writer {
 
 impl Writer {
     pub(crate) fn new(type_tag: u8) -> Self {
+        Self::versioned(type_tag, VERSION)
+    }
+
+    pub(crate) fn versioned(type_tag: u8, version: u8) -> Self {
         let mut buf = Vec::with_capacity(64);
         buf.extend_from_slice(MAGIC);
-        buf.push(VERSION);
+        buf.push(version);
         buf.push(type_tag);
         Self { buf }
+    }
+
+    /// A writer with no header, for a part of a body.
+    pub(crate) fn bare() -> Self {
+        Self::default()
     }
 
     pub(crate) fn u64(&mut self, mut v: u64) {
@@ -94,6 +105,16 @@ pub struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(buf: &'a [u8], type_tag: u8) -> Result<Self, DecodeError> {
+        Ok(Self::versioned(buf, type_tag, VERSION)?.0)
+    }
+
+    /// Reads the header of an encoding of version 1 to `newest`; the body's reader and
+    /// the version.
+    pub(crate) fn versioned(
+        buf: &'a [u8],
+        type_tag: u8,
+        newest: u8,
+    ) -> Result<(Self, u8), DecodeError> {
         if buf.len() < 6 {
             return Err(if buf.starts_with(&MAGIC[..buf.len().min(4)]) {
                 DecodeError::Truncated
@@ -104,7 +125,7 @@ impl<'a> Reader<'a> {
         if &buf[..4] != MAGIC {
             return Err(DecodeError::BadMagic);
         }
-        if buf[4] != VERSION {
+        if !(VERSION..=newest).contains(&buf[4]) {
             return Err(DecodeError::UnsupportedVersion(buf[4]));
         }
         if buf[5] != type_tag {
@@ -113,7 +134,17 @@ impl<'a> Reader<'a> {
                 found: buf[5],
             });
         }
-        Ok(Self { buf: &buf[6..] })
+        Ok((Self { buf: &buf[6..] }, buf[4]))
+    }
+
+    /// A reader of bytes with no header (a part of a body).
+    pub(crate) fn bare(buf: &'a [u8]) -> Self {
+        Self { buf }
+    }
+
+    /// The bytes not read yet, all of them.
+    pub(crate) fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.buf)
     }
 
     pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {

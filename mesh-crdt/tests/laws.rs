@@ -266,28 +266,110 @@ fn hardening_15_counters_at_the_top_do_not_overflow() {
     tree.add("mine", 1);
 }
 
+/// A text document's version-2 frame around `body` (what `TextDoc::encode` writes:
+/// the header, the body's length, the body DEFLATE-compressed).
+fn text_frame(body: &[u8]) -> Vec<u8> {
+    let mut framed = b"MCRD\x02\x07".to_vec();
+    let mut n = body.len() as u64;
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            framed.push(byte);
+            break;
+        }
+        framed.push(byte | 0x80);
+    }
+    framed.extend(miniz_oxide::deflate::compress_to_vec(body, 2));
+    framed
+}
+
+/// The uncompressed body of a version-2 text encoding.
+fn text_body(bytes: &[u8]) -> Vec<u8> {
+    let mut at = 6;
+    while bytes[at] & 0x80 != 0 {
+        at += 1;
+    }
+    miniz_oxide::inflate::decompress_to_vec(&bytes[at + 1..]).unwrap()
+}
+
+/// Two replicas' edits, with deletions and a non-ASCII character.
+fn edited() -> (TextDoc, TextDoc) {
+    let mut a = TextDoc::new(r(1));
+    a.insert(0, "hello world");
+    let mut b = TextDoc::new(r(2));
+    b.merge(&a);
+    b.insert(5, ", dear");
+    a.delete(0, 2);
+    a.insert(3, "é");
+    a.merge(&b);
+    (a, b)
+}
+
+/// What decodes must read and merge both ways without panicking.
+fn decoded_merges(bytes: &[u8], b: &mut TextDoc) {
+    if let Ok(mut doc) = TextDoc::decode(bytes, r(3)) {
+        let _ = doc.text();
+        doc.merge(b);
+        b.merge(&doc);
+        doc.insert(0, "x");
+        let _ = doc.encode();
+    }
+}
+
 proptest! {
     /// Valid encodings with a few bytes changed decode or fail, and what decodes merges
-    /// both ways without panicking.
+    /// both ways without panicking: the compressed bytes, and the columns inside them.
     #[test]
-    fn mutated_text_encodings_never_panic(flips in proptest::collection::vec((any::<u16>(), any::<u8>()), 1..4)) {
-        let mut a = TextDoc::new(r(1));
-        a.insert(0, "hello world");
-        let mut b = TextDoc::new(r(2));
-        b.merge(&a);
-        b.insert(5, ", dear");
-        a.delete(0, 2);
-        a.merge(&b);
+    fn mutated_text_encodings_never_panic(flips in proptest::collection::vec((any::<u16>(), any::<u8>()), 1..4), cut in any::<u16>()) {
+        let (a, mut b) = edited();
         let mut bytes = a.encode();
-        for (at, byte) in flips {
+        let mut body = text_body(&bytes);
+        for &(at, byte) in &flips {
             let n = bytes.len();
             bytes[6 + at as usize % (n - 6)] = byte;
+            let n = body.len();
+            body[at as usize % n] = byte;
         }
-        if let Ok(mut doc) = TextDoc::decode(&bytes, r(3)) {
-            let _ = doc.text();
-            doc.merge(&b);
-            b.merge(&doc);
-            doc.insert(0, "x");
-        }
+        decoded_merges(&bytes, &mut b);
+        decoded_merges(&text_frame(&body), &mut b);
+        body.truncate(cut as usize % body.len());
+        decoded_merges(&text_frame(&body), &mut b);
     }
+
+    #[test]
+    fn compressed_text_garbage_is_an_error_never_a_panic(body in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let (_, mut b) = edited();
+        decoded_merges(&text_frame(&body), &mut b);
+    }
+}
+
+/// A document written by version 1 of the encoding (a run at a time, uncompressed)
+/// still reads, and re-encodes as version 2 to the same document.
+#[test]
+fn version_1_text_encodings_still_decode() {
+    let v1 = "4d435244010702010c02060500000500000002060100000b020204020501000c0204020500050c01\
+              00116c6c6fc3a92c206465617220776f726c64";
+    let bytes: Vec<u8> = (0..v1.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&v1[i..i + 2], 16).unwrap())
+        .collect();
+    let doc = TextDoc::decode(&bytes, ReplicaId(3)).unwrap();
+    // What the fixture's replicas (1 and 2) typed: `edited()`'s edits.
+    assert_eq!(doc.text(), "llo\u{e9}, dear world");
+    assert_eq!(doc.text(), edited().0.text());
+    assert_eq!(doc.version().iter().count(), 2);
+    let again = doc.encode();
+    assert_eq!(&again[..6], b"MCRD\x02\x07");
+    assert_eq!(
+        TextDoc::decode(&again, ReplicaId(4)).unwrap().text(),
+        doc.text()
+    );
+    // Later edits of another copy still merge into it.
+    let mut later = TextDoc::decode(&bytes, ReplicaId(5)).unwrap();
+    later.insert(0, ">");
+    later.delete(4, 1);
+    let mut doc = doc;
+    doc.merge(&later);
+    assert_eq!(doc.text(), later.text());
 }

@@ -66,6 +66,24 @@ pub fn cola(patches: &[trace::Patch]) -> cola::Replica {
     replica
 }
 
+/// cola with the text beside it in a rope (jumprope's buffered rope, the fastest we
+/// know): what a cola user stores to have the document, as mesh-crdt does.
+pub fn cola_rope(patches: &[trace::Patch]) -> (cola::Replica, jumprope::JumpRopeBuf) {
+    let mut replica = cola::Replica::new(1, 0);
+    let mut rope = jumprope::JumpRopeBuf::new();
+    for (pos, del, ins) in patches {
+        if *del > 0 {
+            let _ = replica.deleted(*pos..*pos + *del);
+            rope.remove(*pos..*pos + *del);
+        }
+        if !ins.is_empty() {
+            let _ = replica.inserted(*pos, ins.chars().count());
+            rope.insert(*pos, ins);
+        }
+    }
+    (replica, rope)
+}
+
 pub fn loro(patches: &[trace::Patch]) -> loro::LoroDoc {
     let doc = loro::LoroDoc::new();
     let text = doc.get_text("text");

@@ -34,11 +34,26 @@ impl Content {
         }
     }
 
-    /// Placeholder characters for content a replica never saw (it was deleted first).
-    pub(crate) fn push_hidden(&mut self, n: usize) {
+    /// `len` placeholders, to be overwritten with [`write_at`](Self::write_at): bytes
+    /// if all that will be written is ASCII.
+    pub(crate) fn placeholders(len: usize, ascii: bool) -> Self {
+        if ascii {
+            Self::Ascii(vec![0; len])
+        } else {
+            Self::Chars(vec!['\0'; len])
+        }
+    }
+
+    /// Overwrites the characters from `start` with `s` (which must fit, and be ASCII
+    /// if this is).
+    pub(crate) fn write_at(&mut self, start: usize, s: &str) {
         match self {
-            Self::Ascii(b) => b.resize(b.len() + n, 0),
-            Self::Chars(c) => c.resize(c.len() + n, '\0'),
+            Self::Ascii(b) => b[start..start + s.len()].copy_from_slice(s.as_bytes()),
+            Self::Chars(c) => {
+                for (slot, ch) in c[start..].iter_mut().zip(s.chars()) {
+                    *slot = ch;
+                }
+            }
         }
     }
 

@@ -28,12 +28,12 @@
 //! one object per character.
 
 mod content;
+mod encoding;
 
 use std::collections::HashMap;
 
 use content::Content;
 
-use crate::encoding::{DecodeError, Reader, Writer, tag};
 use crate::{ReplicaId, VectorClock};
 
 /// Most runs per chunk.
@@ -84,7 +84,16 @@ struct Id {
     seq: u32,
 }
 
+/// The agent index of no character.
 const NONE: u32 = u32::MAX;
+
+impl Id {
+    /// No character (an absent origin).
+    const NONE: Id = Id {
+        agent: NONE,
+        seq: 0,
+    };
+}
 
 /// Queues `op` behind those waiting for dependencies; past [`MAX_PENDING_OPS`] the
 /// oldest waiting one is dropped and `resync` set (a full state from a peer heals it).
@@ -225,24 +234,39 @@ pub struct TextDoc {
     /// deleting backwards or forwards — and skip the search. Cleared by everything
     /// else that moves runs.
     edit: Option<Edit>,
+    /// A run was split since the last [`rebalance`](Self::rebalance).
+    grew: bool,
 }
 
 impl TextDoc {
     /// An empty document edited by `replica`.
     pub fn new(replica: ReplicaId) -> Self {
+        Self::assemble(replica, Vec::new(), HashMap::new(), vec![Chunk::default()])
+    }
+
+    /// A document of `agents`' characters (`index` finds them by replica), laid out in
+    /// `chunks`, edited by `replica`.
+    fn assemble(
+        replica: ReplicaId,
+        agents: Vec<Agent>,
+        index: HashMap<ReplicaId, u32>,
+        chunks: Vec<Chunk>,
+    ) -> Self {
+        let len = chunks.iter().map(|c| c.visible).sum();
         let mut doc = Self {
             replica,
             me: 0,
-            agents: Vec::new(),
-            index: HashMap::new(),
-            chunks: vec![Chunk::default()],
-            len: 0,
+            agents,
+            index,
+            chunks,
+            len,
             cursor: (0, 0),
             pending: Vec::new(),
             resync: false,
             hint: 0,
             unbalanced: 0,
             edit: None,
+            grew: false,
         };
         doc.me = doc.agent(replica);
         doc
@@ -350,10 +374,7 @@ impl TextDoc {
     /// The local id of a portable one, if its character is known here.
     fn local(&self, id: Option<CharId>) -> Result<Id, ()> {
         match id {
-            None => Ok(Id {
-                agent: NONE,
-                seq: 0,
-            }),
+            None => Ok(Id::NONE),
             Some(c) => match self.index.get(&c.replica) {
                 Some(&a) if (c.seq as usize) < self.agents[a as usize].content.len() => Ok(Id {
                     agent: a,
@@ -392,15 +413,14 @@ impl TextDoc {
             return Loc { chunk: 0, run: 0 };
         }
         let (c, before) = self.chunk_at(pos);
-        let chunk = &mut self.chunks[c];
         let mut seen = before;
-        for i in 0..chunk.runs.len() {
-            let v = chunk.runs[i].visible() as usize;
+        for i in 0..self.chunks[c].runs.len() {
+            let run = self.chunks[c].runs[i];
+            let v = run.visible() as usize;
             if v > 0 && seen + v >= pos {
                 let at = (pos - seen) as u32;
-                if at < chunk.runs[i].len {
-                    let tail = chunk.runs[i].split(at);
-                    chunk.runs.insert(i + 1, tail);
+                if at < run.len {
+                    self.split_run(Loc { chunk: c, run: i }, at);
                 }
                 return Loc {
                     chunk: c,
@@ -411,8 +431,17 @@ impl TextDoc {
         }
         Loc {
             chunk: c,
-            run: chunk.runs.len(),
+            run: self.chunks[c].runs.len(),
         }
+    }
+
+    /// Splits the run at `loc` after `at` characters (`0 < at < len`): the tail becomes
+    /// the next run.
+    fn split_run(&mut self, loc: Loc, at: u32) {
+        let runs = &mut self.chunks[loc.chunk].runs;
+        let tail = runs[loc.run].split(at);
+        runs.insert(loc.run + 1, tail);
+        self.grew = true;
     }
 
     /// The run at `loc`, or the next one (across chunks), if any.
@@ -447,11 +476,14 @@ impl TextDoc {
 
     /// Splits chunks that splitting runs has filled past [`CHUNK`]. Edits touch the
     /// chunks at the edit cursor, where the last edit left off and the id-lookup hint,
-    /// so those are checked after every edit; a sweep over all chunks every 256 edits
-    /// catches the rest (a chunk gains at most a few runs per edit, so it never grows
-    /// far past the limit).
+    /// so those are checked after every edit that split a run; a sweep over all chunks
+    /// every 256 edits catches the rest (a chunk gains at most a few runs per edit, so
+    /// it never grows far past the limit).
     fn rebalance(&mut self) {
         self.unbalanced += 1;
+        if !std::mem::take(&mut self.grew) && self.unbalanced < 256 {
+            return; // no run was added
+        }
         if self.unbalanced >= 256 {
             self.unbalanced = 0;
             let mut c = 0;
@@ -540,27 +572,19 @@ impl TextDoc {
                 .position(|r| r.contains(id))
                 .map(|i| (c, i))
         });
-        if let Some((c, i)) = found {
-            self.hint = c;
-            {
-                let runs = &mut self.chunks[c].runs;
-                let offset = id.seq - runs[i].seq;
-                if start && offset > 0 {
-                    let tail = runs[i].split(offset);
-                    runs.insert(i + 1, tail);
-                    return Some(Loc {
-                        chunk: c,
-                        run: i + 1,
-                    });
-                }
-                if !start && offset + 1 < runs[i].len {
-                    let tail = runs[i].split(offset + 1);
-                    runs.insert(i + 1, tail);
-                }
-                return Some(Loc { chunk: c, run: i });
-            }
+        let (c, i) = found?;
+        self.hint = c;
+        let loc = Loc { chunk: c, run: i };
+        let run = self.chunks[c].runs[i];
+        let offset = id.seq - run.seq;
+        if start && offset > 0 {
+            self.split_run(loc, offset);
+            return Some(self.next_loc(loc));
         }
-        None
+        if !start && offset + 1 < run.len {
+            self.split_run(loc, offset + 1);
+        }
+        Some(loc)
     }
 
     // ----- local edits ----------------------------------------------------------------
@@ -608,23 +632,11 @@ impl TextDoc {
         }
         let pos = pos.min(self.len);
         let loc = self.boundary_at(pos);
-        let left = self.previous(loc).map_or(
-            Id {
-                agent: NONE,
-                seq: 0,
-            },
-            |r| r.last(),
-        );
-        let right = self.run_at(loc).map_or(
-            Id {
-                agent: NONE,
-                seq: 0,
-            },
-            |(_, r)| Id {
-                agent: r.agent,
-                seq: r.seq,
-            },
-        );
+        let left = self.previous(loc).map_or(Id::NONE, |r| r.last());
+        let right = self.run_at(loc).map_or(Id::NONE, |(_, r)| Id {
+            agent: r.agent,
+            seq: r.seq,
+        });
         let seq = self.agents[self.me as usize].content.len() as u32;
         self.agents[self.me as usize].content.push_str(text);
         // Typing on: extend the run just before instead of adding one.
@@ -699,12 +711,10 @@ impl TextDoc {
                 loc = self.next_loc(loc);
                 continue;
             }
-            let chunk = &mut self.chunks[loc.chunk];
             if run.len as usize > left {
-                let tail = chunk.runs[loc.run].split(left as u32);
-                chunk.runs.insert(loc.run + 1, tail);
+                self.split_run(loc, left as u32);
             }
-            let r = &mut chunk.runs[loc.run];
+            let r = &mut self.chunks[loc.chunk].runs[loc.run];
             r.deleted = true;
             let (agent, seq, n) = (r.agent, r.seq, r.len);
             self.visible_changed(loc.chunk, -(n as isize));
@@ -731,7 +741,7 @@ impl TextDoc {
     }
 
     /// Deletes the `len` characters before where the last edit left off, if they end
-    /// one visible run and leave some of it (backspacing); the new edit position, or
+    /// one visible run (backspacing); the new edit position (`None` when unknown), or
     /// `None` when this is not that case.
     fn delete_backwards(
         &mut self,
@@ -743,28 +753,48 @@ impl TextDoc {
         if self.edit?.pos != pos + len || loc.run == 0 {
             return None;
         }
-        let chunk = &mut self.chunks[loc.chunk];
-        let run = chunk.runs.get_mut(loc.run - 1)?;
+        let before = Loc {
+            chunk: loc.chunk,
+            run: loc.run - 1,
+        };
+        let run = *self.chunks[loc.chunk].runs.get(before.run)?;
         let len = u32::try_from(len).ok()?;
-        if run.deleted || run.len <= len {
+        if run.deleted || run.len < len {
             return None;
         }
-        let mut tail = run.split(run.len - len);
-        tail.deleted = true;
-        chunk.runs.insert(loc.run, tail);
+        let whole = run.len == len;
+        let gone = if whole {
+            before
+        } else {
+            self.split_run(before, run.len - len);
+            loc
+        };
+        let deleted = &mut self.chunks[loc.chunk].runs[gone.run];
+        deleted.deleted = true;
+        let (agent, seq) = (deleted.agent, deleted.seq);
         self.visible_changed(loc.chunk, -(len as isize));
         if let Some(ranges) = ranges {
-            ranges.push((
-                CharId {
-                    replica: self.agents[tail.agent as usize].replica,
-                    seq: tail.seq,
-                },
-                len,
-            ));
+            let replica = self.agents[agent as usize].replica;
+            ranges.push((CharId { replica, seq }, len));
         }
-        self.coalesce(loc);
-        // The head stays visible just before the boundary.
-        Some(Edit::at(pos, loc))
+        let gone = self.coalesce(gone);
+        if !whole {
+            // The head stays visible just before the boundary.
+            return Some(Edit::at(pos, loc));
+        }
+        // The boundary moves behind the nearest visible run, if this chunk has one.
+        let before = self.chunks[loc.chunk].runs[..gone.run]
+            .iter()
+            .rposition(|r| !r.deleted);
+        Some(before.and_then(|r| {
+            Edit::at(
+                pos,
+                Loc {
+                    chunk: loc.chunk,
+                    run: r + 1,
+                },
+            )
+        }))
     }
 
     /// [`boundary_after`](Self::boundary_after), from where the last edit left off when
@@ -880,14 +910,12 @@ impl TextDoc {
             ) else {
                 return;
             };
-            let chunk = &mut self.chunks[loc.chunk];
-            let run_len = chunk.runs[loc.run].len;
+            let run_len = self.chunks[loc.chunk].runs[loc.run].len;
             let take = run_len.min(end - seq);
             if take < run_len {
-                let tail = chunk.runs[loc.run].split(take);
-                chunk.runs.insert(loc.run + 1, tail);
+                self.split_run(loc, take);
             }
-            let r = &mut chunk.runs[loc.run];
+            let r = &mut self.chunks[loc.chunk].runs[loc.run];
             if !r.deleted {
                 r.deleted = true;
                 let n = r.len;
@@ -1061,194 +1089,5 @@ impl TextDoc {
             self.apply(op);
         }
         self.resync = false;
-    }
-
-    // ----- encoding -------------------------------------------------------------------
-
-    /// The compact binary encoding of the whole state (see `docs/crdt-encoding.md`).
-    /// Deleted characters keep their ids and origins but not their content.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new(tag::TEXT);
-        w.u64(self.agents.len() as u64);
-        for a in &self.agents {
-            w.u64(a.replica.0);
-            w.u64(a.content.len() as u64);
-        }
-        let runs: Vec<&Run> = self.chunks.iter().flat_map(|c| &c.runs).collect();
-        w.u64(runs.len() as u64);
-        let mut visible = String::with_capacity(self.len);
-        for r in &runs {
-            w.u64(u64::from(r.agent));
-            w.u64(u64::from(r.seq));
-            w.u64(u64::from(r.len) << 1 | u64::from(r.deleted));
-            // Origins: 0 none, 1 the previous character of the same replica (typing
-            // on), else agent + 2 and the sequence number.
-            for (i, o) in [r.left, r.right].into_iter().enumerate() {
-                if o.agent == NONE {
-                    w.u64(0);
-                } else if i == 0 && o.agent == r.agent && o.seq + 1 == r.seq {
-                    w.u64(1);
-                } else {
-                    w.u64(u64::from(o.agent) + 2);
-                    w.u64(u64::from(o.seq));
-                }
-            }
-            if !r.deleted {
-                self.agents[r.agent as usize].content.append_to(
-                    r.seq as usize,
-                    r.len as usize,
-                    &mut visible,
-                );
-            }
-        }
-        w.bytes(visible.as_bytes());
-        w.finish()
-    }
-
-    /// Reads [`encode`](Self::encode)'s output, as a replica with id `replica`.
-    pub fn decode(bytes: &[u8], replica: ReplicaId) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(bytes, tag::TEXT)?;
-        let n_agents = r.usize(r.remaining())?;
-        let mut agents = Vec::with_capacity(n_agents);
-        let mut lengths = Vec::with_capacity(n_agents);
-        let mut total = 0usize;
-        for _ in 0..n_agents {
-            agents.push(Agent {
-                replica: ReplicaId(r.u64()?),
-                content: Content::default(),
-            });
-            let len = r.usize(MAX_CHARS)?;
-            total += len;
-            if total > MAX_CHARS {
-                return Err(DecodeError::Invalid(
-                    "document larger than the decoding limit",
-                ));
-            }
-            lengths.push(len);
-        }
-        let n_runs = r.usize(bytes.len())?;
-        let mut runs = Vec::with_capacity(n_runs);
-        for _ in 0..n_runs {
-            let agent = r.u32()?;
-            let seq = r.u32()?;
-            let packed = r.u64()?;
-            let len = u32::try_from(packed >> 1).map_err(|_| DecodeError::Invalid("run length"))?;
-            let mut origins = [Id {
-                agent: NONE,
-                seq: 0,
-            }; 2];
-            for (i, o) in origins.iter_mut().enumerate() {
-                match r.u64()? {
-                    0 => {}
-                    1 if i == 0 => {
-                        *o = Id {
-                            agent,
-                            seq: seq.checked_sub(1).ok_or(DecodeError::Invalid("origin"))?,
-                        }
-                    }
-                    a => {
-                        *o = Id {
-                            agent: a
-                                .checked_sub(2)
-                                .and_then(|a| u32::try_from(a).ok())
-                                .ok_or(DecodeError::Invalid("origin"))?,
-                            seq: r.u32()?,
-                        }
-                    }
-                }
-            }
-            if agent as usize >= n_agents
-                || len == 0
-                || seq as usize + len as usize > lengths[agent as usize]
-            {
-                return Err(DecodeError::Invalid("run out of range"));
-            }
-            // An origin must name a character the document has.
-            if origins.iter().any(|o| {
-                o.agent != NONE
-                    && (o.agent as usize >= n_agents || o.seq as usize >= lengths[o.agent as usize])
-            }) {
-                return Err(DecodeError::Invalid("origin out of range"));
-            }
-            runs.push(Run {
-                agent,
-                seq,
-                len,
-                left: origins[0],
-                right: origins[1],
-                deleted: packed & 1 == 1,
-            });
-        }
-        let visible = r.str()?;
-        r.end()?;
-        // Rebuild each replica's content in sequence order: visible runs carry text,
-        // deleted ones placeholders.
-        let mut pieces: Vec<Vec<(u32, u32, Option<usize>)>> = vec![Vec::new(); n_agents];
-        let mut offset = 0usize;
-        for run in &runs {
-            let start = (!run.deleted).then_some(offset);
-            if !run.deleted {
-                offset += run.len as usize;
-            }
-            pieces[run.agent as usize].push((run.seq, run.len, start));
-        }
-        let chars: Vec<char> = visible.chars().collect();
-        if chars.len() != offset {
-            return Err(DecodeError::Invalid("text length"));
-        }
-        for (a, list) in pieces.iter_mut().enumerate() {
-            list.sort_unstable();
-            let mut next = 0u32;
-            for &(seq, len, start) in list.iter() {
-                if seq != next {
-                    return Err(DecodeError::Invalid("content has gaps"));
-                }
-                match start {
-                    Some(s) => agents[a]
-                        .content
-                        .push_str(&chars[s..s + len as usize].iter().collect::<String>()),
-                    None => agents[a].content.push_hidden(len as usize),
-                }
-                next = seq + len;
-            }
-            if next as usize != lengths[a] {
-                return Err(DecodeError::Invalid("content length"));
-            }
-        }
-        let index: HashMap<ReplicaId, u32> = agents
-            .iter()
-            .enumerate()
-            .map(|(i, a)| (a.replica, i as u32))
-            .collect();
-        if index.len() != agents.len() {
-            return Err(DecodeError::Invalid("a replica listed twice"));
-        }
-        let mut doc = Self {
-            replica,
-            me: 0,
-            agents,
-            index,
-            chunks: Vec::new(),
-            len: 0,
-            cursor: (0, 0),
-            pending: Vec::new(),
-            resync: false,
-            hint: 0,
-            unbalanced: 0,
-            edit: None,
-        };
-        for part in runs.chunks(CHUNK / 2) {
-            let visible = part.iter().map(|r| r.visible() as usize).sum();
-            doc.len += visible;
-            doc.chunks.push(Chunk {
-                runs: part.to_vec(),
-                visible,
-            });
-        }
-        if doc.chunks.is_empty() {
-            doc.chunks.push(Chunk::default());
-        }
-        doc.me = doc.agent(replica);
-        Ok(doc)
     }
 }
