@@ -42,6 +42,8 @@ pub(crate) mod tag {
     pub(crate) const OR_SET: u8 = 6;
     pub(crate) const TEXT: u8 = 7;
     pub(crate) const STATE: u8 = 8;
+    pub(crate) const TEXT_OPS: u8 = 9;
+    pub(crate) const STATE_OPS: u8 = 10;
 }
 
 /// Appends to a buffer.

@@ -355,95 +355,142 @@ impl StateCrdt {
     /// The compact binary encoding: the applied-operation log (the state is its replay).
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new(tag::STATE);
-        w.u64(self.log.len() as u64);
-        for op in &self.log {
-            w.u64(op.replica.0);
-            w.u64(op.seq);
-            w.bytes(op.path.as_bytes());
-            match &op.change {
-                Change::Set { value, stamp } => {
-                    w.u64(0);
-                    value.write(&mut w);
-                    w.u64(stamp.wall_ms);
-                    w.u64(u64::from(stamp.counter));
-                    w.u64(stamp.replica.0);
-                }
-                Change::Add { delta } => {
-                    w.u64(1);
-                    w.i64(*delta);
-                }
-                Change::Insert {
-                    element,
-                    dot,
-                    observed,
-                } => {
-                    w.u64(2);
-                    w.bytes(element.as_bytes());
-                    write_dots(&mut w, std::slice::from_ref(dot));
-                    write_dots(&mut w, observed);
-                }
-                Change::Remove { element, observed } => {
-                    w.u64(3);
-                    w.bytes(element.as_bytes());
-                    write_dots(&mut w, observed);
-                }
-            }
-        }
+        write_ops(&mut w, &self.log);
         w.finish()
     }
 
     /// Reads [`encode`](Self::encode)'s output, as `replica`.
     pub fn decode(bytes: &[u8], replica: ReplicaId) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes, tag::STATE)?;
-        let n = r.usize(bytes.len())?;
         let mut doc = Self::new(replica);
-        for _ in 0..n {
-            let op_replica = ReplicaId(r.u64()?);
-            let seq = r.u64()?;
-            let path = r.str()?.to_owned();
-            let change = match r.u64()? {
-                0 => {
-                    let value = StateValue::read(&mut r)?;
-                    Change::Set {
-                        value,
-                        stamp: Hlc {
-                            wall_ms: r.u64()?,
-                            counter: r.u32()?,
-                            replica: ReplicaId(r.u64()?),
-                        },
-                    }
-                }
-                1 => Change::Add { delta: r.i64()? },
-                2 => {
-                    let element = r.str()?.to_owned();
-                    let dot = *read_dots(&mut r)?
-                        .first()
-                        .ok_or(DecodeError::Invalid("missing dot"))?;
-                    Change::Insert {
-                        element,
-                        dot,
-                        observed: read_dots(&mut r)?,
-                    }
-                }
-                3 => {
-                    let element = r.str()?.to_owned();
-                    Change::Remove {
-                        element,
-                        observed: read_dots(&mut r)?,
-                    }
-                }
-                _ => return Err(DecodeError::Invalid("change tag")),
-            };
-            doc.apply(StateOp {
-                replica: op_replica,
-                seq,
-                path,
-                change,
-            });
+        for op in read_ops(&mut r)? {
+            doc.apply(op);
         }
-        r.end()?;
         Ok(doc)
     }
+
+    /// What a replica that has seen `since` is missing ([`delta`](Self::delta)), as an
+    /// update's bytes.
+    pub fn update_since(&self, since: &VectorClock) -> Vec<u8> {
+        StateOp::encode_all(&self.delta(since))
+    }
+
+    /// Applies an update ([`StateOp::encode_all`]'s bytes); returns how many operations
+    /// it held. Malformed bytes are an error and change nothing.
+    pub fn apply_update(&mut self, bytes: &[u8]) -> Result<usize, DecodeError> {
+        let ops = StateOp::decode_all(bytes)?;
+        let n = ops.len();
+        for op in ops {
+            self.apply(op);
+        }
+        Ok(n)
+    }
+}
+
+impl StateOp {
+    /// The compact binary encoding of `ops`, in order (an *update*).
+    pub fn encode_all(ops: &[StateOp]) -> Vec<u8> {
+        let mut w = Writer::new(tag::STATE_OPS);
+        write_ops(&mut w, ops);
+        w.finish()
+    }
+
+    /// Reads [`encode_all`](Self::encode_all)'s output; an error if any of it is
+    /// malformed.
+    pub fn decode_all(bytes: &[u8]) -> Result<Vec<StateOp>, DecodeError> {
+        read_ops(&mut Reader::new(bytes, tag::STATE_OPS)?)
+    }
+}
+
+/// Operations: varint count, then each: replica, seq, path, change tag and fields.
+fn write_ops(w: &mut Writer, ops: &[StateOp]) {
+    w.u64(ops.len() as u64);
+    for op in ops {
+        w.u64(op.replica.0);
+        w.u64(op.seq);
+        w.bytes(op.path.as_bytes());
+        match &op.change {
+            Change::Set { value, stamp } => {
+                w.u64(0);
+                value.write(w);
+                w.u64(stamp.wall_ms);
+                w.u64(u64::from(stamp.counter));
+                w.u64(stamp.replica.0);
+            }
+            Change::Add { delta } => {
+                w.u64(1);
+                w.i64(*delta);
+            }
+            Change::Insert {
+                element,
+                dot,
+                observed,
+            } => {
+                w.u64(2);
+                w.bytes(element.as_bytes());
+                write_dots(w, std::slice::from_ref(dot));
+                write_dots(w, observed);
+            }
+            Change::Remove { element, observed } => {
+                w.u64(3);
+                w.bytes(element.as_bytes());
+                write_dots(w, observed);
+            }
+        }
+    }
+}
+
+/// Reads [`write_ops`]' output to the end of the input.
+fn read_ops(r: &mut Reader<'_>) -> Result<Vec<StateOp>, DecodeError> {
+    let n = r.usize(r.remaining())?;
+    let mut ops = Vec::with_capacity(n);
+    for _ in 0..n {
+        let replica = ReplicaId(r.u64()?);
+        let seq = r.u64()?;
+        let path = r.str()?.to_owned();
+        let change = match r.u64()? {
+            0 => {
+                let value = StateValue::read(r)?;
+                Change::Set {
+                    value,
+                    stamp: Hlc {
+                        wall_ms: r.u64()?,
+                        counter: r.u32()?,
+                        replica: ReplicaId(r.u64()?),
+                    },
+                }
+            }
+            1 => Change::Add { delta: r.i64()? },
+            2 => {
+                let element = r.str()?.to_owned();
+                let dot = *read_dots(r)?
+                    .first()
+                    .ok_or(DecodeError::Invalid("missing dot"))?;
+                Change::Insert {
+                    element,
+                    dot,
+                    observed: read_dots(r)?,
+                }
+            }
+            3 => {
+                let element = r.str()?.to_owned();
+                Change::Remove {
+                    element,
+                    observed: read_dots(r)?,
+                }
+            }
+            _ => return Err(DecodeError::Invalid("change tag")),
+        };
+        ops.push(StateOp {
+            replica,
+            seq,
+            path,
+            change,
+        });
+    }
+    let rest = std::mem::replace(r, Reader::bare(&[]));
+    rest.end()?;
+    Ok(ops)
 }
 
 fn write_dots(w: &mut Writer, dots: &[Dot]) {

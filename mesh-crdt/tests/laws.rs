@@ -216,7 +216,7 @@ proptest! {
     }
 
     #[test]
-    fn decoding_garbage_is_an_error_never_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200), tag in 1u8..9) {
+    fn decoding_garbage_is_an_error_never_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200), tag in 1u8..11) {
         let mut framed = b"MCRD\x01".to_vec();
         framed.push(tag);
         framed.extend(&bytes);
@@ -232,6 +232,10 @@ proptest! {
             let mut fresh = StateCrdt::new(ReplicaId(2));
             fresh.merge(&state);
         }
+        let mut doc = TextDoc::new(ReplicaId(1));
+        let _ = doc.apply_update(&framed);
+        let mut tree = StateCrdt::new(ReplicaId(1));
+        let _ = tree.apply_update(&framed);
         let _ = OrSet::<String>::decode(&framed);
         let _ = MvRegister::<i64>::decode(&framed);
         let _ = LwwRegister::<StateValue>::decode(&framed);
@@ -372,4 +376,34 @@ fn version_1_text_encodings_still_decode() {
     let mut doc = doc;
     doc.merge(&later);
     assert_eq!(doc.text(), later.text());
+}
+
+/// State updates (operations as bytes) bring a replica up to date; a malformed one is
+/// an error and changes nothing.
+#[test]
+fn state_updates_sync_replicas_and_refuse_malformed_ones() {
+    let mut a = StateCrdt::new(r(1));
+    let mut b = StateCrdt::new(r(2));
+    let ops = vec![
+        a.set_value("title", StateValue::Str("plan".into()), 5),
+        a.add("steps/done", 2),
+        a.insert("owners", "ada"),
+    ];
+    let bytes = mesh_crdt::StateOp::encode_all(&ops);
+    assert_eq!(&bytes[..6], b"MCRD\x01\x0a");
+    assert_eq!(mesh_crdt::StateOp::decode_all(&bytes).unwrap(), ops);
+    assert_eq!(b.apply_update(&bytes).unwrap(), 3);
+    b.add("steps/done", 1);
+    a.apply_update(&b.update_since(a.version())).unwrap();
+    assert_eq!(a.counter("steps/done"), 3);
+    assert_eq!(b.set("owners"), vec!["ada".to_owned()]);
+    let before = b.encode();
+    for cut in [0, 6, bytes.len() - 1] {
+        assert!(b.apply_update(&bytes[..cut]).is_err());
+    }
+    assert!(
+        b.apply_update(&b.encode()).is_err(),
+        "a state is not an update"
+    );
+    assert_eq!(b.encode(), before);
 }

@@ -10,7 +10,7 @@
     missing_docs
 )]
 
-use mesh_crdt::{ReplicaId, TextDoc, TextOp};
+use mesh_crdt::{CharId, ReplicaId, TextDoc, TextOp, VectorClock};
 
 fn exchange(a: &mut TextDoc, b: &mut TextDoc, from_a: Vec<TextOp>, from_b: Vec<TextOp>) {
     for op in from_b {
@@ -89,23 +89,7 @@ fn concurrent_edits_converge_with_deletes_and_duplicates() {
 /// texts must be equal. The seed is printed; set `MESH_CRDT_SEED` to replay one.
 #[test]
 fn seeded_multi_replica_convergence_fuzzer() {
-    let seed: u64 = std::env::var("MESH_CRDT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    println!("MESH_CRDT_SEED={seed}");
-    let mut state = seed | 1;
-    let mut rand = move |n: usize| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state % n.max(1) as u64) as usize
-    };
+    let (seed, mut rand) = seeded();
     for round in 0..20 {
         let mut docs = vec![
             TextDoc::new(ReplicaId(1)),
@@ -377,4 +361,104 @@ fn hardening_15_waiting_operations_are_bounded() {
     peer.insert(0, "z");
     doc.merge(&peer);
     assert_eq!(doc.text(), "z");
+}
+
+/// Updates (operations as bytes): the layout of `docs/crdt-encoding.md`, byte for byte.
+#[test]
+fn text_updates_match_their_byte_vector() {
+    let c = |replica: u64, seq: u32| CharId {
+        replica: ReplicaId(replica),
+        seq,
+    };
+    let ops = vec![
+        TextOp::Insert {
+            id: c(7, 0),
+            origin_left: None,
+            origin_right: None,
+            text: "hi".into(),
+        },
+        TextOp::Insert {
+            id: c(300, 0),
+            origin_left: Some(c(7, 1)),
+            origin_right: None,
+            text: "!".into(),
+        },
+        TextOp::Delete {
+            ranges: vec![(c(7, 0), 1)],
+        },
+    ];
+    let bytes = TextOp::encode_all(&ops);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(
+        hex,
+        concat!(
+            "4d435244", "01", "09", // magic, version 1, tag 9
+            "02", "07", "ac02", // two replicas: 7, 300
+            "03",   // three operations
+            "00", "00", "00", "00", "00", "02", "6869", // insert (0 0) "hi", no origins
+            "00", "01", "00", "01", "01", "00", "01", "21", // insert (1 0) "!" after (0 1)
+            "01", "01", "00", "00", "01", // delete one range: (0 0) × 1
+        )
+    );
+    assert_eq!(TextOp::decode_all(&bytes).unwrap(), ops);
+    let mut doc = TextDoc::new(ReplicaId(1));
+    assert_eq!(doc.apply_update(&bytes).unwrap(), 3);
+    assert_eq!(doc.text(), "i!");
+}
+
+/// Replicas that exchange only update bytes — each edit's operation, or what the other
+/// is missing since its version — converge; a malformed update is an error and changes
+/// nothing.
+#[test]
+fn replicas_converge_on_update_bytes_and_refuse_malformed_ones() {
+    let (seed, mut rand) = seeded();
+    let mut a = TextDoc::new(ReplicaId(1));
+    let mut b = TextDoc::new(ReplicaId(2));
+    let mut to_b = Vec::new();
+    for step in 0..500 {
+        let (doc, other) = if rand(2) == 0 {
+            (&mut a, &mut b)
+        } else {
+            (&mut b, &mut a)
+        };
+        let len = doc.len();
+        let op = if rand(3) == 0 && len > 0 {
+            doc.delete(rand(len), 1 + rand(3))
+        } else {
+            doc.insert(rand(len + 1), ["x", "yz", "é"][rand(3)])
+        };
+        if let Some(op) = op {
+            let bytes = TextOp::encode_all(&[op]);
+            if rand(4) == 0 {
+                to_b.push(bytes); // delivered late
+            } else {
+                other.apply_update(&bytes).unwrap();
+            }
+        }
+        if step % 97 == 0 {
+            let update = a.update_since(&b.version());
+            b.apply_update(&update).unwrap();
+        }
+    }
+    for bytes in to_b {
+        b.apply_update(&bytes).unwrap();
+        a.apply_update(&bytes).unwrap(); // its own, or already applied: no change
+    }
+    a.apply_update(&b.update_since(&a.version())).unwrap();
+    b.apply_update(&a.update_since(&b.version())).unwrap();
+    assert_eq!(a.text(), b.text(), "seed {seed}");
+
+    let good = a.update_since(&VectorClock::new());
+    let before = (b.text(), b.version());
+    for cut in [0, 5, 6, 7, good.len() / 2, good.len() - 1] {
+        assert!(b.apply_update(&good[..cut]).is_err(), "cut at {cut}");
+    }
+    let mut bad = good.clone();
+    bad.push(0);
+    assert!(b.apply_update(&bad).is_err(), "trailing bytes");
+    assert!(
+        b.apply_update(&a.encode()).is_err(),
+        "a state is not an update"
+    );
+    assert_eq!((b.text(), b.version()), before);
 }

@@ -29,6 +29,7 @@
 
 mod content;
 mod encoding;
+mod update;
 
 use std::collections::HashMap;
 
