@@ -1,8 +1,8 @@
 //! The text CRDT.
 //!
-//! Long on purpose: the run/chunk layout, local edits, remote integration and the
-//! encoding all work on the same private representation; split apart they would
-//! need it exposed across files.
+//! Long on purpose: the run/chunk layout, local edits and remote integration all work
+//! on the same private representation. The encoding (`encoding`) and updates as bytes
+//! (`update`) are child modules, which see it without its being exposed.
 //!
 //! ## Algorithm
 //!
@@ -23,9 +23,11 @@
 //! length, whose characters' origins are implied (each one's left origin is the
 //! previous one). Runs live in chunks of at most [`CHUNK`] with their visible length,
 //! so a position is found by skipping chunks, starting from where the last edit was
-//! (typing is local). Content is kept per replica in insertion order, as bytes while it
-//! is ASCII. Memory is proportional to the number of runs and the inserted text — not
-//! one object per character.
+//! (typing is local). Most local edits need no search at all: the document remembers
+//! where the last one left off (see `Edit`), and typing on, backspacing or deleting
+//! forwards continue there. Content is kept per replica in insertion order, as bytes
+//! while it is ASCII. Memory is proportional to the number of runs and the inserted
+//! text — not one object per character.
 
 mod content;
 mod encoding;
