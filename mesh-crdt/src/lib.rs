@@ -35,6 +35,26 @@
 //! assert_eq!(alice.text(), "oh, hello world");
 //! assert_eq!(alice.text(), bob.text());
 //! ```
+//!
+//! Over a network, send bytes: an edit's operations as an update, what a peer lacks
+//! since its version as an update, or the whole state (compressed) to a newcomer.
+//!
+//! ```
+//! use mesh_crdt::{ReplicaId, TextDoc, TextOp};
+//!
+//! let mut alice = TextDoc::new(ReplicaId(1));
+//! let op = alice.insert(0, "hello").unwrap();
+//! let bytes = TextOp::encode_all(&[op]);
+//!
+//! let mut bob = TextDoc::new(ReplicaId(2));
+//! bob.apply_update(&bytes)?; // malformed bytes: an error, and nothing changes
+//! bob.insert(5, "!");
+//! alice.apply_update(&bob.update_since(&alice.version()))?;
+//!
+//! let carol = TextDoc::decode(&alice.encode(), ReplicaId(3))?;
+//! assert_eq!(carol.text(), "hello!");
+//! # Ok::<(), mesh_crdt::DecodeError>(())
+//! ```
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
