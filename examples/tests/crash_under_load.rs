@@ -1,16 +1,19 @@
-//! `mesh up` on its data directory (SQLite), killed with SIGKILL while it runs tasks at
-//! full rate: every task a submitter was told completed is completed in the store (the
-//! engine's group commit tells only after the write), none of those runs again, and
-//! every task it was told was submitted ends completed after a restart — none lost.
+//! The hub killed with SIGKILL while it runs tasks at full rate — `mesh up` on its data
+//! directory (SQLite), and the `mcp-server` hub on PostgreSQL: every task a submitter
+//! was told completed is completed in the store (the engine's group commit tells only
+//! after the write), none of those runs again, and every task it was told was
+//! submitted ends completed after a restart — none lost.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use common::Rest;
+use common::{Killed, Rest};
 use mesh_core::testing::{agent_at, client_config};
 use mesh_protocol::ws::{Incoming, connect};
 use mesh_protocol::{Hello, Message, TaskStatus, TaskSubmit};
@@ -47,7 +50,7 @@ fn agents(addr: &str, after: Option<RanAfter>) -> Vec<tokio::task::JoinHandle<()
                                 after.lock().unwrap().insert(n);
                             }
                             None if n % 10 == 0 => {
-                                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                                tokio::time::sleep(Duration::from_millis(200)).await;
                             }
                             None => {}
                         }
@@ -59,19 +62,78 @@ fn agents(addr: &str, after: Option<RanAfter>) -> Vec<tokio::task::JoinHandle<()
         .collect()
 }
 
+/// Where the killed hub keeps its state.
+enum Backing {
+    /// `mesh up` on a data directory (SQLite).
+    Sqlite(PathBuf),
+    /// The `mcp-server` hub on a PostgreSQL database.
+    Postgres(String),
+}
+
+impl Backing {
+    /// The hub, started (again) on this state: its process and address.
+    fn hub(&self) -> (Killed, String) {
+        match self {
+            Backing::Sqlite(dir) => {
+                let dir = dir.to_str().unwrap();
+                common::mesh_up(&["--listen", "127.0.0.1:0", "--data-dir", dir], KEY)
+            }
+            Backing::Postgres(url) => {
+                common::service(env!("CARGO_BIN_EXE_mcp-server"), url, &[], KEY)
+            }
+        }
+    }
+
+    /// REST on this state after the restart — the hub itself (`mesh up` serves both), or
+    /// a REST API instance on the same database — and what else runs there: on
+    /// PostgreSQL the worker, whose sweep gives back the tasks a dead instance held
+    /// once their attempt has run out (the engine's 60 s task timeout, plus 5 s).
+    fn rest(&self, hub: &str) -> (Vec<Killed>, Rest) {
+        match self {
+            Backing::Sqlite(_) => (Vec::new(), Rest::new(hub, KEY)),
+            Backing::Postgres(url) => {
+                let (api, addr) = common::service(env!("CARGO_BIN_EXE_rest-api"), url, &[], KEY);
+                let worker = Killed(
+                    std::process::Command::new(env!("CARGO_BIN_EXE_worker"))
+                        .env("DATABASE_URL", url)
+                        .env_remove("MESH_SQS_QUEUE")
+                        .env("RUST_LOG", "warn")
+                        .stdout(std::process::Stdio::null())
+                        .spawn()
+                        .unwrap(),
+                );
+                (vec![api, worker], Rest::new(&addr, KEY))
+            }
+        }
+    }
+
+    /// How long the tasks in flight at the kill may take to come back.
+    fn recovery(&self) -> Duration {
+        match self {
+            Backing::Sqlite(_) => Duration::from_secs(30),
+            Backing::Postgres(_) => Duration::from_secs(150),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mesh_killed_at_full_rate_loses_no_acknowledged_task() {
     let dir = common::fresh_data_dir();
-    let data_dir = dir.to_str().unwrap().to_owned();
-    let args = ["--listen", "127.0.0.1:0", "--data-dir", data_dir.as_str()];
-    let (mut first, addr) = common::mesh_up(&args, KEY);
+    killed_at_full_rate(Backing::Sqlite(dir.clone())).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_on_postgres_killed_at_full_rate_loses_no_acknowledged_task() {
+    let Some(database) = mesh_core::testing::fresh_database().await else {
+        return;
+    };
+    killed_at_full_rate(Backing::Postgres(database)).await;
+}
+
+async fn killed_at_full_rate(backing: Backing) {
+    let (mut first, addr) = backing.hub();
     let workers = agents(&addr, None);
-    let rest = Rest::new(&addr, KEY);
-    common::eventually("four agents connected", || async {
-        let agents = rest.get("/agents").await;
-        agents["items"].as_array().is_some_and(|a| a.len() == 4)
-    })
-    .await;
 
     // One submitter over the hub keeps WINDOW tasks in flight, as the benchmark does.
     let mut client = connect(&client_config(&format!("ws://{addr}/ws"), KEY))
@@ -125,8 +187,8 @@ async fn a_mesh_killed_at_full_rate_loses_no_acknowledged_task() {
 
     // Started again on the same database, before any agent is back: every task the
     // submitter was told completed is completed there.
-    let (second, addr) = common::mesh_up(&args, KEY);
-    let rest = Rest::new(&addr, KEY);
+    let (second, addr) = backing.hub();
+    let (_beside, rest) = backing.rest(&addr);
     for id in &completed {
         let task = rest.get(&format!("/tasks/{id}")).await;
         assert_eq!(task["status"], "completed", "{task}");
@@ -135,8 +197,16 @@ async fn a_mesh_killed_at_full_rate_loses_no_acknowledged_task() {
     // told completed runs again.
     let ran_after: RanAfter = Arc::default();
     let _workers = agents(&addr, Some(ran_after.clone()));
+    let started = Instant::now();
     for id in submitted.keys() {
-        rest.until(&id.to_string(), &["completed"]).await;
+        loop {
+            let task = rest.get(&format!("/tasks/{id}")).await;
+            if task["status"] == "completed" {
+                break;
+            }
+            assert!(started.elapsed() < backing.recovery(), "{task}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
     let ran_after = ran_after.lock().unwrap().clone();
     let again: Vec<u64> = completed
@@ -155,5 +225,4 @@ async fn a_mesh_killed_at_full_rate_loses_no_acknowledged_task() {
         ran_after.len()
     );
     drop(second);
-    let _ = std::fs::remove_dir_all(&dir);
 }
