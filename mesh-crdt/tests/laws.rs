@@ -348,6 +348,21 @@ proptest! {
     }
 }
 
+/// A body claiming more runs than its columns hold is refused before anything is
+/// allocated for them.
+#[test]
+fn a_text_body_claiming_more_runs_than_it_holds_is_refused() {
+    // No replicas, ten runs, six empty columns, ten characters of text.
+    let mut body = vec![0u8, 10];
+    body.extend([0u8; 6]);
+    body.push(10);
+    body.extend(b"abcdefghij");
+    assert_eq!(
+        TextDoc::decode(&text_frame(&body), r(1)).unwrap_err(),
+        mesh_crdt::DecodeError::Invalid("run count")
+    );
+}
+
 /// A document written by version 1 of the encoding (a run at a time, uncompressed)
 /// still reads, and re-encodes as version 2 to the same document.
 #[test]

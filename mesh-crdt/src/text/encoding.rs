@@ -132,7 +132,13 @@ impl TextDoc {
         let mut r = Reader::bare(&raw);
         let replicas = read_replicas(&mut r)?;
         let n_runs = r.usize(raw.len())?;
-        let mut agents = Reader::bare(r.bytes()?);
+        let agent_column = r.bytes()?;
+        // Each run takes at least a byte of each column: the count cannot make this
+        // allocate more than the body justifies.
+        if n_runs > agent_column.len() {
+            return Err(DecodeError::Invalid("run count"));
+        }
+        let mut agents = Reader::bare(agent_column);
         let mut seqs = Reader::bare(r.bytes()?);
         let mut lens = Reader::bare(r.bytes()?);
         let mut lefts = Reader::bare(r.bytes()?);
