@@ -187,6 +187,8 @@ pub trait DynRepository<T: Record>: Send + Sync {
     ) -> BoxFuture<'a, Result<Versioned<T>>>;
     /// [`Repository::delete`].
     fn delete<'a>(&'a self, tenant: &'a str, id: Uuid) -> BoxFuture<'a, Result<bool>>;
+    /// [`Repository::delete_many`].
+    fn delete_many<'a>(&'a self, tenant: &'a str, ids: &'a [Uuid]) -> BoxFuture<'a, Result<usize>>;
     /// [`Repository::create_many`].
     fn create_many<'a>(
         &'a self,
@@ -221,6 +223,9 @@ impl<T: Record, R: Repository<T>> DynRepository<T> for R {
     }
     fn delete<'a>(&'a self, tenant: &'a str, id: Uuid) -> BoxFuture<'a, Result<bool>> {
         Box::pin(Repository::delete(self, tenant, id))
+    }
+    fn delete_many<'a>(&'a self, tenant: &'a str, ids: &'a [Uuid]) -> BoxFuture<'a, Result<usize>> {
+        Box::pin(Repository::delete_many(self, tenant, ids))
     }
     fn create_many<'a>(
         &'a self,

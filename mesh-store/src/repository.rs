@@ -41,6 +41,23 @@ pub trait Repository<T: Record>: Send + Sync {
     /// Deletes the record; returns whether it existed.
     fn delete(&self, tenant: &str, id: Uuid) -> impl Future<Output = Result<bool>> + Send;
 
+    /// Deletes the records with these ids (those that exist) — in one statement and
+    /// one commit where the backend allows (SQLite, PostgreSQL); returns how many
+    /// existed. By default, one [`delete`](Self::delete) after another.
+    fn delete_many(
+        &self,
+        tenant: &str,
+        ids: &[Uuid],
+    ) -> impl Future<Output = Result<usize>> + Send {
+        async move {
+            let mut deleted = 0;
+            for id in ids {
+                deleted += usize::from(self.delete(tenant, *id).await?);
+            }
+            Ok(deleted)
+        }
+    }
+
     /// Stores new records at version 1 — in one round trip and one commit where the
     /// backend allows (PostgreSQL), which is what lets callers group their commits —
     /// with, for each record in order, its stored version or

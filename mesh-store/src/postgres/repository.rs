@@ -367,4 +367,17 @@ impl<T: Record> Repository<T> for PgRepository<T> {
         .map_err(backend)?;
         Ok(result.rows_affected() > 0)
     }
+
+    async fn delete_many(&self, tenant: &str, ids: &[Uuid]) -> Result<usize> {
+        let result = sqlx::query(
+            "DELETE FROM mesh_records WHERE collection = $1 AND tenant = $2 AND id = ANY($3)",
+        )
+        .bind(T::COLLECTION)
+        .bind(tenant)
+        .bind(ids)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(result.rows_affected() as usize)
+    }
 }

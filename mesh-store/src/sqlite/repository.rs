@@ -383,4 +383,31 @@ impl<T: Record> Repository<T> for SqliteRepository<T> {
         .map_err(|e| self.pools.error(e))?;
         Ok(done.rows_affected() > 0)
     }
+
+    async fn delete_many(&self, tenant: &str, ids: &[Uuid]) -> Result<usize> {
+        // One transaction (one flush), a statement per few hundred ids.
+        let mut tx = self.begin().await?;
+        let mut deleted = 0;
+        for chunk in ids.chunks(500) {
+            let mut query = sqlx::QueryBuilder::new("DELETE FROM mesh_records WHERE collection = ");
+            query.push_bind(T::COLLECTION);
+            query
+                .push(" AND tenant = ")
+                .push_bind(tenant)
+                .push(" AND id IN (");
+            let mut each = query.separated(", ");
+            for id in chunk {
+                each.push_bind(*id);
+            }
+            query.push(")");
+            let done = query
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.pools.error(e))?;
+            deleted += done.rows_affected() as usize;
+        }
+        tx.commit().await.map_err(|e| self.pools.error(e))?;
+        Ok(deleted)
+    }
 }

@@ -60,8 +60,15 @@ pub async fn crud<R: Repository<Item>>(repo: &R) {
         batch[2]
     );
     assert!(repo.create_many(&tenant, &[]).await.unwrap().is_empty());
-    repo.delete(&tenant, batch[0].id).await.unwrap();
-    repo.delete(&tenant, batch[2].id).await.unwrap();
+    // Several deleted at once: those that exist, in this tenant only.
+    let other = unique("t");
+    repo.create(&other, &batch[0]).await.unwrap();
+    let gone = [batch[0].id, Uuid::now_v7(), batch[2].id];
+    assert_eq!(repo.delete_many(&tenant, &gone).await.unwrap(), 2);
+    assert!(repo.get(&tenant, batch[2].id).await.unwrap().is_none());
+    assert!(repo.get(&other, batch[0].id).await.unwrap().is_some());
+    assert_eq!(repo.delete_many(&tenant, &gone).await.unwrap(), 0);
+    assert_eq!(repo.delete_many(&tenant, &[]).await.unwrap(), 0);
 
     it.name = "renamed".into();
     let updated = repo.update(&tenant, &it, 1).await.unwrap();
