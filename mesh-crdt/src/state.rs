@@ -388,6 +388,19 @@ impl StateCrdt {
 }
 
 impl StateOp {
+    /// Whether this operation applies at once to a state at `version` (what
+    /// [`StateCrdt::version`] gives) rather than waiting for its replica's earlier
+    /// operations; when it does, `version` moves past it. One already applied applies
+    /// (as nothing).
+    pub fn applies_at(&self, version: &mut VectorClock) -> bool {
+        let have = version.get(self.replica);
+        if self.seq > have.saturating_add(1) {
+            return false;
+        }
+        version.observe(self.replica, self.seq);
+        true
+    }
+
     /// The compact binary encoding of `ops`, in order (an *update*).
     pub fn encode_all(ops: &[StateOp]) -> Vec<u8> {
         let mut w = Writer::new(tag::STATE_OPS);

@@ -462,3 +462,85 @@ fn replicas_converge_on_update_bytes_and_refuse_malformed_ones() {
     );
     assert_eq!((b.text(), b.version()), before);
 }
+
+/// `applies_at` tells, before applying, exactly which operations would wait: three
+/// replicas' operations delivered to a fourth in a scrambled order, each predicted on
+/// the receiver's version and then applied.
+#[test]
+fn applies_at_predicts_which_operations_wait() {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    };
+    let mut writers: Vec<TextDoc> = (1..=3).map(|r| TextDoc::new(ReplicaId(r))).collect();
+    let mut ops: Vec<TextOp> = Vec::new();
+    for _ in 0..300 {
+        let w = next(3);
+        let doc = &mut writers[w];
+        let made = if doc.len() > 2 && next(3) == 0 {
+            let pos = next(doc.len() - 1);
+            doc.delete(pos, 1 + next(2))
+        } else {
+            let pos = next(doc.len() + 1);
+            doc.insert(pos, ["a", "bc", "\u{e9}"][next(3)])
+        };
+        // Others hear of it now and then, so later edits depend on other replicas'.
+        let made: Vec<TextOp> = made.into_iter().collect();
+        let other = (w + 1 + next(2)) % 3;
+        if next(2) == 0 {
+            for op in &made {
+                writers[other].apply(op.clone());
+            }
+        }
+        ops.extend(made);
+    }
+    for i in (1..ops.len()).rev() {
+        if next(4) == 0 {
+            ops.swap(i, next(i + 1));
+        }
+    }
+    let mut reader = TextDoc::new(ReplicaId(9));
+    let (mut waited, mut applied) = (0, 0);
+    for op in ops {
+        let before = reader.pending();
+        let predicted = op.applies_at(&mut reader.version());
+        reader.apply(op);
+        let did_wait = reader.pending() == before + 1;
+        assert_eq!(predicted, !did_wait);
+        if did_wait { waited += 1 } else { applied += 1 }
+    }
+    assert!(
+        waited > 10 && applied > 10,
+        "{waited} waited, {applied} applied"
+    );
+}
+
+/// An operation claiming a sequence number past what its replica has sent waits, and
+/// `applies_at` says so without applying it; the version moves past those that apply.
+#[test]
+fn applies_at_refuses_a_gap_and_moves_the_version() {
+    let mut a = TextDoc::new(ReplicaId(1));
+    let first = a.insert(0, "ab").unwrap();
+    let second = a.insert(2, "c").unwrap();
+    let mut version = VectorClock::new();
+    assert!(!second.applies_at(&mut version.clone()), "it follows `ab`");
+    assert!(first.applies_at(&mut version));
+    assert_eq!(version.get(ReplicaId(1)), 2);
+    assert!(second.applies_at(&mut version));
+    let deleted = a.delete(0, 3).unwrap();
+    assert!(deleted.applies_at(&mut version.clone()));
+    assert!(!deleted.applies_at(&mut VectorClock::new()));
+    // A state operation waits for its replica's earlier ones the same way.
+    let mut s = mesh_crdt::StateCrdt::new(ReplicaId(1));
+    let (one, two) = (s.add("n", 1), s.add("n", 1));
+    let mut version = VectorClock::new();
+    assert!(!two.applies_at(&mut version.clone()));
+    assert!(one.applies_at(&mut version) && two.applies_at(&mut version));
+    assert!(
+        one.applies_at(&mut version),
+        "one already applied applies as nothing"
+    );
+}

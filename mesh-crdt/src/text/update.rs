@@ -13,6 +13,49 @@ const INSERT: u64 = 0;
 const DELETE: u64 = 1;
 
 impl TextOp {
+    /// Whether this operation applies at once to a document at `version` (what
+    /// [`TextDoc::version`] gives) rather than waiting for characters it lacks; when
+    /// it does, `version` moves past it. One already applied, or one no replica could
+    /// have made, applies (as nothing). A replica that others sync through can refuse
+    /// an update that would wait instead of holding operations no encoding carries.
+    pub fn applies_at(&self, version: &mut VectorClock) -> bool {
+        let known = |c: CharId, v: &VectorClock| u64::from(c.seq) < v.get(c.replica);
+        match self {
+            TextOp::Insert {
+                id,
+                origin_left,
+                origin_right,
+                text,
+            } => {
+                let n = u32::try_from(text.chars().count()).unwrap_or(u32::MAX);
+                let Some(end) = id.seq.checked_add(n).filter(|_| n > 0) else {
+                    return true;
+                };
+                let have = version.get(id.replica);
+                if u64::from(end) <= have {
+                    return true;
+                }
+                // Partly applied, the rest follows the last character known instead of
+                // its left origin (as `TextDoc::apply` does).
+                let left_ok =
+                    u64::from(id.seq) < have || origin_left.is_none_or(|c| known(c, version));
+                let ready = u64::from(id.seq) <= have
+                    && left_ok
+                    && origin_right.is_none_or(|c| known(c, version));
+                if ready {
+                    version.observe(id.replica, u64::from(end));
+                }
+                ready
+            }
+            TextOp::Delete { ranges } => ranges.iter().all(|&(start, len)| {
+                match len.checked_sub(1).and_then(|l| start.seq.checked_add(l)) {
+                    Some(last) => known(CharId { seq: last, ..start }, version),
+                    None => true, // an empty range, or past the last sequence number
+                }
+            }),
+        }
+    }
+
     /// The compact binary encoding of `ops`, in order (an *update*).
     pub fn encode_all(ops: &[TextOp]) -> Vec<u8> {
         // Replica ids are long; each is written once and named by its index.
