@@ -84,6 +84,14 @@ message_types! {
     TASK_SUBMITTED = 0x0109, "task_submitted";
     /// Mesh → agent: a delegated task changed status.
     TASK_UPDATE = 0x010A, "task_update";
+    /// Agent → mesh: open a shared document, saying which version the agent has.
+    DOC_OPEN = 0x0201, "doc_open";
+    /// Mesh → agent: what the agent lacks of an opened document, and the mesh's version.
+    DOC_SYNC = 0x0202, "doc_sync";
+    /// Both: edits to an open document, as a mesh-crdt update.
+    DOC_UPDATE = 0x0203, "doc_update";
+    /// Agent → mesh: stop receiving a document's edits.
+    DOC_CLOSE = 0x0204, "doc_close";
     /// Both: a JSON-RPC 2.0 (MCP) message.
     JSONRPC = 0x0301, "jsonrpc";
 }

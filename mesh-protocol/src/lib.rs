@@ -44,6 +44,7 @@
 
 mod batch;
 mod codec;
+mod doc;
 mod error;
 mod frame;
 mod gzip;
@@ -55,6 +56,7 @@ pub mod ws;
 
 pub use batch::{BatchConfig, Coalescer};
 pub use codec::{FrameCodec, FrameCodecBuilder, Limits};
+pub use doc::{DocClose, DocKind, DocOpen, DocSync, DocUpdate, base64_bytes};
 pub use error::Error;
 pub use frame::{Frame, HEADER_LEN, MessageType, VERSION, flags};
 pub use jsonrpc::{JsonRpcError, JsonRpcMessage, RequestId};

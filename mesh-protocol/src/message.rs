@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio_util::codec::Encoder;
 use uuid::Uuid;
 
+use crate::doc::{DocClose, DocOpen, DocSync, DocUpdate};
 use crate::{Error, Frame, FrameCodec, JsonRpcMessage, MessageType};
 
 /// `hello` (agent → mesh): register, or resume with `agent_id`.
@@ -510,6 +511,10 @@ catalogue! {
     TaskSubmit(TaskSubmit) = TASK_SUBMIT,
     TaskSubmitted(TaskSubmitted) = TASK_SUBMITTED,
     TaskUpdate(TaskUpdate) = TASK_UPDATE,
+    DocOpen(DocOpen) = DOC_OPEN,
+    DocSync(DocSync) = DOC_SYNC,
+    DocUpdate(DocUpdate) = DOC_UPDATE,
+    DocClose(DocClose) = DOC_CLOSE,
     JsonRpc(JsonRpcMessage) = JSONRPC,
 }
 

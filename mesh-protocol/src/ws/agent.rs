@@ -1,4 +1,5 @@
-//! A small agent runtime: connect, register, run tasks through a handler, delegate.
+//! A small agent runtime: connect, register, run tasks through a handler, delegate,
+//! edit shared documents.
 //! It is what `examples/agent.rs` builds on, and what an agent author copies.
 
 use std::collections::HashMap;
@@ -12,6 +13,7 @@ use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 use uuid::Uuid;
 
+use super::docs::{OpenDoc, OpenDocs};
 use super::{ClientConfig, Incoming, Sender, connect};
 pub use crate::TaskError;
 use crate::{
@@ -24,13 +26,15 @@ pub type TaskFuture = Pin<Box<dyn Future<Output = Result<Value, TaskError>> + Se
 
 type Waiters = Arc<Mutex<HashMap<String, oneshot::Sender<TaskUpdate>>>>;
 
-/// What a running task can do besides returning: report progress, delegate sub-tasks.
+/// What a running task can do besides returning: report progress, delegate sub-tasks,
+/// open shared documents.
 #[derive(Clone, Debug)]
 pub struct AgentContext {
     sender: Sender,
     task_id: Uuid,
     traceparent: Option<String>,
     waiters: Waiters,
+    docs: OpenDocs,
 }
 
 impl AgentContext {
@@ -79,6 +83,15 @@ impl AgentContext {
         submit.required_capabilities = required;
         self.sender.send(submit).await?;
         rx.await.map_err(|_| Error::Closed)
+    }
+
+    /// Opens shared document `doc_id` on the agent's connection, from `version` (the
+    /// agent's replica's vector clock, encoded; empty for the whole document). The first
+    /// event is its [`DocEvent::Sync`](super::DocEvent::Sync); then everyone else's
+    /// updates as they happen. The document stays open until the handle is dropped or
+    /// the connection ends.
+    pub async fn open_doc(&self, doc_id: Uuid, version: Vec<u8>) -> Result<OpenDoc, Error> {
+        OpenDoc::open(self.sender.clone(), self.docs.clone(), doc_id, version).await
     }
 }
 
@@ -144,6 +157,7 @@ where
 {
     let sender = connection.sender();
     let waiters: Waiters = Arc::default();
+    let docs = ClosedAtEnd(OpenDocs::default());
     let running: Arc<Mutex<HashMap<Uuid, AbortHandle>>> = Arc::default();
     let submitted: Arc<Mutex<HashMap<Uuid, String>>> = Arc::default();
     let limit = hello.max_concurrency.unwrap_or(1) as usize;
@@ -160,7 +174,10 @@ where
         };
         let message = match incoming {
             None => return Ok(()),
-            Some(Ok(Incoming::Message(m))) => m,
+            Some(Ok(Incoming::Message(m))) => match docs.0.route(m, &sender) {
+                Some(m) => m,
+                None => continue,
+            },
             Some(Ok(_)) => continue,
             Some(Err(e)) if e.close_code().is_some() || e.is_retryable() => return Err(e),
             Some(Err(e)) => {
@@ -182,6 +199,7 @@ where
                     task_id,
                     traceparent: task.traceparent.clone(),
                     waiters: waiters.clone(),
+                    docs: docs.0.clone(),
                 };
                 let future = handler(task, context);
                 let (sender, done) = (sender.clone(), running.clone());
@@ -244,6 +262,15 @@ where
             Message::Goodbye(_) => return Ok(()),
             _ => {}
         }
+    }
+}
+
+/// A connection's open documents, whose events end with it however `serve` returns.
+struct ClosedAtEnd(OpenDocs);
+
+impl Drop for ClosedAtEnd {
+    fn drop(&mut self) {
+        self.0.clear();
     }
 }
 

@@ -10,17 +10,20 @@
 //!   pings to keep the link alive, times out a silent peer, and writes through a bounded
 //!   queue: a peer that does not read is closed with 1008 instead of growing memory.
 //! - [`run_agent`] is a small agent runtime on top: register, heartbeat, run tasks
-//!   through a handler, delegate sub-tasks, reconnect.
+//!   through a handler, delegate sub-tasks, reconnect; a task opens shared documents
+//!   with [`AgentContext::open_doc`] ([`OpenDoc`], [`DocEvent`]).
 
 mod agent;
 mod backoff;
 mod client;
 mod connection;
+mod docs;
 mod server;
 
 pub use agent::{AgentContext, TaskError, TaskFuture, run_agent};
 pub use backoff::Backoff;
 pub use client::{ClientConfig, connect, connect_once};
 pub use connection::{Connection, ConnectionConfig, Incoming, Sender};
+pub use docs::{DOC_EVENT_BUFFER, DocEvent, OpenDoc};
 pub use fastwebsockets::Role;
 pub use server::{Subprotocol, Upgrade, credential, upgrade};

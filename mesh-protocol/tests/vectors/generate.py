@@ -68,6 +68,27 @@ ok("batch_compressed", frame(0x0000, gz(inner * 20), flags=BATCH | COMPRESSED),
 ok("batch_with_compressed_member", frame(0x0000, frame(0x0101, gz(js(assign)), flags=COMPRESSED) + frame(0x0003, js(hb)), flags=BATCH),
    [(0x0101, assign), (0x0003, hb)], "a member of a batch may itself be compressed")
 
+# Shared documents: updates and versions are mesh-crdt bytes (docs/crdt-encoding.md),
+# base64 in the JSON. The update is that document's text-update byte vector; the
+# version is the version vector it leads to (replica 7 at 2, replica 300 at 1).
+doc_id = "0192f5a4-6c1e-7cc3-9b7e-2a1d4c5e6f73"
+text_update = bytes.fromhex("4d43524401090207ac020300000000000268690001000101000121010100 0001".replace(" ", ""))
+version = bytes.fromhex("4d4352440101020702ac0201")
+b64 = lambda b: __import__("base64").b64encode(b).decode()
+doc_open = {"doc_id": doc_id, "version": b64(version)}
+ok("doc_open", frame(0x0201, js(doc_open)), [(0x0201, doc_open)], "open a document, holding a version")
+doc_open_new = {"doc_id": doc_id}
+ok("doc_open_empty", frame(0x0201, js(doc_open_new)), [(0x0201, doc_open_new)],
+   "open a document, holding nothing (no version field)")
+doc_sync = {"doc_id": doc_id, "kind": "text", "update": b64(text_update), "version": b64(version)}
+ok("doc_sync", frame(0x0202, js(doc_sync)), [(0x0202, doc_sync)], "what the agent lacks, and the mesh's version")
+doc_update = {"doc_id": doc_id, "update": b64(text_update)}
+ok("doc_update", frame(0x0203, js(doc_update)), [(0x0203, doc_update)], "edits as a text update")
+doc_close = {"doc_id": doc_id}
+ok("doc_close", frame(0x0204, js(doc_close)), [(0x0204, doc_close)], "stop receiving a document's edits")
+bad("doc_update_not_base64", frame(0x0203, js({"doc_id": doc_id, "update": "not base64!"})), "bad_payload",
+    "an update must be base64", at="message")
+
 bad("bad_version", frame(0x0003, js(hb), version=2), "bad_version", "version byte is not 1")
 bad("reserved_flags", frame(0x0003, js(hb), flags=0x08), "reserved_flags", "flag bit 3 set")
 bad("encrypted", frame(0x0003, js(hb), flags=ENCRYPTED), "encryption_unsupported", "ENCRYPTED is reserved")
