@@ -274,6 +274,7 @@ pub fn router(services: Services, config: AppConfig) -> Router {
                 state.gate.clone(),
                 config.hub.clone(),
             )
+            .with_docs(state.services.docs.clone())
         }),
         #[cfg(feature = "mcp")]
         mcp: config.surfaces.mcp.then(|| {

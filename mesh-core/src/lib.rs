@@ -85,6 +85,7 @@ pub mod observe;
 #[cfg(feature = "rest")]
 pub mod rest;
 pub mod services;
+pub mod shared_docs;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tools;

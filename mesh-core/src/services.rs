@@ -93,7 +93,7 @@ pub struct Services {
     pub tools: Tools,
     /// Collaboration jobs started through the surfaces (per-tenant quota, cancel).
     pub collab: crate::collab::CollabJobs,
-    /// Durable workflows (on the engine's stores, with `tools`).
+    /// Durable workflows (on the engine's stores, with `tools` and `docs`).
     pub workflows: crate::workflow::Workflows,
     /// What the health checks remember: this process's worker, the embedder.
     pub probes: crate::health::Probes,
@@ -101,6 +101,8 @@ pub struct Services {
     pub access: crate::access::Access,
     /// What LLM agents spent, per tenant and agent (since the process started).
     pub agents: crate::agents::AgentUsage,
+    /// Shared documents (on the engine's stores; the hub, REST and MCP share them).
+    pub docs: crate::shared_docs::SharedDocs,
 }
 
 impl std::fmt::Debug for Services {
@@ -120,6 +122,8 @@ impl Services {
     /// Must run inside a tokio runtime.
     pub fn in_memory(engine: Engine) -> Self {
         let tools = Tools::start(&engine, ToolRegistry::new(), ToolsConfig::default());
+        let docs =
+            crate::shared_docs::SharedDocs::new(&engine, crate::shared_docs::DocLimits::default());
         Self {
             engine: engine.clone(),
             vectors: Arc::new(MemoryVectorIndex::new()),
@@ -127,14 +131,16 @@ impl Services {
             jobs: Arc::new(MemoryQueue::new(mesh_store::QueueConfig::default())),
             tools: tools.clone(),
             collab: crate::collab::CollabJobs::default(),
-            workflows: crate::workflow::Workflows::new(
+            workflows: crate::workflow::Workflows::with_docs(
                 engine.clone(),
                 tools,
+                docs.clone(),
                 crate::workflow::WorkflowConfig::default(),
             ),
             probes: crate::health::Probes::default(),
             access: crate::access::Access::new(&engine),
             agents: crate::agents::AgentUsage::default(),
+            docs,
         }
     }
 
@@ -154,7 +160,12 @@ impl Services {
         config: crate::workflow::WorkflowConfig,
     ) -> Self {
         self.tools = tools.clone();
-        self.workflows = crate::workflow::Workflows::new(self.engine.clone(), tools, config);
+        self.workflows = crate::workflow::Workflows::with_docs(
+            self.engine.clone(),
+            tools,
+            self.docs.clone(),
+            config,
+        );
         self
     }
 

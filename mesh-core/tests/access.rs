@@ -328,6 +328,48 @@ fn routes() -> Vec<(Method, String, Option<Value>, &'static str, &'static str)> 
             "read",
             "documents",
         ),
+        p(
+            Method::POST,
+            "/api/v1/shared-docs",
+            Some(json!({"name": "notes", "kind": "text"})),
+            "create",
+            "documents",
+        ),
+        p(
+            Method::GET,
+            "/api/v1/shared-docs",
+            None,
+            "read",
+            "documents",
+        ),
+        p(
+            Method::GET,
+            "/api/v1/shared-docs/{id}",
+            None,
+            "read",
+            "documents",
+        ),
+        p(
+            Method::POST,
+            "/api/v1/shared-docs/{id}/edits",
+            Some(json!({"edits": []})),
+            "update",
+            "documents",
+        ),
+        p(
+            Method::DELETE,
+            "/api/v1/shared-docs/{id}",
+            None,
+            "delete",
+            "documents",
+        ),
+        p(
+            Method::GET,
+            "/api/v1/shared-docs/{id}/events",
+            None,
+            "read",
+            "documents",
+        ),
         p(Method::GET, "/api/v1/tools", None, "read", "tools"),
         p(
             Method::POST,
@@ -434,7 +476,7 @@ fn routes() -> Vec<(Method, String, Option<Value>, &'static str, &'static str)> 
 }
 
 /// What each MCP tool needs, written out here independently of the server's table.
-const MCP_TOOLS: [(&str, &str, &str); 21] = [
+const MCP_TOOLS: [(&str, &str, &str); 26] = [
     ("list_agents", "read", "agents"),
     ("submit_task", "create", "tasks"),
     ("get_task", "read", "tasks"),
@@ -444,6 +486,11 @@ const MCP_TOOLS: [(&str, &str, &str); 21] = [
     ("cancel_collab_job", "update", "tasks"),
     ("index_document", "create", "documents"),
     ("search", "read", "documents"),
+    ("create_shared_doc", "create", "documents"),
+    ("list_shared_docs", "read", "documents"),
+    ("read_shared_doc", "read", "documents"),
+    ("edit_shared_doc", "update", "documents"),
+    ("delete_shared_doc", "delete", "documents"),
     ("execute_tool", "execute", "tools"),
     ("register_workflow", "create", "definitions"),
     ("start_workflow", "create", "workflows"),

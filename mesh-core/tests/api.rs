@@ -100,8 +100,10 @@ impl Api {
         }
         let response = request.send().await.unwrap();
         let status = response.status();
-        if status.is_success() && path == "/api/v1/events" {
-            // The live feed never ends: its status is the answer.
+        let endless = path == "/api/v1/events"
+            || (path.starts_with("/api/v1/shared-docs/") && path.ends_with("/events"));
+        if status.is_success() && endless {
+            // The live feed and a document's stream never end: the status is the answer.
             return (status, Value::Null);
         }
         let text = response.text().await.unwrap();
@@ -150,6 +152,7 @@ fn routes(
     agent: &str,
     job: &str,
     run: &str,
+    doc: &str,
 ) -> Vec<(Method, String, Option<Value>, Scope)> {
     let body = |v: Value| Some(v);
     vec![
@@ -225,6 +228,37 @@ fn routes(
             Method::POST,
             "/api/v1/search".into(),
             body(json!({"collection": "c", "query": "q"})),
+            Scope::Read,
+        ),
+        (
+            Method::POST,
+            "/api/v1/shared-docs".into(),
+            body(json!({"name": "notes", "kind": "text"})),
+            Scope::Write,
+        ),
+        (Method::GET, "/api/v1/shared-docs".into(), None, Scope::Read),
+        (
+            Method::GET,
+            format!("/api/v1/shared-docs/{doc}"),
+            None,
+            Scope::Read,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/shared-docs/{doc}/edits"),
+            body(json!({"edits": []})),
+            Scope::Write,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/shared-docs/{doc}"),
+            None,
+            Scope::Admin,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/shared-docs/{doc}/events"),
+            None,
             Scope::Read,
         ),
         (Method::GET, "/api/v1/tools".into(), None, Scope::Read),
@@ -612,7 +646,15 @@ async fn the_auth_matrix_holds_on_every_route() {
     {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    for (method, path, body, scope) in routes(&task_id, &agent_id, &job_id, &run_id) {
+    let (_, doc) = api
+        .post(
+            "/api/v1/shared-docs",
+            &api.admin,
+            json!({"name": "probe", "kind": "state"}),
+        )
+        .await;
+    let doc_id = doc["id"].as_str().unwrap().to_owned();
+    for (method, path, body, scope) in routes(&task_id, &agent_id, &job_id, &run_id, &doc_id) {
         // No credentials, an unknown key, an expired or forged JWT: 401.
         for key in [
             None,
@@ -1301,7 +1343,7 @@ async fn the_openapi_document_covers_every_route() {
                 .map(move |m| (m.to_uppercase(), path.clone()))
         })
         .collect();
-    let mut served: BTreeSet<(String, String)> = routes("{id}", "{id}", "{id}", "{id}")
+    let mut served: BTreeSet<(String, String)> = routes("{id}", "{id}", "{id}", "{id}", "{id}")
         .into_iter()
         .map(|(m, p, ..)| {
             let p = p
@@ -1663,4 +1705,192 @@ async fn the_event_feed_resumes_without_a_gap_and_the_overview_counts() {
     assert_eq!(completed, 2, "{overview}");
     assert!(series.iter().any(|b| b["p99_ms"].is_number()));
     assert_eq!(overview["workflows"]["running"]["count"], 0);
+}
+
+/// Shared documents over REST: create, list, read, edit (text and state), follow live
+/// while an agent on the hub edits the same document, refusals, and delete ending the
+/// stream.
+#[tokio::test]
+async fn shared_documents_are_edited_over_rest_and_followed_live() {
+    use mesh_core::crdt::{ReplicaId, TextDoc, TextOp};
+    use mesh_protocol::ws::connect;
+    use mesh_protocol::{DocOpen, DocUpdate, Hello, Message};
+
+    let api = api().await;
+    let (status, doc) = api
+        .post(
+            "/api/v1/shared-docs",
+            &api.admin,
+            json!({"name": "notes", "kind": "text"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{doc}");
+    let id = doc["id"].as_str().unwrap().to_owned();
+    let (_, listed) = api.get("/api/v1/shared-docs", &api.reader).await;
+    assert_eq!(listed["items"][0]["name"], "notes");
+    assert_eq!(listed["items"][0]["kind"], "text");
+    let (status, error) = api
+        .post(
+            "/api/v1/shared-docs",
+            &api.admin,
+            json!({"name": " ", "kind": "text"}),
+        )
+        .await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
+
+    // A browser follows the document.
+    let mut follow = api
+        .http
+        .get(api.url(&format!("/api/v1/shared-docs/{id}/events")))
+        .bearer_auth(&api.reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(follow.headers()["content-type"], "text/event-stream");
+    let first = read_sse(&mut follow, |e| e.event == "content").await;
+    let view: Value = serde_json::from_str(&first.last().unwrap().data).unwrap();
+    assert_eq!(view["content"], "");
+
+    // An agent on the hub edits it; the browser sees the edit.
+    let ws = format!("ws://{}/ws", api.addr);
+    let mut agent = connect(&common::client_config(&ws, &api.admin))
+        .await
+        .unwrap();
+    agent.send(Hello::new("writer", ["write"])).await.unwrap();
+    assert!(matches!(next(&mut agent).await, Message::Welcome(_)));
+    let doc_id: uuid::Uuid = id.parse().unwrap();
+    agent.send(DocOpen::new(doc_id, Vec::new())).await.unwrap();
+    assert!(matches!(next(&mut agent).await, Message::DocSync(_)));
+    let mut replica = TextDoc::new(ReplicaId(42));
+    let op = replica.insert(0, "hello world").unwrap();
+    agent
+        .send(DocUpdate::new(doc_id, TextOp::encode_all(&[op])))
+        .await
+        .unwrap();
+    let seen = read_sse(&mut follow, |e| e.data.contains("hello world")).await;
+    assert_eq!(seen.last().unwrap().event, "content");
+
+    // A person edits it over REST; the agent gets the edit relayed.
+    let (status, edited) = api
+        .post(
+            &format!("/api/v1/shared-docs/{id}/edits"),
+            &api.admin,
+            json!({"edits": [{"op": "splice", "pos": 5, "delete": 6, "insert": ", mesh"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{edited}");
+    assert_eq!(edited["content"], "hello, mesh");
+    match next(&mut agent).await {
+        Message::DocUpdate(update) => replica.apply_update(&update.update).unwrap(),
+        other => panic!("expected the relayed edit, got {other:?}"),
+    };
+    assert_eq!(replica.text(), "hello, mesh");
+    read_sse(&mut follow, |e| e.data.contains("hello, mesh")).await;
+
+    // Refused edits change nothing.
+    for (edits, why) in [
+        (
+            json!([{"op": "splice", "pos": 99, "insert": "x"}]),
+            "past the end",
+        ),
+        (
+            json!([{"op": "add", "path": "n", "delta": 1}]),
+            "does not take",
+        ),
+        (
+            json!([{"op": "splice", "pos": 0, "insert": "ok"}, {"op": "splice", "pos": 500}]),
+            "past the end",
+        ),
+    ] {
+        let (status, error) = api
+            .post(
+                &format!("/api/v1/shared-docs/{id}/edits"),
+                &api.admin,
+                json!({"edits": edits}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+        assert!(error["message"].as_str().unwrap().contains(why), "{error}");
+    }
+    let (_, read) = api
+        .get(&format!("/api/v1/shared-docs/{id}"), &api.reader)
+        .await;
+    assert_eq!(read["content"], "hello, mesh");
+    // Another tenant does not see it.
+    let (status, _) = api
+        .get(
+            &format!("/api/v1/shared-docs/{id}"),
+            &api.other_tenant_admin,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A state document: paths and values.
+    let (_, board) = api
+        .post(
+            "/api/v1/shared-docs",
+            &api.admin,
+            json!({"name": "board", "kind": "state"}),
+        )
+        .await;
+    let board_id = board["id"].as_str().unwrap();
+    let (status, board) = api
+        .post(
+            &format!("/api/v1/shared-docs/{board_id}/edits"),
+            &api.admin,
+            json!({"edits": [
+                {"op": "set", "path": "build/status", "value": "green"},
+                {"op": "add", "path": "runs", "delta": 2},
+                {"op": "insert", "path": "owners", "element": "ada"},
+                {"op": "insert", "path": "owners", "element": "bob"},
+                {"op": "remove", "path": "owners", "element": "ada"}
+            ]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{board}");
+    assert_eq!(
+        board["content"],
+        json!({"build/status": "green", "owners": ["bob"], "runs": 2})
+    );
+    let (status, _) = api
+        .post(
+            &format!("/api/v1/shared-docs/{board_id}/edits"),
+            &api.admin,
+            json!({"edits": [{"op": "set", "path": "x", "value": {"no": "objects"}}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Deleting ends the stream and the agent's subscription.
+    let (status, _) = api
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/shared-docs/{id}"),
+            Some(&api.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let end = read_sse(&mut follow, |e| e.event == "deleted").await;
+    assert_eq!(end.last().unwrap().event, "deleted");
+    match next(&mut agent).await {
+        Message::Error(e) => assert_eq!(e.code, "doc_not_found"),
+        other => panic!("expected doc_not_found, got {other:?}"),
+    }
+    let (status, _) = api
+        .get(&format!("/api/v1/shared-docs/{id}"), &api.reader)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// The next message from the mesh (10 s at most).
+async fn next(agent: &mut mesh_protocol::ws::Connection) -> mesh_protocol::Message {
+    use mesh_protocol::ws::Incoming;
+    match tokio::time::timeout(Duration::from_secs(10), agent.recv()).await {
+        Ok(Some(Ok(Incoming::Message(m)))) => m,
+        other => panic!("no message: {other:?}"),
+    }
 }

@@ -163,6 +163,14 @@ impl mesh_core::Stores for BoobyStores {
     fn tool_sources(&self) -> &Self::ToolSources {
         self.memory.tool_sources()
     }
+    type SharedDocs = <mesh_core::MemoryStores as mesh_core::Stores>::SharedDocs;
+    type DocEdits = <mesh_core::MemoryStores as mesh_core::Stores>::DocEdits;
+    fn shared_docs(&self) -> &Self::SharedDocs {
+        self.memory.shared_docs()
+    }
+    fn doc_edits(&self) -> &Self::DocEdits {
+        self.memory.doc_edits()
+    }
 }
 
 /// Hardening issue, item 5: a panic in the engine task left the process looking healthy

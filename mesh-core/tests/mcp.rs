@@ -175,6 +175,54 @@ async fn call(client: &Client, tool: &str, arguments: Value) -> (bool, Value) {
     (result.is_error.unwrap_or(false), value)
 }
 
+/// The shared-document tools: create, edit, read, list, refusals, delete.
+async fn shared_docs(client: &Client) {
+    let (error, doc) = call(
+        client,
+        "create_shared_doc",
+        json!({"name": "plan", "kind": "text"}),
+    )
+    .await;
+    assert!(!error, "{doc}");
+    let id = doc["id"].as_str().unwrap().to_owned();
+    let splice = json!({"op": "splice", "pos": 0, "insert": "step one"});
+    let (error, edited) = call(
+        client,
+        "edit_shared_doc",
+        json!({"id": id, "edits": [splice]}),
+    )
+    .await;
+    assert!(!error, "{edited}");
+    assert_eq!(edited["content"], "step one");
+    let (_, read) = call(client, "read_shared_doc", json!({"id": id})).await;
+    assert_eq!(
+        (&read["name"], &read["content"]),
+        (&json!("plan"), &json!("step one"))
+    );
+    let (_, listed) = call(client, "list_shared_docs", json!({})).await;
+    assert!(
+        listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["id"] == id.as_str())
+    );
+    let past = json!({"op": "splice", "pos": 99, "insert": "x"});
+    let (error, refused) = call(
+        client,
+        "edit_shared_doc",
+        json!({"id": id, "edits": [past]}),
+    )
+    .await;
+    assert!(error);
+    assert_eq!(refused["code"], "invalid_request");
+    let (error, _) = call(client, "delete_shared_doc", json!({"id": id})).await;
+    assert!(!error);
+    let (error, gone) = call(client, "read_shared_doc", json!({"id": id})).await;
+    assert!(error);
+    assert_eq!(gone["code"], "not_found");
+}
+
 /// Every tool, its errors, and the resources, through one client.
 async fn exercise(server: &Server, client: &Client) {
     let tools = client.list_all_tools().await.unwrap();
@@ -186,6 +234,9 @@ async fn exercise(server: &Server, client: &Client) {
             "cancel_collab_job",
             "cancel_task",
             "cancel_workflow",
+            "create_shared_doc",
+            "delete_shared_doc",
+            "edit_shared_doc",
             "execute_tool",
             "fork_workflow",
             "get_collab_job",
@@ -193,7 +244,9 @@ async fn exercise(server: &Server, client: &Client) {
             "get_workflow",
             "index_document",
             "list_agents",
+            "list_shared_docs",
             "list_workflows",
+            "read_shared_doc",
             "register_mcp_server",
             "register_workflow",
             "resume_workflow",
@@ -211,6 +264,7 @@ async fn exercise(server: &Server, client: &Client) {
             .iter()
             .all(|t| t.input_schema.get("type") == Some(&json!("object")))
     );
+    shared_docs(client).await;
 
     let _agent = common::echo_agent_at(
         &format!("ws://{}/ws", server.addr),
@@ -801,7 +855,7 @@ async fn the_python_mcp_sdk_connects_over_websocket_with_the_key_in_the_query() 
     );
     let seen: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(seen["server"], "mesh");
-    assert_eq!(seen["tools"].as_array().unwrap().len(), 21, "{seen}");
+    assert_eq!(seen["tools"].as_array().unwrap().len(), 26, "{seen}");
     assert_eq!(seen["task"]["status"], "completed", "{seen}");
     assert_eq!(seen["task"]["output"]["input"], json!({"from": "python"}));
     assert_eq!(seen["bad"]["is_error"], true);

@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use mesh_core::domain::DocKind;
 use mesh_core::protocol::{Hello, TaskError};
+use mesh_core::shared_docs::{DocLimits, Edit, SharedDocs};
 use mesh_core::testing::fast_config;
 use mesh_core::tools::ToolRegistry;
 use mesh_core::workflow::{
@@ -28,6 +30,7 @@ type Counts = Arc<Mutex<HashMap<String, usize>>>;
 struct World {
     engine: Engine,
     workflows: Workflows,
+    docs: SharedDocs,
     tenant: TenantId,
     counts: Counts,
     _agent: mesh_core::LocalAgent,
@@ -80,16 +83,18 @@ async fn world() -> World {
         })
         .await
         .unwrap();
-    let workflows = Workflows::start(
+    let docs = SharedDocs::new(&engine, DocLimits::default());
+    let workflows = Workflows::with_docs(
         engine.clone(),
         Arc::new(ToolRegistry::new()),
+        docs.clone(),
         WorkflowConfig::default().poll_every(Duration::from_millis(50)),
-    )
-    .await
-    .unwrap();
+    );
+    workflows.recover().await.unwrap();
     World {
         engine,
         workflows,
+        docs,
         tenant,
         counts,
         _agent: agent,
@@ -662,4 +667,63 @@ async fn json_schemas_check_inputs_and_outputs() {
         e.to_string().contains("step \"e\"") && e.to_string().contains("input_schema"),
         "{e}"
     );
+}
+
+#[tokio::test]
+async fn doc_steps_read_and_edit_a_shared_state_document_live() {
+    let w = world().await;
+    let board = w
+        .docs
+        .create(w.tenant, "board", DocKind::State)
+        .await
+        .unwrap()
+        .id;
+    // A person marks the build red; someone follows the document live.
+    let red = Edit::Set {
+        path: "build/status".into(),
+        value: json!("red"),
+    };
+    w.docs.edit(w.tenant, board, vec![red]).await.unwrap();
+    let (mut follower, _) = w
+        .docs
+        .live(w.tenant, board)
+        .await
+        .unwrap()
+        .open(Default::default())
+        .await
+        .unwrap();
+    w.register(json!({"name": "triage",
+        "state": {"board": {}, "seen": {}, "status": {}},
+        "steps": [
+            {"name": "look", "doc": "read", "input": {"id": {"$state": "/board"}},
+             "output": "seen", "next": "shout"},
+            {"name": "shout", "task": {"kind": "upper"},
+             "input": {"$state": "/seen/build~1status"}, "output": "status", "next": "record"},
+            {"name": "record", "doc": "edit", "output": "seen",
+             "input": {"id": {"$state": "/board"}, "edits": [
+                {"op": "set", "path": "build/status", "value": {"$state": "/status"}},
+                {"op": "add", "path": "runs", "delta": 1}]}}]}))
+        .await;
+    let run = w.start("triage", json!({"board": board})).await;
+    let done = w.until(run, RunStatus::Succeeded).await;
+    let want = json!({"build/status": "RED", "runs": 1});
+    assert_eq!(done.output.unwrap()["seen"], want);
+    assert_eq!(w.docs.read(w.tenant, board).await.unwrap().content, want);
+    // The step's edit reached the follower as one update.
+    assert!(follower.recv().await.is_ok());
+
+    // A document that is not there, and an edit of the wrong kind, fail the run with
+    // the reason; the document is as it was.
+    w.register(json!({"name": "scribble", "state": {"board": {}},
+        "steps": [{"name": "type", "doc": "edit", "input": {"id": {"$state": "/board"},
+            "edits": [{"op": "splice", "pos": 0, "insert": "hi"}]}}]}))
+        .await;
+    let run = w.start("scribble", json!({"board": board})).await;
+    let failed = w.until(run, RunStatus::Failed).await;
+    assert!(failed.error.unwrap().contains("splice"));
+    let gone = mesh_core::domain::SharedDocId::new();
+    let run = w.start("scribble", json!({"board": gone})).await;
+    let failed = w.until(run, RunStatus::Failed).await;
+    assert!(failed.error.unwrap().contains(&gone.to_string()));
+    assert_eq!(w.docs.read(w.tenant, board).await.unwrap().content, want);
 }

@@ -228,6 +228,46 @@ function schemaForm(schema, prefix, initial = {}) {
 
 // ---------------------------------------------------------------- the live feed
 
+// Reads a Server-Sent Events response to its end, calling `onMessage` with each
+// message's id, event name and data (parsed as JSON; null when it is not).
+async function readEvents(res, onMessage) {
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
+    let end;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      onMessage(parseEvent(buffer.slice(0, end)));
+      buffer = buffer.slice(end + 2);
+    }
+  }
+}
+
+function parseEvent(block) {
+  let id = null;
+  let event = 'message';
+  let data = '';
+  for (const line of block.split('\n')) {
+    if (!line || line.startsWith(':')) continue;
+    const at = line.indexOf(':');
+    const field = at < 0 ? line : line.slice(0, at);
+    const value = at < 0 ? '' : line.slice(at + 1).replace(/^ /, '');
+    if (field === 'id') id = value;
+    else if (field === 'event') event = value;
+    else if (field === 'data') data += value;
+  }
+  let parsed = null;
+  try {
+    parsed = data ? JSON.parse(data) : null;
+  } catch {
+    parsed = null;
+  }
+  return { id, event, data: parsed };
+}
+
 class Feed {
   constructor() {
     this.last = null;
@@ -252,19 +292,7 @@ class Feed {
         if (!res.ok) throw new Error(`HTTP ${res.status}`);
         setLive(true);
         backoff = 250;
-        const reader = res.body.getReader();
-        const decoder = new TextDecoder();
-        let buffer = '';
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          buffer += decoder.decode(value, { stream: true });
-          let end;
-          while ((end = buffer.indexOf('\n\n')) >= 0) {
-            this.dispatch(buffer.slice(0, end));
-            buffer = buffer.slice(end + 2);
-          }
-        }
+        await readEvents(res, (message) => this.dispatch(message));
       } catch {
         // dropped: reconnect below
       }
@@ -275,29 +303,12 @@ class Feed {
     }
   }
 
-  dispatch(block) {
-    let id = null;
-    let event = 'message';
-    let data = '';
-    for (const line of block.split('\n')) {
-      if (!line || line.startsWith(':')) continue;
-      const at = line.indexOf(':');
-      const field = at < 0 ? line : line.slice(0, at);
-      const value = at < 0 ? '' : line.slice(at + 1).replace(/^ /, '');
-      if (field === 'id') id = value;
-      else if (field === 'event') event = value;
-      else if (field === 'data') data += value;
-    }
+  dispatch({ id, event, data }) {
     if (id) {
       this.last = id;
       this.seen.push(id);
     }
-    let payload = {};
-    try {
-      payload = data ? JSON.parse(data) : {};
-    } catch {
-      payload = {};
-    }
+    const payload = data ?? {};
     if (event !== 'reset') {
       recent.push({ at: new Date().toISOString(), event, ...payload });
       if (recent.length > 2000) recent.shift();
@@ -394,6 +405,8 @@ const routes = [
   [/^#\/workflows\/([^/?]+)$/, runPage],
   [/^#\/tools$/, toolsPage],
   [/^#\/knowledge$/, knowledgePage],
+  [/^#\/docs$/, docsPage],
+  [/^#\/docs\/([^/?]+)$/, docPage],
 ];
 
 function route() {
@@ -954,6 +967,223 @@ async function knowledgePage(root) {
   }, h('h2', {}, 'Search'), h('div', { class: 'row' }, h('label', { for: 'search-collection' }, 'Collection', searchIn), h('label', { for: 'search-query' }, 'Query', searchFor),
     h('button', { type: 'submit' }, 'Search')), hits);
   put(root, h('h1', {}, 'Knowledge'), out, index, search);
+}
+
+// ---------------------------------------------------------------- shared documents
+
+async function docsPage(root) {
+  const out = h('p', { class: 'error', role: 'alert' });
+  const name = h('input', { id: 'doc-name', name: 'name', required: true, maxlength: 256 });
+  const kind = h('select', { id: 'doc-kind', name: 'kind' },
+    h('option', { value: 'text' }, 'Text'), h('option', { value: 'state' }, 'State (paths and values)'));
+  const create = h('form', {
+    class: 'panel',
+    'aria-label': 'New shared document',
+    onsubmit: async (e) => {
+      e.preventDefault();
+      const made = await attempt(out, () => api('/api/v1/shared-docs', { method: 'POST', body: { name: name.value.trim(), kind: kind.value } }));
+      if (made) setHash(`#/docs/${made.id}`);
+    },
+  }, h('h2', {}, 'New shared document'),
+  h('div', { class: 'row' }, h('label', { for: 'doc-name' }, 'Name', name), h('label', { for: 'doc-kind' }, 'Kind', kind),
+    h('button', { type: 'submit' }, 'Create')));
+  const listed = await api('/api/v1/shared-docs?limit=100');
+  put(root, h('h1', {}, 'Shared documents'),
+    h('p', { class: 'muted' }, 'Text and state that agents (over the hub) and people edit at the same time.'),
+    out, create,
+    table('Shared documents', [
+      { title: 'Name', cell: (d) => h('a', { href: `#/docs/${d.id}` }, d.name) },
+      { title: 'Kind', cell: (d) => d.kind },
+      { title: 'Created', cell: (d) => when(d.created_at) },
+      { title: 'Id', cell: (d) => h('code', {}, short(d.id)) },
+    ], listed.items, 'No shared documents yet.'));
+}
+
+// One document, live: its changes arrive as Server-Sent Events; a text is edited in
+// place (each change sent as a splice), a state through a form.
+async function docPage(root, _params, id) {
+  const first = await api(`/api/v1/shared-docs/${id}`);
+  const out = h('p', { class: 'error', role: 'alert' });
+  const status = h('span', { class: 'badge s-pending', id: 'doc-live', role: 'status' }, 'connecting');
+  const remove = h('button', {
+    type: 'button',
+    class: 'danger',
+    onclick: async () => {
+      if (!window.confirm(`Delete ${first.name}?`)) return;
+      if (await attempt(out, () => api(`/api/v1/shared-docs/${id}`, { method: 'DELETE' })) !== undefined) setHash('#/docs');
+    },
+  }, 'Delete');
+  const editor = first.kind === 'text' ? textEditor(id, first.content, out) : stateEditor(id, first.content, out);
+  put(root, h('h1', {}, first.name, ' ', h('span', { class: 'badge' }, first.kind)),
+    h('div', { class: 'row' }, status, h('code', {}, first.id), remove), out, editor.node);
+  const controller = new AbortController();
+  page.stop.push(() => controller.abort());
+  followDoc(id, controller.signal, (event, view) => {
+    if (event === 'content') {
+      put(status, 'live');
+      status.className = 'badge s-active';
+      editor.show(view.content);
+    } else if (event === 'deleted') {
+      put(status, 'deleted');
+      status.className = 'badge s-failed';
+      out.textContent = 'This document was deleted.';
+    }
+  }, () => {
+    put(status, 'reconnecting');
+    status.className = 'badge s-pending';
+  });
+}
+
+// Follows a document's events until `signal` aborts, reconnecting after a drop.
+async function followDoc(id, signal, onEvent, onDrop) {
+  let backoff = 250;
+  while (!signal.aborted) {
+    try {
+      const res = await fetch(`/api/v1/shared-docs/${id}/events`, {
+        headers: { authorization: `Bearer ${credential}`, accept: 'text/event-stream' },
+        signal,
+      });
+      if (res.status === 404) return onEvent('deleted', null);
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      backoff = 250;
+      await readEvents(res, ({ event, data }) => onEvent(event, data));
+    } catch {
+      // dropped: reconnect below
+    }
+    if (signal.aborted) return;
+    onDrop();
+    await sleep(backoff);
+    backoff = Math.min(backoff * 2, 5000);
+  }
+}
+
+// The one change that turns `from` into `to`, in characters (code points, as the mesh
+// counts them): {pos, delete, insert}; null when they are equal.
+function splice(from, to) {
+  const a = Array.from(from);
+  const b = Array.from(to);
+  let start = 0;
+  while (start < a.length && start < b.length && a[start] === b[start]) start++;
+  let end = 0;
+  while (end < a.length - start && end < b.length - start && a[a.length - 1 - end] === b[b.length - 1 - end]) end++;
+  if (start === a.length && start === b.length) return null;
+  return { pos: start, delete: a.length - start - end, insert: b.slice(start, b.length - end).join('') };
+}
+
+// A text document in a textarea. What the person types is sent as it happens, one
+// splice at a time against the text the mesh last confirmed; others' changes replace
+// the text when nothing of the person's is on its way.
+function textEditor(id, initial, out) {
+  const area = h('textarea', { id: 'doc-text-body', rows: 16, spellcheck: 'false' });
+  area.value = initial;
+  const saved = h('span', { class: 'muted', role: 'status', id: 'doc-saved' }, 'Saved');
+  let base = initial; // the text as the mesh last confirmed it
+  let sending = false;
+  let missed = false; // a change arrived while one of ours was on its way
+  async function flush() {
+    if (sending) return;
+    sending = true;
+    try {
+      for (let change = splice(base, area.value); change; change = splice(base, area.value)) {
+        const sent = area.value;
+        put(saved, 'Saving…');
+        const view = await attempt(out, () => api(`/api/v1/shared-docs/${id}/edits`, { method: 'POST', body: { edits: [{ op: 'splice', ...change }] } }));
+        if (!view) {
+          area.value = base;
+          break;
+        }
+        base = view.content;
+        if (area.value === sent) replace(base);
+      }
+      if (missed) {
+        // Which came first, that change or ours, is unknown here: read the text again.
+        missed = false;
+        const view = await attempt(out, () => api(`/api/v1/shared-docs/${id}`));
+        if (view && splice(base, area.value) === null) {
+          base = view.content;
+          replace(base);
+        }
+      }
+      put(saved, 'Saved');
+    } finally {
+      sending = false;
+    }
+    if (splice(base, area.value)) flush();
+  }
+  // Shows `text`, keeping the caret next to the text it was next to.
+  function replace(text) {
+    const old = area.value;
+    if (old === text) return;
+    const caret = area.selectionStart;
+    area.value = text;
+    const at = text.slice(0, caret) === old.slice(0, caret) ? caret : Math.max(0, text.length - (old.length - caret));
+    if (document.activeElement === area) area.setSelectionRange(at, at);
+  }
+  area.addEventListener('input', flush);
+  return {
+    node: h('div', { class: 'panel' }, h('label', { for: 'doc-text-body' }, 'Text', area), saved),
+    show(content) {
+      if (sending) {
+        missed = true;
+      } else if (area.value === base) {
+        base = content;
+        replace(content);
+      }
+    },
+  };
+}
+
+// A state document as a table of its paths, with a form for one change.
+function stateEditor(id, initial, out) {
+  const rows = h('div', { 'aria-live': 'polite' });
+  const path = h('input', { id: 'state-path', name: 'path', required: true, maxlength: 1024 });
+  const op = h('select', { id: 'state-op', name: 'op' },
+    h('option', { value: 'set' }, 'set a value'), h('option', { value: 'add' }, 'add to a counter'),
+    h('option', { value: 'insert' }, 'add to a set'), h('option', { value: 'remove' }, 'remove from a set'));
+  const value = h('input', { id: 'state-value', name: 'value' });
+  let sending = false; // one of the person's changes is on its way
+  let missed = false; // a change arrived meanwhile
+  const form = h('form', {
+    'aria-label': 'Change a path',
+    onsubmit: async (e) => {
+      e.preventDefault();
+      const edit = { op: op.value, path: path.value.trim() };
+      if (op.value === 'set') {
+        try {
+          edit.value = JSON.parse(value.value);
+        } catch {
+          edit.value = value.value;
+        }
+      } else if (op.value === 'add') {
+        edit.delta = Number.parseInt(value.value, 10) || 0;
+      } else {
+        edit.element = value.value;
+      }
+      sending = true;
+      missed = false;
+      let view = await attempt(out, () => api(`/api/v1/shared-docs/${id}/edits`, { method: 'POST', body: { edits: [edit] } }));
+      // A change that arrived meanwhile may be newer than this answer: read again.
+      if (missed) view = await attempt(out, () => api(`/api/v1/shared-docs/${id}`));
+      sending = false;
+      if (view) show(view.content);
+    },
+  }, h('div', { class: 'row' }, h('label', { for: 'state-path' }, 'Path', path), h('label', { for: 'state-op' }, 'Change', op),
+    h('label', { for: 'state-value' }, 'Value (JSON, a number, or text)', value), h('button', { type: 'submit' }, 'Apply')));
+  function show(content) {
+    const entries = Object.entries(content || {}).map(([p, v]) => ({ path: p, value: v }));
+    put(rows, table('Paths', [
+      { title: 'Path', cell: (r) => h('code', {}, r.path) },
+      { title: 'Value', cell: (r) => text(r.value), wrap: true },
+    ], entries, 'No paths yet.'));
+  }
+  show(initial);
+  return {
+    node: h('div', { class: 'panel' }, h('h2', {}, 'Change a path'), form, rows),
+    show(content) {
+      missed = sending;
+      show(content);
+    },
+  };
 }
 
 // ---------------------------------------------------------------- start

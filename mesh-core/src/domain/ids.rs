@@ -112,6 +112,10 @@ typed_id!(
     TenantId
 );
 typed_id!(
+    /// Identifies a shared document (a text or state document edited live).
+    SharedDocId
+);
+typed_id!(
     /// Identifies one connection of an agent (new on every `welcome`).
     SessionId
 );

@@ -11,6 +11,7 @@ mod keys;
 mod lifecycle;
 mod principal;
 mod records;
+mod shared_doc;
 mod spec;
 mod task;
 mod tools;
@@ -22,12 +23,13 @@ pub use audit::{
     AuditEntry, AuditHead, AuditRecord, Break, BrokenLink, Chain, Decision, GENESIS, verify,
 };
 pub use error::Error;
-pub use ids::{AgentId, ParseIdError, SessionId, TaskId, TenantId, WorkflowId};
+pub use ids::{AgentId, ParseIdError, SessionId, SharedDocId, TaskId, TenantId, WorkflowId};
 pub use keys::{ApiKey, MAX_NAME_LEN, Scope, UnknownScope, generate_key, hash_key, valid_name};
 pub use lifecycle::{AgentStatus, TaskStatus};
 pub use principal::Principal;
 pub(crate) use records::SYSTEM_TENANT;
 pub use records::{IndexedDocument, Tenant};
+pub use shared_doc::{DocEdit, DocKind, SharedDoc};
 pub use spec::TaskSpec;
 pub use task::{Priority, RoutingPreference, Task};
 pub use tools::{Prefix, SourceKind, ToolSource};

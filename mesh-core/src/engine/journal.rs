@@ -10,7 +10,9 @@ use uuid::Uuid;
 
 use super::stores::Stores;
 use crate::domain::workflow::{Checkpoint, DefinitionRecord, RunMessage, WorkflowRun};
-use crate::domain::{AuditHead, AuditRecord, IndexedDocument, Role, Tenant, ToolSource};
+use crate::domain::{
+    AuditHead, AuditRecord, DocEdit, IndexedDocument, Role, SharedDoc, Tenant, ToolSource,
+};
 
 /// The repositories workflows keep their definitions, runs, journals and messages in.
 #[derive(Clone)]
@@ -30,6 +32,10 @@ pub(crate) struct Journal {
     pub(crate) audit_heads: Arc<dyn DynRepository<AuditHead>>,
     /// Tenants' registered tool sources (the tools service's).
     pub(crate) tool_sources: Arc<dyn DynRepository<ToolSource>>,
+    /// Shared documents' snapshots (the shared documents service's).
+    pub(crate) shared_docs: Arc<dyn DynRepository<SharedDoc>>,
+    /// Shared documents' edits since their snapshots.
+    pub(crate) doc_edits: Arc<dyn DynRepository<DocEdit>>,
 }
 
 impl Journal {
@@ -45,6 +51,8 @@ impl Journal {
             audit: Arc::new(Field::new(stores, S::audit)),
             audit_heads: Arc::new(Field::new(stores, S::audit_heads)),
             tool_sources: Arc::new(Field::new(stores, S::tool_sources)),
+            shared_docs: Arc::new(Field::new(stores, S::shared_docs)),
+            doc_edits: Arc::new(Field::new(stores, S::doc_edits)),
         }
     }
 }
@@ -108,6 +116,14 @@ impl<S: Send + Sync, T: Record, R: Repository<T>> Repository<T> for Field<S, R> 
         id: Uuid,
     ) -> impl Future<Output = mesh_store::Result<bool>> + Send {
         self.repo().delete(tenant, id)
+    }
+
+    fn delete_many(
+        &self,
+        tenant: &str,
+        ids: &[Uuid],
+    ) -> impl Future<Output = mesh_store::Result<usize>> + Send {
+        self.repo().delete_many(tenant, ids)
     }
 
     fn create_many(

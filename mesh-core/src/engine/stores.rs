@@ -4,7 +4,8 @@ use mesh_store::Repository;
 
 use crate::domain::workflow::{Checkpoint, DefinitionRecord, RunMessage, WorkflowRun};
 use crate::domain::{
-    Agent, ApiKey, AuditHead, AuditRecord, IndexedDocument, Role, Task, Tenant, ToolSource,
+    Agent, ApiKey, AuditHead, AuditRecord, DocEdit, IndexedDocument, Role, SharedDoc, Task, Tenant,
+    ToolSource,
 };
 
 /// The repositories the engine needs. [`MemoryStores`] keeps nothing across a
@@ -39,6 +40,10 @@ pub trait Stores: Send + Sync + 'static {
     type AuditHeads: Repository<AuditHead>;
     /// Tenants' registered tool sources (MCP servers, adapters with credentials).
     type ToolSources: Repository<ToolSource>;
+    /// Shared documents' snapshots.
+    type SharedDocs: Repository<SharedDoc>;
+    /// Shared documents' edits since their snapshots.
+    type DocEdits: Repository<DocEdit>;
 
     /// The task repository.
     fn tasks(&self) -> &Self::Tasks;
@@ -67,6 +72,10 @@ pub trait Stores: Send + Sync + 'static {
     fn audit_heads(&self) -> &Self::AuditHeads;
     /// The tool source repository.
     fn tool_sources(&self) -> &Self::ToolSources;
+    /// The shared document repository.
+    fn shared_docs(&self) -> &Self::SharedDocs;
+    /// The shared documents' edit log.
+    fn doc_edits(&self) -> &Self::DocEdits;
 
     /// The stores' own clock, when instances share it (PostgreSQL's `now()`), so
     /// liveness written by one instance and read by another compares on one clock;
@@ -96,6 +105,8 @@ macro_rules! repositories {
         type Audit = mesh_store::$repo<AuditRecord>;
         type AuditHeads = mesh_store::$repo<AuditHead>;
         type ToolSources = mesh_store::$repo<ToolSource>;
+        type SharedDocs = mesh_store::$repo<SharedDoc>;
+        type DocEdits = mesh_store::$repo<DocEdit>;
         fn tasks(&self) -> &Self::Tasks {
             &self.tasks
         }
@@ -135,6 +146,12 @@ macro_rules! repositories {
         fn tool_sources(&self) -> &Self::ToolSources {
             &self.tool_sources
         }
+        fn shared_docs(&self) -> &Self::SharedDocs {
+            &self.shared_docs
+        }
+        fn doc_edits(&self) -> &Self::DocEdits {
+            &self.doc_edits
+        }
     };
 }
 
@@ -154,6 +171,8 @@ pub struct MemoryStores {
     audit: mesh_store::MemoryRepository<AuditRecord>,
     audit_heads: mesh_store::MemoryRepository<AuditHead>,
     tool_sources: mesh_store::MemoryRepository<ToolSource>,
+    shared_docs: mesh_store::MemoryRepository<SharedDoc>,
+    doc_edits: mesh_store::MemoryRepository<DocEdit>,
 }
 
 impl MemoryStores {
@@ -185,6 +204,8 @@ pub struct PgStores {
     audit: mesh_store::PgRepository<AuditRecord>,
     audit_heads: mesh_store::PgRepository<AuditHead>,
     tool_sources: mesh_store::PgRepository<ToolSource>,
+    shared_docs: mesh_store::PgRepository<SharedDoc>,
+    doc_edits: mesh_store::PgRepository<DocEdit>,
 }
 
 #[cfg(feature = "postgres")]
@@ -205,6 +226,8 @@ impl PgStores {
             audit: store.repository().await?,
             audit_heads: store.repository().await?,
             tool_sources: store.repository().await?,
+            shared_docs: store.repository().await?,
+            doc_edits: store.repository().await?,
             store,
         })
     }
@@ -243,6 +266,8 @@ pub struct SqliteStores {
     audit: mesh_store::SqliteRepository<AuditRecord>,
     audit_heads: mesh_store::SqliteRepository<AuditHead>,
     tool_sources: mesh_store::SqliteRepository<ToolSource>,
+    shared_docs: mesh_store::SqliteRepository<SharedDoc>,
+    doc_edits: mesh_store::SqliteRepository<DocEdit>,
 }
 
 #[cfg(feature = "sqlite")]
@@ -263,6 +288,8 @@ impl SqliteStores {
             audit: store.repository().await?,
             audit_heads: store.repository().await?,
             tool_sources: store.repository().await?,
+            shared_docs: store.repository().await?,
+            doc_edits: store.repository().await?,
             store,
         })
     }

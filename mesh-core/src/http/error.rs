@@ -161,6 +161,12 @@ impl From<crate::tools::SourceError> for ApiError {
     }
 }
 
+impl From<crate::shared_docs::DocError> for ApiError {
+    fn from(e: crate::shared_docs::DocError) -> Self {
+        Self::coded(e.code(), &e)
+    }
+}
+
 impl From<WorkflowError> for ApiError {
     fn from(e: WorkflowError) -> Self {
         Self::coded(e.code(), &e)

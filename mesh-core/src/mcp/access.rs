@@ -31,6 +31,11 @@ pub(super) const NEEDS: &[(&str, Action, Resource)] = &[
     ("workflow_history", Action::Read, Resource::Workflows),
     ("fork_workflow", Action::Update, Resource::Workflows),
     ("register_mcp_server", Action::Update, Resource::Tools),
+    ("create_shared_doc", Action::Create, Resource::Documents),
+    ("list_shared_docs", Action::Read, Resource::Documents),
+    ("read_shared_doc", Action::Read, Resource::Documents),
+    ("edit_shared_doc", Action::Update, Resource::Documents),
+    ("delete_shared_doc", Action::Delete, Resource::Documents),
 ];
 
 /// What the MCP tool `tool` needs; `None` for a tool not in the table (refused).

@@ -6,7 +6,9 @@
 //! `index_document`, `search`, `execute_tool`, and the workflow tools
 //! (`register_workflow`, `start_workflow`, `get_workflow`, `list_workflows`,
 //! `cancel_workflow`, `signal_workflow`, `resume_workflow`, `retry_workflow`,
-//! `workflow_history`, `fork_workflow`), `register_mcp_server`, and the tools of the
+//! `workflow_history`, `fork_workflow`), the shared-document tools
+//! (`create_shared_doc`, `list_shared_docs`, `read_shared_doc`, `edit_shared_doc`,
+//! `delete_shared_doc`), `register_mcp_server`, and the tools of the
 //! tenant's external MCP servers (see [`Tools`](crate::tools::Tools)); resources `mesh://agents`,
 //! `mesh://tasks` and `mesh://tasks/{id}`. Both transports pass the same
 //! [credential gate](crate::http::Gate) as every surface and act for the caller's
@@ -19,6 +21,7 @@ mod access;
 mod filter;
 mod origin;
 mod server;
+mod shared_docs;
 mod sources;
 mod websocket;
 mod workflows;

@@ -96,7 +96,8 @@ coded_failure!(
     crate::http::AuthError,
     crate::services::ServiceError,
     crate::tools::SourceError,
-    crate::workflow::WorkflowError
+    crate::workflow::WorkflowError,
+    crate::shared_docs::DocError
 );
 
 impl From<crate::tools::ToolError> for ToolFailure {
@@ -248,7 +249,10 @@ impl MeshMcp {
         Self {
             state,
             principal,
-            tool_router: Self::tool_router() + Self::workflow_tools() + Self::source_tools(),
+            tool_router: Self::tool_router()
+                + Self::workflow_tools()
+                + Self::source_tools()
+                + Self::doc_tools(),
         }
     }
 
@@ -267,6 +271,11 @@ impl MeshMcp {
     /// The tools service.
     pub(super) fn tools(&self) -> &crate::tools::Tools {
         &self.state.services.tools
+    }
+
+    /// The shared documents.
+    pub(super) fn docs(&self) -> &crate::shared_docs::SharedDocs {
+        &self.state.services.docs
     }
 
     /// The workflow runtime.

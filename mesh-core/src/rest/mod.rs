@@ -23,6 +23,7 @@ mod agents;
 mod keys;
 mod knowledge;
 mod live;
+mod shared_docs;
 mod tasks;
 mod tools;
 mod workflows;
@@ -39,6 +40,7 @@ pub use agents::{AgentListParams, AgentPage, AgentUsageReport};
 pub use keys::{CreateKey, CreateTenant, CreatedKey, KeyInfo, KeyList, TenantList};
 pub use knowledge::{EmbedRequest, EmbedResponse, IndexAccepted, SearchResponse};
 pub use live::{COUNT_CAP, Count, Overview, TaskCounts};
+pub use shared_docs::{CreateDoc, DocListParams, DocPage, EditDoc};
 pub use tasks::{CollabRequest, CollabResponse, TaskListParams, TaskOrder, TaskPage};
 pub use tools::{ExecuteTool, SourceList, ToolOutput};
 pub use workflows::{
@@ -51,7 +53,7 @@ use crate::http::{AppState, ErrorBody};
 /// The OpenAPI 3.1 document of the REST API.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Mesh REST API", description = "Orchestrate AI agents: tasks, agents, collaboration, durable workflows, embeddings, tools."),
+    info(title = "Mesh REST API", description = "Orchestrate AI agents: tasks, agents, collaboration, durable workflows, embeddings, shared documents, tools."),
     paths(
         tasks::submit, tasks::list, tasks::get, tasks::cancel, tasks::collab,
         tasks::collab_job, tasks::cancel_collab_job,
@@ -59,6 +61,8 @@ use crate::http::{AppState, ErrorBody};
         keys::create, keys::list, keys::revoke, keys::create_tenant, keys::tenants,
         access::list, access::get, access::put, access::delete, access::audit, access::verify,
         knowledge::embed, knowledge::index, knowledge::search,
+        shared_docs::create, shared_docs::list, shared_docs::get, shared_docs::edit,
+        shared_docs::delete, shared_docs::events,
         tools::list, tools::execute, tools::sources, tools::source, tools::put_source, tools::delete_source,
         workflows::register, workflows::definitions, workflows::definition,
         workflows::start, workflows::list, workflows::get, workflows::cancel,
@@ -70,7 +74,7 @@ use crate::http::{AppState, ErrorBody};
     modifiers(&Security),
     tags(
         (name = "tasks"), (name = "collaboration"), (name = "agents"),
-        (name = "embeddings"), (name = "tools"), (name = "workflows"), (name = "keys"), (name = "access"),
+        (name = "embeddings"), (name = "shared documents"), (name = "tools"), (name = "workflows"), (name = "keys"), (name = "access"),
         (name = "system"),
     ),
 )]
@@ -210,6 +214,16 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/api/v1/embeddings", post(knowledge::embed))
         .route("/api/v1/documents", post(knowledge::index))
         .route("/api/v1/search", post(knowledge::search))
+        .route(
+            "/api/v1/shared-docs",
+            post(shared_docs::create).get(shared_docs::list),
+        )
+        .route(
+            "/api/v1/shared-docs/{id}",
+            get(shared_docs::get).delete(shared_docs::delete),
+        )
+        .route("/api/v1/shared-docs/{id}/edits", post(shared_docs::edit))
+        .route("/api/v1/shared-docs/{id}/events", get(shared_docs::events))
         .route("/api/v1/tools", get(tools::list))
         .route("/api/v1/tools/{name}/execute", post(tools::execute))
         .route("/api/v1/tool-sources", get(tools::sources))

@@ -19,13 +19,16 @@ use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
+mod docs_fuzz;
 mod models;
 
+pub use docs_fuzz::check_doc_updates;
 pub use models::{FakeModel, Seen, Turn};
 
 use crate::domain::{Scope, Task, TaskId, TaskStatus, TenantId};
 use crate::engine::{Engine, EngineConfig, Event, MemoryStores, Stores};
 use crate::hub::{Hub, HubConfig};
+use crate::shared_docs::{DocLimits, SharedDocs};
 
 /// An engine served by a hub on loopback, with a tenant and a key that may do
 /// everything. The hub stops when it is dropped.
@@ -41,6 +44,8 @@ pub struct Mesh {
     pub url: String,
     /// The engine's events since the mesh started.
     pub events: broadcast::Receiver<Event>,
+    /// The shared documents its hub serves.
+    pub docs: SharedDocs,
     server: JoinHandle<()>,
 }
 
@@ -87,8 +92,10 @@ pub async fn mesh() -> Mesh {
 }
 
 async fn serve(engine: Engine, tenant: TenantId, key: String) -> Mesh {
-    let (url, server) = serve_hub(&engine).await;
+    let docs = SharedDocs::new(&engine, DocLimits::default());
+    let (url, server) = serve_hub_with(&engine, docs.clone()).await;
     Mesh {
+        docs,
         events: engine.subscribe(),
         engine,
         tenant,
@@ -100,9 +107,14 @@ async fn serve(engine: Engine, tenant: TenantId, key: String) -> Mesh {
 
 /// Serves `engine`'s hub on loopback; returns its URL and the server task.
 pub async fn serve_hub(engine: &Engine) -> (String, JoinHandle<()>) {
+    serve_hub_with(engine, SharedDocs::new(engine, DocLimits::default())).await
+}
+
+/// Serves `engine`'s hub, with `docs`, on loopback; returns its URL and the server task.
+pub async fn serve_hub_with(engine: &Engine, docs: SharedDocs) -> (String, JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/ws", listener.local_addr().unwrap());
-    let hub = Hub::new(engine.clone(), HubConfig::default());
+    let hub = Hub::new(engine.clone(), HubConfig::default()).with_docs(docs);
     (
         url,
         tokio::spawn(hub.serve(listener, std::future::pending())),

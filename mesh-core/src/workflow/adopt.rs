@@ -13,16 +13,30 @@ use super::shared::{Inner, Launch};
 use super::{RunFilter, RunStatus, WorkflowConfig, WorkflowError, Workflows, driver};
 use crate::domain::{SYSTEM_TENANT, Tenant, TenantId};
 use crate::engine::Engine;
+use crate::shared_docs::{DocLimits, SharedDocs};
 use crate::tools::Tools;
 
 impl Workflows {
-    /// The runtime on `engine`'s stores, with `tools` for tool steps. Runs started
-    /// through it are driven at once; runs already in the stores wait for
-    /// [`recover`](Self::recover). Must run inside a tokio runtime.
+    /// The runtime on `engine`'s stores, with `tools` for tool steps and shared
+    /// documents of its own for `doc` steps. Runs started through it are driven at
+    /// once; runs already in the stores wait for [`recover`](Self::recover). Must run
+    /// inside a tokio runtime.
     pub fn new(engine: Engine, tools: impl Into<Tools>, config: WorkflowConfig) -> Self {
+        let docs = SharedDocs::new(&engine, DocLimits::default());
+        Self::with_docs(engine, tools, docs, config)
+    }
+
+    /// [`new`](Self::new), with `doc` steps editing `docs` — the documents the hub,
+    /// REST and MCP serve, so their followers see a step's edits live.
+    pub fn with_docs(
+        engine: Engine,
+        tools: impl Into<Tools>,
+        docs: SharedDocs,
+        config: WorkflowConfig,
+    ) -> Self {
         let (launches, pending) = mpsc::unbounded_channel();
         let workflows = Self {
-            inner: Arc::new(Inner::new(engine, tools.into(), config, launches)),
+            inner: Arc::new(Inner::new(engine, tools.into(), docs, config, launches)),
         };
         tokio::spawn(take_launches(Arc::downgrade(&workflows.inner), pending));
         workflows

@@ -17,6 +17,7 @@ use super::{
 };
 use crate::domain::{SYSTEM_TENANT, Tenant, TenantId, WorkflowId};
 use crate::engine::{Engine, Journal};
+use crate::shared_docs::SharedDocs;
 use crate::tools::Tools;
 
 /// How long a start without a version trusts the newest version it last read: a
@@ -65,6 +66,8 @@ impl Workflows {
 pub(super) struct Inner {
     pub(super) engine: Engine,
     pub(super) tools: Tools,
+    /// The shared documents `doc` steps read and edit.
+    pub(super) docs: SharedDocs,
     pub(super) journal: Journal,
     pub(super) config: WorkflowConfig,
     /// The runs this instance drives, and how to reach their drivers.
@@ -116,6 +119,7 @@ impl Inner {
     pub(super) fn new(
         engine: Engine,
         tools: Tools,
+        docs: SharedDocs,
         config: WorkflowConfig,
         launches: mpsc::UnboundedSender<Launch>,
     ) -> Self {
@@ -126,6 +130,7 @@ impl Inner {
             journal,
             engine,
             tools,
+            docs,
             config,
             drivers: Mutex::new(HashMap::new()),
             launches,

@@ -1,7 +1,8 @@
 //! Performing one step that runs outside the driver: an agent task through the engine
 //! (under the task id its activation derives, so a step resumed after a crash finds
-//! its task instead of dispatching another), a tool call, or a sub-workflow (started
-//! under an id its activation derives, so it too starts once).
+//! its task instead of dispatching another), a tool call, a sub-workflow (started
+//! under an id its activation derives, so it too starts once), or a shared document's
+//! read or edit.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,8 @@ use serde_json::Value;
 
 use super::shared::Inner;
 use super::{
-    Action, Activation, RunStatus, Schema, StartRequest, Step, TaskStep, child_run_id, task_key,
+    Action, Activation, DocStep, RunStatus, Schema, StartRequest, Step, TaskStep, child_run_id,
+    task_key,
 };
 use crate::collab::{CollabJob, with_stable_ids};
 use crate::domain::{TaskId, TaskSpec, TaskStatus, TenantId, WorkflowId};
@@ -62,6 +64,7 @@ pub(super) fn perform(
             Action::Workflow { name, version } => {
                 sub_workflow(&inner, tenant, run, id, name, version, activation.input).await
             }
+            Action::Doc(what) => shared_doc(&inner, tenant, what, activation.input).await,
             Action::Wait(_) | Action::Parallel { .. } | Action::Map(_) => {
                 Outcome::Broken(format!("step {:?} is not performed as work", step.name))
             }
@@ -126,6 +129,51 @@ async fn agent_task(
             status.as_str(),
             task.error.unwrap_or_default()
         )),
+    }
+}
+
+/// What a `doc` step's input holds: the document, and for an edit, the edits.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DocInput {
+    id: crate::domain::SharedDocId,
+    #[serde(default)]
+    edits: Vec<crate::shared_docs::Edit>,
+}
+
+/// How long a `doc` step waits out a document's rate limit before it fails.
+const DOC_RATE_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Reads or edits the shared document the input names. A document busy past its rate
+/// limit is tried again for a while; the stores failing breaks the step (the run is
+/// taken up again); anything else — no such document, a bad edit — fails it.
+async fn shared_doc(inner: &Inner, tenant: TenantId, what: DocStep, input: Value) -> Outcome {
+    let input: DocInput = match serde_json::from_value(input) {
+        Ok(input) => input,
+        Err(e) => {
+            return Outcome::Failed(format!(
+                "a doc step's input is {{\"id\": <document id>, \"edits\": [...]}}: {e}"
+            ));
+        }
+    };
+    let mut pause = Duration::from_millis(10);
+    let started = tokio::time::Instant::now();
+    loop {
+        let done = match what {
+            DocStep::Read => inner.docs.read(tenant, input.id).await,
+            DocStep::Edit => inner.docs.edit(tenant, input.id, input.edits.clone()).await,
+        };
+        match done {
+            Ok(view) => return Outcome::Done(view.content),
+            Err(e) if e.code() == "rate_limited" && started.elapsed() < DOC_RATE_PATIENCE => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            Err(e) if matches!(e.code(), "unavailable" | "internal") => {
+                return Outcome::Broken(e.to_string());
+            }
+            Err(e) => return Outcome::Failed(e.to_string()),
+        }
     }
 }
 

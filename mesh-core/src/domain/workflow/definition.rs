@@ -206,6 +206,9 @@ pub enum Action {
         /// Its version (default: the newest when the step starts).
         version: Option<u32>,
     },
+    /// A read or an edit of one of the tenant's shared documents
+    /// (`crate::shared_docs`): the step's input names the document.
+    Doc(DocStep),
     /// Waiting for something from outside.
     Wait(Wait),
     /// Graphs run side by side on copies of the state; their writes join in branch
@@ -217,6 +220,19 @@ pub enum Action {
     /// A graph run for every element of a list in the state; the writes join in the
     /// list's order.
     Map(MapStep),
+}
+
+/// What a `doc` step does with the shared document its input names
+/// (`{"id": "<document id>"}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DocStep {
+    /// Its result is the document's content (a text's string, a state's object).
+    Read,
+    /// Applies the input's `edits` (as `POST /api/v1/shared-docs/{id}/edits` takes
+    /// them, all or none); its result is the content after them.
+    Edit,
 }
 
 /// An agent task step: the task options that exist for `Engine::submit`.

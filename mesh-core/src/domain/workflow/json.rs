@@ -1,5 +1,5 @@
 //! The JSON form of definitions: a step names its action by the field present
-//! (`task`, `tool`, `collab`, `workflow`, `wait`, `parallel`, `map`), and a graph's
+//! (`task`, `tool`, `collab`, `workflow`, `doc`, `wait`, `parallel`, `map`), and a graph's
 //! `start` and `steps` sit beside the fields of what holds it. These documents convert
 //! to and from the typed values of `definition.rs`, refusing what does not fit.
 
@@ -9,11 +9,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use super::definition::{
-    Action, END, Edge, Graph, MapStep, Next, StateKey, Step, TaskStep, Wait, WorkflowDefinition,
+    Action, DocStep, END, Edge, Graph, MapStep, Next, StateKey, Step, TaskStep, Wait,
+    WorkflowDefinition,
 };
 
 /// A step as JSON: its action is the one of `task`, `tool`, `collab`, `workflow`,
-/// `wait`, `parallel` or `map` that is present.
+/// `doc`, `wait`, `parallel` or `map` that is present.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StepDoc {
@@ -26,6 +27,8 @@ struct StepDoc {
     collab: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     workflow: Option<WorkflowDoc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    doc: Option<DocStep>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     wait: Option<Wait>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -190,6 +193,9 @@ impl TryFrom<StepDoc> for Step {
                 version: w.version,
             });
         }
+        if let Some(step) = doc.doc {
+            actions.push(Action::Doc(step));
+        }
         if let Some(wait) = doc.wait {
             actions.push(Action::Wait(wait));
         }
@@ -203,7 +209,7 @@ impl TryFrom<StepDoc> for Step {
         }
         let [action] = <[Action; 1]>::try_from(actions).map_err(|found| {
             format!(
-                "step {:?} must have exactly one of task, tool, collab, workflow, wait, parallel, map (it has {})",
+                "step {:?} must have exactly one of task, tool, collab, workflow, doc, wait, parallel, map (it has {})",
                 doc.name,
                 found.len()
             )
@@ -248,6 +254,7 @@ impl From<Step> for StepDoc {
             Action::Workflow { name, version } => {
                 doc.workflow = Some(WorkflowDoc { name, version })
             }
+            Action::Doc(step) => doc.doc = Some(step),
             Action::Wait(wait) => doc.wait = Some(wait),
             Action::Parallel { branches } => doc.parallel = Some(ParallelDoc { branches }),
             Action::Map(map) => doc.map = Some(map),

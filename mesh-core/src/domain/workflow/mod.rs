@@ -12,7 +12,7 @@ mod validate;
 
 pub use condition::{Compare, Condition};
 pub use definition::{
-    Action, END, Edge, Graph, MapStep, Next, Reducer, StateKey, Step, TaskStep, Wait,
+    Action, DocStep, END, Edge, Graph, MapStep, Next, Reducer, StateKey, Step, TaskStep, Wait,
     WorkflowDefinition,
 };
 pub use machine::{Activation, At, Frame, MachineError, Position, Running};

@@ -221,7 +221,7 @@ impl<'a> Check<'a> {
             Action::Workflow { name, .. } if !valid_name(name) => {
                 return Err(invalid(format!("{name:?} is not a workflow name")));
             }
-            Action::Tool { .. } | Action::Workflow { .. } => {}
+            Action::Tool { .. } | Action::Workflow { .. } | Action::Doc(_) => {}
             // Parsed and checked by the runtime, which knows the patterns.
             Action::Collab(job) if !job.is_object() => {
                 return Err(invalid(

@@ -6,7 +6,10 @@
 //! `api_key` query parameter) — refused with 401/403 before the upgrade otherwise. The
 //! first message must be `hello`; the engine answers `welcome`, then routes tasks to
 //! the agent. A peer that does not read is dropped by the transport's bounded queue
-//! (its tasks are reassigned); `goodbye` drains an agent.
+//! (its tasks are reassigned); `goodbye` drains an agent. Agents open, edit and follow
+//! shared documents on the same connection (`docs.rs`).
+
+mod docs;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -24,6 +27,7 @@ use tokio::net::TcpListener;
 use crate::domain::{Action, AgentId, AuditEntry, Decision, Resource, TenantId};
 use crate::engine::Engine;
 use crate::http::{ApiError, Gate, GateConfig, permit};
+use crate::shared_docs::{DocLimits, SharedDocs};
 
 /// Hub settings.
 #[derive(Debug, Clone)]
@@ -58,6 +62,7 @@ pub struct Hub {
     engine: Engine,
     gate: Arc<Gate>,
     config: Arc<HubConfig>,
+    docs: SharedDocs,
 }
 
 impl Hub {
@@ -70,10 +75,18 @@ impl Hub {
     /// A hub serving `engine` behind `gate` (the one the other surfaces share).
     pub fn with_gate(engine: Engine, gate: Arc<Gate>, config: HubConfig) -> Self {
         Self {
+            docs: SharedDocs::new(&engine, DocLimits::default()),
             engine,
             gate,
             config: Arc::new(config),
         }
+    }
+
+    /// Serves `docs` to agents (the ones the other surfaces share; by default the hub
+    /// has its own).
+    pub fn with_docs(mut self, docs: SharedDocs) -> Self {
+        self.docs = docs;
+        self
     }
 
     /// The engine it serves.
@@ -138,6 +151,7 @@ impl Hub {
             }
         };
         let (engine, config, tenant) = (self.engine.clone(), self.config.clone(), who.tenant);
+        let docs = self.docs.clone();
         let gate = self.gate.clone();
         tokio::spawn(async move {
             match pending.into_connection(config.connection).await {
@@ -146,7 +160,8 @@ impl Hub {
                     let closer = connection.sender();
                     let revoked =
                         gate.on_revoked(&who, move || closer.close(1008, "API key revoked"));
-                    session(engine, tenant, connection, config.hello_timeout).await;
+                    let docs = docs::DocSession::new(docs, tenant, connection.sender());
+                    session(engine, tenant, connection, config.hello_timeout, docs).await;
                     revoked.abort();
                 }
                 Err(e) => tracing::debug!(error = %e, "upgrade did not complete"),
@@ -162,6 +177,7 @@ async fn session(
     tenant: TenantId,
     mut connection: Connection,
     hello_timeout: Duration,
+    mut docs: docs::DocSession,
 ) {
     let sender = connection.sender();
     let hello =
@@ -189,6 +205,9 @@ async fn session(
     tracing::debug!(%agent, "agent session started");
     while let Some(item) = connection.recv().await {
         match item {
+            Ok(Incoming::Message(message)) if docs::DocSession::takes(&message) => {
+                docs.handle(message).await;
+            }
             Ok(Incoming::Message(message)) => {
                 if engine.agent_message(agent, session, message).await.is_err() {
                     break;
@@ -200,6 +219,7 @@ async fn session(
             Err(e) => tracing::debug!(error = %e, %agent, "malformed input from an agent"),
         }
     }
+    docs.close_all();
     engine.disconnect_agent(agent, session).await;
 }
 
