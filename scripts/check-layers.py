@@ -19,7 +19,7 @@ import sys
 
 LAYERS = {
     "domain": 1, "trace": 1,
-    "engine": 2, "collab": 2, "workflow": 2, "services": 2, "knowledge": 2, "worker": 2, "tools": 2, "agents": 2,
+    "engine": 2, "collab": 2, "workflow": 2, "shared_docs": 2, "services": 2, "knowledge": 2, "worker": 2, "tools": 2, "agents": 2,
     "observe": 2, "health": 2, "access": 2,
     "cluster": 2,
     "http": 3,

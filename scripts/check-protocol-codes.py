@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Checks that every error code a Mesh server can send an agent is documented in
 docs/protocol.md: the transport's (`mesh_protocol::Error::code`) and the hub's and
-engine's (`ErrorMessage::new("…")`, `tell(agent, "…")`).
+engine's (`ErrorMessage::new("…")`, `tell(agent, "…")`), and the shared documents'
+(`refuse(doc, "…")`, `DocError::wire_code`).
 
     scripts/check-protocol-codes.py
 """
@@ -29,6 +30,11 @@ def main():
                 text = open(os.path.join(root, f)).read()
                 codes |= set(re.findall(r'ErrorMessage::new\(\s*"([a-z_]+)"', text))
                 codes |= set(re.findall(r'\.tell\(\s*\w+,\s*"([a-z_]+)"', text))
+                codes |= set(re.findall(r'\.refuse\(\s*\w+,\s*"([a-z_]+)"', text))
+                if "pub fn wire_code(&self)" in text:
+                    body = text[text.index("pub fn wire_code(&self)"):]
+                    body = body[: body.index("\n    }\n")]
+                    codes |= set(re.findall(r'=>\s*"([a-z_]+)"', body))
     doc = read("docs", "protocol.md")
     missing = sorted(c for c in codes if f"`{c}`" not in doc)
     for code in missing:

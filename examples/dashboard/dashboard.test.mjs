@@ -1,7 +1,8 @@
 // The Mesh dashboard in headless Chromium, against a running `mesh up`: sign-in (a
 // wrong key refused), live agents, tasks and workflows without reloads, a workflow
 // started from the UI resumed from the UI, the failed-only view, batch cancel, a
-// dropped event stream resumed without a gap, tools and knowledge; screenshots of every
+// dropped event stream resumed without a gap, tools and knowledge, shared documents
+// edited live (the browser, the Python agent and REST at once); screenshots of every
 // page at 1280 and 390 px; axe-core on every page. Run by examples/tests/dashboard.rs,
 // which starts the server and reads the results file this writes.
 //
@@ -273,6 +274,38 @@ async function main() {
     });
     await shoot(page, 'knowledge');
     await audit(page, 'knowledge');
+
+    step('shared documents: typed in the browser, edited by an agent and over REST, shown live');
+    await visit(page, '#/docs', 'h1:has-text("Shared documents")', 'docs-empty', false);
+    await page.fill('#doc-name', 'release notes');
+    await page.selectOption('#doc-kind', 'text');
+    await page.click('button:has-text("Create")');
+    await page.waitForSelector('#doc-live:has-text("live")');
+    const notes = await page.evaluate(() => location.hash.split('/')[2]);
+    await page.click('#doc-text-body');
+    await page.keyboard.type('Typed in the browser.\n');
+    await until('the typing is stored', async () => (await api(`/api/v1/shared-docs/${notes}`)).content === 'Typed in the browser.\n');
+    const note = await api('/api/v1/tasks', { kind: 'py.note', input: { doc: notes, line: 'Appended by the Python agent.' } });
+    await until('the agent appends', async () => (await api(`/api/v1/tasks/${note.id}`)).status === 'completed');
+    await api(`/api/v1/shared-docs/${notes}/edits`, { edits: [{ op: 'splice', pos: 0, insert: '# Notes\n' }] });
+    const want = '# Notes\nTyped in the browser.\nAppended by the Python agent.\n';
+    await page.waitForFunction((w) => document.querySelector('#doc-text-body').value === w, want);
+    await page.waitForSelector('#doc-saved:has-text("Saved")');
+    await shoot(page, 'doc-text');
+    await audit(page, 'doc-text');
+    const board = await api('/api/v1/shared-docs', { name: 'board', kind: 'state' });
+    await visit(page, `#/docs/${board.id}`, '#doc-live:has-text("live")', 'doc-state-empty', false);
+    await page.fill('#state-path', 'build/status');
+    await page.selectOption('#state-op', 'set');
+    await page.fill('#state-value', '"green"');
+    await page.click('button:has-text("Apply")');
+    await until('the path is set', async () => (await api(`/api/v1/shared-docs/${board.id}`)).content['build/status'] === 'green');
+    await api(`/api/v1/shared-docs/${board.id}/edits`, { edits: [{ op: 'add', path: 'runs', delta: 2 }, { op: 'insert', path: 'owners', element: 'ada' }] });
+    await page.waitForSelector('tr:has(code:has-text("runs")) td:has-text("2")');
+    await page.waitForSelector('tr:has(code:has-text("owners")) td:has-text("ada")');
+    await shoot(page, 'doc-state');
+    await audit(page, 'doc-state');
+    await visit(page, '#/docs', 'td a:has-text("board")', 'docs');
 
     step('overview, after a burst of work');
     const burstIds = await Promise.all(Array.from({ length: 40 }, (_, n) => api('/api/v1/tasks', { kind: 'py.echo', input: { n } })));

@@ -1,11 +1,17 @@
 """A Mesh agent in Python: the reference for agent authors in any language, in the
 standard library plus `websockets`. It speaks docs/protocol.md — 12-byte frame headers,
-gzip, batches — registers with `hello`, heartbeats, and serves four task kinds:
+gzip, batches — registers with `hello`, heartbeats, and serves five task kinds:
 
     py.echo      answers {"by": "python", "input": ...}
     py.slow      works until the mesh cancels it (task_cancel)
     py.delegate  delegates py.echo as a sub-task (task_submit) and answers its output
+    py.note      appends input.line to the shared text document input.doc
     py.report    answers what it has seen, then the agent says goodbye and exits
+
+Its document client is the minimal one for a language without a CRDT library: it
+follows a document over the hub (doc_open, then every doc_update as it happens) and
+edits it in plain terms through REST (/api/v1/shared-docs/{id}/edits). An agent that
+holds a replica (mesh-crdt in Rust) sends its edits as doc_update instead.
 
     python agent.py ws://127.0.0.1:7070/ws API_KEY
 """
@@ -15,6 +21,7 @@ import gzip
 import json
 import struct
 import sys
+import urllib.request
 import uuid
 
 import websockets
@@ -27,6 +34,7 @@ TYPES = {
     0x0103: "task_reject", 0x0104: "task_progress", 0x0105: "task_complete",
     0x0106: "task_fail", 0x0107: "task_cancel", 0x0108: "task_submit",
     0x0109: "task_submitted", 0x010A: "task_update",
+    0x0201: "doc_open", 0x0202: "doc_sync", 0x0203: "doc_update", 0x0204: "doc_close",
 }
 CODES = {name: code for code, name in TYPES.items()}
 MAX_PAYLOAD = 10 << 20  # the decompressed limit of section 2
@@ -66,11 +74,36 @@ def decode(data, seen, nested=False):
     return messages
 
 
+class Docs:
+    """Shared documents through REST, beside the hub connection: read and edit."""
+
+    def __init__(self, ws_url, key):
+        self.base = ws_url.replace("ws://", "http://", 1).rsplit("/ws", 1)[0] + "/api/v1"
+        self.key = key
+
+    def call(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base + path, data=data, method=method)
+        request.add_header("Authorization", f"Bearer {self.key}")
+        request.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    def append(self, doc, line):
+        """Appends a line at the end of the text as the mesh holds it now."""
+        end = len(self.call("GET", f"/shared-docs/{doc}")["content"])
+        edit = {"op": "splice", "pos": end, "insert": line + "\n"}
+        return self.call("POST", f"/shared-docs/{doc}/edits", {"edits": [edit]})["content"]
+
+
 class Agent:
-    def __init__(self, ws):
+    def __init__(self, ws, docs):
         self.ws = ws
+        self.docs = docs
+        self.opened = set()  # documents followed over the hub
         self.seen = {"gzipped": 0, "batches": 0, "completed": 0,
-                     "cancelled": [], "delegated": 0, "largest_input": 0}
+                     "cancelled": [], "delegated": 0, "largest_input": 0,
+                     "doc_syncs": 0, "doc_updates": 0}
         self.running = {}  # task id -> asyncio.Task
         self.delegations = {}  # request id -> (parent task id, future of its output)
         self.subtasks = {}  # sub-task id -> future of its output
@@ -100,6 +133,12 @@ class Agent:
                                             "input": data, "parent": tid})
             output = {"by": "python", "delegated": await answer}
             self.seen["delegated"] += 1
+        elif kind == "py.note":
+            if data["doc"] not in self.opened:  # follow it: doc_sync, then doc_update
+                self.opened.add(data["doc"])
+                await self.send("doc_open", {"doc_id": data["doc"]})
+            content = await asyncio.to_thread(self.docs.append, data["doc"], data["line"])
+            output = {"by": "python", "content": content}
         elif kind == "py.report":
             output = self.seen
         else:
@@ -128,6 +167,8 @@ class Agent:
             answer = self.subtasks.pop(body["task_id"], None)
             if answer is not None and not answer.done():
                 answer.set_result(body.get("output"))
+        elif name in ("doc_sync", "doc_update"):
+            self.seen[name + "s"] += 1  # the bytes are mesh-crdt's, for a replica to apply
         elif name == "error":
             print("mesh says:", body, file=sys.stderr)
 
@@ -136,9 +177,10 @@ async def main(url, key):
     headers = {"Authorization": f"Bearer {key}"}
     async with websockets.connect(url, subprotocols=["mesh.v1"], additional_headers=headers,
                                   max_size=16 << 20) as ws:
-        agent = Agent(ws)
+        agent = Agent(ws, Docs(url, key))
         await agent.send("hello", {"name": "py-agent", "max_concurrency": 8,
-                                   "capabilities": ["py.echo", "py.slow", "py.delegate", "py.report"]})
+                                   "capabilities": ["py.echo", "py.slow", "py.delegate", "py.note",
+                                                    "py.report"]})
         beating = None
         try:
             async for data in ws:

@@ -1,7 +1,8 @@
 //! The Python reference agent (`examples/python/agent.py`: the standard library and
 //! `websockets`) against `mesh up` as a separate process: it receives a batch of
 //! assignments (tasks waiting when it connects), a gzipped one (a large input), a
-//! cancel, and delegates a sub-task — speaking docs/protocol.md byte for byte.
+//! cancel, delegates a sub-task, and appends to a shared document it follows over the
+//! hub — speaking docs/protocol.md byte for byte.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -62,6 +63,36 @@ async fn the_python_reference_agent_speaks_the_protocol() {
     let done = rest.until(&parent, &["completed"]).await;
     assert_eq!(done["output"]["delegated"]["input"], json!({"ask": "sub"}));
     assert_eq!(done["children"].as_array().unwrap().len(), 1);
+    // A shared document: the agent follows it over the hub and appends through REST.
+    let doc: serde_json::Value = rest
+        .http
+        .post(format!("{}/shared-docs", rest.base))
+        .bearer_auth(KEY)
+        .json(&json!({"name": "log", "kind": "text"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let doc = doc["id"].as_str().unwrap().to_owned();
+    for line in ["first", "second"] {
+        let note = rest
+            .submit("py.note", json!({"doc": doc, "line": line}))
+            .await;
+        rest.until(&note, &["completed"]).await;
+    }
+    let read: serde_json::Value = rest
+        .http
+        .get(format!("{}/shared-docs/{doc}", rest.base))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["content"], "first\nsecond\n");
     // What the agent saw on the wire.
     let report = rest.submit("py.report", json!({})).await;
     let seen = rest.until(&report, &["completed"]).await["output"].clone();
@@ -70,6 +101,10 @@ async fn the_python_reference_agent_speaks_the_protocol() {
     assert_eq!(seen["cancelled"], json!([slow]), "{seen}");
     assert_eq!(seen["delegated"], 1, "{seen}");
     assert!(seen["largest_input"].as_u64().unwrap() > 10_000, "{seen}");
+    assert_eq!(seen["doc_syncs"], 1, "{seen}");
+    // Its appends come back over the hub (the mesh relays its own edits to everyone
+    // following); the first one's relay has long arrived by now.
+    assert!(seen["doc_updates"].as_u64().unwrap() >= 1, "{seen}");
     // It says goodbye and exits cleanly.
     let mut agent = agent;
     let started = Instant::now();
