@@ -12,6 +12,9 @@ step() { printf '\n==> %s\n' "$*"; }
 # shellcheck source=scripts/services.sh
 source scripts/services.sh
 trap services_stop EXIT
+step "disk"
+# A full test build needs about 6 GB under target/; say so up front when it is short.
+df -h . | tail -n 1 | awk '{ print $4 " free on " $6 }'
 step "services"
 services_start
 
@@ -55,8 +58,11 @@ cargo_home="${CARGO_HOME:-$HOME/.cargo}"
 cargo metadata --no-deps --format-version 1 --locked |
     python3 -c 'import json,sys; [print(p["name"] + "-" + p["version"]) for p in json.load(sys.stdin)["packages"]]' |
     while read -r unpacked; do rm -rf "$cargo_home"/registry/src/*/"$unpacked"; done
-cargo package --workspace --exclude mesh-examples --exclude mesh-benches --locked \
-    --target-dir "$package_target"
+# The packages build without debug info (the workspace's profile does not reach them)
+# and their target directory goes once they pass: it is a second full build.
+CARGO_PROFILE_DEV_DEBUG=none cargo package --workspace --exclude mesh-examples \
+    --exclude mesh-benches --locked --target-dir "$package_target"
+rm -rf "$package_target"
 
 step "the embedding example runs"
 mkdir -p target
