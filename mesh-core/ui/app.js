@@ -1095,8 +1095,9 @@ function textEditor(id, initial, out) {
         base = view.content;
         if (area.value === sent) replace(base);
       }
-      if (missed) {
-        // Which came first, that change or ours, is unknown here: read the text again.
+      // Which came first, that change or ours, is unknown here: read the text again
+      // (and again, should another change arrive while reading).
+      while (missed) {
         missed = false;
         const view = await attempt(out, () => api(`/api/v1/shared-docs/${id}`));
         if (view && splice(base, area.value) === null) {
@@ -1162,8 +1163,12 @@ function stateEditor(id, initial, out) {
       sending = true;
       missed = false;
       let view = await attempt(out, () => api(`/api/v1/shared-docs/${id}/edits`, { method: 'POST', body: { edits: [edit] } }));
-      // A change that arrived meanwhile may be newer than this answer: read again.
-      if (missed) view = await attempt(out, () => api(`/api/v1/shared-docs/${id}`));
+      // A change that arrived meanwhile may be newer than this answer: read again
+      // (and again, should another arrive while reading).
+      while (view && missed) {
+        missed = false;
+        view = await attempt(out, () => api(`/api/v1/shared-docs/${id}`));
+      }
       sending = false;
       if (view) show(view.content);
     },
