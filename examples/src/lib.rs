@@ -12,9 +12,10 @@
 //! This library holds what the binaries share: configuration and set-up (`setup`),
 //! `mesh up`'s data directory (`data_dir`),
 //! serving HTTP (`serve`), the tools service's flags and file (`tools_file`), the LLM
-//! agents' file (`agents_file`), and the demo fleet (`demo`).
+//! agents' file (`agents_file`), the demo fleet (`demo`) and the allocator (`alloc`).
 
 pub mod agents_file;
+mod alloc;
 pub mod cli;
 pub mod data_dir;
 pub mod demo;

@@ -1,6 +1,6 @@
 //! Agents: registration (`hello`), what they send, goodbye, loss and deregistration.
 
-use std::collections::HashSet;
+use foldhash::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -125,7 +125,7 @@ impl<S: Stores> State<S> {
                 agent,
                 version,
                 session: Some((session, link)),
-                in_flight: HashSet::new(),
+                in_flight: HashSet::default(),
                 last_seen: Instant::now(),
             },
         );

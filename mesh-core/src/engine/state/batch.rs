@@ -33,6 +33,19 @@ pub(super) struct Batch {
 }
 
 impl Batch {
+    /// Takes the batch, leaving an empty one with as much room: the next turn's is
+    /// about as big, and its vectors need not grow step by step on the engine task.
+    pub(super) fn take(&mut self) -> Self {
+        let room = Self {
+            created: Vec::with_capacity(self.created.len()),
+            acks: Vec::with_capacity(self.acks.len()),
+            accepted: Vec::with_capacity(self.accepted.len()),
+            ended: Vec::with_capacity(self.ended.len()),
+            assigned: Vec::with_capacity(self.assigned.len()),
+        };
+        std::mem::replace(self, room)
+    }
+
     pub(super) fn is_empty(&self) -> bool {
         self.created.is_empty()
             && self.acks.is_empty()

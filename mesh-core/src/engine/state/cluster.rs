@@ -8,6 +8,7 @@ use mesh_protocol::{Message, TaskCancel};
 use mesh_store::{Query, Repository, StoreError};
 
 use super::rules::{candidate, walk};
+use super::shared::Shared;
 use super::{CAS_ATTEMPTS, Result, State};
 use crate::domain::{AgentId, AgentStatus, SYSTEM_TENANT, Task, TaskId, TaskStatus, TenantId};
 use crate::engine::scan::{every, with_status};
@@ -82,7 +83,7 @@ impl<S: Stores> State<S> {
             .filter(|_| entry.task.status().is_in_flight());
         if held_here.is_some() && task.status().is_in_flight() && task.agent_id == held_here {
             // Still ours; only the version moved.
-            entry.task = task;
+            entry.task = Shared::new(task);
             entry.version = version;
             return Ok(());
         }
@@ -104,7 +105,7 @@ impl<S: Stores> State<S> {
         }
         entry.assigned_at = None;
         let status = task.status();
-        entry.task = task;
+        entry.task = Shared::new(task);
         entry.version = version;
         if status == TaskStatus::Pending {
             self.enqueue(id);
@@ -113,7 +114,7 @@ impl<S: Stores> State<S> {
                 return Ok(());
             };
             if status.is_terminal() {
-                self.announce_end(entry.task, entry.waiters, entry.watcher);
+                self.announce_end(entry.task.into_inner(), entry.waiters, entry.watcher);
             }
         }
         Ok(())

@@ -1,9 +1,10 @@
 //! The engine task: the state it owns, how it starts (resuming unfinished tasks), and
 //! its loop. Each concern's methods live in a file of their own beside this one:
 //! `agents`, `tasks`, `routing`, `timers`, `keys`, `cluster`, `writes`; `rules` holds
-//! the pure rules they share, `routers` the router instances and `batch` the task
-//! writes of a loop turn. Those concern files only extend [`State`]; this file imports
-//! nothing from them, only the three leaves.
+//! the pure rules they share, `routers` the router instances, `batch` the task
+//! writes of a loop turn and `shared` the copy-on-write records those writes read.
+//! Those concern files only extend [`State`]; this file imports nothing from them,
+//! only the four leaves.
 
 mod agents;
 mod batch;
@@ -12,15 +13,17 @@ mod keys;
 mod routers;
 mod routing;
 mod rules;
+mod shared;
 mod tasks;
 mod timers;
 mod writes;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use foldhash::{HashMap, HashSet};
 use mesh_protocol::{Goodbye, Message};
 use mesh_router::CandidateIndex;
 use mesh_store::Repository;
@@ -28,6 +31,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
 use self::rules::walk;
+use self::shared::Shared;
 use super::command::{Command, Reply};
 use super::scan::{every, with_status};
 use super::{AgentLink, Change, EngineConfig, EngineError, Event, Stores};
@@ -55,7 +59,8 @@ struct AgentEntry {
 
 /// A task this engine tracks (pending, in flight here, or waited on).
 struct TaskEntry {
-    task: Task,
+    /// Shared with the batch being written, if that writes it.
+    task: Shared<Task>,
     version: u64,
     /// Tenant, kind and required capabilities hashed: tasks that cannot be routed now
     /// block others with the same signature for the rest of a routing pass.
@@ -175,13 +180,13 @@ impl<S: Stores> State<S> {
             changes,
             index: CandidateIndex::default(),
             routers,
-            agents: HashMap::new(),
-            tasks: HashMap::new(),
+            agents: HashMap::default(),
+            tasks: HashMap::default(),
             pending: BTreeSet::new(),
             deadlines: BTreeSet::new(),
             wakeups: BTreeSet::new(),
             seq: 0,
-            tenants: HashSet::new(),
+            tenants: HashSet::default(),
             dirty: false,
             fresh: Vec::new(),
             batch: batch::Batch::default(),

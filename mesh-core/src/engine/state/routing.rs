@@ -20,7 +20,8 @@ impl<S: Stores> State<S> {
     /// Plans a routing pass: which pending tasks go to which agents, in memory; the
     /// assignments are written with the batch and sent after.
     pub(super) fn route_pending(&mut self) {
-        let mut fresh = std::mem::take(&mut self.fresh);
+        let room = Vec::with_capacity(self.fresh.len());
+        let mut fresh = std::mem::replace(&mut self.fresh, room);
         let queue: Vec<QueueKey> = if std::mem::take(&mut self.dirty) {
             self.pending.iter().copied().collect()
         } else {

@@ -2,8 +2,7 @@
 //! through the stores, waiting, cancelling, and the end of a task.
 
 use std::cmp::Reverse;
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -13,6 +12,7 @@ use tokio::time::Instant;
 
 use super::batch::Ack;
 use super::rules::{candidate, finish_status, wire_status};
+use super::shared::Shared;
 use super::{Result, State, TaskEntry, Wakeup};
 use crate::domain::{AgentId, SYSTEM_TENANT, Task, TaskId, TaskSpec, TaskStatus, Tenant, TenantId};
 use crate::engine::command::Reply;
@@ -23,17 +23,20 @@ impl<S: Stores> State<S> {
     /// not stored yet: a creation in the batch (routed before it is written, it is
     /// created assigned).
     pub(super) fn track(&mut self, task: Task, version: u64, watcher: Option<AgentId>) {
-        let mut hasher = DefaultHasher::new();
-        (task.tenant_id, &task.kind, &task.required_capabilities).hash(&mut hasher);
+        let signature = foldhash::fast::FixedState::default().hash_one((
+            task.tenant_id,
+            &task.kind,
+            &task.required_capabilities,
+        ));
         let id = task.id;
         let deadline = task.deadline.map(|d| {
             let left = (d - Utc::now()).to_std().unwrap_or(Duration::ZERO);
             Instant::now() + left
         });
         let entry = TaskEntry {
-            task,
+            task: Shared::new(task),
             version,
-            signature: hasher.finish(),
+            signature,
             queue_key: None,
             assigned_at: None,
             deadline,
@@ -105,7 +108,7 @@ impl<S: Stores> State<S> {
         if let Some(entry) = self.tasks.get(&id) {
             match entry.task.tenant_id == tenant {
                 true if entry.creating => self.ack_later(id, ack),
-                true => self.acknowledge(ack, Ok(&entry.task)),
+                true => self.acknowledge(ack, Ok(&*entry.task)),
                 false => self.acknowledge(ack, Err(EngineError::Contended(id))),
             }
             return;
@@ -365,7 +368,7 @@ impl<S: Stores> State<S> {
             match self.stores.tasks().update(&key, &finished, version).await {
                 Ok(saved) => {
                     if let Some(entry) = self.tasks.get_mut(&id) {
-                        entry.task = finished;
+                        entry.task = Shared::new(finished);
                         entry.version = saved.version;
                     }
                     let _ = self.changes.send(Change::Task { tenant, id });

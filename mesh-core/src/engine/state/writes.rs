@@ -107,7 +107,7 @@ impl<S: Stores> State<S> {
             accepted,
             ended,
             assigned,
-        } = std::mem::take(&mut self.batch);
+        } = self.batch.take();
         // A new task routed before it was written is created assigned: one write.
         let (on_create, assigned): (Vec<Assignment>, Vec<Assignment>) = assigned
             .into_iter()
@@ -214,7 +214,7 @@ impl<S: Stores> State<S> {
         }
         for (id, ack) in acks {
             let result = match (self.tasks.get(&id), refused.get(&id)) {
-                (Some(e), _) if !e.creating => Ok(&e.task),
+                (Some(e), _) if !e.creating => Ok(&*e.task),
                 (_, Some(e)) => Err(EngineError::from(owned(e))),
                 (Some(_), None) => {
                     // Still to be stored (a creation queued after this batch's).
@@ -273,26 +273,33 @@ impl<S: Stores> State<S> {
         created: &[TaskId],
         updates: &[Update],
     ) -> impl Future<Output = (Vec<Written>, Vec<Written>)> + Send + 'static {
-        let mut creates: HashMap<TenantId, PerTenant<Task>> = HashMap::new();
+        // The engine task hands over its records (an `Arc` each, no copy); the write
+        // task copies them for the store and lets go before writing, so the engine's
+        // next change to a record does not copy it.
+        let mut creates: HashMap<TenantId, PerTenant<Arc<Task>>> = HashMap::new();
         for (i, id) in created.iter().enumerate() {
             if let Some(e) = self.tasks.get(id) {
-                let slot = creates.entry(e.task.tenant_id).or_default();
+                let slot = creates
+                    .entry(e.task.tenant_id)
+                    .or_insert_with(|| per_tenant(created.len()));
                 slot.0.push(i);
-                slot.1.push(e.task.clone());
+                slot.1.push(e.task.share());
             }
         }
-        let mut changes: HashMap<TenantId, PerTenant<(Task, u64)>> = HashMap::new();
+        let mut changes: HashMap<TenantId, PerTenant<(Arc<Task>, u64)>> = HashMap::new();
         for (i, update) in updates.iter().enumerate() {
             let record = match update {
                 Update::Accepted(id) | Update::Assigned(Assignment { id, .. }) => {
-                    self.tasks.get(id).map(|e| (e.task.clone(), e.version))
+                    self.tasks.get(id).map(|e| (e.task.share(), e.version))
                 }
                 Update::Ended(id, version) => {
-                    self.tasks.get(id).map(|e| (e.task.clone(), *version))
+                    self.tasks.get(id).map(|e| (e.task.share(), *version))
                 }
             };
             if let Some((task, version)) = record {
-                let slot = changes.entry(task.tenant_id).or_default();
+                let slot = changes
+                    .entry(task.tenant_id)
+                    .or_insert_with(|| per_tenant(updates.len()));
                 slot.0.push(i);
                 slot.1.push((task, version));
             }
@@ -307,8 +314,13 @@ impl<S: Stores> State<S> {
             let repo = stores.tasks();
             for tenant in tenants {
                 let key = tenant.to_string();
-                let (create_at, records) = creates.remove(&tenant).unwrap_or_default();
-                let (update_at, pairs) = changes.remove(&tenant).unwrap_or_default();
+                let (create_at, shared) = creates.remove(&tenant).unwrap_or_default();
+                let records: Vec<Task> = shared.into_iter().map(Arc::unwrap_or_clone).collect();
+                let (update_at, shared) = changes.remove(&tenant).unwrap_or_default();
+                let pairs: Vec<(Task, u64)> = shared
+                    .into_iter()
+                    .map(|(task, version)| (Arc::unwrap_or_clone(task), version))
+                    .collect();
                 let (made, changed) = match repo.write_many(&key, &records, &pairs).await {
                     Ok((made, changed)) => (Ok(made), Ok(changed)),
                     Err(e) => {
@@ -406,7 +418,7 @@ impl<S: Stores> State<S> {
             return;
         };
         let agent = entry.task.agent_id;
-        self.announce_end(entry.task, entry.waiters, entry.watcher);
+        self.announce_end(entry.task.into_inner(), entry.waiters, entry.watcher);
         // A draining agent that just finished its last task becomes inactive.
         if let Some(agent_id) = agent
             && let Some(a) = self.agents.get_mut(&agent_id)
@@ -423,6 +435,11 @@ impl<S: Stores> State<S> {
 
 /// A tenant's share of a batch: the records' places in the batch, and the records.
 type PerTenant<T> = (Vec<usize>, Vec<T>);
+
+/// Room for a tenant's share of a batch of `len` (most batches have one tenant).
+fn per_tenant<T>(len: usize) -> PerTenant<T> {
+    (Vec::with_capacity(len), Vec::with_capacity(len))
+}
 
 /// Puts a batch call's results at their records' places; a failed call gives each
 /// of its records the call's error.
