@@ -9,6 +9,10 @@ use super::{Pools, micros, time};
 use crate::record::{check_distinct, check_name, page_of, refused_update};
 use crate::{Direction, Page, PerRecord, Query, Record, Repository, Result, StoreError, Versioned};
 
+/// Records inserted or updated by one statement: at most 7 parameters each, under
+/// SQLite's limit of 32,766 with room to spare.
+const INSERT_CHUNK: usize = 1000;
+
 /// Records of `T` as JSON rows in `mesh_records`.
 #[derive(Debug, Clone)]
 pub struct SqliteRepository<T> {
@@ -123,6 +127,19 @@ impl<T: Record> SqliteRepository<T> {
             .map_err(|e| self.pools.error(e))
     }
 
+    /// Runs a statement built at run time on `conn`; its rows.
+    async fn fetch_all(
+        &self,
+        conn: &mut SqliteConnection,
+        mut query: sqlx::QueryBuilder<sqlx::Sqlite>,
+    ) -> Result<Vec<SqliteRow>> {
+        query
+            .build()
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| self.pools.error(e))
+    }
+
     /// Inserts one record on `conn` (the writer, or a transaction of it).
     async fn insert(
         &self,
@@ -155,34 +172,133 @@ impl<T: Record> SqliteRepository<T> {
     }
 
     /// Inserts records on `conn`, each `AlreadyExists` on its own; another error is the
-    /// batch's.
+    /// batch's. A statement per [`INSERT_CHUNK`] records: sqlx runs each statement on
+    /// the connection's own thread, and a hand-over per record cost more than the
+    /// insert itself.
     async fn insert_all(
         &self,
         conn: &mut SqliteConnection,
         tenant: &str,
         records: &[T],
     ) -> Result<Vec<Result<Versioned<T>>>> {
-        let mut out = Vec::with_capacity(records.len());
-        for record in records {
-            match self.insert(conn, tenant, record).await {
-                Err(e @ StoreError::AlreadyExists { .. }) => out.push(Err(e)),
-                Err(e) => return Err(e),
-                ok => out.push(ok),
+        if records.len() == 1 {
+            return match self.insert(conn, tenant, &records[0]).await {
+                Err(e @ StoreError::AlreadyExists { .. }) => Ok(vec![Err(e)]),
+                Err(e) => Err(e),
+                ok => Ok(vec![ok]),
+            };
+        }
+        let at = micros(chrono::Utc::now());
+        let mut inserted = std::collections::HashSet::with_capacity(records.len());
+        for chunk in records.chunks(INSERT_CHUNK) {
+            let data = chunk
+                .iter()
+                .map(serde_json::to_string)
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let mut query = sqlx::QueryBuilder::new(
+                "INSERT INTO mesh_records (collection, tenant, id, version, data, created_at, updated_at) ",
+            );
+            query.push_values(chunk.iter().zip(&data), |mut row, (record, data)| {
+                row.push_bind(T::COLLECTION)
+                    .push_bind(tenant)
+                    .push_bind(record.id())
+                    .push("1")
+                    .push_bind(data.as_str())
+                    .push_bind(at)
+                    .push_bind(at);
+            });
+            // Only the rows inserted come back: an id already stored does not.
+            query.push(" ON CONFLICT DO NOTHING RETURNING id");
+            let rows = self.fetch_all(conn, query).await?;
+            for row in rows {
+                inserted.insert(
+                    row.try_get::<Uuid, _>("id")
+                        .map_err(|e| self.pools.error(e))?,
+                );
             }
         }
-        Ok(out)
+        let at = time(at);
+        // A record is inserted once: a second with the same id in the batch is refused.
+        Ok(records
+            .iter()
+            .map(|record| match inserted.remove(&record.id()) {
+                true => Ok(Versioned::new(record.clone(), 1, at, at)),
+                false => Err(StoreError::AlreadyExists {
+                    collection: T::COLLECTION,
+                    id: record.id(),
+                }),
+            })
+            .collect())
     }
 
     /// Replaces records on `conn`, each `Conflict` or `NotFound` on its own; another
-    /// error is the batch's.
+    /// error is the batch's. A statement per [`INSERT_CHUNK`] records (each row looked
+    /// up by its whole key), then, for the rows it did not change, the one-record path,
+    /// which says why.
     async fn replace_all(
         &self,
         conn: &mut SqliteConnection,
         tenant: &str,
         updates: &[(T, u64)],
     ) -> Result<Vec<Result<Versioned<T>>>> {
+        let mut changed = std::collections::HashMap::with_capacity(updates.len());
+        if updates.len() > 1 {
+            let at = micros(chrono::Utc::now());
+            for chunk in updates.chunks(INSERT_CHUNK) {
+                let data = chunk
+                    .iter()
+                    .map(|(record, _)| serde_json::to_string(record))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                let mut query = sqlx::QueryBuilder::new("WITH v(id, data, expected) AS (");
+                query.push_values(
+                    chunk.iter().zip(&data),
+                    |mut row, ((record, expected), data)| {
+                        row.push_bind(record.id())
+                            .push_bind(data.as_str())
+                            .push_bind(*expected as i64);
+                    },
+                );
+                query
+                    .push(
+                        ") UPDATE mesh_records SET \
+                         data = (SELECT v.data FROM v WHERE v.id = mesh_records.id), \
+                         version = version + 1, updated_at = ",
+                    )
+                    .push_bind(at)
+                    .push(" WHERE collection = ")
+                    .push_bind(T::COLLECTION)
+                    .push(" AND tenant = ")
+                    .push_bind(tenant)
+                    .push(
+                        " AND id IN (SELECT id FROM v) \
+                         AND version = (SELECT v.expected FROM v WHERE v.id = mesh_records.id) \
+                         RETURNING id, version, created_at, updated_at",
+                    );
+                let rows = self.fetch_all(conn, query).await?;
+                for row in rows {
+                    let get_i64 =
+                        |c: &str| row.try_get::<i64, _>(c).map_err(|e| self.pools.error(e));
+                    let id: Uuid = row.try_get("id").map_err(|e| self.pools.error(e))?;
+                    let stamps = (
+                        get_i64("version")? as u64,
+                        get_i64("created_at")?,
+                        get_i64("updated_at")?,
+                    );
+                    changed.insert(id, stamps);
+                }
+            }
+        }
         let mut out = Vec::with_capacity(updates.len());
         for (record, expected) in updates {
+            if let Some((version, created, updated)) = changed.remove(&record.id()) {
+                out.push(Ok(Versioned::new(
+                    record.clone(),
+                    version,
+                    time(created),
+                    time(updated),
+                )));
+                continue;
+            }
             match self.replace(conn, tenant, record, *expected).await {
                 Err(e @ (StoreError::Conflict { .. } | StoreError::NotFound { .. })) => {
                     out.push(Err(e))
