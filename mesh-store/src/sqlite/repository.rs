@@ -11,7 +11,7 @@ use crate::{Direction, Page, PerRecord, Query, Record, Repository, Result, Store
 
 /// Records inserted or updated by one statement: at most 7 parameters each, under
 /// SQLite's limit of 32,766 with room to spare.
-const INSERT_CHUNK: usize = 1000;
+const ROWS_PER_STATEMENT: usize = 1000;
 
 /// Records of `T` as JSON rows in `mesh_records`.
 #[derive(Debug, Clone)]
@@ -172,7 +172,7 @@ impl<T: Record> SqliteRepository<T> {
     }
 
     /// Inserts records on `conn`, each `AlreadyExists` on its own; another error is the
-    /// batch's. A statement per [`INSERT_CHUNK`] records: sqlx runs each statement on
+    /// batch's. A statement per [`ROWS_PER_STATEMENT`] records: sqlx runs each statement on
     /// the connection's own thread, and a hand-over per record cost more than the
     /// insert itself.
     async fn insert_all(
@@ -190,7 +190,7 @@ impl<T: Record> SqliteRepository<T> {
         }
         let at = micros(chrono::Utc::now());
         let mut inserted = std::collections::HashSet::with_capacity(records.len());
-        for chunk in records.chunks(INSERT_CHUNK) {
+        for chunk in records.chunks(ROWS_PER_STATEMENT) {
             let data = chunk
                 .iter()
                 .map(serde_json::to_string)
@@ -232,7 +232,7 @@ impl<T: Record> SqliteRepository<T> {
     }
 
     /// Replaces records on `conn`, each `Conflict` or `NotFound` on its own; another
-    /// error is the batch's. A statement per [`INSERT_CHUNK`] records (each row looked
+    /// error is the batch's. A statement per [`ROWS_PER_STATEMENT`] records (each row looked
     /// up by its whole key), then, for the rows it did not change, the one-record path,
     /// which says why.
     async fn replace_all(
@@ -244,7 +244,7 @@ impl<T: Record> SqliteRepository<T> {
         let mut changed = std::collections::HashMap::with_capacity(updates.len());
         if updates.len() > 1 {
             let at = micros(chrono::Utc::now());
-            for chunk in updates.chunks(INSERT_CHUNK) {
+            for chunk in updates.chunks(ROWS_PER_STATEMENT) {
                 let data = chunk
                     .iter()
                     .map(|(record, _)| serde_json::to_string(record))
