@@ -273,3 +273,126 @@ with_store!(queue_ack_batch, |s| async move {
     )
     .await
 });
+
+/// The plan a connection uses for a key lookup prepared while its table held 60
+/// rows, once the table holds 20,000.
+async fn lookup_plan_after_growth(conn: &mut sqlx::PgConnection) -> String {
+    for sql in [
+        "CREATE TEMP TABLE growing (id int PRIMARY KEY, v int)",
+        "INSERT INTO growing SELECT i, i FROM generate_series(1, 60) i",
+        "ANALYZE growing",
+        "PREPARE lookup(int) AS SELECT v FROM growing WHERE id = $1",
+    ] {
+        sqlx::raw_sql(sql).execute(&mut *conn).await.unwrap();
+    }
+    // PostgreSQL weighs a generic plan from the sixth run on.
+    for _ in 0..8 {
+        sqlx::raw_sql("EXECUTE lookup(7)")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+    sqlx::raw_sql("INSERT INTO growing SELECT i, i FROM generate_series(61, 20000) i")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let lines: Vec<String> = sqlx::query_scalar("EXPLAIN EXECUTE lookup(7)")
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+    lines.join("\n")
+}
+
+#[tokio::test]
+async fn key_lookups_stay_index_lookups_while_a_new_table_grows() {
+    let Some(url) = service("MESH_TEST_DATABASE_URL") else {
+        return;
+    };
+    let store = PgStore::connect(&url, 1).await.unwrap();
+    let mut conn = store.pool().acquire().await.unwrap();
+    let plan = lookup_plan_after_growth(&mut conn).await;
+    assert!(plan.contains("Index"), "{plan}");
+    // What the store's connections avoid: a plain connection keeps the plan made
+    // for 60 rows, a scan of the whole table.
+    let mut plain = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let plan = lookup_plan_after_growth(&mut plain).await;
+    assert!(plan.contains("Seq Scan"), "{plan}");
+}
+
+#[tokio::test]
+async fn a_url_that_sets_plan_cache_mode_keeps_its_own() {
+    let Some(url) = service("MESH_TEST_DATABASE_URL") else {
+        return;
+    };
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let url = format!("{url}{sep}options=-c%20plan_cache_mode%3Dauto");
+    let store = PgStore::connect(&url, 1).await.unwrap();
+    let mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(mode, "auto");
+}
+
+/// Index scans of `index` so far, as the statistics show them.
+async fn index_scans(pool: &sqlx::PgPool, index: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT coalesce(sum(idx_scan), 0)::int8 FROM pg_stat_user_indexes WHERE indexrelname = $1",
+    )
+    .bind(index)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn key_lookups_use_the_primary_key_on_a_new_database() {
+    use conformance::repository::Item;
+    use mesh_store::{Record, Repository};
+    let Some(url) = empty_database().await else {
+        return;
+    };
+    let store = PgStore::connect(&url, 2).await.unwrap();
+    let repo = store.repository::<Item>().await.unwrap();
+    let tenant = unique("t");
+    let items: Vec<Item> = (0..2_000)
+        .map(|i| Item {
+            id: uuid::Uuid::now_v7(),
+            name: format!("item {i}"),
+            status: ["a", "b", "c"][i % 3].to_owned(),
+            rank: i as i64 % 13,
+            tag: None,
+        })
+        .collect();
+    repo.create_many(&tenant, &items).await.unwrap();
+    // Never analyzed: the planner has no statistics, only the table's size.
+    for item in &items[..20] {
+        assert!(repo.get(&tenant, item.id).await.unwrap().is_some());
+    }
+    let updates: Vec<(Item, u64)> = items[20..120].iter().map(|i| (i.clone(), 1)).collect();
+    for result in repo.update_many(&tenant, &updates).await.unwrap() {
+        assert_eq!(result.unwrap().version, 2);
+    }
+    // Statistics reach the view within a second or so of each statement.
+    let pool = store.pool();
+    for _ in 0..200 {
+        if index_scans(pool, "mesh_records_pkey").await >= 120 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(index_scans(pool, "mesh_records_pkey").await >= 120);
+    for field in Item::INDEXED {
+        let index = format!(
+            "mesh_records_{}_{field}",
+            <Item as mesh_store::Record>::COLLECTION
+        );
+        assert_eq!(
+            index_scans(pool, &index).await,
+            0,
+            "{index} served a key lookup"
+        );
+    }
+}

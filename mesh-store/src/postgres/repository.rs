@@ -1,3 +1,15 @@
+//! Records of every collection in one table, `mesh_records`, keyed by (collection,
+//! tenant, id), with partial expression indexes for each collection's indexed fields.
+//!
+//! Lookups by key name their collection as `(SELECT $1::text)`, a value the planner
+//! does not see. Planning a run for its parameters (the store's connections do,
+//! [`PgStore::custom_plans`](super::PgStore::custom_plans)), the planner would
+//! otherwise see `collection = 'tasks'`, which lets it use the collection's partial
+//! indexes `(tenant, field, id)` too — and before the table has statistics, it took
+//! one for a lookup by id: a scan of every task of the tenant per lookup (a batch
+//! update of 112 tasks, 362 ms at 22,000 records; by the primary key, 3.8 ms).
+//! Listings name the collection as a plain parameter, so those indexes serve them.
+
 use std::marker::PhantomData;
 
 use chrono::{DateTime, Utc};
@@ -134,7 +146,7 @@ impl<T: Record> Repository<T> for PgRepository<T> {
 
     async fn get(&self, tenant: &str, id: Uuid) -> Result<Option<Versioned<T>>> {
         sqlx::query(
-            "SELECT data, version, created_at, updated_at FROM mesh_records WHERE collection = $1 AND tenant = $2 AND id = $3",
+            "SELECT data, version, created_at, updated_at FROM mesh_records WHERE collection = (SELECT $1::text) AND tenant = $2 AND id = $3",
         )
         .bind(T::COLLECTION)
         .bind(tenant)
@@ -208,7 +220,7 @@ impl<T: Record> Repository<T> for PgRepository<T> {
         let id = record.id();
         let row = sqlx::query(
             "UPDATE mesh_records SET data = $4, version = version + 1, updated_at = now()
-             WHERE collection = $1 AND tenant = $2 AND id = $3 AND version = $5
+             WHERE collection = (SELECT $1::text) AND tenant = $2 AND id = $3 AND version = $5
              RETURNING version, created_at, updated_at",
         )
         .bind(T::COLLECTION)
@@ -231,7 +243,7 @@ impl<T: Record> Repository<T> for PgRepository<T> {
             ));
         }
         let actual: Option<i64> = sqlx::query_scalar(
-            "SELECT version FROM mesh_records WHERE collection = $1 AND tenant = $2 AND id = $3",
+            "SELECT version FROM mesh_records WHERE collection = (SELECT $1::text) AND tenant = $2 AND id = $3",
         )
         .bind(T::COLLECTION)
         .bind(tenant)
@@ -295,7 +307,7 @@ impl<T: Record> Repository<T> for PgRepository<T> {
             "UPDATE mesh_records m SET data = u.data, version = m.version + 1, updated_at = now()
              FROM unnest($3::uuid[], $4::jsonb[], $5::int8[]) AS u(id, data, expected),
                   LATERAL (SELECT r.ctid AS row FROM mesh_records r
-                           WHERE r.collection = $1 AND r.tenant = $2 AND r.id = u.id OFFSET 0) AS found
+                           WHERE r.collection = (SELECT $1::text) AND r.tenant = $2 AND r.id = u.id OFFSET 0) AS found
              WHERE m.ctid = found.row AND m.version = u.expected
              RETURNING m.id, m.version, m.created_at, m.updated_at",
         )
@@ -325,7 +337,7 @@ impl<T: Record> Repository<T> for PgRepository<T> {
         if !refused.is_empty() {
             let rows = sqlx::query(
                 "SELECT id, version FROM mesh_records
-                 WHERE collection = $1 AND tenant = $2 AND id = ANY($3)",
+                 WHERE collection = (SELECT $1::text) AND tenant = $2 AND id = ANY($3)",
             )
             .bind(T::COLLECTION)
             .bind(tenant)
@@ -357,7 +369,7 @@ impl<T: Record> Repository<T> for PgRepository<T> {
 
     async fn delete(&self, tenant: &str, id: Uuid) -> Result<bool> {
         let result = sqlx::query(
-            "DELETE FROM mesh_records WHERE collection = $1 AND tenant = $2 AND id = $3",
+            "DELETE FROM mesh_records WHERE collection = (SELECT $1::text) AND tenant = $2 AND id = $3",
         )
         .bind(T::COLLECTION)
         .bind(tenant)
@@ -370,7 +382,7 @@ impl<T: Record> Repository<T> for PgRepository<T> {
 
     async fn delete_many(&self, tenant: &str, ids: &[Uuid]) -> Result<usize> {
         let result = sqlx::query(
-            "DELETE FROM mesh_records WHERE collection = $1 AND tenant = $2 AND id = ANY($3)",
+            "DELETE FROM mesh_records WHERE collection = (SELECT $1::text) AND tenant = $2 AND id = ANY($3)",
         )
         .bind(T::COLLECTION)
         .bind(tenant)
