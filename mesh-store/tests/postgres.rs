@@ -322,18 +322,22 @@ async fn key_lookups_stay_index_lookups_while_a_new_table_grows() {
 }
 
 #[tokio::test]
-async fn a_url_that_sets_plan_cache_mode_keeps_its_own() {
+async fn connections_plan_each_run_unless_the_url_says_otherwise() {
     let Some(url) = service("MESH_TEST_DATABASE_URL") else {
         return;
     };
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let url = format!("{url}{sep}options=-c%20plan_cache_mode%3Dauto");
+    let show = |store: PgStore| async move {
+        sqlx::query_scalar::<_, String>("SHOW plan_cache_mode")
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+    };
     let store = PgStore::connect(&url, 1).await.unwrap();
-    let mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
-    assert_eq!(mode, "auto");
+    assert_eq!(show(store).await, "force_custom_plan");
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let url = format!("{url}{sep}options=-c%20plan_cache_mode%3Dforce_generic_plan");
+    let store = PgStore::connect(&url, 1).await.unwrap();
+    assert_eq!(show(store).await, "force_generic_plan");
 }
 
 /// Index scans of `index` so far, as the statistics show them.
