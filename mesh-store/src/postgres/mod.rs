@@ -124,8 +124,10 @@ impl PgStore {
 /// scan, and the connection keeps that plan while the table grows (autovacuum
 /// revisits statistics about once a minute), so every lookup reads every record: a
 /// batch update of 131 tasks took 414 ms at 22,000 records, 2.5 ms planned afresh.
-/// Planning each run costs tens of microseconds per statement (per batch, on the
-/// engine's write path), and lets listings use their collection's partial indexes.
+/// Planning each run costs about 13 µs per statement (pgbench, a prepared primary-key
+/// select on loopback: 0.111 ms a run with cached plans, 0.124 ms planned each time;
+/// per batch on the engine's write path), and lets listings keep using their
+/// collection's partial indexes.
 pub async fn plan_each_run(conn: &mut sqlx::PgConnection) -> std::result::Result<(), sqlx::Error> {
     sqlx::raw_sql("SET plan_cache_mode = force_custom_plan")
         .execute(conn)
