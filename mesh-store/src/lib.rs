@@ -73,7 +73,6 @@ pub use memory::{MemoryQueue, MemoryRepository, MemoryVectorIndex};
 #[cfg(feature = "postgres")]
 pub use postgres::{
     Heard, MAX_NOTIFY_PAYLOAD, MIGRATOR, PgQueue, PgRepository, PgStore, PgVectorIndex,
-    plan_each_run,
 };
 pub use queue::{Delivery, Queue, QueueConfig, QueueDepth};
 pub use record::{Direction, Page, Query, Record, Versioned};

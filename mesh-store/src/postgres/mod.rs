@@ -5,10 +5,9 @@ mod queue;
 mod repository;
 mod vector;
 
-use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 
 pub use notify::{Heard, MAX_NOTIFY_PAYLOAD};
 pub use queue::PgQueue;
@@ -50,18 +49,14 @@ pub(crate) fn backend(e: sqlx::Error) -> StoreError {
 
 impl PgStore {
     /// Connects (`postgres://user@host:port/db`), with up to `max_connections` pooled
-    /// connections, and applies the [`MIGRATOR`]'s migrations. Each connection plans
-    /// every run of a statement for the table as it is then ([`plan_each_run`]),
-    /// unless the URL's `options` set `plan_cache_mode` themselves.
+    /// connections, and applies the [`MIGRATOR`]'s migrations.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
-        let options = PgConnectOptions::from_str(url).map_err(backend)?;
-        let mut pool = PgPoolOptions::new()
+        let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(10));
-        if !url.contains("plan_cache_mode") {
-            pool = pool.after_connect(|conn, _| Box::pin(plan_each_run(conn)));
-        }
-        let pool = pool.connect_with(options).await.map_err(backend)?;
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(backend)?;
         let store = Self { pool };
         store.migrate().await?;
         Ok(store)
@@ -69,9 +64,6 @@ impl PgStore {
 
     /// A store on a pool you already have. Runs no DDL: apply the schema with
     /// [`migrate`](Self::migrate) (or [`MIGRATOR`] yourself) if it is not in place.
-    /// Call [`plan_each_run`] in the pool's `after_connect` (or set `plan_cache_mode`
-    /// for the database's role), or while a new database's table grows its lookups
-    /// may scan it whole.
     pub fn from_pool(pool: PgPool) -> Self {
         Self { pool }
     }
@@ -111,28 +103,6 @@ impl PgStore {
     pub fn queue(&self, name: &str, config: QueueConfig) -> Result<PgQueue> {
         PgQueue::new(self.pool.clone(), name, config)
     }
-}
-
-/// Has PostgreSQL plan each run of a statement on `conn` for its parameters and the
-/// table's size at the time (`SET plan_cache_mode = force_custom_plan`), as
-/// [`PgStore::connect`]'s connections do. A session setting, not a startup option,
-/// so it passes through connection poolers such as PgBouncer.
-///
-/// Why: after five runs of a prepared statement PostgreSQL may settle on one generic
-/// plan, costed with the table's statistics of that moment. Analyzed while a new
-/// database held a few dozen records, a key lookup's cheapest plan is a sequential
-/// scan, and the connection keeps that plan while the table grows (autovacuum
-/// revisits statistics about once a minute), so every lookup reads every record: a
-/// batch update of 131 tasks took 414 ms at 22,000 records, 2.5 ms planned afresh.
-/// Planning each run costs about 13 µs per statement (pgbench, a prepared primary-key
-/// select on loopback: 0.111 ms a run with cached plans, 0.124 ms planned each time;
-/// per batch on the engine's write path), and lets listings keep using their
-/// collection's partial indexes.
-pub async fn plan_each_run(conn: &mut sqlx::PgConnection) -> std::result::Result<(), sqlx::Error> {
-    sqlx::raw_sql("SET plan_cache_mode = force_custom_plan")
-        .execute(conn)
-        .await
-        .map(drop)
 }
 
 /// Runs DDL once across instances (under the schema lock).

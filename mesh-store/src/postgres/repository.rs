@@ -2,13 +2,13 @@
 //! tenant, id), with partial expression indexes for each collection's indexed fields.
 //!
 //! Lookups by key name their collection as `(SELECT $1::text)`, a value the planner
-//! does not see. Planning a run for its parameters (as the store's connections do,
-//! [`plan_each_run`](super::plan_each_run)), it would otherwise see `collection =
-//! 'tasks'`, which lets it use the collection's partial indexes `(tenant, field, id)`
-//! as well — and before the table has statistics it took one for a lookup by id, a
-//! scan of every task of the tenant per lookup (a batch update of 112 tasks: 362 ms
-//! at 22,000 records; by the primary key, 3.8 ms). Listings name the collection as
-//! a plain parameter, so those indexes serve them.
+//! does not see. Planning a run for its parameters (as PostgreSQL does for a prepared
+//! statement's first runs, and whenever that looks cheaper), it would otherwise see
+//! `collection = 'tasks'`, which lets it use the collection's partial indexes
+//! `(tenant, field, id)` as well — and before the table has statistics it took one
+//! for a lookup by id, a scan of every task of the tenant per lookup (a batch update
+//! of 112 tasks: 362 ms at 22,000 records; by the primary key, 3.8 ms). Listings
+//! name the collection as a plain parameter, so those indexes can serve them.
 
 use std::marker::PhantomData;
 
