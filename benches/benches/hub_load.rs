@@ -38,8 +38,8 @@ fn arg(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// The allocator the service binaries use (`examples/src/alloc.rs`): the harness
-/// measures the engine as they run it.
+/// The allocator the service binaries use (`examples/src/alloc.rs`), with transparent
+/// huge pages off as they turn them off: the harness measures the engine as they run it.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -54,6 +54,10 @@ fn resident_bytes() -> u64 {
 }
 
 fn main() {
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        let _ = rustix::thread::disable_transparent_huge_pages(true);
+    }
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--hold-clients") {
         // Child mode: open idle agent connections and keep them.

@@ -22,3 +22,5 @@ pub mod demo;
 pub mod serve;
 pub mod setup;
 pub mod tools_file;
+
+pub use alloc::disable_transparent_huge_pages;

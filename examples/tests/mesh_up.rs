@@ -48,6 +48,11 @@ fn mesh_up_demo_routes_tasks_and_stops_cleanly_on_ctrl_c() {
     }
     assert!(banner && routed >= 5);
     let pid = child.id().to_string();
+    assert_ne!(
+        huge_pages_allowed(&pid),
+        Some(true),
+        "the binaries turn transparent huge pages off (examples/src/alloc.rs)"
+    );
     assert!(
         Command::new("kill")
             .args(["-INT", &pid])
@@ -61,4 +66,12 @@ fn mesh_up_demo_routes_tasks_and_stops_cleanly_on_ctrl_c() {
     assert!(rest.iter().any(|l| l == "stopped"), "{rest:?}");
     assert!(dir.join("mesh.db").exists(), "the data was kept");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Whether the kernel may back process `pid`'s memory with transparent huge pages
+/// (`THP_enabled` in `/proc/<pid>/status`, Linux 5.0 and later; `None` elsewhere).
+fn huge_pages_allowed(pid: &str) -> Option<bool> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("THP_enabled:"))?;
+    Some(line.split_whitespace().nth(1)? != "0")
 }

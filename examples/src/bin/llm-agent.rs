@@ -33,6 +33,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    mesh_examples::disable_transparent_huge_pages();
     let _telemetry = init_tracing("llm-agent");
     let cli = Cli::parse();
     let run = async {

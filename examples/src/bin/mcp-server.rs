@@ -16,5 +16,6 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    mesh_examples::disable_transparent_huge_pages();
     Cli::parse().service.main("mcp-server", Surfaces::MCP).await
 }

@@ -128,6 +128,7 @@ struct Up {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    mesh_examples::disable_transparent_huge_pages();
     let cli = Cli::parse();
     let run = match cli.command {
         Command::Up(args) => {

@@ -25,6 +25,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    mesh_examples::disable_transparent_huge_pages();
     let _telemetry = init_tracing("worker");
     let cli = Cli::parse();
     let run = async {
