@@ -76,7 +76,7 @@ pub use postgres::{
 };
 pub use queue::{Delivery, Queue, QueueConfig, QueueDepth};
 pub use record::{Direction, Page, Query, Record, Versioned};
-pub use repository::{PerRecord, Repository};
+pub use repository::{PerRecord, Repository, TenantWrites, Written};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{
     SQLITE_MIGRATOR, SqliteOptions, SqliteQueue, SqliteRepository, SqliteStore, SqliteVectorIndex,

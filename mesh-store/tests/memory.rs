@@ -115,3 +115,9 @@ async fn queue_ack_batch() {
 async fn repository_write_many() {
     conformance::repository::write_many_creates_and_updates(&MemoryRepository::new()).await;
 }
+
+#[tokio::test]
+async fn repository_write_tenants() {
+    conformance::repository::write_tenants_keeps_each_share_in_its_tenant(&MemoryRepository::new())
+        .await;
+}

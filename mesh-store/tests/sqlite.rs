@@ -69,6 +69,12 @@ with_store!(repository_concurrent_updates_one_wins, |s| async move {
 with_store!(repository_write_many, |s| async move {
     conformance::repository::write_many_creates_and_updates(&s.repository().await.unwrap()).await
 });
+with_store!(repository_write_tenants, |s| async move {
+    conformance::repository::write_tenants_keeps_each_share_in_its_tenant(
+        &s.repository().await.unwrap(),
+    )
+    .await
+});
 with_store!(vector_search_matches_brute_force, |s| async move {
     conformance::vector::search_matches_brute_force(&s.vectors().await.unwrap()).await
 });

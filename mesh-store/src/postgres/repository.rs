@@ -20,7 +20,10 @@ use uuid::Uuid;
 
 use super::{backend, ddl};
 use crate::record::{check_distinct, check_name, page_of, refused_update};
-use crate::{Direction, Page, PerRecord, Query, Record, Repository, Result, StoreError, Versioned};
+use crate::{
+    Direction, Page, Query, Record, Repository, Result, StoreError, TenantWrites, Versioned,
+    Written,
+};
 
 /// Bind parameters of a query built at run time.
 #[derive(Default)]
@@ -81,6 +84,10 @@ impl<T: Record> PgRepository<T> {
         ))
     }
 }
+
+/// Tenants a [`Repository::write_tenants`] call writes at once: two pooled connections
+/// each, so four leave most of the default pool of ten to readers.
+const TENANTS_AT_ONCE: usize = 4;
 
 impl<T: Record> Repository<T> for PgRepository<T> {
     async fn create(&self, tenant: &str, record: &T) -> Result<Versioned<T>> {
@@ -264,7 +271,7 @@ impl<T: Record> Repository<T> for PgRepository<T> {
         tenant: &str,
         creates: &[T],
         updates: &[(T, u64)],
-    ) -> Result<(PerRecord<T>, PerRecord<T>)> {
+    ) -> Result<Written<T>> {
         // Side by side on two connections: one round trip for both.
         let (created, updated) = tokio::join!(
             async {
@@ -281,6 +288,19 @@ impl<T: Record> Repository<T> for PgRepository<T> {
             },
         );
         Ok((created?, updated?))
+    }
+
+    async fn write_tenants(&self, writes: &[TenantWrites<'_, T>]) -> Vec<Result<Written<T>>> {
+        // Side by side, a few tenants at a time (each takes two connections).
+        let mut out = Vec::with_capacity(writes.len());
+        for chunk in writes.chunks(TENANTS_AT_ONCE) {
+            let mut side_by_side = Vec::with_capacity(chunk.len());
+            for w in chunk {
+                side_by_side.push(self.write_many(w.tenant, w.creates, w.updates));
+            }
+            out.extend(futures_util::future::join_all(side_by_side).await);
+        }
+        out
     }
 
     async fn update_many(

@@ -19,7 +19,10 @@ use uuid::Uuid;
 
 use super::{Pools, micros, time};
 use crate::record::{check_distinct, check_name, page_of, refused_update};
-use crate::{Direction, Page, PerRecord, Query, Record, Repository, Result, StoreError, Versioned};
+use crate::{
+    Direction, Page, Query, Record, Repository, Result, StoreError, TenantWrites, Versioned,
+    Written,
+};
 
 /// Records inserted or updated by one statement: at most 7 parameters each, under
 /// SQLite's limit of 32,766 with room to spare.
@@ -374,6 +377,43 @@ impl<T: Record> SqliteRepository<T> {
     }
 }
 
+impl<T: Record> SqliteRepository<T> {
+    /// Every tenant's creates and updates in one transaction: one commit (one flush).
+    /// The caller has checked each tenant's updates are distinct.
+    async fn write_in_one(&self, writes: &[TenantWrites<'_, T>]) -> Result<Vec<Written<T>>> {
+        let mut tx = self.begin().await?;
+        let mut out = Vec::with_capacity(writes.len());
+        for w in writes {
+            let created = self.insert_all(&mut tx, w.tenant, w.creates).await?;
+            let updated = self.replace_all(&mut tx, w.tenant, w.updates).await?;
+            out.push((created, updated));
+        }
+        tx.commit().await.map_err(|e| self.pools.error(e))?;
+        Ok(out)
+    }
+}
+
+/// The error of a transaction that failed, for each of the `count` shares written in
+/// it: the first share gets the error itself, the others a copy of what it says.
+fn failed_together<T>(e: StoreError, count: usize) -> Vec<Result<T>> {
+    let retryable = e.is_retryable();
+    let said = match &e {
+        StoreError::Backend { source, .. } => source.to_string(),
+        other => other.to_string(),
+    };
+    let mut out = Vec::with_capacity(count);
+    out.push(Err(e));
+    while out.len() < count {
+        out.push(Err(StoreError::Backend {
+            backend: "sqlite",
+            retryable,
+            source: said.clone().into(),
+        }));
+    }
+    out.truncate(count);
+    out
+}
+
 impl<T: Record> Repository<T> for SqliteRepository<T> {
     async fn create(&self, tenant: &str, record: &T) -> Result<Versioned<T>> {
         let mut conn = self.writer().await?;
@@ -393,14 +433,45 @@ impl<T: Record> Repository<T> for SqliteRepository<T> {
         tenant: &str,
         creates: &[T],
         updates: &[(T, u64)],
-    ) -> Result<(PerRecord<T>, PerRecord<T>)> {
+    ) -> Result<Written<T>> {
         check_distinct(updates.iter().map(|(r, _)| r.id()))?;
-        // One transaction for both: one commit (one flush).
-        let mut tx = self.begin().await?;
-        let created = self.insert_all(&mut tx, tenant, creates).await?;
-        let updated = self.replace_all(&mut tx, tenant, updates).await?;
-        tx.commit().await.map_err(|e| self.pools.error(e))?;
-        Ok((created, updated))
+        let writes = [TenantWrites {
+            tenant,
+            creates,
+            updates,
+        }];
+        Ok(self.write_in_one(&writes).await?.pop().unwrap_or_default())
+    }
+
+    async fn write_tenants(&self, writes: &[TenantWrites<'_, T>]) -> Vec<Result<Written<T>>> {
+        // A share that names a record twice is refused alone; the rest commit together.
+        let mut out: Vec<Option<Result<Written<T>>>> = writes
+            .iter()
+            .map(|w| {
+                check_distinct(w.updates.iter().map(|(r, _)| r.id()))
+                    .err()
+                    .map(Err)
+            })
+            .collect();
+        let valid: Vec<TenantWrites<'_, T>> = writes
+            .iter()
+            .zip(&out)
+            .filter(|(_, refused)| refused.is_none())
+            .map(|(w, _)| *w)
+            .collect();
+        let written = if valid.is_empty() {
+            Vec::new()
+        } else {
+            match self.write_in_one(&valid).await {
+                Ok(written) => written.into_iter().map(Ok).collect(),
+                Err(e) => failed_together(e, valid.len()),
+            }
+        };
+        let mut written = written.into_iter();
+        for slot in out.iter_mut().filter(|slot| slot.is_none()) {
+            *slot = written.next();
+        }
+        out.into_iter().flatten().collect()
     }
 
     async fn get(&self, tenant: &str, id: Uuid) -> Result<Option<Versioned<T>>> {

@@ -1,4 +1,4 @@
-use mesh_store::{Direction, Query, Record, Repository, StoreError};
+use mesh_store::{Direction, Query, Record, Repository, StoreError, TenantWrites};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
@@ -405,4 +405,72 @@ pub async fn write_many_creates_and_updates<R: Repository<Item>>(repo: &R) {
             .version,
         1
     );
+}
+
+/// `write_tenants` writes each tenant's share as `write_many` would, answers in the
+/// order asked, keeps every share in its own tenant, and refuses a share that names
+/// a record twice without losing the others.
+pub async fn write_tenants_keeps_each_share_in_its_tenant<R: Repository<Item>>(repo: &R) {
+    let (a, b, c) = (unique("t"), unique("t"), unique("t"));
+    let old = item(1);
+    repo.create(&b, &old).await.unwrap();
+    let mut changed = old.clone();
+    changed.name = "changed in b".into();
+    let mut twice = item(9);
+    repo.create(&c, &twice).await.unwrap();
+    twice.name = "twice".into();
+    let for_a = vec![item(2), item(3)];
+    let for_b = vec![item(4)];
+    let updates_b = vec![(changed.clone(), 1)];
+    let updates_c = vec![(twice.clone(), 1), (twice.clone(), 1)];
+    let results = repo
+        .write_tenants(&[
+            TenantWrites {
+                tenant: &a,
+                creates: &for_a,
+                updates: &[],
+            },
+            TenantWrites {
+                tenant: &c,
+                creates: &[],
+                updates: &updates_c,
+            },
+            TenantWrites {
+                tenant: &b,
+                creates: &for_b,
+                updates: &updates_b,
+            },
+        ])
+        .await;
+    assert_eq!(results.len(), 3);
+    let (created_a, updated_a) = results[0].as_ref().unwrap();
+    assert!(updated_a.is_empty());
+    assert_eq!(created_a.len(), 2);
+    assert!(
+        created_a
+            .iter()
+            .all(|r| r.as_ref().is_ok_and(|s| s.version == 1))
+    );
+    assert!(
+        matches!(results[1], Err(StoreError::Invalid(_))),
+        "{:?}",
+        results[1]
+    );
+    let (created_b, updated_b) = results[2].as_ref().unwrap();
+    assert_eq!(created_b[0].as_ref().unwrap().record, for_b[0]);
+    assert_eq!(updated_b[0].as_ref().unwrap().version, 2);
+
+    // Stored, each in its own tenant only; the refused share changed nothing.
+    for it in &for_a {
+        assert_eq!(repo.get(&a, it.id).await.unwrap().unwrap().record, *it);
+        assert!(repo.get(&b, it.id).await.unwrap().is_none());
+    }
+    assert!(repo.get(&a, for_b[0].id).await.unwrap().is_none());
+    let back = repo.get(&b, old.id).await.unwrap().unwrap();
+    assert_eq!(
+        (back.record.name.as_str(), back.version),
+        ("changed in b", 2)
+    );
+    assert_eq!(repo.get(&c, twice.id).await.unwrap().unwrap().version, 1);
+    assert!(repo.write_tenants(&[]).await.is_empty());
 }
