@@ -42,3 +42,11 @@ async fn hardening_12_an_agent_id_is_never_claimed_across_tenants() {
     };
     an_agent_id_is_never_claimed_across_tenants(|| common::pg_stores(&url)).await;
 }
+
+#[tokio::test]
+async fn pending_tasks_are_resumed_over_several_engine_tasks() {
+    let Some(url) = common::fresh_database().await else {
+        return;
+    };
+    pending_tasks_are_resumed_by_the_engine_task_of_their_tenant(|| common::pg_stores(&url)).await;
+}

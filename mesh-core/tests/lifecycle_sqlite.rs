@@ -46,3 +46,9 @@ async fn hardening_12_an_agent_id_is_never_claimed_across_tenants() {
     let path = fresh_file();
     an_agent_id_is_never_claimed_across_tenants(|| stores_at(&path)).await;
 }
+
+#[tokio::test]
+async fn pending_tasks_are_resumed_over_several_engine_tasks() {
+    let path = fresh_file();
+    pending_tasks_are_resumed_by_the_engine_task_of_their_tenant(|| stores_at(&path)).await;
+}

@@ -7,6 +7,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use mesh_router::Router;
 
+/// The most engine tasks an engine splits its tenants over ([`EngineConfig::shards`]).
+pub const MAX_SHARDS: usize = 64;
+
 /// Makes a fresh instance of a custom router (one per engine).
 pub type RouterFactory = Arc<dyn Fn() -> Box<dyn Router> + Send + Sync>;
 
@@ -48,6 +51,11 @@ pub struct EngineConfig {
     /// resuming it later registers a new agent). `None` keeps agents for ever.
     /// Default 24 hours.
     pub offline_agent_ttl: Option<Duration>,
+    /// Engine tasks that share the work, each owning a slice of the tenants (their
+    /// agents and tasks): one tenant is served by one task, so a single tenant is
+    /// bound by one core, and many tenants spread over `shards` cores. Routing never
+    /// crosses tenants, so nothing is lost by the split. At most 64. Default 1.
+    pub shards: usize,
     /// Custom routers by name; a task selects one with `TaskSpec::router`.
     pub routers: BTreeMap<String, RouterFactory>,
     /// This machine's wall clock. Liveness shared between instances (an agent's
@@ -71,6 +79,7 @@ impl std::fmt::Debug for EngineConfig {
             .field("offline_agent_ttl", &self.offline_agent_ttl)
             .field("pending_timeout", &self.pending_timeout)
             .field("exclusion_ttl", &self.exclusion_ttl)
+            .field("shards", &self.shards)
             .field("routers", &self.routers.keys().collect::<Vec<_>>())
             .field("wall_clock", &(self.wall_clock)())
             .finish()
@@ -92,6 +101,7 @@ impl Default for EngineConfig {
             pending_timeout: Some(Duration::from_secs(3600)),
             exclusion_ttl: Duration::from_secs(10),
             offline_agent_ttl: Some(Duration::from_secs(86_400)),
+            shards: 1,
             routers: BTreeMap::new(),
             wall_clock: Arc::new(Utc::now),
         }
@@ -155,9 +165,16 @@ impl EngineConfig {
         self
     }
 
+    /// Sets how many engine tasks share the tenants (1 to [`MAX_SHARDS`]; see
+    /// [`Self::shards`]).
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = shards.clamp(1, MAX_SHARDS);
+        self
+    }
+
     /// Registers a custom router under `name`: tasks submitted with
-    /// `TaskSpec::router(name)` are routed by it. `make` is called once per engine; the
-    /// router keeps its state across tasks. Agents' `hello` labels reach it as
+    /// `TaskSpec::router(name)` are routed by it. `make` is called once per engine
+    /// task; the router keeps its state across tasks. Agents' `hello` labels reach it as
     /// [`CandidateView::label`](mesh_router::CandidateView::label).
     pub fn router<R, F>(mut self, name: impl Into<String>, make: F) -> Self
     where

@@ -1,8 +1,9 @@
 //! Layer 2, the engine: agent registry, routing, task lifecycle, delegation and events.
 //!
 //! One task owns all mutable engine state (the registry, the router's candidate index,
-//! the tasks in flight) and serves commands (mutations) from a channel;
-//! [`Engine`] is a cheap handle to it. Every transition is written through the
+//! the tasks in flight) and serves commands (mutations) from a channel — one task per
+//! slice of the tenants when [`EngineConfig::shards`] asks for several;
+//! [`Engine`] is a cheap handle to them. Every transition is written through the
 //! [`Stores`] before it is announced, so plain reads (a task, a list, an API key) go to
 //! the stores directly and never queue behind routing, and an engine restarted on
 //! PostgreSQL resumes where it stopped.
@@ -13,6 +14,7 @@
 //! | `command.rs` | the mutations the engine task serves |
 //! | `reads.rs` | reads served from the stores |
 //! | `local.rs` | in-process agents ([`Engine::connect_local`]) |
+//! | `shards.rs` | which engine task serves a tenant, an agent |
 //! | `state/` | the engine task: `agents`, `tasks`, `routing`, `timers`, `keys`, `cluster` |
 
 mod busy;
@@ -26,6 +28,7 @@ mod local;
 mod query;
 mod reads;
 mod scan;
+mod shards;
 mod state;
 mod stores;
 
@@ -33,18 +36,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mesh_protocol::{Hello, Message, Welcome};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc};
 use tracing::Instrument;
 
 use self::command::{Command, Reply};
 pub(crate) use self::journal::Journal;
 use self::reads::{Reads, StoreReads};
+use self::shards::{Shard, Shards};
 use crate::domain::{
     Agent, AgentId, AgentStatus, ApiKey, Scope, SessionId, Task, TaskId, TaskSpec, Tenant,
     TenantId, hash_key,
 };
 
-pub use config::{EngineConfig, RouterFactory, WallClock};
+pub use config::{EngineConfig, MAX_SHARDS, RouterFactory, WallClock};
 pub use error::EngineError;
 pub use event::{Change, Event, WorkflowUpdate};
 pub use link::AgentLink;
@@ -59,7 +63,8 @@ pub use stores::{MemoryStores, Stores};
 /// A handle to a running engine; cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
-    commands: mpsc::Sender<Command>,
+    /// The engine tasks: one, or one per slice of the tenants.
+    shards: Arc<Shards>,
     events: broadcast::Sender<Event>,
     changes: broadcast::Sender<Change>,
     /// API keys revoked here or by another engine on the same stores.
@@ -71,8 +76,6 @@ pub struct Engine {
     listening: Arc<std::sync::atomic::AtomicBool>,
     /// Whether its events are already recorded as metrics (`observe::record`).
     observed: Arc<std::sync::atomic::AtomicBool>,
-    /// The engine task's time at work.
-    busy: busy::Busy,
 }
 
 impl std::fmt::Debug for Engine {
@@ -87,25 +90,39 @@ impl Engine {
     /// Starts an engine on `stores`, resuming the unfinished tasks they hold (their
     /// in-flight attempts are put back to `pending`: the agents that held them are
     /// not connected to this engine). Must run inside a tokio runtime.
-    pub async fn start<S: Stores>(config: EngineConfig, stores: S) -> Result<Self, EngineError> {
-        let (commands, rx) = mpsc::channel(config.queue.max(16));
+    pub async fn start<S: Stores>(
+        mut config: EngineConfig,
+        stores: S,
+    ) -> Result<Self, EngineError> {
+        config.shards = config.shards.clamp(1, MAX_SHARDS);
         let (events, _) = broadcast::channel(4096);
         let (changes, _) = broadcast::channel(4096);
         let (revoked, _) = broadcast::channel(1024);
         let config = Arc::new(config);
         let stores = Arc::new(stores);
-        let state = state::State::load(
-            config.clone(),
-            stores.clone(),
-            events.clone(),
-            changes.clone(),
-        )
-        .await?;
-        let busy = busy::Busy::default();
-        tokio::spawn(busy.timing(state.run(rx)));
+        let mut shards = Vec::with_capacity(config.shards);
+        let mut states = Vec::with_capacity(config.shards);
+        for index in 0..config.shards {
+            let (commands, rx) = mpsc::channel(config.queue.max(16));
+            let state = state::State::load(
+                config.clone(),
+                stores.clone(),
+                events.clone(),
+                changes.clone(),
+                index,
+            )
+            .await?;
+            states.push((state, rx));
+            shards.push(Shard {
+                commands,
+                busy: busy::Busy::default(),
+            });
+        }
+        for ((state, rx), shard) in states.into_iter().zip(&shards) {
+            tokio::spawn(shard.busy.timing(state.run(rx)));
+        }
         Ok(Self {
-            busy,
-            commands,
+            shards: Arc::new(Shards::new(shards)),
             events,
             changes,
             revoked,
@@ -132,16 +149,35 @@ impl Engine {
 
     /// How long the engine task has been working since it started (the time inside its
     /// polls): its saturation over an interval, and on the memory stores its CPU time.
-    /// Exported as `mesh_engine_busy_seconds`.
+    /// With several engine tasks ([`EngineConfig::shards`]), their sum (each one's is
+    /// in [`busy_times`](Self::busy_times)). Exported as `mesh_engine_busy_seconds`.
     pub fn busy_time(&self) -> Duration {
-        self.busy.total()
+        self.busy_times().into_iter().sum()
+    }
+
+    /// Which engine task serves `tenant` (an index into [`busy_times`](Self::busy_times)
+    /// and [`cpu_times`](Self::cpu_times)); always 0 with one.
+    pub fn shard_of(&self, tenant: TenantId) -> usize {
+        shards::shard_of(tenant, self.shards.all().len())
+    }
+
+    /// Each engine task's busy time ([`busy_time`](Self::busy_time)), in order.
+    pub fn busy_times(&self) -> Vec<Duration> {
+        self.shards.all().iter().map(|s| s.busy.total()).collect()
     }
 
     /// The CPU time the engine task has used since it started (the thread CPU clock
     /// inside its polls; `None` off unix): its cost per task, without the time a loaded
-    /// machine kept it descheduled mid-poll. Exported as `mesh_engine_cpu_seconds`.
+    /// machine kept it descheduled mid-poll. With several engine tasks, their sum (each
+    /// one's is in [`cpu_times`](Self::cpu_times)). Exported as
+    /// `mesh_engine_cpu_seconds`.
     pub fn cpu_time(&self) -> Option<Duration> {
-        self.busy.cpu()
+        self.cpu_times().map(|times| times.into_iter().sum())
+    }
+
+    /// Each engine task's CPU time ([`cpu_time`](Self::cpu_time)), in order.
+    pub fn cpu_times(&self) -> Option<Vec<Duration>> {
+        self.shards.all().iter().map(|s| s.busy.cpu()).collect()
     }
 
     /// The workflow repositories of the engine's stores.
@@ -149,17 +185,13 @@ impl Engine {
         &self.journal
     }
 
-    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, EngineError> {
-        let (tx, rx) = oneshot::channel();
-        self.tell(make(tx)).await?;
-        rx.await.map_err(|_| EngineError::Stopped)?
-    }
-
-    async fn tell(&self, command: Command) -> Result<(), EngineError> {
-        self.commands
-            .send(command)
-            .await
-            .map_err(|_| EngineError::Stopped)
+    /// Asks the engine task serving `tenant`.
+    async fn ask<T>(
+        &self,
+        tenant: TenantId,
+        make: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<T, EngineError> {
+        self.shards.of_tenant(tenant).ask(make).await
     }
 
     /// Submits a task; it is routed as soon as an eligible agent is free. The spec is
@@ -169,7 +201,7 @@ impl Engine {
     /// `submit_task` span here, and the agent's attempts are its children.
     pub async fn submit(&self, tenant: TenantId, spec: TaskSpec) -> Result<Task, EngineError> {
         let (span, spec) = traced(spec);
-        self.ask(|reply| Command::Submit {
+        self.ask(tenant, |reply| Command::Submit {
             tenant,
             spec,
             id: None,
@@ -189,7 +221,7 @@ impl Engine {
         spec: TaskSpec,
     ) -> Result<Task, EngineError> {
         let (span, spec) = traced(spec);
-        self.ask(|reply| Command::Submit {
+        self.ask(tenant, |reply| Command::Submit {
             tenant,
             spec,
             id: Some(id),
@@ -206,20 +238,22 @@ impl Engine {
 
     /// Waits until the task is finished (completed, failed, cancelled, timed out).
     pub async fn wait(&self, tenant: TenantId, id: TaskId) -> Result<Task, EngineError> {
-        self.ask(|reply| Command::Wait { tenant, id, reply }).await
+        self.ask(tenant, |reply| Command::Wait { tenant, id, reply })
+            .await
     }
 
     /// How many wait for the task in this engine (tests only).
     #[cfg(test)]
     pub(crate) async fn waiters(&self, id: TaskId) -> usize {
-        self.ask(|reply| Command::Waiters { id, reply })
+        self.shards
+            .ask_all(|reply| Command::Waiters { id, reply })
             .await
-            .unwrap_or(0)
+            .map_or(0, |counts| counts.into_iter().sum())
     }
 
     /// Cancels a task (telling its agent, if one holds it); returns it as it ends up.
     pub async fn cancel(&self, tenant: TenantId, id: TaskId) -> Result<Task, EngineError> {
-        self.ask(|reply| Command::Cancel { tenant, id, reply })
+        self.ask(tenant, |reply| Command::Cancel { tenant, id, reply })
             .await
     }
 
@@ -260,7 +294,7 @@ impl Engine {
     /// engine holds it) and its tasks go back to pending. False if there was no such
     /// agent.
     pub async fn deregister(&self, tenant: TenantId, id: AgentId) -> Result<bool, EngineError> {
-        self.ask(|reply| Command::Deregister { tenant, id, reply })
+        self.ask(tenant, |reply| Command::Deregister { tenant, id, reply })
             .await
     }
 
@@ -283,11 +317,17 @@ impl Engine {
     /// that became pending, finishes one that ended elsewhere, and closes the session
     /// of an agent deregistered elsewhere.
     pub async fn refresh(&self, change: Change) -> Result<(), EngineError> {
-        if let Change::KeyRevoked { id } = change {
-            let _ = self.revoked.send(id);
-            return Ok(());
-        }
-        self.tell(Command::Refresh { change }).await
+        let tenant = match change {
+            Change::KeyRevoked { id } => {
+                let _ = self.revoked.send(id);
+                return Ok(());
+            }
+            Change::Task { tenant, .. } | Change::Agent { tenant, .. } => tenant,
+        };
+        self.shards
+            .of_tenant(tenant)
+            .tell(Command::Refresh { change })
+            .await
     }
 
     /// Recovers tasks stuck in flight in the stores — held by an engine that died —
@@ -296,7 +336,11 @@ impl Engine {
     /// clustered engine has vouched for in twice their heartbeat allowance. Returns how
     /// many tasks and agents it recovered.
     pub async fn sweep(&self, grace: Duration) -> Result<usize, EngineError> {
-        self.ask(|reply| Command::Sweep { grace, reply }).await
+        let recovered = self
+            .shards
+            .ask_all(|reply| Command::Sweep { grace, reply })
+            .await?;
+        Ok(recovered.into_iter().sum())
     }
 
     /// Creates an API key for `tenant`; returns the key (shown once; only its hash is
@@ -323,7 +367,7 @@ impl Engine {
         key: Option<String>,
     ) -> Result<(String, ApiKey), EngineError> {
         let name = name.into();
-        self.ask(|reply| Command::CreateKey {
+        self.ask(tenant, |reply| Command::CreateKey {
             tenant,
             name,
             scopes,
@@ -350,7 +394,7 @@ impl Engine {
         id: uuid::Uuid,
     ) -> Result<ApiKey, EngineError> {
         let revoked = self
-            .ask(|reply| Command::RevokeKey { tenant, id, reply })
+            .ask(tenant, |reply| Command::RevokeKey { tenant, id, reply })
             .await?;
         let _ = self.revoked.send(id);
         Ok(revoked)
@@ -372,7 +416,9 @@ impl Engine {
     /// Creates a tenant called `name`.
     pub async fn create_tenant(&self, name: impl Into<String>) -> Result<Tenant, EngineError> {
         let name = name.into();
-        self.ask(|reply| Command::CreateTenant { name, reply })
+        // Any engine task can write the record; each serves its own slice of tenants.
+        self.shards.all()[0]
+            .ask(|reply| Command::CreateTenant { name, reply })
             .await
     }
 
@@ -400,13 +446,17 @@ impl Engine {
         hello: Hello,
         link: Arc<dyn AgentLink>,
     ) -> Result<(Welcome, SessionId), EngineError> {
-        self.ask(|reply| Command::Connect {
-            tenant,
-            hello,
-            link,
-            reply,
-        })
-        .await
+        let (welcome, session) = self
+            .ask(tenant, |reply| Command::Connect {
+                tenant,
+                hello,
+                link,
+                reply,
+            })
+            .await?;
+        let agent = AgentId::from_uuid(welcome.agent_id);
+        self.shards.joined(agent, session, tenant);
+        Ok((welcome, session))
     }
 
     /// Hands the engine a message an agent sent.
@@ -416,29 +466,38 @@ impl Engine {
         session: SessionId,
         message: Message,
     ) -> Result<(), EngineError> {
-        self.tell(Command::FromAgent {
-            agent,
-            session,
-            message,
-        })
-        .await
+        // An agent not connected here has nobody to hear it.
+        let Some(shard) = self.shards.of_agent(agent) else {
+            return Ok(());
+        };
+        shard
+            .tell(Command::FromAgent {
+                agent,
+                session,
+                message,
+            })
+            .await
     }
 
     /// Tells the engine an agent's connection ended; its tasks are reassigned.
     pub async fn disconnect_agent(&self, agent: AgentId, session: SessionId) {
-        let _ = self.tell(Command::Disconnect { agent, session }).await;
+        if let Some(shard) = self.shards.of_agent(agent) {
+            let _ = shard.tell(Command::Disconnect { agent, session }).await;
+        }
+        self.shards.left(agent, session);
     }
 
-    /// Whether the engine task is still running. False once it has stopped — shut
-    /// down, or died — and then every call answers [`EngineError::Stopped`].
+    /// Whether the engine tasks are all still running. False once one has stopped —
+    /// shut down, or died — and then calls it would serve answer
+    /// [`EngineError::Stopped`].
     pub fn is_running(&self) -> bool {
-        !self.commands.is_closed()
+        self.shards.all_open()
     }
 
-    /// Resolves when the engine task has stopped (shut down, or died): a service
+    /// Resolves when an engine task has stopped (shut down, or died): a service
     /// selects on it to stop serving and exit non-zero rather than look healthy.
     pub async fn stopped(&self) {
-        self.commands.closed().await;
+        self.shards.one_closed().await;
     }
 
     /// Whether the engine hears other engines' changes (always, when not clustered);
@@ -463,23 +522,21 @@ impl Engine {
 
     /// Re-reads everything the engine tracks, after change notifications were missed.
     pub async fn resync(&self) -> Result<(), EngineError> {
-        self.tell(Command::Resync).await
+        self.shards.tell_all(|| Command::Resync).await
     }
 
     /// Waits until the engine has served every command sent before this call.
     pub(crate) async fn settle(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.tell(Command::Settle { reply: tx }).await.is_ok() {
-            let _ = rx.await;
-        }
+        self.shards
+            .sync_all(|reply| Command::Settle { reply })
+            .await;
     }
 
     /// Stops the engine: agents are told `goodbye`; pending work stays in the stores.
     pub async fn shutdown(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.tell(Command::Shutdown { reply: tx }).await.is_ok() {
-            let _ = rx.await;
-        }
+        self.shards
+            .sync_all(|reply| Command::Shutdown { reply })
+            .await;
     }
 }
 

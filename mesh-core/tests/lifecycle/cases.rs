@@ -883,3 +883,99 @@ async fn what_the_engine_tells_is_already_in_the_stores() {
         seen += 1;
     }
 }
+
+/// The agent `name` of the hub at `url` with `key`: answers `{"by": name}` at once.
+fn named_agent(url: &str, key: &str, name: String) -> tokio::task::JoinHandle<()> {
+    common::agent_at(
+        common::client_config(url, key),
+        &name.clone(),
+        &["work"],
+        4,
+        move |task, _| {
+            let name = name.clone();
+            async move { Ok(json!({"by": name, "input": task.input})) }
+        },
+    )
+}
+
+#[tokio::test]
+async fn tenants_spread_over_engine_tasks_each_served_whole_by_its_own() {
+    let Some(m) = mesh_with(common::fast_config().shards(3)).await else {
+        return;
+    };
+    // Two tenants for each of the three engine tasks, each with an agent on the hub.
+    let mut tenants = Vec::new();
+    let mut per_shard = [0usize; 3];
+    while per_shard.iter().any(|n| *n < 2) {
+        let tenant = mesh_core::TenantId::new();
+        let shard = m.engine.shard_of(tenant);
+        if per_shard[shard] < 2 {
+            per_shard[shard] += 1;
+            tenants.push(tenant);
+        }
+    }
+    let mut keys = Vec::new();
+    let mut agents = Vec::new();
+    for (i, tenant) in tenants.iter().enumerate() {
+        let scopes = vec![mesh_core::Scope::Agent, mesh_core::Scope::Write];
+        let (key, _) = m
+            .engine
+            .create_api_key(*tenant, "t", scopes, None)
+            .await
+            .unwrap();
+        agents.push(named_agent(&m.url, &key, format!("agent-{i}")));
+        common::wait_for_agents(&m.engine, *tenant, 1).await;
+        keys.push(key);
+    }
+    assert_eq!(m.engine.busy_times().len(), 3);
+
+    // Every tenant's tasks, submitted together, run on that tenant's agent.
+    let mut submitted = Vec::new();
+    for (i, tenant) in tenants.iter().enumerate() {
+        for n in 0..5 {
+            let spec = TaskSpec::new("work", json!({"n": n}));
+            let task = m.engine.submit(*tenant, spec).await.unwrap();
+            submitted.push((i, *tenant, task.id));
+        }
+    }
+    for (i, tenant, id) in submitted {
+        let done = tokio::time::timeout(Duration::from_secs(15), m.engine.wait(tenant, id))
+            .await
+            .expect("finished in time")
+            .unwrap();
+        assert_eq!(completed_by(&done), format!("agent-{i}"));
+        assert_eq!(done.attempts, 1);
+    }
+
+    // A tenant's agent leaves: its next task waits for the tenant's next agent, not
+    // another tenant's, and a cancellation reaches the right engine task.
+    agents[0].abort();
+    for _ in 0..500 {
+        if m.engine.agents(tenants[0]).await.unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(m.engine.agents(tenants[0]).await.unwrap().is_empty());
+    let waiting = m
+        .engine
+        .submit(tenants[0], TaskSpec::new("work", json!({"n": "later"})))
+        .await
+        .unwrap();
+    let cancelled = m
+        .engine
+        .submit(tenants[0], TaskSpec::new("work", json!({"n": "never"})))
+        .await
+        .unwrap();
+    let cancelled = m.engine.cancel(tenants[0], cancelled.id).await.unwrap();
+    assert_eq!(cancelled.status(), TaskStatus::Cancelled);
+    let _back = named_agent(&m.url, &keys[0], "agent-0-again".into());
+    let done = tokio::time::timeout(
+        Duration::from_secs(15),
+        m.engine.wait(tenants[0], waiting.id),
+    )
+    .await
+    .expect("finished in time")
+    .unwrap();
+    assert_eq!(completed_by(&done), "agent-0-again");
+}

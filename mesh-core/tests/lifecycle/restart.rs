@@ -88,3 +88,48 @@ where
     let resumed = hello_with_id(&second.url, &second.key, owned).await;
     assert_eq!(resumed, Ok(owned), "its owner resumes it");
 }
+
+/// Tasks of six tenants left pending by an engine with one engine task are all taken
+/// back by an engine that splits the tenants over three, each task run once, by its
+/// tenant's agent.
+async fn pending_tasks_are_resumed_by_the_engine_task_of_their_tenant<S, F, Fut>(stores: F)
+where
+    S: mesh_core::Stores,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = S>,
+{
+    let first = mesh_core::Engine::start(common::fast_config(), stores().await)
+        .await
+        .unwrap();
+    let mut tenants = Vec::new();
+    for i in 0..6 {
+        let tenant = mesh_core::TenantId::new();
+        let scopes = vec![mesh_core::Scope::Agent];
+        let (key, _) = first
+            .create_api_key(tenant, "t", scopes, None)
+            .await
+            .unwrap();
+        let spec = TaskSpec::new("work", json!({"n": i}));
+        let task = first.submit(tenant, spec).await.unwrap();
+        tenants.push((tenant, key, task.id));
+    }
+    first.shutdown().await;
+    drop(first);
+
+    let second = mesh_core::Engine::start(common::fast_config().shards(3), stores().await)
+        .await
+        .unwrap();
+    let (url, _server) = common::serve_hub(&second).await;
+    let mut agents = Vec::new();
+    for (i, (_, key, _)) in tenants.iter().enumerate() {
+        agents.push(named_agent(&url, key, format!("agent-{i}")));
+    }
+    for (i, (tenant, _, id)) in tenants.iter().enumerate() {
+        let done = tokio::time::timeout(Duration::from_secs(15), second.wait(*tenant, *id))
+            .await
+            .expect("finished in time")
+            .unwrap();
+        assert_eq!(completed_by(&done), format!("agent-{i}"));
+        assert_eq!(done.attempts, 1, "run once");
+    }
+}

@@ -12,6 +12,7 @@ use super::shared::Shared;
 use super::{CAS_ATTEMPTS, Result, State};
 use crate::domain::{AgentId, AgentStatus, SYSTEM_TENANT, Task, TaskId, TaskStatus, TenantId};
 use crate::engine::scan::{every, with_status};
+use crate::engine::shards::shard_of;
 use crate::engine::{Change, EngineError, Event, Stores};
 
 impl<S: Stores> State<S> {
@@ -352,10 +353,17 @@ impl<S: Stores> State<S> {
         }
     }
 
-    /// Every tenant in the stores (others' engines may have added some).
+    /// Every tenant in the stores (others' engines may have added some) that this
+    /// engine task serves.
     pub(super) async fn known_tenants(&mut self) -> Result<Vec<TenantId>> {
         let stored = every(self.stores.tenants(), SYSTEM_TENANT, Query::new()).await?;
         self.tenants.extend(stored.iter().map(|t| t.record.id));
-        Ok(self.tenants.iter().copied().collect())
+        let (shard, shards) = (self.shard, self.config.shards);
+        Ok(self
+            .tenants
+            .iter()
+            .copied()
+            .filter(|t| shard_of(*t, shards) == shard)
+            .collect())
     }
 }

@@ -135,6 +135,8 @@ enum Wakeup {
 
 pub(super) struct State<S> {
     config: Arc<EngineConfig>,
+    /// Which of the engine's tasks this is: it serves the tenants `shard_of` gives it.
+    shard: usize,
     stores: Arc<S>,
     events: broadcast::Sender<Event>,
     changes: broadcast::Sender<Change>,
@@ -171,10 +173,12 @@ impl<S: Stores> State<S> {
         stores: Arc<S>,
         events: broadcast::Sender<Event>,
         changes: broadcast::Sender<Change>,
+        shard: usize,
     ) -> Result<Self> {
         let routers = routers::Routers::new(&config);
         let mut state = Self {
             config,
+            shard,
             stores,
             events,
             changes,

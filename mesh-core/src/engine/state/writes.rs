@@ -1,8 +1,8 @@
 //! Group commit: the task writes the engine decides while serving a batch of commands
 //! and routing — new tasks, acceptances, ends, a routing pass's assignments — are made
-//! durable together at the end of the loop turn ([`State::flush`]): per tenant one
-//! `write_many` (its creates and updates side by side on PostgreSQL, one round trip;
-//! one transaction on SQLite). Only then are the writes' effects
+//! durable together at the end of the loop turn ([`State::flush`]): one
+//! `write_tenants` (one transaction on SQLite; on PostgreSQL each tenant's creates and
+//! updates side by side, one round trip, the tenants side by side too). Only then are the writes' effects
 //! seen outside: a submitter hears its task exists, an agent gets its assignment,
 //! waiters hear a task ended. An acceptance has no such effect; it is written with
 //! the batch, or not at all when the task's next write comes first (a crash in
@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use mesh_protocol::{ErrorMessage, Message, TaskSubmitted};
-use mesh_store::{Repository, StoreError, Versioned};
+use mesh_store::{Repository, StoreError, TenantWrites, Versioned};
 
 use super::batch::{Ack, Assignment, Batch, Dispatched, NotifyOnDrop, Update, Writing, Written};
 use super::{Result, State};
@@ -264,10 +264,10 @@ impl<S: Stores> State<S> {
         }
     }
 
-    /// Runs the batch's creates and updates: per tenant one `write_many` (one
-    /// transaction on SQLite; on PostgreSQL `create_many` and `update_many` side by
-    /// side — they touch different rows). A failed call gives its error for each of
-    /// its records.
+    /// Runs the batch's creates and updates in one `write_tenants` (one transaction on
+    /// SQLite; on PostgreSQL each tenant's `create_many` and `update_many` side by
+    /// side — they touch different rows — and the tenants side by side). A failed
+    /// tenant's share gives its error for each of its records.
     fn write_batch(
         &self,
         created: &[TaskId],
@@ -311,9 +311,8 @@ impl<S: Stores> State<S> {
         // Only the stores are held across the writes (the state is not shared).
         let stores = self.stores.clone();
         async move {
-            let repo = stores.tasks();
+            let mut shares = Vec::with_capacity(tenants.len());
             for tenant in tenants {
-                let key = tenant.to_string();
                 let (create_at, shared) = creates.remove(&tenant).unwrap_or_default();
                 let records: Vec<Task> = shared.into_iter().map(Arc::unwrap_or_clone).collect();
                 let (update_at, shared) = changes.remove(&tenant).unwrap_or_default();
@@ -321,15 +320,28 @@ impl<S: Stores> State<S> {
                     .into_iter()
                     .map(|(task, version)| (Arc::unwrap_or_clone(task), version))
                     .collect();
-                let (made, changed) = match repo.write_many(&key, &records, &pairs).await {
+                shares.push((tenant.to_string(), create_at, records, update_at, pairs));
+            }
+            // Every tenant of the batch in one call: one commit on SQLite.
+            let writes: Vec<TenantWrites<'_, Task>> = shares
+                .iter()
+                .map(|(tenant, _, creates, _, updates)| TenantWrites {
+                    tenant,
+                    creates,
+                    updates,
+                })
+                .collect();
+            let results = stores.tasks().write_tenants(&writes).await;
+            for ((_, create_at, records, update_at, pairs), result) in shares.iter().zip(results) {
+                let (made, changed) = match result {
                     Ok((made, changed)) => (Ok(made), Ok(changed)),
                     Err(e) => {
                         let e = Arc::new(e);
                         (Err(e.clone()), Err(e))
                     }
                 };
-                spread(made, &create_at, &mut created_out, records.len());
-                spread(changed, &update_at, &mut updated_out, pairs.len());
+                spread(made, create_at, &mut created_out, records.len());
+                spread(changed, update_at, &mut updated_out, pairs.len());
             }
             (created_out, updated_out)
         }
