@@ -32,6 +32,11 @@ pub struct Backend {
     /// Receives before a job is dead-lettered.
     #[arg(long, env = "MESH_MAX_RECEIVES", default_value_t = 5)]
     pub max_receives: u32,
+    /// Engine tasks the tenants are split over (one core each; one tenant is served
+    /// by one), 1 to 64.
+    #[arg(long, env = "MESH_ENGINE_SHARDS", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub engine_shards: u16,
     /// An API key to make sure exists (admin and agent scopes), e.g. for bootstrapping.
     #[arg(long, env = "MESH_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
@@ -78,6 +83,7 @@ impl std::fmt::Debug for Backend {
             .field("sqs_queue", &self.sqs_queue)
             .field("sqs_endpoint", &self.sqs_endpoint)
             .field("max_receives", &self.max_receives)
+            .field("engine_shards", &self.engine_shards)
             .field("api_key", &secret(&self.api_key))
             .field("tenant", &self.tenant)
             .field("jwt_secret", &secret(&self.jwt_secret))
@@ -126,6 +132,11 @@ impl Backend {
         config
     }
 
+    /// The engine's settings these flags choose.
+    fn engine_config(&self) -> EngineConfig {
+        EngineConfig::default().shards(usize::from(self.engine_shards))
+    }
+
     /// Connects, starts the engine (clustered on PostgreSQL), and ensures the
     /// bootstrap key.
     pub async fn build(&self) -> Result<Built, Box<dyn std::error::Error>> {
@@ -144,7 +155,7 @@ impl Backend {
         let (mut services, store) = match &self.database_url {
             Some(url) => {
                 let store = PgStore::connect(url, self.db_connections).await?;
-                let config = EngineConfig::default().clustered(true);
+                let config = self.engine_config().clustered(true);
                 let engine = Engine::start(config, PgStores::new(store.clone()).await?).await?;
                 mesh_core::cluster::join(&engine, &store).await?;
                 let mut services = Services::in_memory(engine);
@@ -155,7 +166,7 @@ impl Backend {
                 (services, Some(store))
             }
             None => {
-                let engine = Engine::start(EngineConfig::default(), MemoryStores::new()).await?;
+                let engine = Engine::start(self.engine_config(), MemoryStores::new()).await?;
                 (Services::in_memory(engine), None)
             }
         };
