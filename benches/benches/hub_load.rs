@@ -12,7 +12,9 @@
 //! share of cross-instance routing and tasks run twice); `--traces R` has the
 //! submitter send a `traceparent` with every task, sampled with probability R, and
 //! the process export its spans over OTLP/HTTP to a receiver in it, as a traced
-//! service does)
+//! service does); `--tenants T` spreads the agents and the load over T tenants (one
+//! submitter each) and `--shards S` splits the engine's tenants over S engine tasks
+//! (`EngineConfig::shards`), to measure how one instance scales with cores)
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -115,9 +117,11 @@ async fn engine() -> Engine {
         .position(|a| a == "--store")
         .and_then(|i| args.get(i + 1))
         .map_or("memory", String::as_str);
-    let config = mesh_core::EngineConfig::default();
+    let config = mesh_core::EngineConfig::default().shards(arg("--shards", 1));
     match store {
-        "memory" => Engine::in_memory().await,
+        "memory" => Engine::start(config, mesh_core::MemoryStores::new())
+            .await
+            .unwrap(),
         "sqlite" => {
             let path = std::env::temp_dir().join(format!(
                 "{}{}.db",
@@ -213,51 +217,91 @@ async fn start() -> (Engine, TenantId, String, String) {
 
 async fn throughput(agents: usize, tasks: usize, window: usize) {
     let (engine, tenant, key, url) = start().await;
+    // `--tenants T`: the first tenant and T - 1 more, agents and load spread evenly,
+    // and the tenants over the engine tasks (as many random tenants spread).
+    let shards = engine.busy_times().len();
+    let first_shard = engine.shard_of(tenant);
+    let mut tenants = vec![(tenant, key)];
+    for n in 1..arg("--tenants", 1).max(1) {
+        let tenant = std::iter::repeat_with(TenantId::new)
+            .find(|t| engine.shard_of(*t) == (first_shard + n) % shards)
+            .unwrap();
+        let (key, _) = engine
+            .create_api_key(tenant, "load", Scope::ALL.to_vec(), None)
+            .await
+            .unwrap();
+        tenants.push((tenant, key));
+    }
     for i in 0..agents {
         let mut hello = Hello::new(format!("worker-{i}"), ["work"]);
         hello.max_concurrency = Some(64);
+        let key = &tenants[i % tenants.len()].1;
         let config = ClientConfig::new(url.clone()).api_key(key.clone());
         let handler = |task: TaskAssign, _: AgentContext| -> TaskFuture {
             Box::pin(async move { Ok(json!({"n": task.input["n"]})) })
         };
         tokio::spawn(run_agent(config, hello, handler, std::future::pending()));
     }
-    while engine.agents(tenant).await.unwrap().len() < agents {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    for (n, (tenant, _)) in tenants.iter().enumerate() {
+        let expected = agents / tenants.len() + usize::from(n < agents % tenants.len());
+        while engine.agents(*tenant).await.unwrap().len() < expected {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
-    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
-    let load = Load {
-        warmup: (tasks / 10).max(1),
-        tasks,
-        window,
-        first: 0,
-        from: 0,
-    };
-    let submitter = tokio::spawn(submit_load(url.clone(), key.clone(), load, barrier.clone()));
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(tenants.len() + 1));
+    let share = tasks / tenants.len();
+    let submitters: Vec<_> = tenants
+        .iter()
+        .enumerate()
+        .map(|(n, (_, key))| {
+            let load = Load {
+                warmup: (share / 10).max(1),
+                tasks: share,
+                window: (window / tenants.len()).max(1),
+                first: n * share,
+                from: 0,
+            };
+            tokio::spawn(submit_load(url.clone(), key.clone(), load, barrier.clone()))
+        })
+        .collect();
     barrier.wait().await;
     let busy_before = engine.busy_time();
-    let cpu_before = engine.cpu_time();
-    let Submitted {
-        mut latencies,
-        failed,
-        elapsed,
-    } = submitter.await.unwrap();
+    let cpu_before = engine.cpu_times();
+    let (mut latencies, mut failed, mut elapsed) = (Vec::new(), 0, Duration::ZERO);
+    for submitter in submitters {
+        let done = submitter.await.unwrap();
+        latencies.extend(done.latencies);
+        failed += done.failed;
+        elapsed = elapsed.max(done.elapsed);
+    }
     let busy = engine.busy_time() - busy_before;
-    let cpu = engine.cpu_time().zip(cpu_before).map(|(a, b)| a - b);
+    let cpu: Option<Vec<Duration>> = engine
+        .cpu_times()
+        .zip(cpu_before)
+        .map(|(after, before)| after.iter().zip(before).map(|(a, b)| *a - b).collect());
+    let measured = share * tenants.len();
     println!(
-        "hub load: {agents} agents, {tasks} tasks (after {} warm-up), window {window}, {failed} not completed",
-        (tasks / 10).max(1)
+        "hub load: {agents} agents, {measured} tasks (after {} warm-up), window {window}, {} tenants on {} engine tasks, {failed} not completed",
+        (share / 10).max(1) * tenants.len(),
+        tenants.len(),
+        engine.busy_times().len()
     );
     print_rate(&mut latencies, elapsed);
     println!(
-        "  engine task busy {:.1} µs per task ({:.0} % of the time)",
-        busy.as_secs_f64() * 1e6 / tasks as f64,
+        "  engine tasks busy {:.1} µs per task in all ({:.0} % of the time)",
+        busy.as_secs_f64() * 1e6 / measured as f64,
         busy.as_secs_f64() / elapsed.as_secs_f64() * 100.0
     );
     if let Some(cpu) = cpu {
+        let per_task = |d: &Duration| d.as_secs_f64() * 1e6 / measured as f64;
+        let busiest = cpu.iter().map(per_task).fold(0.0, f64::max);
+        let each: Vec<String> = cpu.iter().map(|d| format!("{:.1}", per_task(d))).collect();
+        // The busiest engine task bounds the instance: one core each, at most
+        // 1 s / its CPU per task.
         println!(
-            "  engine task CPU {:.1} µs per task",
-            cpu.as_secs_f64() * 1e6 / tasks as f64
+            "  engine task CPU per task: busiest {busiest:.1} µs (each: {} µs; ceiling {:.0}k tasks/s)",
+            each.join(", "),
+            1e3 / busiest
         );
     }
     if let Some(bytes) = EXPORTED.get() {
