@@ -1,7 +1,8 @@
 //! Several engines on one PostgreSQL, joined through LISTEN/NOTIFY: tasks submitted on
 //! one run on another's agents, cancels and deregistrations reach the engine holding
 //! the agent, two engines never hand one task to two agents, and a sweep recovers the
-//! tasks of an engine that died. Needs `MESH_TEST_DATABASE_URL`.
+//! tasks of an engine that died — also with each engine split over several engine
+//! tasks. Needs `MESH_TEST_DATABASE_URL`.
 
 #![cfg(feature = "postgres")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -22,14 +23,19 @@ fn clustered() -> EngineConfig {
 
 /// Two clustered engines on a fresh database, each with its hub, sharing a key.
 async fn pair() -> Option<(Mesh, Mesh)> {
+    pair_of(clustered()).await
+}
+
+/// [`pair`] with engines started on `config`.
+async fn pair_of(config: EngineConfig) -> Option<(Mesh, Mesh)> {
     let url = common::fresh_database().await?;
     let first_stores = common::pg_stores(&url).await;
     let first_store = first_stores.store().clone();
-    let first = common::mesh_on(clustered(), first_stores).await;
+    let first = common::mesh_on(config.clone(), first_stores).await;
     let second_stores = common::pg_stores(&url).await;
     let second_store = second_stores.store().clone();
     let second =
-        common::mesh_with_key(clustered(), second_stores, first.tenant, first.key.clone()).await;
+        common::mesh_with_key(config, second_stores, first.tenant, first.key.clone()).await;
     mesh_core::cluster::join(&first.engine, &first_store)
         .await
         .unwrap();
@@ -99,6 +105,70 @@ async fn two_engines_with_agents_never_run_a_task_twice() {
         ids.len(),
         "each task ran exactly once"
     );
+}
+
+#[tokio::test]
+async fn engines_split_over_several_tasks_route_each_tenant_across_instances() {
+    let Some((a, b)) = pair_of(clustered().shards(3)).await else {
+        return;
+    };
+    // One tenant per engine task (both engines split tenants the same way), each
+    // with an agent on A's hub only; every task is submitted on B.
+    let mut tenants = vec![a.tenant];
+    while tenants.len() < 3 {
+        let tenant = mesh_core::TenantId::new();
+        if tenants
+            .iter()
+            .all(|t| a.engine.shard_of(*t) != a.engine.shard_of(tenant))
+        {
+            tenants.push(tenant);
+        }
+    }
+    assert_eq!(b.engine.shard_of(tenants[1]), a.engine.shard_of(tenants[1]));
+    let runs = Arc::new(AtomicUsize::new(0));
+    let mut agents = Vec::new();
+    for (i, tenant) in tenants.iter().enumerate() {
+        let scopes = vec![mesh_core::Scope::Agent];
+        let (key, _) = a
+            .engine
+            .create_api_key(*tenant, "agent", scopes, None)
+            .await
+            .unwrap();
+        let (name, runs) = (format!("agent-{i}"), runs.clone());
+        let config = common::client_config(&a.url, &key);
+        agents.push(common::agent_at(
+            config,
+            &name.clone(),
+            &["work"],
+            4,
+            move |_, _| {
+                let (name, runs) = (name.clone(), runs.clone());
+                async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    Ok(json!({"by": name}))
+                }
+            },
+        ));
+        common::wait_for_agents(&a.engine, *tenant, 1).await;
+        // B hears of the agent through the database.
+        common::wait_for_agents(&b.engine, *tenant, 1).await;
+    }
+    let mut ids = Vec::new();
+    for (i, tenant) in tenants.iter().enumerate() {
+        for n in 0..10 {
+            let spec = TaskSpec::new("work", json!(n));
+            ids.push((i, *tenant, b.engine.submit(*tenant, spec).await.unwrap().id));
+        }
+    }
+    for (i, tenant, id) in &ids {
+        let done = tokio::time::timeout(Duration::from_secs(15), b.engine.wait(*tenant, *id))
+            .await
+            .expect("finished in time")
+            .unwrap();
+        assert_eq!(completed_by(&done), format!("agent-{i}"));
+        assert_eq!(done.attempts, 1);
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), ids.len(), "each task ran once");
 }
 
 #[tokio::test]
