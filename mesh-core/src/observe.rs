@@ -95,6 +95,10 @@ pub const METRICS: &[(&str, &str)] = &[
         "Time the engine task has spent working since it started, at the last scrape; its rate is the engine's saturation (near 1: it is the bottleneck).",
     ),
     (
+        "mesh_engine_task_busy_seconds",
+        "Time each engine task has spent working since it started, by task (0 to the engine's shards - 1), at the last scrape; the busiest one's rate is the instance's saturation.",
+    ),
+    (
         "mesh_engine_cpu_seconds",
         "CPU time the engine task has used since it started (its thread's CPU clock inside its polls), at the last scrape; divided by tasks completed, the engine's cost per task.",
     ),

@@ -195,7 +195,11 @@ async fn metrics_count_a_known_workload_exactly() {
         );
     }
     // The engine task worked, and says for how long.
-    for series in ["mesh_engine_busy_seconds", "mesh_engine_cpu_seconds"] {
+    for series in [
+        "mesh_engine_busy_seconds",
+        "mesh_engine_task_busy_seconds{task=\"0\"}",
+        "mesh_engine_cpu_seconds",
+    ] {
         assert!(
             samples.get(series).is_some_and(|v| *v > 0.0),
             "{series} in\n{exposition}"

@@ -127,8 +127,15 @@ mod exporter {
             )
                 .into_response();
         };
+        let busy = state.services.engine.busy_times();
         metrics::gauge!("mesh_engine_busy_seconds")
-            .set(state.services.engine.busy_time().as_secs_f64());
+            .set(busy.iter().sum::<std::time::Duration>().as_secs_f64());
+        // Each engine task's own: the busiest one's rate is the instance's saturation
+        // when its tenants' load is uneven (at most `MAX_SHARDS` series).
+        for (task, busy) in busy.iter().enumerate() {
+            metrics::gauge!("mesh_engine_task_busy_seconds", "task" => task.to_string())
+                .set(busy.as_secs_f64());
+        }
         if let Some(cpu) = state.services.engine.cpu_time() {
             metrics::gauge!("mesh_engine_cpu_seconds").set(cpu.as_secs_f64());
         }
