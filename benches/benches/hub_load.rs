@@ -14,7 +14,8 @@
 //! the process export its spans over OTLP/HTTP to a receiver in it, as a traced
 //! service does); `--tenants T` spreads the agents and the load over T tenants (one
 //! submitter each) and `--shards S` splits the engine's tenants over S engine tasks
-//! (`EngineConfig::shards`), to measure how one instance scales with cores)
+//! (`EngineConfig::shards`), to measure how one instance scales with cores; `--writes
+//! W` sets the batches of task writes in flight, `EngineConfig::writes_in_flight`)
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -117,7 +118,9 @@ async fn engine() -> Engine {
         .position(|a| a == "--store")
         .and_then(|i| args.get(i + 1))
         .map_or("memory", String::as_str);
-    let config = mesh_core::EngineConfig::default().shards(arg("--shards", 1));
+    let config = mesh_core::EngineConfig::default()
+        .shards(arg("--shards", 1))
+        .writes_in_flight(arg("--writes", 1));
     match store {
         "memory" => Engine::start(config, mesh_core::MemoryStores::new())
             .await

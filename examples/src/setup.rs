@@ -37,6 +37,10 @@ pub struct Backend {
     #[arg(long, env = "MESH_ENGINE_SHARDS", default_value_t = 1,
           value_parser = clap::value_parser!(u16).range(1..=64))]
     pub engine_shards: u16,
+    /// Batches of task writes each engine task has in flight at once, 1 to 16.
+    #[arg(long, env = "MESH_ENGINE_WRITES", default_value_t = 2,
+          value_parser = clap::value_parser!(u8).range(1..=16))]
+    pub engine_writes: u8,
     /// An API key to make sure exists (admin and agent scopes), e.g. for bootstrapping.
     #[arg(long, env = "MESH_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
@@ -84,6 +88,7 @@ impl std::fmt::Debug for Backend {
             .field("sqs_endpoint", &self.sqs_endpoint)
             .field("max_receives", &self.max_receives)
             .field("engine_shards", &self.engine_shards)
+            .field("engine_writes", &self.engine_writes)
             .field("api_key", &secret(&self.api_key))
             .field("tenant", &self.tenant)
             .field("jwt_secret", &secret(&self.jwt_secret))
@@ -134,7 +139,9 @@ impl Backend {
 
     /// The engine's settings these flags choose.
     fn engine_config(&self) -> EngineConfig {
-        EngineConfig::default().shards(usize::from(self.engine_shards))
+        EngineConfig::default()
+            .shards(usize::from(self.engine_shards))
+            .writes_in_flight(usize::from(self.engine_writes))
     }
 
     /// Connects, starts the engine (clustered on PostgreSQL), and ensures the

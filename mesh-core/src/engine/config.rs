@@ -56,6 +56,13 @@ pub struct EngineConfig {
     /// bound by one core, and many tenants spread over `shards` cores. Routing never
     /// crosses tenants, so nothing is lost by the split. At most 64. Default 1.
     pub shards: usize,
+    /// Batches of task writes an engine task has on their way to the stores at once
+    /// (group commit, pipelined): a task's writes stay in order — a batch leaves out
+    /// the tasks an earlier one still writes — while unrelated tasks' batches overlap
+    /// their round trips and commits. On PostgreSQL 2 to 4 gave 1.2× the tasks/s at
+    /// 512 tasks in flight (the same at 64); on SQLite keep 1 (one writer: overlapping
+    /// batches only wait for each other's flush). 1 to 16. Default 1.
+    pub writes_in_flight: usize,
     /// Custom routers by name; a task selects one with `TaskSpec::router`.
     pub routers: BTreeMap<String, RouterFactory>,
     /// This machine's wall clock. Liveness shared between instances (an agent's
@@ -80,6 +87,7 @@ impl std::fmt::Debug for EngineConfig {
             .field("pending_timeout", &self.pending_timeout)
             .field("exclusion_ttl", &self.exclusion_ttl)
             .field("shards", &self.shards)
+            .field("writes_in_flight", &self.writes_in_flight)
             .field("routers", &self.routers.keys().collect::<Vec<_>>())
             .field("wall_clock", &(self.wall_clock)())
             .finish()
@@ -102,6 +110,7 @@ impl Default for EngineConfig {
             exclusion_ttl: Duration::from_secs(10),
             offline_agent_ttl: Some(Duration::from_secs(86_400)),
             shards: 1,
+            writes_in_flight: 1,
             routers: BTreeMap::new(),
             wall_clock: Arc::new(Utc::now),
         }
@@ -169,6 +178,13 @@ impl EngineConfig {
     /// [`Self::shards`]).
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = shards.clamp(1, MAX_SHARDS);
+        self
+    }
+
+    /// Sets how many batches of task writes an engine task has in flight at once (1 to
+    /// 16; see [`Self::writes_in_flight`]).
+    pub fn writes_in_flight(mut self, batches: usize) -> Self {
+        self.writes_in_flight = batches.clamp(1, 16);
         self
     }
 

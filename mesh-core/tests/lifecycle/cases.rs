@@ -345,6 +345,44 @@ async fn acceptances_reach_the_stores_and_a_result_right_behind_one_is_kept() {
     assert_eq!((done.output, done.attempts), (Some(json!("two")), 1));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_written_in_overlapping_batches_stores_every_task_once_in_order() {
+    // Four batches in flight: each task's creation, acceptance and end go in order,
+    // in whichever batches, and none is lost or run twice. On two threads, as a
+    // service runs: a write task ends on one while the engine task hears it on the
+    // other.
+    let Some(m) = mesh_with(common::fast_config().writes_in_flight(4)).await else {
+        return;
+    };
+    let runs = Arc::new(AtomicUsize::new(0));
+    let mut agents = Vec::new();
+    for name in ["one", "two", "three"] {
+        let runs = runs.clone();
+        agents.push(m.agent(name, &["work"], 16, move |task, _| {
+            let runs = runs.clone();
+            async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                Ok(json!({"n": task.input}))
+            }
+        }));
+    }
+    m.wait_for_agents(3).await;
+    let submits = (0..300).map(|n| m.engine.submit(m.tenant, TaskSpec::new("work", json!(n))));
+    let tasks = futures_util::future::join_all(submits).await;
+    for (n, task) in tasks.into_iter().enumerate() {
+        let id = task.unwrap().id;
+        let done = tokio::time::timeout(Duration::from_secs(20), m.engine.wait(m.tenant, id))
+            .await
+            .expect("finished in time")
+            .unwrap();
+        assert_eq!(done.status(), TaskStatus::Completed);
+        let stored = m.engine.task(m.tenant, id).await.unwrap().unwrap();
+        assert_eq!(stored.status(), TaskStatus::Completed, "task {n} as stored");
+        assert_eq!((stored.output, stored.attempts), (Some(json!({"n": n})), 1));
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 300, "each task ran once");
+}
+
 #[tokio::test]
 async fn a_task_that_keeps_timing_out_is_retried_then_timed_out() {
     let Some(m) = mesh().await else { return };

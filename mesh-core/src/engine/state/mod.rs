@@ -80,6 +80,8 @@ struct TaskEntry {
     attempt_span: Option<tracing::Span>,
     /// Submitted here and not stored yet: it joins the queue once it is.
     creating: bool,
+    /// In a batch on its way to the stores: its next write waits for that one.
+    writing: bool,
 }
 
 /// A pending task's place in the queue: most urgent first, then oldest.
@@ -158,9 +160,12 @@ pub(super) struct State<S> {
     fresh: Vec<QueueKey>,
     /// The task writes decided since the last batch was dispatched (`writes`).
     batch: batch::Batch,
-    /// The batch being written, if one is.
-    writing: Option<batch::Writing>,
-    /// Told when the batch being written is.
+    /// The batches being written, oldest first (at most `writes_in_flight`).
+    writing: std::collections::VecDeque<batch::Writing>,
+    /// The batch holds only writes of tasks being written: nothing to dispatch until
+    /// a write comes back.
+    stalled: bool,
+    /// Told when a batch being written is.
     write_done: Arc<tokio::sync::Notify>,
     last_heartbeat_check: Instant,
     last_adopt: Instant,
@@ -194,7 +199,8 @@ impl<S: Stores> State<S> {
             dirty: false,
             fresh: Vec::new(),
             batch: batch::Batch::default(),
-            writing: None,
+            writing: std::collections::VecDeque::new(),
+            stalled: false,
             write_done: Arc::default(),
             last_heartbeat_check: Instant::now(),
             last_adopt: Instant::now(),
@@ -253,8 +259,8 @@ impl<S: Stores> State<S> {
             // Something to route or write: take what is queued, but do not wait.
             let busy = self.dirty
                 || !self.fresh.is_empty()
-                || (self.writing.is_none() && !self.batch.is_empty());
-            let writing = self.writing.is_some();
+                || (self.can_dispatch() && !self.batch.is_empty());
+            let writing = !self.writing.is_empty();
             tokio::select! {
                 command = commands.recv() => {
                     let Some(command) = command else { break };
@@ -271,7 +277,7 @@ impl<S: Stores> State<S> {
                     }
                 }
                 _ = tick.tick() => self.on_tick().await,
-                () = write_done.notified(), if writing => self.settle_writes().await,
+                () = write_done.notified(), if writing => self.settle_finished().await,
                 () = std::future::ready(()), if busy => {}
             }
             if self.dirty || !self.fresh.is_empty() {

@@ -47,6 +47,7 @@ impl<S: Stores> State<S> {
             waiters: Vec::new(),
             attempt_span: None,
             creating: version == 0,
+            writing: false,
         };
         if let Some(d) = deadline {
             self.deadlines.insert((d, id));

@@ -7,6 +7,10 @@
 //! waiters hear a task ended. An acceptance has no such effect; it is written with
 //! the batch, or not at all when the task's next write comes first (a crash in
 //! between leaves `assigned`, which recovery treats as `accepted`).
+//!
+//! Up to `EngineConfig::writes_in_flight` batches are written at once; a batch leaves
+//! out the tasks an earlier one still writes (they wait for the next), so each task's
+//! writes reach the stores in the order they were decided.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -85,20 +89,28 @@ impl<S: Stores> State<S> {
         self.batch.assigned.push(assignment);
     }
 
-    /// Makes the batch durable and lets its effects out, waiting for it.
+    /// Makes the batch durable and lets its effects out, waiting for it (and for the
+    /// batches before it).
     pub(super) async fn flush(&mut self) {
         self.settle_writes().await;
         self.dispatch().await;
         self.settle_writes().await;
     }
 
-    /// Starts writing the batch on a task of its own, unless a write is in flight
-    /// (one at a time keeps each task's writes in order). The engine goes on serving
-    /// commands meanwhile; the records written take their next versions at once
-    /// (a store's update bumps the version by one), so what it decides next about
-    /// them is written on top. `write_done` is told when the write is over.
+    /// Whether another batch may start: fewer than `writes_in_flight` are being
+    /// written, and the batch holds more than writes waiting for them.
+    pub(super) fn can_dispatch(&self) -> bool {
+        !self.stalled && self.writing.len() < self.config.writes_in_flight
+    }
+
+    /// Starts writing the batch on a task of its own, if another may start. The
+    /// engine goes on serving commands meanwhile; the records written take their
+    /// next versions at once (a store's update bumps the version by one), so what it
+    /// decides next about them is written on top — by a later batch: a task being
+    /// written stays out of this one (its writes stay in order; an update cannot
+    /// overtake its creation). `write_done` is told when the write is over.
     pub(super) async fn dispatch(&mut self) {
-        if self.writing.is_some() || self.batch.is_empty() {
+        if !self.can_dispatch() || self.batch.is_empty() {
             return;
         }
         let Batch {
@@ -108,6 +120,11 @@ impl<S: Stores> State<S> {
             ended,
             assigned,
         } = self.batch.take();
+        let tasks = &self.tasks;
+        let being_written = |id: &TaskId| tasks.get(id).is_some_and(|e| e.writing);
+        let accepted = later_if(accepted, &mut self.batch.accepted, being_written);
+        let ended = later_if(ended, &mut self.batch.ended, |(id, _)| being_written(id));
+        let assigned = later_if(assigned, &mut self.batch.assigned, |a| being_written(&a.id));
         // A new task routed before it was written is created assigned: one write.
         let (on_create, assigned): (Vec<Assignment>, Vec<Assignment>) = assigned
             .into_iter()
@@ -123,6 +140,13 @@ impl<S: Stores> State<S> {
             .chain(ended.into_iter().map(|(id, v)| Update::Ended(id, v)))
             .chain(assigned.into_iter().map(Update::Assigned))
             .collect();
+        if created.is_empty() && updates.is_empty() && !self.writing.is_empty() {
+            // Nothing to write until a batch comes back (acks wait for their tasks).
+            self.batch.acks.extend(acks);
+            self.batch.assigned.extend(on_create);
+            self.stalled = true;
+            return;
+        }
         // One statement cannot change a row twice: keep each task's last decision.
         let mut seen = HashSet::new();
         updates.reverse();
@@ -138,6 +162,7 @@ impl<S: Stores> State<S> {
             };
             if let Some(entry) = entry {
                 entry.version = version + 1;
+                entry.writing = true;
             }
             expected.push(version);
         }
@@ -145,6 +170,7 @@ impl<S: Stores> State<S> {
         for id in &created {
             if let Some(entry) = self.tasks.get_mut(id) {
                 entry.version = 1;
+                entry.writing = true;
                 if entry.task.status().is_terminal() {
                     created_ended.push(*id);
                 }
@@ -163,24 +189,57 @@ impl<S: Stores> State<S> {
             let _done = done;
             write.await
         });
-        self.writing = Some(Writing { task, batch });
+        self.writing.push_back(Writing { task, batch });
     }
 
-    /// Waits for the write in flight, if any, and lets its effects out — boxed, for
-    /// the writes its effects make in turn (a lost agent's tasks requeued).
+    /// Waits for the writes in flight, if any, and lets their effects out — boxed,
+    /// for the writes its effects make in turn (a lost agent's tasks requeued).
     pub(super) async fn settle_writes_boxed(&mut self) {
-        if self.writing.is_some() {
+        if !self.writing.is_empty() {
             Box::pin(self.settle_writes()).await;
         }
     }
 
-    /// Waits for the write in flight, if any, and lets its effects out.
+    /// Waits for every write in flight, oldest first, and lets its effects out.
     pub(super) async fn settle_writes(&mut self) {
-        let Some(writing) = self.writing.take() else {
+        while let Some(writing) = self.writing.pop_front() {
+            self.settle(writing).await;
+        }
+    }
+
+    /// Lets out the effects of a write that told it is over (its notice comes as its
+    /// future ends, so it may still be moments from finished: waited for), then of
+    /// any others already over — without waiting for the rest.
+    pub(super) async fn settle_finished(&mut self) {
+        if self.writing.is_empty() {
             return;
-        };
-        let Writing { task, batch } = writing;
-        let results = match task.await {
+        }
+        let handles = self.writing.iter_mut().map(|w| &mut w.task);
+        let (joined, first, _) = futures_util::future::select_all(handles).await;
+        if let Some(writing) = self.writing.remove(first) {
+            self.settled(writing.batch, joined).await;
+        }
+        while let Some(i) = self.writing.iter().position(|w| w.task.is_finished()) {
+            if let Some(writing) = self.writing.remove(i) {
+                self.settle(writing).await;
+            }
+        }
+    }
+
+    /// Waits for one write and lets its effects out.
+    async fn settle(&mut self, writing: Writing) {
+        let joined = writing.task.await;
+        self.settled(writing.batch, joined).await;
+    }
+
+    /// A write's task ended: its results, or — a panic aside — its failure for each
+    /// record.
+    async fn settled(
+        &mut self,
+        batch: Dispatched,
+        joined: std::result::Result<(Vec<Written>, Vec<Written>), tokio::task::JoinError>,
+    ) {
+        let results = match joined {
             Ok(results) => results,
             // A bug in a store is one in the engine task: it stops the engine, seen.
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
@@ -206,6 +265,17 @@ impl<S: Stores> State<S> {
             created_ended,
         } = batch;
         let (created_results, update_results) = results;
+        // Their next writes may go now.
+        self.stalled = false;
+        for id in created
+            .iter()
+            .copied()
+            .chain(updates.iter().map(Update::id))
+        {
+            if let Some(entry) = self.tasks.get_mut(&id) {
+                entry.writing = false;
+            }
+        }
         let mut refused = HashMap::new();
         for (id, result) in created.iter().zip(created_results) {
             if let Err(e) = self.created(*id, result) {
@@ -443,6 +513,19 @@ impl<S: Stores> State<S> {
         }
         self.dirty = true;
     }
+}
+
+/// The items `wait` picks, put in `later` (the next batch); the rest, to write now.
+fn later_if<T>(items: Vec<T>, later: &mut Vec<T>, wait: impl Fn(&T) -> bool) -> Vec<T> {
+    let mut now = Vec::with_capacity(items.len());
+    for item in items {
+        if wait(&item) {
+            later.push(item);
+        } else {
+            now.push(item);
+        }
+    }
+    now
 }
 
 /// A tenant's share of a batch: the records' places in the batch, and the records.
