@@ -112,5 +112,6 @@ pub use engine::PgStores;
 pub use engine::SqliteStores;
 pub use engine::{
     AgentFilter, AgentLink, Change, Engine, EngineConfig, EngineError, Event, LocalAgent,
-    MemoryStores, Page, RouterFactory, Stores, TaskFilter, WallClock,
+    MAX_SHARDS, MAX_WRITES_IN_FLIGHT, MemoryStores, Page, RouterFactory, Stores, TaskFilter,
+    WallClock,
 };

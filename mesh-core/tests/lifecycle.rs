@@ -282,3 +282,21 @@ async fn hardening_6_a_result_survives_a_conflict_and_a_transient_error() {
         "ran once"
     );
 }
+
+#[tokio::test]
+async fn limits_set_out_of_range_on_the_fields_are_clamped_at_start() {
+    let mut config = common::fast_config();
+    config.shards = 0;
+    config.writes_in_flight = 0;
+    let m = mesh_with(config).await.unwrap();
+    assert_eq!(m.engine.config().shards, 1);
+    assert_eq!(m.engine.config().writes_in_flight, 1);
+    let _agent = m.echo_agent("echo", &["echo"]);
+    m.wait_for_agents(1).await;
+    let task = m
+        .engine
+        .submit(m.tenant, TaskSpec::new("echo", json!("hi")))
+        .await
+        .unwrap();
+    assert_eq!(m.finished(task.id).await.status(), TaskStatus::Completed);
+}

@@ -10,6 +10,10 @@ use mesh_router::Router;
 /// The most engine tasks an engine splits its tenants over ([`EngineConfig::shards`]).
 pub const MAX_SHARDS: usize = 64;
 
+/// The most batches of task writes an engine task has in flight at once
+/// ([`EngineConfig::writes_in_flight`]).
+pub const MAX_WRITES_IN_FLIGHT: usize = 16;
+
 /// Makes a fresh instance of a custom router (one per engine).
 pub type RouterFactory = Arc<dyn Fn() -> Box<dyn Router> + Send + Sync>;
 
@@ -61,7 +65,7 @@ pub struct EngineConfig {
     /// the tasks an earlier one still writes — while unrelated tasks' batches overlap
     /// their round trips and commits. On PostgreSQL 2 to 4 gave 1.2× the tasks/s at
     /// 512 tasks in flight (the same at 64); on SQLite keep 1 (one writer: overlapping
-    /// batches only wait for each other's flush). 1 to 16. Default 1.
+    /// batches only wait for each other's flush). 1 to [`MAX_WRITES_IN_FLIGHT`]. Default 1.
     pub writes_in_flight: usize,
     /// Custom routers by name; a task selects one with `TaskSpec::router`.
     pub routers: BTreeMap<String, RouterFactory>,
@@ -182,9 +186,9 @@ impl EngineConfig {
     }
 
     /// Sets how many batches of task writes an engine task has in flight at once (1 to
-    /// 16; see [`Self::writes_in_flight`]).
+    /// [`MAX_WRITES_IN_FLIGHT`]; see [`Self::writes_in_flight`]).
     pub fn writes_in_flight(mut self, batches: usize) -> Self {
-        self.writes_in_flight = batches.clamp(1, 16);
+        self.writes_in_flight = batches.clamp(1, MAX_WRITES_IN_FLIGHT);
         self
     }
 

@@ -48,7 +48,7 @@ use crate::domain::{
     TenantId, hash_key,
 };
 
-pub use config::{EngineConfig, MAX_SHARDS, RouterFactory, WallClock};
+pub use config::{EngineConfig, MAX_SHARDS, MAX_WRITES_IN_FLIGHT, RouterFactory, WallClock};
 pub use error::EngineError;
 pub use event::{Change, Event, WorkflowUpdate};
 pub use link::AgentLink;
@@ -95,6 +95,7 @@ impl Engine {
         stores: S,
     ) -> Result<Self, EngineError> {
         config.shards = config.shards.clamp(1, MAX_SHARDS);
+        config.writes_in_flight = config.writes_in_flight.clamp(1, MAX_WRITES_IN_FLIGHT);
         let (events, _) = broadcast::channel(4096);
         let (changes, _) = broadcast::channel(4096);
         let (revoked, _) = broadcast::channel(1024);
