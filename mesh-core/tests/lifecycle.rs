@@ -21,6 +21,9 @@ async fn mesh_with(config: mesh_core::EngineConfig) -> Option<Mesh> {
 }
 
 include!("lifecycle/cases.rs");
+include!("lifecycle/patterns.rs");
+include!("lifecycle/hardening.rs");
+include!("lifecycle/engine_tasks.rs");
 
 /// A task repository with traps: it panics when asked to store a task of kind `boom`
 /// (a stand-in for any bug that kills the engine task), and when armed, the next write

@@ -33,6 +33,9 @@ async fn mesh_with(config: mesh_core::EngineConfig) -> Option<Mesh> {
 }
 
 include!("lifecycle/cases.rs");
+include!("lifecycle/patterns.rs");
+include!("lifecycle/hardening.rs");
+include!("lifecycle/engine_tasks.rs");
 include!("lifecycle/restart.rs");
 
 #[tokio::test]

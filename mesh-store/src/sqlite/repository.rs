@@ -9,6 +9,10 @@
 //! 100 times in 100 runs; none with `(SELECT ?1)`). One-row lookups were not, but
 //! follow the same rule. Listings inline the collection's (checked) name, so those
 //! indexes serve them.
+//!
+//! Long on purpose: the one table's SQL for one trait — statements, their bind
+//! parameters and row decoding share the helpers at the top; split, each part would
+//! import the rest.
 
 use std::marker::PhantomData;
 
